@@ -1,0 +1,413 @@
+"""``plan-pipeline``: everything a script or a planner does, from the shell.
+
+Exit codes: 0 success, 1 a refused or failed operation (message on stderr), 2 bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any, Callable
+
+from plan_pipeline.cli.environment import CliEnvironment, resolve_environment
+from plan_pipeline.planning.types import (
+    BLEND_WEIGHT_MODES,
+    CARRYOVER_MODES,
+    LT_UNITS,
+    PRESETS,
+    ROUND_MODES,
+    PlanningParameters,
+)
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as ``error: <message>``, exit status 1."""
+
+
+def out(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def progress(message: str) -> None:
+    print(f"[plan-pipeline] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- parameters
+def add_planning_parameter_flags(parser: argparse.ArgumentParser) -> None:
+    """The reference driver's planning flags, same names and defaults."""
+    g = parser.add_argument_group("planning parameters (reference driver flags)")
+    g.add_argument("--weeks", type=int, default=4, help="fallback weeks per period without a calendar (default 4)")
+    g.add_argument("--round", dest="round_mode", choices=ROUND_MODES, default="int", help="round mode (default int)")
+    g.add_argument("--lt-unit", choices=LT_UNITS, default="day", help="lead-time unit (default day)")
+    g.add_argument("--week-days", type=int, default=7, help="days per week for day lead times (default 7)")
+    g.add_argument("--cutover-date", default=None, help="cutover date YYYY-MM-DD (or month YYYY-MM)")
+    g.add_argument("--recon-window-days", type=int, default=None, help="reconciliation window in days")
+    g.add_argument("--anchor-policy", default=None, help="DET_near | AGG_far | blend")
+    g.add_argument("--preset", choices=sorted(PRESETS), default=None, help="fills policy/window when not given")
+    g.add_argument("--blend-split-next", type=float, default=None, help="blend: share of spill sent to the next month")
+    g.add_argument("--blend-weight-mode", choices=BLEND_WEIGHT_MODES, default="tri", help="blend weights (default tri)")
+    g.add_argument("--apply-adjusted", action="store_true", help="re-plan MRP/capacity/report on the anchored detail")
+    g.add_argument("--max-adjust-ratio", type=float, default=None, help="anchor: max change per row as a ratio")
+    g.add_argument("--carryover", choices=CARRYOVER_MODES, default="none", help="anchor residual carryover (default none)")
+    g.add_argument("--carryover-split", type=float, default=None, help="carryover 'both': share sent to next month")
+    g.add_argument("--tol-abs", type=float, default=1e-6, help="reconciliation absolute tolerance (default 1e-6)")
+    g.add_argument("--tol-rel", type=float, default=1e-6, help="reconciliation relative tolerance (default 1e-6)")
+
+
+def parameters_from_args(args: argparse.Namespace) -> PlanningParameters:
+    from plan_pipeline.planning.parameters import ParameterError, validate_parameters
+
+    params = PlanningParameters(
+        round_mode=args.round_mode,
+        lt_unit=args.lt_unit,
+        week_days=args.week_days,
+        fallback_weeks=args.weeks,
+        cutover_date=args.cutover_date,
+        recon_window_days=args.recon_window_days,
+        anchor_policy=args.anchor_policy,
+        preset=args.preset,
+        blend_split_next=args.blend_split_next,
+        blend_weight_mode=args.blend_weight_mode,
+        apply_adjusted=args.apply_adjusted,
+        max_adjust_ratio=args.max_adjust_ratio,
+        carryover=args.carryover,
+        carryover_split=args.carryover_split,
+        tol_abs=args.tol_abs,
+        tol_rel=args.tol_rel,
+    )
+    try:
+        return validate_parameters(params)
+    except ParameterError as exc:
+        raise CliError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------- inputs
+def cmd_inputs_validate(env: CliEnvironment, args) -> int:
+    from plan_pipeline.inputs.validation import validate_input_dir
+
+    report = validate_input_dir(args.dir)
+    for issue in report.errors:
+        out(f"error: {issue}")
+    for issue in report.warnings:
+        out(f"warning: {issue}")
+    out(f"{args.dir}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    return 0 if report.ok else 1
+
+
+def cmd_inputs_import(env: CliEnvironment, args) -> int:
+    from plan_pipeline.inputs.importer import import_input_dir
+    from plan_pipeline.inputs.validation import InputValidationError
+
+    try:
+        outcome = import_input_dir(env.store, args.dir, args.label)
+    except InputValidationError as exc:
+        raise CliError(f"input set not imported, nothing was stored:\n{exc}") from None
+    for warning in outcome.report.warnings if outcome.report else []:
+        out(f"warning: {warning}")
+    if outcome.status == "unchanged":
+        out(f"input set {outcome.label!r} already holds this content ({outcome.content_hash[:12]}); nothing to do")
+    else:
+        rows = ", ".join(f"{k} {v}" for k, v in outcome.rows.items() if v)
+        out(f"imported input set {outcome.label!r} ({outcome.content_hash[:12]}): {rows}")
+    return 0
+
+
+def cmd_inputs_list(env: CliEnvironment, args) -> int:
+    sets = env.store.list_input_sets() if env.db_path.exists() else []
+    if args.json:
+        out(json.dumps([{**s, "imported_at": str(s["imported_at"])} for s in sets], indent=2))
+        return 0
+    if not sets:
+        out("no input sets yet (plan-pipeline inputs import DIR --label L)")
+    for s in sets:
+        out(f"{s['label']:<24} {s['content_hash'][:12]}  {s['imported_at']:%Y-%m-%d %H:%M}  {s['source_path'] or ''}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- versions
+def default_version_id() -> str:
+    return "v" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def cmd_version_create(env: CliEnvironment, args) -> int:
+    from plan_pipeline.orchestration.launch import register_version_partition
+
+    params = parameters_from_args(args)
+    version_id = args.version_id or default_version_id()
+    record = env.store.create_version(version_id, args.input_set, params, note=args.note, source="cli")
+    register_version_partition(env.instance(), version_id)
+    out(f"created plan version {record.version_id!r} on input set {record.input_set!r} (status {record.status})")
+    return 0
+
+
+def cmd_version_list(env: CliEnvironment, args) -> int:
+    versions = env.store.list_versions() if env.db_path.exists() else []
+    if args.json:
+        out(json.dumps([v.to_dict() for v in versions], indent=2))
+        return 0
+    if not versions:
+        out("no plan versions yet (plan-pipeline version create --input-set L)")
+        return 0
+    out(f"{'version':<24} {'status':<10} {'input set':<20} {'created':<17} parameters")
+    for v in versions:
+        p = v.params
+        extras = [f"round={p.round_mode}"]
+        if p.anchor_policy or p.preset:
+            extras.append(f"policy={p.anchor_policy or p.preset}")
+        if p.cutover_date:
+            extras.append(f"cutover={p.cutover_date}")
+        if v.read_only:
+            extras.append("read-only")
+        out(f"{v.version_id:<24} {v.status:<10} {str(v.input_set):<20} {v.created_at:%Y-%m-%d %H:%M}  {' '.join(extras)}")
+    return 0
+
+
+def cmd_version_show(env: CliEnvironment, args) -> int:
+    store = env.store
+    record = store.get_version(args.version_id)
+    info = record.to_dict()
+    info["levels"] = store.series_levels(args.version_id)
+    jobs = store.list_jobs(args.version_id)
+    info["jobs"] = [
+        {k: (None if str(v) in ("NaT", "nan", "None") else str(v)) for k, v in row.items() if k in
+         ("job_id", "status", "trigger", "submitted_at", "duration_ms", "error")}
+        for row in jobs.head(10).to_dict("records")
+    ]
+    out(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def cmd_version_delete(env: CliEnvironment, args) -> int:
+    from plan_pipeline.orchestration.launch import remove_version_partition
+
+    removed = env.store.delete_version(args.version_id)
+    remove_version_partition(env.instance(), args.version_id)
+    detail = ", ".join(f"{t} {n}" for t, n in removed.items() if n)
+    out(f"deleted plan version {args.version_id!r} ({detail})")
+    return 0
+
+
+# ---------------------------------------------------------------------------- runs
+def run_version(env: CliEnvironment, version_id: str, verbose: bool = False, trigger: str = "cli"):
+    from plan_pipeline.orchestration.launch import materialize_version
+
+    progress(f"materializing plan version {version_id!r} (in-process run on {env.dagster_home})")
+    started = time.monotonic()
+    outcome = materialize_version(
+        env.instance(), env.store, version_id, trigger=trigger, log_level="DEBUG" if verbose else "WARNING"
+    )
+    elapsed = time.monotonic() - started
+    if not outcome.success:
+        details = "\n".join(f"  {e}" for e in outcome.errors) or "  (see the run in the Dagster UI)"
+        raise CliError(f"run {outcome.run_id} for version {version_id!r} failed after {elapsed:.1f}s:\n{details}")
+    progress(f"run {outcome.run_id} succeeded in {elapsed:.1f}s")
+    return outcome
+
+
+def cmd_materialize(env: CliEnvironment, args) -> int:
+    outcome = run_version(env, args.version_id, verbose=args.verbose)
+    levels = env.store.series_levels(args.version_id)
+    out(f"run {outcome.run_id}: " + ", ".join(f"{lvl} {n} rows" for lvl, n in levels.items()))
+    return 0
+
+
+def cmd_jobs_list(env: CliEnvironment, args) -> int:
+    jobs = env.store.list_jobs(args.version) if env.db_path.exists() else None
+    if jobs is None or jobs.empty:
+        out("no plan runs recorded yet")
+        return 0
+    for row in jobs.to_dict("records"):
+        duration = "" if row["duration_ms"] != row["duration_ms"] or row["duration_ms"] is None else f"{row['duration_ms'] / 1000:.1f}s"
+        out(f"{row['job_id']}  {row['version_id']:<20} {row['status']:<9} {str(row['trigger']):<9} "
+            f"{str(row['submitted_at'])[:19]}  {duration}")
+    return 0
+
+
+def cmd_jobs_sync(env: CliEnvironment, args) -> int:
+    from plan_pipeline.orchestration.run_ledger import sync_plan_jobs
+
+    written = sync_plan_jobs(env.instance(), env.store)
+    out(f"plan_jobs: {written} row(s) recorded from the Dagster instance")
+    return 0
+
+
+# ---------------------------------------------------------------------------- sample and demo
+def bundled_sample_dir() -> Path:
+    return Path(str(importlib_resources.files("plan_pipeline").joinpath("sample_data", "sample_plan")))
+
+
+def cmd_sample_inputs(env: CliEnvironment, args) -> int:
+    from plan_pipeline.inputs.sample import generate_sample_inputs
+
+    started = time.monotonic()
+    summary = generate_sample_inputs(
+        args.out,
+        families=args.families,
+        skus_per_family=args.skus_per_family,
+        months=args.months,
+        components_per_sku=args.components_per_sku,
+        seed=args.seed,
+    )
+    out(f"wrote sample inputs to {args.out} in {time.monotonic() - started:.1f}s")
+    out(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_demo(env: CliEnvironment, args) -> int:
+    from plan_pipeline.inputs.importer import import_input_dir
+    from plan_pipeline.orchestration.launch import register_version_partition
+
+    store = env.store
+    sample = bundled_sample_dir()
+    progress(f"importing the bundled sample {sample}")
+    outcome = import_input_dir(store, sample, "sample")
+    progress(f"input set 'sample' {outcome.status} ({outcome.content_hash[:12]})")
+    existing = {v.version_id for v in store.list_versions()}
+    version_id = "demo"
+    n = 1
+    while version_id in existing:
+        n += 1
+        version_id = f"demo-{n}"
+    store.create_version(version_id, "sample", PlanningParameters(), note="plan-pipeline demo", source="demo")
+    register_version_partition(env.instance(), version_id)
+    progress(f"created plan version {version_id!r}")
+    outcome = run_version(env, version_id, verbose=args.verbose, trigger="cli")
+    levels = store.series_levels(version_id)
+    out("")
+    out(f"plan version : {version_id}")
+    out(f"run id       : {outcome.run_id}")
+    out(f"plan store   : {env.db_path}")
+    out("rows per level:")
+    for level, count in levels.items():
+        out(f"  {level:<28} {count}")
+    try:
+        kpis = store.read_kpis(version_id, "report")
+        totals = kpis[(kpis["category"] == "plan") & (kpis["bucket_type"] == "total")]
+        if not totals.empty:
+            out("plan KPIs    : " + ", ".join(f"{r.metric}={r.value:.4g}" for r in totals.itertuples()))
+    except Exception:
+        pass
+    out("")
+    out("open the Dagster UI on this instance with:")
+    out(f"  plan-pipeline --home {env.home} ui")
+    out(f"  (or: DAGSTER_HOME={env.dagster_home} PLAN_PIPELINE_DB={env.db_path} dagster dev -w workspace.yaml -h 127.0.0.1)")
+    return 0
+
+
+def cmd_ui(env: CliEnvironment, args) -> int:
+    from plan_pipeline.orchestration.launch import prepare_dagster_home
+
+    prepare_dagster_home(env.dagster_home)
+    workspace = Path(args.workspace).resolve() if args.workspace else None
+    cmd = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port)]
+    if workspace and workspace.exists():
+        cmd += ["-w", str(workspace)]
+    else:
+        cmd += ["-m", "plan_pipeline.definitions"]
+    progress(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env.dagster_home}, store {env.db_path})")
+    os.execvpe(cmd[0], cmd, os.environ.copy())
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="plan-pipeline",
+        description="Supply-chain planning (S&OP / PSI) on Dagster and DuckDB.",
+    )
+    parser.add_argument("--home", help="project data folder (default $PLAN_PIPELINE_HOME or ./.plan_pipeline)")
+    parser.add_argument("--db", help="plan store DuckDB file (default $PLAN_PIPELINE_DB or <home>/plan_store.duckdb)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p_inputs = sub.add_parser("inputs", help="validate and import input sets")
+    s_inputs = p_inputs.add_subparsers(dest="inputs_command", metavar="ACTION", required=True)
+    p = s_inputs.add_parser("validate", help="check an input folder; prints every error and warning")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_inputs_validate)
+    p = s_inputs.add_parser("import", help="validate and store an input folder as an immutable input set")
+    p.add_argument("dir")
+    p.add_argument("--label", required=True, help="input set label (A-Z a-z 0-9 . _ -)")
+    p.set_defaults(func=cmd_inputs_import)
+    p = s_inputs.add_parser("list", help="list stored input sets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inputs_list)
+
+    p_version = sub.add_parser("version", help="create, list, show and delete plan versions")
+    s_version = p_version.add_subparsers(dest="version_command", metavar="ACTION", required=True)
+    p = s_version.add_parser("create", help="create a plan version (a plan_version partition) on an input set")
+    p.add_argument("--input-set", required=True)
+    p.add_argument("--version-id", help="default: v<UTC timestamp>")
+    p.add_argument("--note")
+    add_planning_parameter_flags(p)
+    p.set_defaults(func=cmd_version_create)
+    p = s_version.add_parser("list", help="list plan versions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_version_list)
+    p = s_version.add_parser("show", help="a version's parameters, levels and recent runs")
+    p.add_argument("version_id")
+    p.set_defaults(func=cmd_version_show)
+    p = s_version.add_parser("delete", help="delete a version and all its rows (explicit cascade)")
+    p.add_argument("version_id")
+    p.set_defaults(func=cmd_version_delete)
+
+    p = sub.add_parser("materialize", help="run every plan asset of a version in-process on the shared instance")
+    p.add_argument("version_id")
+    p.add_argument("-v", "--verbose", action="store_true", help="show Dagster's event log")
+    p.set_defaults(func=cmd_materialize)
+
+    p_jobs = sub.add_parser("jobs", help="plan runs recorded in plan_jobs")
+    s_jobs = p_jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+    p = s_jobs.add_parser("list", help="list recorded runs (job_id = Dagster run id)")
+    p.add_argument("--version")
+    p.set_defaults(func=cmd_jobs_list)
+    p = s_jobs.add_parser("sync", help="record the status of plan runs from the Dagster instance")
+    p.set_defaults(func=cmd_jobs_sync)
+
+    p = sub.add_parser("sample-inputs", help="write a deterministic sample input folder of any size")
+    p.add_argument("--out", required=True)
+    p.add_argument("--families", type=int, default=3)
+    p.add_argument("--skus-per-family", type=int, default=4)
+    p.add_argument("--months", type=int, default=12)
+    p.add_argument("--components-per-sku", type=int, default=1)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_sample_inputs)
+
+    p = sub.add_parser("demo", help="import the bundled sample, create a version, materialize it, summarise")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this project's instance")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--workspace", default="workspace.yaml")
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    warnings.filterwarnings("ignore", message=".*is superseded.*")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    env = resolve_environment(args.home, args.db)
+    from plan_pipeline.store import PlanStoreError
+
+    try:
+        return int(args.func(env, args) or 0)
+    except (CliError, PlanStoreError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The Dagster code location of plan-pipeline (``dagster dev -w workspace.yaml`` loads this).
+
+Importing this module opens no database: the store path is resolved inside steps.
+"""
+from __future__ import annotations
+
+import dagster as dg
+
+from plan_pipeline.orchestration.assets.aggregate_plan import aggregate_plan
+from plan_pipeline.orchestration.assets.planning_inputs import planning_inputs
+from plan_pipeline.orchestration.checks import ALL_CHECKS
+from plan_pipeline.orchestration.io_managers import PlanInputsIOManager, PlanSeriesIOManager
+from plan_pipeline.orchestration.jobs import plan_job, plan_jobs_sync_job
+from plan_pipeline.orchestration.resources import PlanStoreResource
+from plan_pipeline.orchestration.sensors import plan_jobs_ledger_sensor
+
+PLAN_ASSETS = [planning_inputs, aggregate_plan]
+
+
+def build_resources(db_path: str | None = None) -> dict:
+    store = PlanStoreResource(db_path=db_path)
+    return {
+        "plan_store": store,
+        "plan_series_io_manager": PlanSeriesIOManager(plan_store=store),
+        "plan_inputs_io_manager": PlanInputsIOManager(plan_store=store),
+    }
+
+
+def build_definitions(db_path: str | None = None) -> dg.Definitions:
+    return dg.Definitions(
+        assets=PLAN_ASSETS,
+        asset_checks=ALL_CHECKS,
+        jobs=[plan_job, plan_jobs_sync_job],
+        sensors=[plan_jobs_ledger_sensor],
+        resources=build_resources(db_path),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""Input sets: reading, validating, importing and generating planning input folders."""

@@ -1,0 +1,1 @@
+"""Plan assets, one module per stage, all partitioned by plan version and pooled on ``duckdb``."""

@@ -1,0 +1,129 @@
+"""IO managers: plan asset outputs live in DuckDB tables, keyed by (plan version, level).
+
+* :class:`PlanSeriesIOManager` writes a stage's DataFrame into ``plan_series`` (or
+  ``plan_kpis``) for (version = partition key, level = the asset's ``plan_level``
+  metadata), replacing that level's earlier rows in one transaction, stamped with the
+  Dagster run id; the same transaction upserts the run's ``plan_jobs`` row. ``load_input``
+  reads the frame back with its original columns, dtypes and row order.
+* :class:`PlanInputsIOManager` serves the version's immutable input set and parameters:
+  nothing is copied on output, the input rows are read from the store on load.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from plan_pipeline.orchestration.resources import PlanStoreResource
+from plan_pipeline.orchestration.run_ledger import job_row
+from plan_pipeline.planning.parameters import validate_parameters
+from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+
+PLAN_LEVEL = "plan_level"
+PLAN_TABLE = "plan_table"
+
+
+@dataclass
+class VersionPlanInputs:
+    """What every stage starts from: the version, its parameters and its input set."""
+
+    version_id: str
+    input_set: str
+    params: PlanningParameters
+    inputs: PlanningInputs
+
+
+def load_version_inputs(store, version_id: str) -> VersionPlanInputs:
+    version = store.get_version(version_id)
+    if version.input_set is None:
+        raise dg.Failure(
+            description=f"plan version {version_id!r} has no input set (imported read-only version); "
+            "it cannot be recomputed"
+        )
+    params = validate_parameters(version.params).resolved()
+    return VersionPlanInputs(version_id, version.input_set, params, store.load_input_set(version.input_set))
+
+
+def markdown_preview(frame: pd.DataFrame, rows: int = 8) -> str:
+    head = frame.head(rows)
+    cols = [str(c) for c in head.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for values in head.itertuples(index=False):
+        cells = []
+        for v in values:
+            if isinstance(v, float):
+                cells.append(f"{v:.6g}")
+            else:
+                cells.append("" if v is None or (isinstance(v, float) and v != v) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(frame) > rows:
+        lines.append(f"\n… {len(frame) - rows} more rows")
+    return "\n".join(lines)
+
+
+def _current_job(context: dg.OutputContext) -> dict[str, Any] | None:
+    try:
+        instance = context.step_context.instance
+    except dg.DagsterInvariantViolationError:
+        return None
+    record = instance.get_run_record_by_id(context.run_id)
+    return job_row(instance, record) if record is not None else None
+
+
+class PlanSeriesIOManager(dg.ConfigurableIOManager):
+    """Stage DataFrames <-> ``plan_series`` / ``plan_kpis`` rows of (version, level)."""
+
+    plan_store: PlanStoreResource
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        meta = context.definition_metadata or {}
+        level = meta.get(PLAN_LEVEL)
+        if not level:
+            raise dg.DagsterInvariantViolationError(
+                f"asset {context.asset_key.to_user_string()} has no '{PLAN_LEVEL}' metadata"
+            )
+        version = context.partition_key
+        store = self.plan_store.get_store()
+        job = _current_job(context)
+        if meta.get(PLAN_TABLE) == "plan_kpis":
+            count = store.replace_kpis(version, level, obj, run_id=context.run_id, job=job)
+            table = "plan_kpis"
+        else:
+            count = store.replace_series(version, level, obj, run_id=context.run_id, job=job)
+            table = "plan_series"
+        context.add_output_metadata(
+            {
+                "dagster/row_count": dg.MetadataValue.int(count),
+                "plan_level": level,
+                "plan_table": table,
+                "plan_version": version,
+                "source_run_id": context.run_id,
+                "db_path": dg.MetadataValue.path(str(store.path)),
+                "preview": dg.MetadataValue.md(markdown_preview(obj)),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        upstream = context.upstream_output
+        meta = (upstream.definition_metadata if upstream is not None else None) or {}
+        level = meta.get(PLAN_LEVEL)
+        version = context.asset_partition_key
+        store = self.plan_store.get_store()
+        if meta.get(PLAN_TABLE) == "plan_kpis":
+            return store.read_kpis(version, level)
+        return store.read_series(version, level)
+
+
+class PlanInputsIOManager(dg.ConfigurableIOManager):
+    """The version's input set is already stored immutably; loading re-reads it."""
+
+    plan_store: PlanStoreResource
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        return None
+
+    def load_input(self, context: dg.InputContext) -> VersionPlanInputs:
+        return load_version_inputs(self.plan_store.get_store(), context.asset_partition_key)

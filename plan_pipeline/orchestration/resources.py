@@ -1,0 +1,17 @@
+"""Resources injected into assets and IO managers."""
+
+from typing import Optional
+
+import dagster as dg
+
+from plan_pipeline.store import PlanStore
+
+
+class PlanStoreResource(dg.ConfigurableResource):
+    """The DuckDB plan store. ``db_path`` unset means ``$PLAN_PIPELINE_DB`` or the project default,
+    resolved when a step runs (never at import)."""
+
+    db_path: Optional[str] = None
+
+    def get_store(self) -> PlanStore:
+        return PlanStore(self.db_path)

@@ -1,0 +1,41 @@
+"""Sensors. They read the Dagster instance only and never open the plan store."""
+
+import json
+
+import dagster as dg
+
+from plan_pipeline.orchestration.jobs import plan_jobs_sync_job
+from plan_pipeline.orchestration.run_ledger import SYNC_JOB_NAME, TERMINAL, version_from_tags
+
+
+@dg.sensor(
+    job=plan_jobs_sync_job,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When plan-version runs finish (success, failure, canceled), request one plan_jobs_sync run "
+    "that records them in plan_jobs.",
+)
+def plan_jobs_ledger_sensor(context: dg.SensorEvaluationContext):
+    cursor = json.loads(context.cursor) if context.cursor else {"after": 0.0}
+    records = context.instance.get_run_records(
+        filters=dg.RunsFilter(statuses=list(TERMINAL), updated_after=None), limit=200
+    )
+    newest = cursor["after"]
+    finished = []
+    for record in records:
+        stamp = record.update_timestamp.timestamp()
+        if stamp <= cursor["after"]:
+            continue
+        run = record.dagster_run
+        if run.job_name == SYNC_JOB_NAME or not version_from_tags(dict(run.tags)):
+            continue
+        finished.append(run.run_id)
+        newest = max(newest, stamp)
+    if not finished:
+        return dg.SkipReason("no finished plan-version runs since the last evaluation")
+    context.update_cursor(json.dumps({"after": newest}))
+    return dg.RunRequest(
+        run_key=f"ledger-{newest}",
+        run_config={"ops": {"sync_plan_jobs_op": {"config": {"run_ids": sorted(finished)}}}},
+        tags={"plan/trigger": "sensor"},
+    )

@@ -1,0 +1,158 @@
+"""How each plan level's DataFrame maps onto the long ``plan_series`` table.
+
+A layout names the DataFrame columns that become the row key (bucket, period,
+item, family) and the measure columns of ``plan_series``; every other column
+goes into ``extra_json``. The DataFrame's own column list and dtypes are kept in
+``plan_series_layouts`` so a read returns exactly the frame that was written.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class SeriesLayout:
+    level: str
+    bucket_type: str  # "month" | "week" | "auto" (derived from the key's shape)
+    bucket_key: str  # DataFrame column
+    item_key: str | None = None  # DataFrame column
+    item_const: str | None = None  # constant item key when the frame has no item column
+    period_key: str | None = None
+    family_key: str | None = None
+    zone: str | None = None
+    window_index: str | None = None
+    # (plan_series column, DataFrame column); a DataFrame column may feed several.
+    measures: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    source: str | None = None
+
+    def key_columns(self) -> list[str]:
+        cols = [self.bucket_key, self.item_key, self.period_key, self.family_key]
+        return [c for c in cols if c]
+
+
+_DET = dict(
+    bucket_type="week",
+    bucket_key="week",
+    item_key="sku",
+    period_key="period",
+    family_key="family",
+    measures=(("demand", "demand"), ("supply", "supply"), ("backlog", "backlog")),
+    source="detail",
+)
+_MRP = dict(
+    bucket_type="week",
+    bucket_key="week",
+    item_key="item",
+    measures=(
+        ("demand", "gross_req"),
+        ("supply", "planned_order_receipt"),
+        ("backlog", "net_req"),
+        ("inventory_open", "on_hand_start"),
+        ("inventory_close", "on_hand_end"),
+        ("prod_qty", "planned_order_release"),
+    ),
+    source="mrp",
+)
+_MRP_FINAL = dict(
+    bucket_type="week",
+    bucket_key="week",
+    item_key="item",
+    measures=(
+        ("demand", "gross_req"),
+        ("supply", "planned_order_receipt_adj"),
+        ("backlog", "net_req"),
+        ("inventory_open", "on_hand_start"),
+        ("inventory_close", "on_hand_end"),
+        ("prod_qty", "planned_order_release_adj"),
+    ),
+    source="capacity",
+)
+_WEEKLY = dict(
+    bucket_type="week",
+    bucket_key="week",
+    item_const="summary",
+    zone="zone",
+    window_index="boundary_index",
+    measures=(
+        ("demand", "original_load"),
+        ("supply", "adjusted_load"),
+        ("backlog", "spill_out"),
+        ("capacity_used", "capacity"),
+        ("spill_in", "spill_in"),
+        ("spill_out", "spill_out"),
+    ),
+    source="capacity",
+)
+_RECON = dict(
+    bucket_type="auto",
+    bucket_key="period",
+    item_key="family",
+    family_key="family",
+    measures=(
+        ("demand", "det_demand"),
+        ("supply", "det_supply"),
+        ("backlog", "det_backlog"),
+        ("adjustment", "delta_demand"),
+    ),
+    source="level_reconciliation",
+)
+
+LAYOUTS: dict[str, SeriesLayout] = {
+    "aggregate": SeriesLayout(
+        level="aggregate",
+        bucket_type="auto",
+        bucket_key="period",
+        item_key="family",
+        period_key="period",
+        family_key="family",
+        measures=(
+            ("demand", "demand"),
+            ("supply", "supply"),
+            ("backlog", "backlog"),
+            ("capacity_used", "capacity_total"),
+        ),
+        source="aggregate",
+    ),
+    "det": SeriesLayout(level="det", **_DET),
+    "det_adjusted": SeriesLayout(level="det_adjusted", **{**_DET, "source": "anchor"}),
+    "mrp": SeriesLayout(level="mrp", **_MRP),
+    "mrp_adjusted": SeriesLayout(level="mrp_adjusted", **_MRP),
+    "mrp_final": SeriesLayout(level="mrp_final", **_MRP_FINAL),
+    "mrp_final_adjusted": SeriesLayout(level="mrp_final_adjusted", **_MRP_FINAL),
+    "weekly_summary": SeriesLayout(level="weekly_summary", **_WEEKLY),
+    "weekly_summary_adjusted": SeriesLayout(level="weekly_summary_adjusted", **_WEEKLY),
+    "level_reconciliation": SeriesLayout(level="level_reconciliation", **_RECON),
+    "level_reconciliation_adjusted": SeriesLayout(level="level_reconciliation_adjusted", **_RECON),
+    "carryover": SeriesLayout(
+        level="carryover",
+        bucket_type="auto",
+        bucket_key="from_period",
+        period_key="to_period",
+        item_key="family",
+        family_key="family",
+        measures=(("demand", "delta_demand"), ("supply", "delta_supply"), ("backlog", "delta_backlog")),
+        source="anchor",
+    ),
+}
+
+
+def layout_for(level: str) -> SeriesLayout:
+    try:
+        return LAYOUTS[level]
+    except KeyError:
+        raise KeyError(f"unknown plan level {level!r}; known levels: {', '.join(sorted(LAYOUTS))}") from None
+
+
+def dtype_tag(series: pd.Series) -> str:
+    kind = series.dtype.kind
+    if str(series.dtype) == "boolean" or kind == "b":
+        return "bool"
+    if kind in "iu" or str(series.dtype) in ("Int64", "Int32"):
+        return "int"
+    if kind == "f":
+        return "float"
+    if kind == "O" and len(series) and series.dropna().map(type).isin([bool]).all() and series.notna().any():
+        return "bool"
+    return "str"

@@ -1,0 +1,290 @@
+"""Plan store schema as forward-only migrations.
+
+Each migration is a list of DDL statements applied in one transaction; the
+``schema_migrations`` table records which ones ran. Opening a store applies
+whatever is missing, so an older file is upgraded in place.
+
+Deviations from the reference schema (persistence.md section 12) are deliberate:
+
+* timestamps are ``TIMESTAMP`` (UTC) instead of epoch milliseconds;
+* references to ``plan_versions`` / ``input_sets`` are enforced by the repository inside
+  the writing transaction, not by declared foreign keys: DuckDB 2.0 refuses to delete a
+  parent row in the same transaction that deleted its children ("still referenced"),
+  which would make the one-transaction cascade impossible. Deletes cascade explicitly,
+  children first, in one transaction (G1, G26);
+* ``plan_series`` has ``period_key`` and ``family_key`` in its key, so the two
+  month fragments of a shared week stay separate rows (no double counting), and
+  ``row_seq`` keeps each level's natural row order;
+* ``plan_kpis`` has a ``level`` and a ``category`` (plan KPIs vs. the report's
+  capacity/service rows);
+* ``plan_override_events.override_id`` is nullable so plan-level events (submit,
+  approve) need no pseudo-override (G7);
+* ``plan_jobs`` records every Dagster run (queued/started/success/failure/canceled) with
+  its error text (G24); ``plan_backfill_runs`` is created by a migration (G16).
+"""
+from __future__ import annotations
+
+from plan_pipeline.planning.types import INPUT_COLUMNS
+
+NUMERIC_INPUT_COLUMNS = {
+    "demand_family": {"demand"},
+    "capacity": {"capacity"},
+    "mix_share": {"share"},
+    "item": {"lt", "lot", "moq"},
+    "inventory": {"qty"},
+    "open_po": {"qty"},
+    "bom": {"qty"},
+    "period_cost": {"cost"},
+    "period_score": {"score"},
+}
+
+
+def input_table_name(name: str) -> str:
+    return f"input_{name}"
+
+
+def _input_table_ddl() -> list[str]:
+    ddl = []
+    for name, columns in INPUT_COLUMNS.items():
+        cols = ",\n  ".join(
+            f"{c} DOUBLE NOT NULL" if c in NUMERIC_INPUT_COLUMNS[name] else f"{c} TEXT NOT NULL"
+            for c in columns
+        )
+        ddl.append(
+            f"""CREATE TABLE {input_table_name(name)} (
+  input_set TEXT NOT NULL,
+  row_no INTEGER NOT NULL,
+  {cols},
+  PRIMARY KEY (input_set, row_no)
+)"""
+        )
+    return ddl
+
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "initial plan store",
+        [
+            """CREATE TABLE input_sets (
+  label TEXT PRIMARY KEY,
+  content_hash TEXT NOT NULL,
+  source_path TEXT,
+  files_json JSON NOT NULL,
+  calendar_json JSON,
+  warnings_json JSON NOT NULL DEFAULT '[]',
+  imported_at TIMESTAMP NOT NULL
+)""",
+            *_input_table_ddl(),
+            """CREATE TABLE plan_versions (
+  version_id TEXT PRIMARY KEY,
+  input_set TEXT,
+  status TEXT NOT NULL,
+  read_only BOOLEAN NOT NULL DEFAULT FALSE,
+  round_mode TEXT NOT NULL,
+  lt_unit TEXT NOT NULL,
+  week_days INTEGER NOT NULL,
+  fallback_weeks INTEGER NOT NULL,
+  cutover_date TEXT,
+  recon_window_days INTEGER,
+  anchor_policy TEXT,
+  preset TEXT,
+  blend_split_next DOUBLE,
+  blend_weight_mode TEXT NOT NULL,
+  apply_adjusted BOOLEAN NOT NULL,
+  max_adjust_ratio DOUBLE,
+  carryover TEXT NOT NULL,
+  carryover_split DOUBLE,
+  tol_abs DOUBLE NOT NULL,
+  tol_rel DOUBLE NOT NULL,
+  note TEXT,
+  source TEXT,
+  created_at TIMESTAMP NOT NULL,
+  updated_at TIMESTAMP NOT NULL
+)""",
+            "CREATE INDEX idx_plan_versions_input_set ON plan_versions(input_set)",
+            """CREATE TABLE plan_series (
+  version_id TEXT NOT NULL,
+  level TEXT NOT NULL,
+  row_seq INTEGER NOT NULL,
+  time_bucket_type TEXT NOT NULL,
+  time_bucket_key TEXT NOT NULL,
+  period_key TEXT NOT NULL DEFAULT '',
+  item_key TEXT NOT NULL,
+  family_key TEXT,
+  location_key TEXT NOT NULL DEFAULT 'global',
+  location_type TEXT DEFAULT 'global',
+  source TEXT,
+  policy TEXT,
+  cutover_flag BOOLEAN NOT NULL DEFAULT FALSE,
+  boundary_zone TEXT,
+  window_index INTEGER,
+  lock_flag BOOLEAN NOT NULL DEFAULT FALSE,
+  source_run_id TEXT,
+  demand DOUBLE NOT NULL DEFAULT 0,
+  supply DOUBLE NOT NULL DEFAULT 0,
+  backlog DOUBLE NOT NULL DEFAULT 0,
+  inventory_open DOUBLE NOT NULL DEFAULT 0,
+  inventory_close DOUBLE NOT NULL DEFAULT 0,
+  prod_qty DOUBLE NOT NULL DEFAULT 0,
+  ship_qty DOUBLE NOT NULL DEFAULT 0,
+  capacity_used DOUBLE NOT NULL DEFAULT 0,
+  cost_total DOUBLE NOT NULL DEFAULT 0,
+  spill_in DOUBLE,
+  spill_out DOUBLE,
+  adjustment DOUBLE,
+  carryover_in DOUBLE,
+  carryover_out DOUBLE,
+  extra_json JSON NOT NULL DEFAULT '{}',
+  created_at TIMESTAMP NOT NULL,
+  updated_at TIMESTAMP NOT NULL,
+  PRIMARY KEY (version_id, level, time_bucket_type, time_bucket_key, period_key, item_key, location_key)
+)""",
+            "CREATE INDEX idx_plan_series_version_level_seq ON plan_series(version_id, level, row_seq)",
+            "CREATE INDEX idx_plan_series_source_run ON plan_series(source_run_id)",
+            """CREATE TABLE plan_series_layouts (
+  version_id TEXT NOT NULL,
+  level TEXT NOT NULL,
+  columns_json JSON NOT NULL,
+  row_count BIGINT NOT NULL,
+  source_run_id TEXT,
+  written_at TIMESTAMP NOT NULL,
+  PRIMARY KEY (version_id, level)
+)""",
+            """CREATE TABLE plan_kpis (
+  version_id TEXT NOT NULL,
+  level TEXT NOT NULL,
+  row_seq INTEGER NOT NULL,
+  category TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  bucket_type TEXT NOT NULL DEFAULT 'total',
+  bucket_key TEXT NOT NULL DEFAULT 'total',
+  value DOUBLE,
+  unit TEXT,
+  source TEXT,
+  source_run_id TEXT,
+  created_at TIMESTAMP NOT NULL,
+  updated_at TIMESTAMP NOT NULL,
+  PRIMARY KEY (version_id, level, category, metric, bucket_type, bucket_key)
+)""",
+            "CREATE INDEX idx_plan_kpis_metric_bucket ON plan_kpis(metric, bucket_type, bucket_key)",
+            "CREATE SEQUENCE seq_plan_overrides START 1",
+            """CREATE TABLE plan_overrides (
+  id BIGINT PRIMARY KEY DEFAULT nextval('seq_plan_overrides'),
+  version_id TEXT NOT NULL,
+  level TEXT NOT NULL,
+  key_hash TEXT NOT NULL,
+  payload_json JSON NOT NULL DEFAULT '{}',
+  lock_flag BOOLEAN NOT NULL DEFAULT FALSE,
+  locked_by TEXT,
+  weight DOUBLE,
+  author TEXT,
+  source TEXT,
+  row_version INTEGER NOT NULL DEFAULT 1,
+  created_at TIMESTAMP NOT NULL,
+  updated_at TIMESTAMP NOT NULL,
+  UNIQUE (version_id, level, key_hash)
+)""",
+            "CREATE SEQUENCE seq_plan_override_events START 1",
+            """CREATE TABLE plan_override_events (
+  id BIGINT PRIMARY KEY DEFAULT nextval('seq_plan_override_events'),
+  override_id BIGINT,
+  version_id TEXT NOT NULL,
+  level TEXT NOT NULL,
+  key_hash TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  event_ts TIMESTAMP NOT NULL,
+  payload_json JSON NOT NULL DEFAULT '{}',
+  actor TEXT NOT NULL DEFAULT 'system',
+  notes TEXT
+)""",
+            "CREATE INDEX idx_plan_override_events_version_ts ON plan_override_events(version_id, event_ts)",
+            """CREATE TABLE plan_jobs (
+  job_id TEXT PRIMARY KEY,
+  version_id TEXT NOT NULL,
+  job_name TEXT,
+  status TEXT NOT NULL,
+  trigger TEXT,
+  submitted_at TIMESTAMP,
+  started_at TIMESTAMP,
+  finished_at TIMESTAMP,
+  duration_ms BIGINT,
+  retry_count INTEGER NOT NULL DEFAULT 0,
+  error TEXT,
+  tags_json JSON NOT NULL DEFAULT '{}',
+  updated_at TIMESTAMP NOT NULL
+)""",
+            "CREATE INDEX idx_plan_jobs_version ON plan_jobs(version_id)",
+            "CREATE INDEX idx_plan_jobs_status_submitted ON plan_jobs(status, submitted_at)",
+            """CREATE TABLE plan_backfill_runs (
+  run_id TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  status TEXT NOT NULL,
+  dry_run BOOLEAN NOT NULL DEFAULT FALSE,
+  versions_imported INTEGER NOT NULL DEFAULT 0,
+  versions_skipped INTEGER NOT NULL DEFAULT 0,
+  versions_failed INTEGER NOT NULL DEFAULT 0,
+  rows_written BIGINT NOT NULL DEFAULT 0,
+  started_at TIMESTAMP NOT NULL,
+  finished_at TIMESTAMP,
+  duration_ms BIGINT,
+  message TEXT
+)""",
+            """CREATE TABLE plan_artifacts (
+  version_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  json_text JSON NOT NULL,
+  source TEXT,
+  created_at TIMESTAMP NOT NULL,
+  PRIMARY KEY (version_id, name)
+)""",
+        ],
+    ),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# Child tables of a plan version, in the order an explicit cascade must delete them.
+VERSION_CHILD_TABLES = (
+    "plan_override_events",
+    "plan_overrides",
+    "plan_series",
+    "plan_series_layouts",
+    "plan_kpis",
+    "plan_jobs",
+    "plan_artifacts",
+)
+
+
+def apply_migrations(con) -> list[int]:
+    """Apply every missing migration, each in its own transaction. Returns the applied ids."""
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+  version INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at TIMESTAMP NOT NULL
+)"""
+    )
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied = []
+    for number, name, statements in MIGRATIONS:
+        if number in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in statements:
+                con.execute(statement)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, now()::TIMESTAMP)", [number, name]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(number)
+    return applied
+
+
+def current_schema_version(con) -> int:
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
