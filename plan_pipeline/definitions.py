@@ -8,7 +8,6 @@ import dagster as dg
 
 from plan_pipeline.orchestration.assets.aggregate_plan import aggregate_plan
 from plan_pipeline.orchestration.assets.planning_inputs import planning_inputs
-from plan_pipeline.orchestration.checks import ALL_CHECKS
 from plan_pipeline.orchestration.io_managers import PlanInputsIOManager, PlanSeriesIOManager
 from plan_pipeline.orchestration.jobs import plan_job, plan_jobs_sync_job
 from plan_pipeline.orchestration.resources import PlanStoreResource
@@ -29,7 +28,6 @@ def build_resources(db_path: str | None = None) -> dict:
 def build_definitions(db_path: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=PLAN_ASSETS,
-        asset_checks=ALL_CHECKS,
         jobs=[plan_job, plan_jobs_sync_job],
         sensors=[plan_jobs_ledger_sensor],
         resources=build_resources(db_path),

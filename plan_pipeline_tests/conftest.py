@@ -27,3 +27,35 @@ def require_reference() -> Path:
 @pytest.fixture
 def reference_dir() -> Path:
     return require_reference()
+
+
+BUNDLED_SAMPLE = PROJECT_ROOT / "plan_pipeline" / "sample_data" / "sample_plan"
+
+
+@pytest.fixture
+def sample_dir() -> Path:
+    """The project's own bundled sample input set."""
+    assert BUNDLED_SAMPLE.is_dir(), f"bundled sample missing at {BUNDLED_SAMPLE}"
+    return BUNDLED_SAMPLE
+
+
+@pytest.fixture
+def plan_env(tmp_path, monkeypatch):
+    """A fresh project home: DuckDB plan store + DAGSTER_HOME with the project's dagster.yaml."""
+    from plan_pipeline.cli.environment import resolve_environment
+    from plan_pipeline.orchestration.launch import prepare_dagster_home
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("PLAN_PIPELINE_HOME", str(home))
+    monkeypatch.setenv("PLAN_PIPELINE_DB", str(home / "plan_store.duckdb"))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
+    env = resolve_environment(None, None)
+    prepare_dagster_home(env.dagster_home)
+    return env
+
+
+@pytest.fixture
+def store(tmp_path):
+    from plan_pipeline.store import PlanStore
+
+    return PlanStore(tmp_path / "store.duckdb")

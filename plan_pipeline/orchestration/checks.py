@@ -1,41 +1,30 @@
-"""Asset checks: the planning conservation laws, evaluated on what was stored."""
+"""Asset checks: the planning conservation laws.
 
+Checks are declared on the stage assets (``check_specs``) and evaluated inside the
+stage's step on the frame that was just stored: the IO manager's round trip is exact,
+so this is what readers see, and it costs no extra step or pool slot. Blocking checks
+stop downstream stages when a law is broken.
+"""
 import dagster as dg
 import pandas as pd
 
-from plan_pipeline.orchestration.assets.aggregate_plan import aggregate_plan
-from plan_pipeline.orchestration.io_managers import VersionPlanInputs
-from plan_pipeline.orchestration.partitions import DUCKDB_POOL
-from plan_pipeline.planning.invariants import aggregate_violations
+
+def spec(name: str, asset: str, description: str, blocking: bool = True) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name=name, asset=asset, blocking=blocking, description=description)
 
 
-def check_result(violations: pd.DataFrame, what: str, **extra) -> dg.AssetCheckResult:
+def check_result(spec_: dg.AssetCheckSpec, violations: pd.DataFrame, **metadata) -> dg.AssetCheckResult:
     passed = violations.empty
-    metadata = {"violations": dg.MetadataValue.int(len(violations)), **extra}
+    meta = {"violations": dg.MetadataValue.int(len(violations)), **metadata}
     if not passed:
-        metadata["first_violations"] = dg.MetadataValue.md(violations.head(20).to_string(index=False))
+        meta["first_violations"] = dg.MetadataValue.md(
+            "```\n" + violations.head(20).to_string(index=False) + "\n```"
+        )
     return dg.AssetCheckResult(
+        check_name=spec_.name,
+        asset_key=spec_.asset_key,
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{what}: {'holds' if passed else f'{len(violations)} violation(s)'}",
-        metadata=metadata,
+        description=spec_.description if passed else f"{len(violations)} violation(s): {spec_.description}",
+        metadata=meta,
     )
-
-
-@dg.asset_check(
-    asset=aggregate_plan,
-    blocking=True,
-    pool=DUCKDB_POOL,
-    additional_ins={"planning_inputs": dg.AssetIn()},
-    description="Per period: supply <= demand and <= capacity, backlog = demand - supply, and in int mode "
-    "Σ supply = min(capacity, Σ demand).",
-)
-def aggregate_conserves_capacity(aggregate_plan: pd.DataFrame, planning_inputs: VersionPlanInputs) -> dg.AssetCheckResult:
-    return check_result(
-        aggregate_violations(aggregate_plan, planning_inputs.params),
-        "aggregate capacity rationing",
-        periods=dg.MetadataValue.int(int(aggregate_plan["period"].nunique())) if len(aggregate_plan) else 0,
-    )
-
-
-ALL_CHECKS = [aggregate_conserves_capacity]

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from plan_pipeline.orchestration.partitions import PLAN_VERSION_PARTITIONS_NAME
-from plan_pipeline.orchestration.run_ledger import TRIGGER_TAG, VERSION_TAG, sync_plan_jobs
+from plan_pipeline.orchestration.run_ledger import TRIGGER_TAG, VERSION_TAG, error_text, sync_plan_jobs
 from plan_pipeline.store import PlanStore
 
 DAGSTER_YAML_MARKER = "# The project's Dagster instance settings."
@@ -84,7 +84,7 @@ def materialize_version(
         if event.is_failure and event.event_specific_data is not None:
             error = getattr(event.event_specific_data, "error", None)
             if error is not None:
-                errors.append(f"{event.step_key or 'run'}: {error.message.strip()}")
+                errors.append(f"{event.step_key or 'run'}: {error_text(error)}")
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             if data is not None and not data.passed:

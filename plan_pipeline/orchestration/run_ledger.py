@@ -56,6 +56,17 @@ def _ts(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=timezone.utc).replace(tzinfo=None)
 
 
+def error_text(error) -> str:
+    """The root cause of a serialised Dagster error, as ``ClassName: message``."""
+    root = error
+    while getattr(root, "cause", None) is not None:
+        root = root.cause
+    message = (root.message or "").strip()
+    if root.cls_name and not message.startswith(root.cls_name):
+        return f"{root.cls_name}: {message}"
+    return message
+
+
 def _run_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
     messages = []
     records = instance.get_records_for_run(
@@ -68,7 +79,7 @@ def _run_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
         data = getattr(event, "event_specific_data", None) if event else None
         error = getattr(data, "error", None)
         if error is not None:
-            text = f"{error.cls_name}: {error.message.strip()}" if error.cls_name else error.message.strip()
+            text = error_text(error)
         elif event is not None and event.message:
             text = event.message
         if text:

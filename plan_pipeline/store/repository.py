@@ -185,11 +185,8 @@ class PlanStore:
                 for col in columns:
                     if col not in NUMERIC_INPUT_COLUMNS[name]:
                         incoming[col] = incoming[col].astype(str)
-                con.register("incoming_rows", incoming)
-                try:
+                with _registered(con, "incoming_rows", incoming):
                     con.execute(f"INSERT INTO {input_table_name(name)} SELECT * FROM incoming_rows")
-                finally:
-                    con.unregister("incoming_rows")
         return "created"
 
     def get_input_set(self, label: str) -> dict[str, Any] | None:
@@ -359,11 +356,8 @@ class PlanStore:
             con.execute("DELETE FROM plan_series_layouts WHERE version_id = ? AND level = ?", [version_id, level])
             if _fault is not None:
                 _fault(con)
-            con.register("incoming_series", prepared)
-            try:
+            with _registered(con, "incoming_series", prepared):
                 con.execute(select_sql, [version_id, level, run_id, now, now])
-            finally:
-                con.unregister("incoming_series")
             con.execute(
                 "INSERT INTO plan_series_layouts VALUES (?, ?, ?, ?, ?, ?)",
                 [version_id, level, json.dumps(columns_meta), len(prepared), run_id, now],
@@ -435,8 +429,7 @@ class PlanStore:
         with self.write() as con:
             self._require_version(con, version_id)
             con.execute("DELETE FROM plan_kpis WHERE version_id = ? AND level = ?", [version_id, level])
-            con.register("incoming_kpis", incoming)
-            try:
+            with _registered(con, "incoming_kpis", incoming):
                 con.execute(
                     "INSERT INTO plan_kpis (version_id, level, row_seq, category, metric, bucket_type, bucket_key, "
                     "value, unit, source, source_run_id, created_at, updated_at) "
@@ -444,8 +437,6 @@ class PlanStore:
                     "FROM incoming_kpis",
                     [version_id, level, source or level, run_id, now, now],
                 )
-            finally:
-                con.unregister("incoming_kpis")
             if job is not None:
                 _upsert_jobs(con, [job])
         return len(incoming)
@@ -585,6 +576,19 @@ class PlanStore:
                 ).fetchall()
             ]
             return {n: int(con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names}
+
+
+@contextmanager
+def _registered(con, name: str, frame: pd.DataFrame) -> Iterator[None]:
+    """Expose ``frame`` to SQL as ``name`` for the duration of the block."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        try:
+            con.unregister(name)
+        except Exception:  # an aborted transaction refuses this; the view dies with the connection
+            pass
 
 
 # ---------------------------------------------------------------------- jobs

@@ -1,0 +1,1252 @@
+"""Validation of a planning input folder (reference format) with precise, line-level messages.
+
+The reference pipeline has no schema validation: it silently turns bad cells into defaults,
+drops rows and ignores unknown items. This module checks a folder *before* it is imported and
+reports every problem at once (it never stops at the first one).
+
+Issue format
+------------
+Every :class:`InputIssue` renders on one line::
+
+    <file>[ line <row>][, column '<column>']: <message> [<rule>]
+
+* ``file`` is the file name inside the input folder (``demand_family.csv``).
+* ``row`` is the 1-based physical line number in the file: the header is line 1 and the first
+  data row line 2 (blank lines and multi-line quoted cells are counted as they appear in the
+  file). Issues about a whole column (missing / unknown column) carry the header's line.
+  File-level issues have no row.
+* ``column`` is the CSV column. For ``planning_calendar.json`` it is a JSON path such as
+  ``periods[2].weeks[0].start_date`` and is rendered ``, at <path>`` instead of
+  ``, column '<column>'``; a JSON syntax error carries the JSON line number as ``row``.
+* ``rule`` is the identifier of the rule (see :data:`RULES`), so messages can be grepped.
+
+Examples::
+
+    demand_family.csv line 7, column 'demand': value '-5' must be a non-negative number [negative_number]
+    capacity.csv: required file is missing [missing_file]
+    planning_calendar.json, at periods[1].weeks[0].start_date: value '2025-02-30' is not a real date (expected YYYY-MM-DD) [calendar_date]
+
+Each (file, rule, severity) group lists at most :data:`MAX_PER_RULE` issues; when there are more,
+one closing issue without row/column says ``... and N more issues of this rule``. Totals per
+group (listed or not) are in :attr:`ValidationReport.totals`.
+
+Severity
+--------
+*Errors* make an input set unusable (:func:`load_validated_input_dir` raises
+:class:`InputValidationError`). *Warnings* describe what the reference tolerates silently
+(defaults, summed duplicates, ignored rows) and do not block an import. :data:`RULES` is the
+catalogue of rule identifiers with their severity and meaning.
+
+Decisions on empty numeric cells: an empty ``demand``, ``capacity``, ``share``, ``qty``
+(inventory, open_po, bom), ``cost`` or ``score`` is an error; an empty ``lt``/``lot``/``moq`` in
+``item.csv`` takes the reference default (0, 1, 0) silently. Numbers are parsed like the loader
+(``pandas.to_numeric``); ``nan``/``inf`` are rejected.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from plan_pipeline.inputs.loader import CALENDAR_FILE, REQUIRED_FILES, load_input_dir
+from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs
+
+__all__ = [
+    "ERROR",
+    "WARNING",
+    "MAX_PER_RULE",
+    "RULES",
+    "InputIssue",
+    "ValidationReport",
+    "InputValidationError",
+    "validate_input_dir",
+    "load_validated_input_dir",
+]
+
+ERROR = "error"
+WARNING = "warning"
+MAX_PER_RULE = 20
+
+#: rule id -> (severity, meaning). Every issue's ``rule`` is one of these keys.
+RULES: dict[str, tuple[str, str]] = {
+    # --- errors: file and table structure
+    "missing_file": (ERROR, "a required file (demand_family.csv, capacity.csv, mix_share.csv) is missing"),
+    "file_format": (ERROR, "a file cannot be read as UTF-8 CSV, or has no header row"),
+    "missing_column": (ERROR, "a column of INPUT_COLUMNS is missing from a present file"),
+    "duplicate_column": (ERROR, "a column name appears twice in the header"),
+    "row_width": (ERROR, "a row has more or fewer fields than the header"),
+    # --- errors: cells
+    "empty_key": (ERROR, "empty key cell (family, period, sku, item, parent, child, workcenter)"),
+    "missing_number": (ERROR, "empty cell where a number is required"),
+    "not_a_number": (ERROR, "a quantity that is not a finite number"),
+    "negative_number": (ERROR, "a negative quantity where it must be non-negative"),
+    "non_positive_number": (ERROR, "a BOM quantity that is not > 0"),
+    "bad_period": (ERROR, "a period that is neither YYYY-MM (month 01-12) nor a calendar period"),
+    "bad_due": (ERROR, "an open PO due that is not a real ISO date, a month YYYY-MM or a calendar week code"),
+    "duplicate_key": (ERROR, "duplicate item / (family, sku) / (parent, child) / period rows"),
+    # --- errors: cross-row / cross-file
+    "bom_self_loop": (ERROR, "a BOM row whose parent is its own child"),
+    "bom_cycle": (ERROR, "a cycle in the BOM graph (path reported)"),
+    "unknown_family": (ERROR, "mix shares for a family that has no demand rows"),
+    # --- errors: calendar
+    "calendar_json": (ERROR, "planning_calendar.json is not valid JSON or not a JSON object"),
+    "calendar_schema": (ERROR, "a required calendar field is missing or has the wrong type"),
+    "calendar_date": (ERROR, "a calendar date is not a real YYYY-MM-DD date"),
+    "calendar_date_order": (ERROR, "a calendar start_date after its end_date"),
+    "calendar_weight": (ERROR, "a calendar week weight that is not a non-negative number"),
+    "calendar_duplicate": (ERROR, "a period listed twice, or a week_code listed twice in one period"),
+    # --- warnings
+    "unknown_column": (WARNING, "a column the pipeline does not read (ignored)"),
+    "key_whitespace": (WARNING, "a key with leading/trailing spaces (keys are compared exactly)"),
+    "no_rows": (WARNING, "demand_family.csv has a header but no data rows"),
+    "duplicate_summed": (WARNING, "duplicate demand (family, period) or capacity (workcenter, period) rows, summed"),
+    "due_outside_horizon": (WARNING, "an open PO whose due maps outside the planning horizon (ignored)"),
+    "unknown_item": (WARNING, "open PO / inventory / BOM parent for an item that is never planned"),
+    "lot_below_one": (WARNING, "a lot size below 1 (treated as 1)"),
+    "item_defaults": (WARNING, "a planned SKU or component missing from item.csv (lt 0, lot 1, moq 0)"),
+    "family_without_mix": (WARNING, "a family with demand but no mix rows (planned as a pseudo-SKU)"),
+    "zero_shares": (WARNING, "all mix shares of a family are 0"),
+    "sku_in_several_families": (WARNING, "a SKU listed under several families"),
+    "capacity_without_demand": (WARNING, "a capacity period without demand (not planned)"),
+    "demand_without_capacity": (WARNING, "a demand period without capacity (capacity 0)"),
+    "negative_inventory": (WARNING, "a negative inventory quantity (used as is)"),
+    "period_not_in_calendar": (WARNING, "a demand period the calendar does not define (fallback weeks)"),
+    "calendar_empty": (WARNING, "a calendar without periods, or a period without weeks (fallback weeks)"),
+    "calendar_week_outside_period": (WARNING, "a week fragment whose dates are not inside its period"),
+    "calendar_zero_weights": (WARNING, "all week weights of a period are 0 (equal shares)"),
+}
+
+_MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+#: key columns per table (empty cells are errors)
+_KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "demand_family": ("family", "period"),
+    "capacity": ("workcenter", "period"),
+    "mix_share": ("family", "sku"),
+    "item": ("item",),
+    "inventory": ("item",),
+    "open_po": ("item",),
+    "bom": ("parent", "child"),
+    "period_cost": ("period",),
+    "period_score": ("period",),
+}
+
+
+@dataclass(frozen=True)
+class _NumberRule:
+    required: bool  # empty cell -> missing_number error (else default, no issue)
+    positive: bool = False  # > 0 (bom qty) instead of >= 0
+    negative_warning: bool = False  # negative -> negative_inventory warning instead of an error
+
+
+_NUMBER_COLUMNS: dict[str, dict[str, _NumberRule]] = {
+    "demand_family": {"demand": _NumberRule(True)},
+    "capacity": {"capacity": _NumberRule(True)},
+    "mix_share": {"share": _NumberRule(True)},
+    "item": {"lt": _NumberRule(False), "lot": _NumberRule(False), "moq": _NumberRule(False)},
+    "inventory": {"qty": _NumberRule(True, negative_warning=True)},
+    "open_po": {"qty": _NumberRule(True)},
+    "bom": {"qty": _NumberRule(True, positive=True)},
+    "period_cost": {"cost": _NumberRule(True)},
+    "period_score": {"score": _NumberRule(True)},
+}
+
+_PERIOD_TABLES = ("demand_family", "capacity", "period_cost", "period_score")
+_DUPLICATE_ERRORS: dict[str, tuple[str, ...]] = {
+    "item": ("item",),
+    "mix_share": ("family", "sku"),
+    "bom": ("parent", "child"),
+    "period_cost": ("period",),
+    "period_score": ("period",),
+}
+_DUPLICATE_SUMMED: dict[str, tuple[str, ...]] = {
+    "demand_family": ("family", "period"),
+    "capacity": ("workcenter", "period"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# public types
+
+
+@dataclass(frozen=True)
+class InputIssue:
+    """One finding. ``row`` is the 1-based line in the file (header = 1) or ``None``."""
+
+    file: str
+    row: int | None
+    column: str | None
+    rule: str
+    message: str
+    severity: str = ERROR
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f" line {self.row}"
+        if self.column is not None:
+            if self.file.endswith(".json"):
+                where += f", at {self.column}"
+            else:
+                where += f", column '{self.column}'"
+        return f"{where}: {self.message} [{self.rule}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "row": self.row,
+            "column": self.column,
+            "rule": self.rule,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+@dataclass
+class ValidationReport:
+    """Result of :func:`validate_input_dir`: errors and warnings in detection order.
+
+    ``totals`` maps ``(severity, file, rule)`` to the number of issues found, including the
+    ones not listed because of the per-rule cap.
+    """
+
+    path: str
+    errors: list[InputIssue] = field(default_factory=list)
+    warnings: list[InputIssue] = field(default_factory=list)
+    totals: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def issues(self) -> list[InputIssue]:
+        return [*self.errors, *self.warnings]
+
+    @property
+    def error_count(self) -> int:
+        return sum(n for (sev, _, _), n in self.totals.items() if sev == ERROR)
+
+    @property
+    def warning_count(self) -> int:
+        return sum(n for (sev, _, _), n in self.totals.items() if sev == WARNING)
+
+    def rules(self, severity: str | None = None) -> set[str]:
+        """Rule ids present (optionally of one severity)."""
+        return {i.rule for i in self.issues if severity is None or i.severity == severity}
+
+    def to_records(self) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in self.issues]
+
+    def format(self) -> str:
+        """Multi-line text: a summary line, then all errors, then all warnings."""
+        lines = [
+            f"input folder {self.path}: {self.error_count} error(s), {self.warning_count} warning(s)"
+        ]
+        if self.errors:
+            lines.append("errors:")
+            lines.extend(f"  {i}" for i in self.errors)
+        if self.warnings:
+            lines.append("warnings:")
+            lines.extend(f"  {i}" for i in self.warnings)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+class InputValidationError(Exception):
+    """Raised by :func:`load_validated_input_dir` when the folder has errors."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__(report.format())
+
+
+# ---------------------------------------------------------------------------------------------
+# collection with a per-rule cap
+
+
+class _Collector:
+    def __init__(self, cap: int = MAX_PER_RULE):
+        self.cap = cap
+        self.groups: dict[tuple[str, str, str], list[InputIssue]] = {}
+        self.totals: dict[tuple[str, str, str], int] = {}
+
+    def add(self, file: str, row: int | None, column: str | None, rule: str, message: str) -> None:
+        severity = RULES[rule][0]
+        key = (severity, file, rule)
+        listed = self.groups.setdefault(key, [])
+        self.totals[key] = self.totals.get(key, 0) + 1
+        if len(listed) < self.cap:
+            listed.append(InputIssue(file, row, column, rule, message, severity))
+
+    def add_rows(
+        self,
+        file: str,
+        rule: str,
+        column: str | None,
+        lines: Iterable[int],
+        messages: Iterable[str],
+        count: int,
+    ) -> None:
+        """Add ``count`` row issues; only the first ones (up to the cap) are materialised."""
+        if count <= 0:
+            return
+        severity = RULES[rule][0]
+        key = (severity, file, rule)
+        listed = self.groups.setdefault(key, [])
+        self.totals[key] = self.totals.get(key, 0) + count
+        room = self.cap - len(listed)
+        for k, (line, msg) in enumerate(zip(lines, messages)):
+            if k >= room:
+                break
+            listed.append(InputIssue(file, int(line), column, rule, msg, severity))
+
+    def report(self, path: str) -> ValidationReport:
+        rep = ValidationReport(path=path, totals=dict(self.totals))
+        for key, listed in self.groups.items():
+            severity, file, rule = key
+            target = rep.errors if severity == ERROR else rep.warnings
+            target.extend(listed)
+            more = self.totals[key] - len(listed)
+            if more > 0:
+                target.append(
+                    InputIssue(file, None, None, rule, f"... and {more} more issues of this rule", severity)
+                )
+        return rep
+
+
+_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
+def _q(value: Any) -> str:
+    """Quote a cell / JSON value for a message (control characters escaped: one line)."""
+    if isinstance(value, str):
+        return "'" + value.translate(_CONTROL) + "'"
+    return json.dumps(value)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV reading
+
+
+@dataclass
+class _Table:
+    name: str
+    file: str
+    header_line: int
+    present: set[str]
+    df: pd.DataFrame  # known columns that are present (str cells) + "line"; well-formed rows only
+
+
+def _read_table(folder: Path, name: str, out: _Collector) -> _Table | None:
+    file = f"{name}.csv"
+    path = folder / file
+    if not path.is_file():
+        if name in REQUIRED_FILES:
+            out.add(file, None, None, "missing_file", "required file is missing")
+        return None
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        out.add(file, None, None, "file_format", f"file is not valid UTF-8 (byte {exc.start}: {exc.reason})")
+        return None
+    expected = INPUT_COLUMNS[name]
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    header_line = 0
+    records: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        if '"' not in text:
+            # no quoting => one record per physical line (blank lines yield []), line = index + 1
+            rows = list(reader)
+            nonblank = [i for i, r in enumerate(rows) if r]
+            if nonblank:
+                header, header_line = rows[nonblank[0]], nonblank[0] + 1
+                if len(nonblank) == len(rows):
+                    records = rows[1:]
+                    lines = list(range(2, len(rows) + 1))
+                else:
+                    records = [rows[i] for i in nonblank[1:]]
+                    lines = [i + 1 for i in nonblank[1:]]
+        else:
+            prev = 0
+            for rec in reader:
+                start = prev + 1
+                prev = reader.line_num
+                if not rec:
+                    continue
+                if header is None:
+                    header, header_line = rec, start
+                    continue
+                records.append(rec)
+                lines.append(start)
+    except csv.Error as exc:
+        out.add(file, reader.line_num, None, "file_format", f"CSV syntax error: {exc}")
+        return None
+    if header is None:
+        out.add(
+            file, None, None, "file_format",
+            f"file is empty: a header row with the columns {', '.join(expected)} is required",
+        )
+        return None
+
+    header_text = ", ".join(header)
+    first_index: dict[str, int] = {}
+    for idx, col in enumerate(header):
+        if col in first_index:
+            out.add(file, header_line, col, "duplicate_column", f"column '{col}' appears more than once in the header")
+        else:
+            first_index[col] = idx
+    for col in expected:
+        if col not in first_index:
+            out.add(file, header_line, col, "missing_column", f"required column '{col}' is missing (header: {header_text})")
+    for col in first_index:
+        if col not in expected:
+            out.add(
+                file, header_line, col, "unknown_column",
+                f"unknown column '{col}' is ignored (expected columns: {', '.join(expected)})",
+            )
+
+    width = len(header)
+    line_arr = np.asarray(lines, dtype=np.int64)
+    lens = np.fromiter((len(r) for r in records), dtype=np.int64, count=len(records))
+    bad = np.flatnonzero(lens != width)
+    if len(bad):
+        out.add_rows(
+            file, "row_width", None, line_arr[bad],
+            (f"row has {lens[i]} field(s) but the header has {width}" for i in bad), len(bad),
+        )
+        good = lens == width
+        records = [r for r, g in zip(records, good) if g]
+        line_arr = line_arr[good]
+
+    present = {c for c in expected if c in first_index}
+    data: dict[str, Any] = {}
+    if records:
+        columns = list(zip(*records))
+        for col in expected:
+            if col in present:
+                data[col] = np.asarray(columns[first_index[col]], dtype=object)
+    else:
+        for col in expected:
+            if col in present:
+                data[col] = np.asarray([], dtype=object)
+    data["line"] = line_arr
+    return _Table(name, file, header_line, present, pd.DataFrame(data))
+
+
+# ---------------------------------------------------------------------------------------------
+# cell checks
+
+_SPACE_RE = re.compile(r"\s")
+
+
+def _strip(s: pd.Series) -> pd.Series:
+    """``s.str.strip()``, skipped when no cell contains whitespace (the common, large case)."""
+    if _SPACE_RE.search("".join(s.tolist())) is None:
+        return s
+    return s.str.strip()
+
+
+def _isin(s: pd.Series, values: set[str]) -> np.ndarray:
+    """Membership of each cell in a Python set (faster than ``Series.isin`` for sets)."""
+    return np.fromiter((x in values for x in s.tolist()), dtype=bool, count=len(s))
+
+
+def _check_keys(t: _Table, out: _Collector) -> pd.Series:
+    """Empty-key errors and whitespace warnings; returns a mask of rows whose keys are all set."""
+    ok = pd.Series(True, index=t.df.index)
+    for col in _KEY_COLUMNS[t.name]:
+        if col not in t.present:
+            ok[:] = False
+            continue
+        s = t.df[col]
+        stripped = _strip(s)
+        empty = stripped == ""
+        if empty.any():
+            sub = t.df.loc[empty]
+            out.add_rows(
+                t.file, "empty_key", col, sub["line"],
+                (f"empty cell: '{col}' is a key and must not be empty" for _ in range(len(sub))), len(sub),
+            )
+        spaced = ~empty & (stripped != s)
+        if spaced.any():
+            sub = t.df.loc[spaced]
+            out.add_rows(
+                t.file, "key_whitespace", col, sub["line"],
+                (f"value {_q(v)} has leading or trailing spaces: keys are compared exactly" for v in sub[col]),
+                len(sub),
+            )
+        ok &= ~empty
+    return ok
+
+
+def _check_numbers(t: _Table, out: _Collector) -> dict[str, pd.Series]:
+    """Numeric-cell checks; returns parsed float columns (NaN where empty or invalid)."""
+    values: dict[str, pd.Series] = {}
+    for col, rule in _NUMBER_COLUMNS[t.name].items():
+        if col not in t.present:
+            continue
+        s = t.df[col]
+        v = pd.to_numeric(s, errors="coerce").astype("float64")
+        empty = _strip(s) == ""
+        finite = np.isfinite(v.to_numpy())
+        invalid = ~empty & ~finite
+        if rule.required and empty.any():
+            sub = t.df.loc[empty]
+            out.add_rows(
+                t.file, "missing_number", col, sub["line"],
+                (f"empty cell: '{col}' requires a number" for _ in range(len(sub))), len(sub),
+            )
+        if invalid.any():
+            sub = t.df.loc[invalid]
+            out.add_rows(
+                t.file, "not_a_number", col, sub["line"],
+                (f"value {_q(x)} is not a finite number" for x in sub[col]), len(sub),
+            )
+        v = v.where(finite)
+        if rule.positive:
+            bad = v <= 0
+            if bad.any():
+                sub = t.df.loc[bad]
+                out.add_rows(
+                    t.file, "non_positive_number", col, sub["line"],
+                    (f"value {_q(x)} must be a positive number (> 0)" for x in sub[col]), len(sub),
+                )
+        else:
+            neg = v < 0
+            if neg.any():
+                sub = t.df.loc[neg]
+                if rule.negative_warning:
+                    out.add_rows(
+                        t.file, "negative_inventory", col, sub["line"],
+                        (f"value {_q(x)} is negative: it is used as is (the first net requirement covers it)"
+                         for x in sub[col]),
+                        len(sub),
+                    )
+                else:
+                    out.add_rows(
+                        t.file, "negative_number", col, sub["line"],
+                        (f"value {_q(x)} must be a non-negative number" for x in sub[col]), len(sub),
+                    )
+        values[col] = v
+    if t.name == "item" and "lot" in values:
+        v = values["lot"]
+        low = (v >= 0) & (v < 1)
+        if low.any():
+            sub = t.df.loc[low]
+            out.add_rows(
+                t.file, "lot_below_one", "lot", sub["line"],
+                (f"value {_q(x)} is below 1: the lot size is treated as 1" for x in sub["lot"]), len(sub),
+            )
+    return values
+
+
+def _check_periods(t: _Table, key_ok: pd.Series, calendar_periods: set[str], out: _Collector) -> pd.Series:
+    """bad_period errors; returns the mask of rows with a valid period."""
+    if "period" not in t.present:
+        return pd.Series(False, index=t.df.index)
+    s = t.df["period"]
+    valid = s.str.match(_MONTH_RE)
+    if calendar_periods:
+        valid |= _isin(s, calendar_periods)
+    bad = key_ok & ~valid
+    if bad.any():
+        extra = [p for p in calendar_periods if not _MONTH_RE.match(p)]
+        expect = "expected YYYY-MM with month 01-12"
+        if extra:
+            expect += " or a period of planning_calendar.json"
+        sub = t.df.loc[bad]
+        out.add_rows(
+            t.file, "bad_period", "period", sub["line"],
+            (f"value {_q(v)} is not a period: {expect}" for v in sub["period"]), len(sub),
+        )
+    return valid & key_ok
+
+
+def _check_duplicates(t: _Table, ok: pd.Series, out: _Collector) -> None:
+    if t.name in _DUPLICATE_ERRORS:
+        cols, rule = _DUPLICATE_ERRORS[t.name], "duplicate_key"
+    elif t.name in _DUPLICATE_SUMMED:
+        cols, rule = _DUPLICATE_SUMMED[t.name], "duplicate_summed"
+    else:
+        return
+    if not all(c in t.present for c in cols):
+        return
+    sub = t.df.loc[ok, [*cols, "line"]]
+    dup = sub.duplicated(list(cols), keep=False)
+    if not dup.any():
+        return
+    d = sub.loc[dup].copy()
+    d["first"] = d.groupby(list(cols), sort=False)["line"].transform("min")
+    d = d.loc[d["line"] != d["first"]]
+    names = ", ".join(cols)
+
+    def key_text(r: tuple) -> str:
+        vals = r[: len(cols)]
+        if len(cols) == 1:
+            return _q(vals[0])
+        return "(" + ", ".join(_q(v) for v in vals) + ")"
+
+    rows = list(d.itertuples(index=False, name=None))[: out.cap]
+    if rule == "duplicate_key":
+        label = cols[0] if len(cols) == 1 else f"({names})"
+        msgs = (f"duplicate {label} {key_text(r)} (first at line {r[-1]}): rows must be unique" for r in rows)
+    else:
+        msgs = (
+            f"duplicate ({names}) {key_text(r)} (first at line {r[-1]}): the quantities are summed"
+            for r in rows
+        )
+    out.add_rows(t.file, rule, cols[-1], d["line"], msgs, len(d))
+
+
+# ---------------------------------------------------------------------------------------------
+# calendar
+
+
+@dataclass
+class _Calendar:
+    """What the cross-file checks need from a (possibly partly invalid) calendar."""
+
+    period_keys: set[str] = field(default_factory=set)  # every string 'period' value
+    period_weeks: dict[str, list[str]] = field(default_factory=dict)  # valid periods with weeks
+    week_codes: set[str] = field(default_factory=set)
+    week_ranges: list[tuple[date, date, str]] = field(default_factory=list)
+    period_last_week: dict[str, str] = field(default_factory=dict)
+    week_period: dict[str, str] = field(default_factory=dict)
+
+
+def _parse_iso_date(value: Any) -> tuple[date | None, str | None]:
+    if not isinstance(value, str):
+        return None, f"must be a date string YYYY-MM-DD, found {_type_name(value)} {_q(value)}"
+    if not _ISO_DATE_RE.match(value):
+        return None, f"value {_q(value)} is not a date (expected YYYY-MM-DD)"
+    try:
+        return date.fromisoformat(value), None
+    except ValueError:
+        return None, f"value {_q(value)} is not a real date (expected YYYY-MM-DD)"
+
+
+def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
+    path = folder / CALENDAR_FILE
+    if not path.is_file():
+        return None
+    file = CALENDAR_FILE
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        out.add(file, None, None, "calendar_json", f"file is not valid UTF-8 (byte {exc.start}: {exc.reason})")
+        return _Calendar()
+    except json.JSONDecodeError as exc:
+        out.add(file, exc.lineno, None, "calendar_json", f"invalid JSON: {exc.msg} (column {exc.colno})")
+        return _Calendar()
+    if not isinstance(doc, dict):
+        out.add(file, None, None, "calendar_json", f"the document must be a JSON object, found {_type_name(doc)}")
+        return _Calendar()
+
+    cal = _Calendar()
+    for key in ("calendar_type", "week_unit"):
+        if key in doc and not isinstance(doc[key], str):
+            out.add(file, None, key, "calendar_schema", f"must be a string, found {_type_name(doc[key])} {_q(doc[key])}")
+    periods = doc.get("periods", [])
+    if not isinstance(periods, list):
+        out.add(file, None, "periods", "calendar_schema", f"must be a list, found {_type_name(periods)}")
+        return cal
+    if not periods:
+        out.add(file, None, "periods", "calendar_empty", "the calendar defines no periods: every period uses fallback weeks")
+
+    def need(obj: dict, key: str, path: str) -> Any:
+        if key not in obj:
+            out.add(file, None, f"{path}.{key}", "calendar_schema", f"required field '{key}' is missing")
+            return None
+        return obj[key]
+
+    def date_field(obj: dict, key: str, path: str) -> date | None:
+        if key not in obj:
+            out.add(file, None, f"{path}.{key}", "calendar_schema", f"required field '{key}' is missing")
+            return None
+        d, err = _parse_iso_date(obj[key])
+        if err:
+            rule = "calendar_schema" if not isinstance(obj[key], str) else "calendar_date"
+            out.add(file, None, f"{path}.{key}", rule, err)
+        return d
+
+    def string_field(obj: dict, key: str, path: str) -> str | None:
+        v = need(obj, key, path)
+        if v is None and key not in obj:
+            return None
+        if not isinstance(v, str):
+            out.add(file, None, f"{path}.{key}", "calendar_schema", f"must be a string, found {_type_name(v)} {_q(v)}")
+            return None
+        if not v.strip():
+            out.add(file, None, f"{path}.{key}", "calendar_schema", "must not be empty")
+            return None
+        return v
+
+    seen_period: dict[str, int] = {}
+    for i, p in enumerate(periods):
+        ppath = f"periods[{i}]"
+        if not isinstance(p, dict):
+            out.add(file, None, ppath, "calendar_schema", f"must be an object, found {_type_name(p)}")
+            continue
+        pkey = string_field(p, "period", ppath)
+        p_ok = pkey is not None
+        if pkey is not None:
+            cal.period_keys.add(pkey)
+            if pkey in seen_period:
+                out.add(
+                    file, None, f"{ppath}.period", "calendar_duplicate",
+                    f"duplicate period '{pkey}' (first at periods[{seen_period[pkey]}])",
+                )
+                p_ok = False
+            else:
+                seen_period[pkey] = i
+        pstart = date_field(p, "start_date", ppath)
+        pend = date_field(p, "end_date", ppath)
+        if pstart and pend and pstart > pend:
+            out.add(file, None, ppath, "calendar_date_order", f"start_date {pstart} is after end_date {pend}")
+        weeks = p.get("weeks", [])
+        if not isinstance(weeks, list):
+            out.add(file, None, f"{ppath}.weeks", "calendar_schema", f"must be a list, found {_type_name(weeks)}")
+            continue
+        if not weeks:
+            if pkey is not None:
+                out.add(file, None, ppath, "calendar_empty", f"period '{pkey}' has no weeks: it uses fallback weeks")
+            continue
+        valid_weeks: list[tuple[int, date, str, date, float]] = []
+        seen_code: dict[str, int] = {}
+        weights: list[float] = []
+        for j, w in enumerate(weeks):
+            wpath = f"{ppath}.weeks[{j}]"
+            if not isinstance(w, dict):
+                out.add(file, None, wpath, "calendar_schema", f"must be an object, found {_type_name(w)}")
+                continue
+            code = string_field(w, "week_code", wpath)
+            w_ok = code is not None
+            if code is not None:
+                if code in seen_code:
+                    where = f"{ppath}.weeks[{seen_code[code]}]"
+                    label = f" in period '{pkey}'" if pkey is not None else ""
+                    out.add(
+                        file, None, f"{wpath}.week_code", "calendar_duplicate",
+                        f"duplicate week_code '{code}'{label} (first at {where})",
+                    )
+                    w_ok = False
+                else:
+                    seen_code[code] = j
+            seq = need(w, "sequence", wpath)
+            if "sequence" in w and (not isinstance(seq, int) or isinstance(seq, bool)):
+                out.add(file, None, f"{wpath}.sequence", "calendar_schema", f"must be an integer, found {_type_name(seq)} {_q(seq)}")
+                w_ok = False
+            elif "sequence" not in w:
+                w_ok = False
+            wstart = date_field(w, "start_date", wpath)
+            wend = date_field(w, "end_date", wpath)
+            if wstart is None or wend is None:
+                w_ok = False
+            elif wstart > wend:
+                out.add(file, None, wpath, "calendar_date_order", f"start_date {wstart} is after end_date {wend}")
+                w_ok = False
+            weight = w.get("weight", 1.0)
+            wt_ok = (
+                isinstance(weight, (int, float)) and not isinstance(weight, bool)
+                and np.isfinite(weight) and weight >= 0
+            )
+            if not wt_ok:
+                out.add(file, None, f"{wpath}.weight", "calendar_weight", f"value {_q(weight)} must be a non-negative number")
+                w_ok = False
+            else:
+                weights.append(float(weight))
+            if w_ok and wstart and wend and pstart and pend and not (pstart <= wstart and wend <= pend):
+                out.add(
+                    file, None, wpath, "calendar_week_outside_period",
+                    f"week '{code}' ({wstart}..{wend}) is not inside period '{pkey}' ({pstart}..{pend})",
+                )
+            if w_ok:
+                valid_weeks.append((seq, wstart, code, wend, float(weight)))
+        if weights and len(weights) == len(weeks) and sum(weights) == 0 and pkey is not None:
+            out.add(file, None, ppath, "calendar_zero_weights", f"all week weights of period '{pkey}' are 0: its weeks get equal shares")
+        if p_ok and valid_weeks:
+            valid_weeks.sort(key=lambda x: (x[0], x[1], x[2]))
+            cal.period_weeks[pkey] = [x[2] for x in valid_weeks]
+            cal.period_last_week[pkey] = valid_weeks[-1][2]
+            for _, ws, code, we, _ in valid_weeks:
+                cal.week_codes.add(code)
+                cal.week_ranges.append((ws, we, code))
+                cal.week_period[code] = pkey
+    return cal
+
+
+# ---------------------------------------------------------------------------------------------
+# open PO dues
+
+
+def _map_due(due: str, cal: _Calendar | None) -> tuple[str, str] | str:
+    """Classify a due like the reference maps it: ``("week", code)``, ``("month", YYYY-MM)``
+    or an error message (str)."""
+    if cal is not None and due in cal.week_codes:
+        return ("week", due)
+    if _ISO_DATE_RE.match(due):
+        d, err = _parse_iso_date(due)
+        if err:
+            return err
+        if cal is not None:
+            for start, end, code in cal.week_ranges:
+                if start <= d <= end:
+                    return ("week", code)
+        return ("month", due[:7])
+    if _MONTH_RE.match(due):
+        if cal is not None and due in cal.period_last_week:
+            return ("week", cal.period_last_week[due])
+        return ("month", due)
+    if cal is not None:
+        return f"value {_q(due)} is not a valid due: expected an ISO date YYYY-MM-DD, a month YYYY-MM or a week code of planning_calendar.json"
+    return f"value {_q(due)} is not a valid due: expected an ISO date YYYY-MM-DD or a month YYYY-MM (week codes need a planning_calendar.json)"
+
+
+# ---------------------------------------------------------------------------------------------
+# BOM graph
+
+
+def _bom_cycles(edges: pd.DataFrame) -> list[tuple[list[str], list[int]]]:
+    """Cycles of the BOM graph (one per strongly connected component), as node paths
+    ``[a, b, …, a]`` with the file lines of the edges used. ``edges``: parent, child, line."""
+    if edges.empty:
+        return []
+    e = edges.groupby(["parent", "child"], sort=False)["line"].min().reset_index()
+    # Vectorised pruning: an edge can only be on a cycle if its parent has an in-edge and its
+    # child an out-edge. A few rounds empty a shallow acyclic BOM; the rest is done below.
+    for _ in range(32):
+        has_in = _isin(e["parent"], set(e["child"].tolist()))
+        has_out = _isin(e["child"], set(e["parent"].tolist()))
+        keep = has_in & has_out
+        if keep.all():
+            break
+        e = e.loc[keep]
+        if e.empty:
+            return []
+    first_line = e.set_index(["parent", "child"])["line"]
+    succ: dict[str, list[str]] = defaultdict(list)
+    pred: dict[str, list[str]] = defaultdict(list)
+    for p, c in first_line.index:
+        succ[p].append(c)
+        pred[c].append(p)
+    nodes = set(succ) | set(pred)
+    # Prune nodes that cannot be on a cycle (no in-edges / no out-edges), repeatedly.
+    indeg = {n: len(pred[n]) for n in nodes}
+    outdeg = {n: len(succ[n]) for n in nodes}
+    alive = set(nodes)
+    queue = deque(n for n in nodes if indeg[n] == 0 or outdeg[n] == 0)
+    while queue:
+        n = queue.popleft()
+        if n not in alive:
+            continue
+        alive.discard(n)
+        for c in succ[n]:
+            if c in alive:
+                indeg[c] -= 1
+                if indeg[c] == 0:
+                    queue.append(c)
+        for p in pred[n]:
+            if p in alive:
+                outdeg[p] -= 1
+                if outdeg[p] == 0:
+                    queue.append(p)
+    if not alive:
+        return []
+    # Tarjan's SCC (iterative) on what is left.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    sccs: list[list[str]] = []
+    counter = 0
+    for root in sorted(alive):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(c for c in succ[root] if c in alive)))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, it = work[-1]
+            advanced = False
+            for c in it:
+                if c not in index:
+                    index[c] = low[c] = counter
+                    counter += 1
+                    stack.append(c)
+                    on_stack.add(c)
+                    work.append((c, iter(sorted(x for x in succ[c] if x in alive))))
+                    advanced = True
+                    break
+                if c in on_stack:
+                    low[node] = min(low[node], index[c])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    x = stack.pop()
+                    on_stack.discard(x)
+                    comp.append(x)
+                    if x == node:
+                        break
+                if len(comp) > 1:
+                    sccs.append(comp)
+    cycles = []
+    for comp in sccs:
+        members = set(comp)
+        start = min(comp)
+        # shortest path start -> ... -> start inside the component (BFS)
+        prev: dict[str, str] = {}
+        q = deque([start])
+        found = None
+        while q and found is None:
+            n = q.popleft()
+            for c in sorted(succ[n]):
+                if c not in members:
+                    continue
+                if c == start:
+                    found = n
+                    break
+                if c not in prev:
+                    prev[c] = n
+                    q.append(c)
+        path = [start]
+        n = found
+        back = []
+        while n != start:
+            back.append(n)
+            n = prev[n]
+        path.extend(reversed(back))
+        path.append(start)
+        lines = [int(first_line[(a, b)]) for a, b in zip(path, path[1:])]
+        cycles.append((path, lines))
+    cycles.sort(key=lambda x: min(x[1]))
+    return cycles
+
+
+# ---------------------------------------------------------------------------------------------
+# main entry
+
+
+def validate_input_dir(path: str | Path) -> ValidationReport:
+    """Validate every file of an input folder; never raises for bad content."""
+    folder = Path(path)
+    out = _Collector()
+    if not folder.is_dir():
+        out.add(str(folder), None, None, "missing_file", "input folder does not exist")
+        return out.report(str(folder))
+
+    cal = _check_calendar(folder, out)
+    calendar_periods = cal.period_keys if cal is not None else set()
+
+    tables: dict[str, _Table] = {}
+    key_ok: dict[str, pd.Series] = {}
+    numbers: dict[str, dict[str, pd.Series]] = {}
+    period_ok: dict[str, pd.Series] = {}
+    for name in INPUT_COLUMNS:
+        t = _read_table(folder, name, out)
+        if t is None:
+            continue
+        tables[name] = t
+        key_ok[name] = _check_keys(t, out)
+        numbers[name] = _check_numbers(t, out)
+        ok = key_ok[name]
+        if name in _PERIOD_TABLES:
+            period_ok[name] = _check_periods(t, ok, calendar_periods, out)
+            ok = period_ok[name]
+        _check_duplicates(t, ok, out)
+        if name == "demand_family" and t.df.empty:
+            out.add(t.file, None, None, "no_rows", "no data rows: nothing will be planned")
+
+    _cross_checks(tables, key_ok, numbers, period_ok, cal, out)
+    return out.report(str(folder))
+
+
+def _cross_checks(
+    tables: dict[str, _Table],
+    key_ok: dict[str, pd.Series],
+    numbers: dict[str, dict[str, pd.Series]],
+    period_ok: dict[str, pd.Series],
+    cal: _Calendar | None,
+    out: _Collector,
+) -> None:
+    demand = tables.get("demand_family")
+    mix = tables.get("mix_share")
+    capacity = tables.get("capacity")
+    item = tables.get("item")
+    bom = tables.get("bom")
+
+    # --- demand families and periods
+    demand_families: set[str] = set()
+    demand_periods: list[str] = []
+    if demand is not None and "family" in demand.present:
+        d = demand.df.loc[key_ok["demand_family"]]
+        demand_families = set(d["family"])
+        if "period" in demand.present:
+            demand_periods = sorted(set(demand.df.loc[period_ok["demand_family"], "period"]))
+
+    # --- mix: unknown families, zero shares, SKUs in several families
+    mix_ok = None
+    if mix is not None and {"family", "sku"} <= mix.present:
+        mix_ok = mix.df.loc[key_ok["mix_share"]]
+        if demand is not None and "family" in demand.present:
+            firsts = mix_ok.drop_duplicates("family")
+            unknown = firsts.loc[~_isin(firsts["family"], demand_families)]
+            out.add_rows(
+                mix.file, "unknown_family", "family", unknown["line"],
+                (f"mix shares for unknown family {_q(f)}: it has no rows in demand_family.csv" for f in unknown["family"]),
+                len(unknown),
+            )
+        if "share" in numbers.get("mix_share", {}):
+            share = numbers["mix_share"]["share"].loc[mix_ok.index]
+            g = pd.DataFrame({"family": mix_ok["family"], "share": share.fillna(0.0), "bad": share.isna()})
+            agg = g.groupby("family", sort=False).agg(total=("share", "sum"), bad=("bad", "any"))
+            zero = agg.loc[~agg["bad"] & (agg["total"] == 0)]
+            first_line = mix_ok.drop_duplicates("family").set_index("family")["line"]
+            out.add_rows(
+                mix.file, "zero_shares", "share", first_line.loc[zero.index],
+                (f"all shares of family {_q(f)} are 0: the split between its SKUs is undefined "
+                 f"(the reference splits equally with int rounding and drops the demand otherwise)"
+                 for f in zero.index),
+                len(zero),
+            )
+        pairs = mix_ok.drop_duplicates(["family", "sku"])
+        multi = pairs.duplicated("sku", keep="first")
+        if multi.any():
+            first = pairs.drop_duplicates("sku").set_index("sku")
+            sub = pairs.loc[multi]
+            out.add_rows(
+                mix.file, "sku_in_several_families", "sku", sub["line"],
+                (f"sku {_q(s)} is also listed under family {_q(first.at[s, 'family'])} "
+                 f"(line {first.at[s, 'line']}): its demand is added from every family"
+                 for s in sub["sku"]),
+                len(sub),
+            )
+
+    # --- families without mix rows (pseudo-SKU)
+    mix_families = set(mix_ok["family"]) if mix_ok is not None else set()
+    pseudo: set[str] = set()
+    if demand is not None and "family" in demand.present and mix is not None:
+        d = demand.df.loc[key_ok["demand_family"]].drop_duplicates("family")
+        no_mix = d.loc[~_isin(d["family"], mix_families)]
+        pseudo = set(no_mix["family"])
+        out.add_rows(
+            demand.file, "family_without_mix", "family", no_mix["line"],
+            (f"family {_q(f)} has demand but no rows in mix_share.csv: it is planned as a single "
+             f"pseudo-SKU {_q(f)} without capacity load" for f in no_mix["family"]),
+            len(no_mix),
+        )
+
+    # --- planned items: DET SKUs + BOM descendants
+    det_skus: set[str] = set()
+    if mix_ok is not None:
+        det_skus = set(mix_ok.loc[_isin(mix_ok["family"], demand_families), "sku"])
+    planned = det_skus | pseudo
+    bom_edges = pd.DataFrame(columns=["parent", "child", "line"])
+    if bom is not None and {"parent", "child"} <= bom.present:
+        b = bom.df.loc[key_ok["bom"]]
+        self_loop = b["parent"] == b["child"]
+        sl = b.loc[self_loop]
+        out.add_rows(
+            bom.file, "bom_self_loop", "child", sl["line"],
+            (f"item {_q(p)} is its own component: a BOM row must link two different items" for p in sl["parent"]),
+            len(sl),
+        )
+        b = b.loc[~self_loop]
+        if "qty" in numbers.get("bom", {}):
+            b = b.loc[numbers["bom"]["qty"].loc[b.index] > 0]
+        bom_edges = b[["parent", "child", "line"]]
+        for path, lines in _bom_cycles(bom_edges):
+            out.add(
+                bom.file, min(lines), None, "bom_cycle",
+                f"BOM cycle {' -> '.join(path)} (lines {', '.join(map(str, lines))}): a BOM must be acyclic",
+            )
+        children_of: dict[str, list[str]] = defaultdict(list)
+        for p, c in zip(bom_edges["parent"].tolist(), bom_edges["child"].tolist()):
+            children_of[p].append(c)
+        todo = list(planned)
+        while todo:
+            for c in children_of.get(todo.pop(), ()):
+                if c not in planned:
+                    planned.add(c)
+                    todo.append(c)
+
+    planned_text = "no demand and not a component of a planned item"
+    if bom is not None and {"parent", "child"} <= bom.present:
+        b = bom.df.loc[key_ok["bom"]]
+        b = b.loc[(b["parent"] != b["child"]) & ~_isin(b["parent"], planned)]
+        out.add_rows(
+            bom.file, "unknown_item", "parent", b["line"],
+            (f"parent {_q(p)} is never planned ({planned_text}): the BOM row has no effect" for p in b["parent"]),
+            len(b),
+        )
+    inv = tables.get("inventory")
+    if inv is not None and "item" in inv.present:
+        s = inv.df.loc[key_ok["inventory"]]
+        s = s.loc[~_isin(s["item"], planned)]
+        out.add_rows(
+            inv.file, "unknown_item", "item", s["line"],
+            (f"item {_q(i)} is never planned ({planned_text}): its stock is not used" for i in s["item"]),
+            len(s),
+        )
+    po = tables.get("open_po")
+    if po is not None and "item" in po.present:
+        s = po.df.loc[key_ok["open_po"]]
+        s = s.loc[~_isin(s["item"], planned)]
+        out.add_rows(
+            po.file, "unknown_item", "item", s["line"],
+            (f"item {_q(i)} is never planned ({planned_text}): the open PO is ignored" for i in s["item"]),
+            len(s),
+        )
+
+    # --- open PO dues: format and horizon
+    if po is not None and "due" in po.present:
+        _check_dues(po, demand_periods if demand is not None else None, cal, out)
+
+    # --- planned items missing from item.csv
+    if item is not None and "item" in item.present:
+        known = set(item.df.loc[key_ok["item"], "item"])
+        if mix_ok is not None:
+            m = mix_ok.loc[_isin(mix_ok["family"], demand_families) & ~_isin(mix_ok["sku"], known)]
+            m = m.drop_duplicates("sku")
+            out.add_rows(
+                mix.file, "item_defaults", "sku", m["line"],
+                (f"sku {_q(s)} is not in item.csv: it is planned with lt 0, lot 1, moq 0" for s in m["sku"]),
+                len(m),
+            )
+        if not bom_edges.empty:
+            c = bom_edges.loc[_isin(bom_edges["parent"], planned) & ~_isin(bom_edges["child"], known)]
+            c = c.loc[~_isin(c["child"], det_skus)].drop_duplicates("child")
+            out.add_rows(
+                bom.file, "item_defaults", "child", c["line"],
+                (f"component {_q(x)} is not in item.csv: it is planned with lt 0, lot 1, moq 0" for x in c["child"]),
+                len(c),
+            )
+    elif item is None and (planned - pseudo):
+        out.add(
+            "item.csv", None, None, "item_defaults",
+            f"file is missing: all {len(planned - pseudo)} planned items use lt 0, lot 1, moq 0",
+        )
+
+    # --- capacity vs demand periods
+    if demand is not None and capacity is not None and "period" in demand.present and "period" in capacity.present:
+        dp = demand.df.loc[period_ok["demand_family"]].drop_duplicates("period")
+        cp = capacity.df.loc[period_ok["capacity"]].drop_duplicates("period")
+        no_cap = dp.loc[~_isin(dp["period"], set(cp["period"]))]
+        out.add_rows(
+            demand.file, "demand_without_capacity", "period", no_cap["line"],
+            (f"period {_q(p)} has demand but no rows in capacity.csv: its capacity is 0" for p in no_cap["period"]),
+            len(no_cap),
+        )
+        no_dem = cp.loc[~_isin(cp["period"], set(dp["period"]))]
+        out.add_rows(
+            capacity.file, "capacity_without_demand", "period", no_dem["line"],
+            (f"period {_q(p)} has capacity but no demand in demand_family.csv: it is not planned" for p in no_dem["period"]),
+            len(no_dem),
+        )
+
+    # --- demand periods the calendar does not define
+    if demand is not None and cal is not None and cal.period_weeks and "period" in demand.present:
+        dp = demand.df.loc[period_ok["demand_family"]].drop_duplicates("period")
+        missing = dp.loc[~_isin(dp["period"], set(cal.period_weeks))]
+        out.add_rows(
+            demand.file, "period_not_in_calendar", "period", missing["line"],
+            (f"period {_q(p)} has no weeks in planning_calendar.json: it is split into equal fallback "
+             f"weeks ({p}-W1 ...)" for p in missing["period"]),
+            len(missing),
+        )
+
+
+def _check_dues(po: _Table, demand_periods: list[str] | None, cal: _Calendar | None, out: _Collector) -> None:
+    s = po.df["due"]
+    uniq = pd.unique(s)
+    mapped = {u: _map_due(u, cal) for u in uniq}
+    errs = s.map(lambda u: isinstance(mapped[u], str))
+    if errs.any():
+        sub = po.df.loc[errs]
+        out.add_rows(po.file, "bad_due", "due", sub["line"], (mapped[u] for u in sub["due"]), len(sub))
+    if demand_periods is None:
+        return
+    horizon_weeks: set[str] = set()
+    horizon_months: set[str] = set()
+    for p in demand_periods:
+        if cal is not None and p in cal.period_weeks:
+            horizon_weeks.update(cal.period_weeks[p])
+        else:
+            horizon_months.add(p)
+
+    def outside(u: str) -> bool:
+        m = mapped[u]
+        if isinstance(m, str):
+            return False
+        kind, key = m
+        return key not in (horizon_weeks if kind == "week" else horizon_months)
+
+    flags = {u: outside(u) for u in uniq}
+    bad = s.map(flags).astype(bool)
+    if not bad.any():
+        return
+    if demand_periods:
+        span = f"{demand_periods[0]}..{demand_periods[-1]}" if len(demand_periods) > 1 else demand_periods[0]
+        horizon = f"the planning horizon (demand periods {span})"
+    else:
+        horizon = "the planning horizon (there are no demand periods)"
+
+    def msg(u: str) -> str:
+        kind, key = mapped[u]
+        if kind == "week":
+            where = f"week '{key}'"
+            if cal is not None and key in cal.week_period:
+                where += f" of period '{cal.week_period[key]}'"
+        else:
+            where = f"month '{key}'"
+        return f"due {_q(u)} falls in {where}, outside {horizon}: the open PO is ignored"
+
+    sub = po.df.loc[bad]
+    out.add_rows(po.file, "due_outside_horizon", "due", sub["line"], (msg(u) for u in sub["due"]), len(sub))
+
+
+def load_validated_input_dir(path: str | Path) -> tuple[PlanningInputs, ValidationReport]:
+    """Validate ``path``; raise :class:`InputValidationError` on errors, else parse it with
+    :func:`plan_pipeline.inputs.loader.load_input_dir` and return (inputs, report)."""
+    report = validate_input_dir(path)
+    if not report.ok:
+        raise InputValidationError(report)
+    return load_input_dir(path), report

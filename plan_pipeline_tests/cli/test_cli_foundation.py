@@ -1,0 +1,92 @@
+"""The plan-pipeline CLI end to end: inputs, versions, materialize, demo, concurrency."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plan_pipeline.cli.main import main
+
+
+def run_cli(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PLAN_PIPELINE_DB", "DAGSTER_HOME", "PLAN_PIPELINE_HOME")}
+    return subprocess.run(
+        [sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home), *args],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )
+
+
+def test_inputs_import_refuses_invalid_folder_and_stores_nothing(plan_env, sample_dir, tmp_path, capsys):
+    assert main(["inputs", "import", str(sample_dir), "--label", "good"]) == 0
+    before = plan_env.store.table_counts()
+    bad = tmp_path / "bad"
+    shutil.copytree(sample_dir, bad)
+    lines = (bad / "demand_family.csv").read_text().splitlines()
+    family, period, _ = lines[3].split(",")
+    lines[3] = f"{family},{period},-5"
+    (bad / "demand_family.csv").write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["inputs", "import", str(bad), "--label", "bad"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was stored" in err
+    assert "demand_family.csv" in err and "line 4" in err and "'demand'" in err
+    assert plan_env.store.table_counts() == before
+    assert plan_env.store.get_input_set("bad") is None
+    assert main(["inputs", "validate", str(bad)]) == 1
+
+
+def test_version_lifecycle(plan_env, sample_dir, capsys):
+    assert main(["inputs", "import", str(sample_dir), "--label", "s"]) == 0
+    assert main(["version", "create", "--input-set", "s", "--version-id", "q1", "--round", "dec1",
+                 "--preset", "det_near", "--cutover-date", "2025-03-15", "--apply-adjusted"]) == 0
+    capsys.readouterr()
+    assert main(["version", "show", "q1"]) == 0
+    shown = capsys.readouterr().out
+    assert '"round_mode": "dec1"' in shown and '"preset": "det_near"' in shown and '"apply_adjusted": true' in shown
+    assert main(["version", "list"]) == 0
+    assert "q1" in capsys.readouterr().out
+    assert "q1" in plan_env.instance().get_dynamic_partitions("plan_version")
+    # bad parameters and unknown input sets are clear errors
+    assert main(["version", "create", "--input-set", "s", "--version-id", "q2", "--anchor-policy", "sideways"]) == 1
+    assert "anchor_policy: 'sideways' is not one of DET_near, AGG_far, blend" in capsys.readouterr().err
+    assert main(["version", "create", "--input-set", "nope", "--version-id", "q3"]) == 1
+    assert "unknown input set 'nope'" in capsys.readouterr().err
+    assert main(["version", "delete", "q1"]) == 0
+    assert "q1" not in plan_env.instance().get_dynamic_partitions("plan_version")
+    assert main(["version", "show", "q1"]) == 1
+
+
+def test_demo_materializes_and_summarises(tmp_path):
+    home = tmp_path / "home"
+    result = run_cli(home, "demo")
+    assert result.returncode == 0, result.stderr
+    assert "plan version : demo" in result.stdout
+    assert "aggregate" in result.stdout
+    assert str(home / "plan_store.duckdb") in result.stdout
+    assert "ui" in result.stdout
+    run_id = next(line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if line.startswith("run id"))
+    listed = run_cli(home, "jobs", "list")
+    assert run_id in listed.stdout and "success" in listed.stdout
+
+
+def test_two_versions_materialized_at_the_same_time_both_succeed(tmp_path, sample_dir):
+    home = tmp_path / "home"
+    assert run_cli(home, "inputs", "import", str(sample_dir), "--label", "s").returncode == 0
+    for v in ("c1", "c2"):
+        assert run_cli(home, "version", "create", "--input-set", "s", "--version-id", v).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("PLAN_PIPELINE_DB", "DAGSTER_HOME", "PLAN_PIPELINE_HOME")}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home), "materialize", v],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for v in ("c1", "c2")
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (stdout, stderr) in zip(procs, outputs):
+        assert proc.returncode == 0, stderr
+        assert "Could not set lock" not in stderr and "IOException" not in stderr, stderr
+    listed = run_cli(home, "jobs", "list").stdout
+    assert listed.count("success") == 2

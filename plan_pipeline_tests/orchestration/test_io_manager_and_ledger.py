@@ -1,0 +1,142 @@
+"""IO manager round trips through Dagster, and run ids mapped onto plan_jobs."""
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from plan_pipeline.definitions import defs
+from plan_pipeline.inputs.importer import import_input_dir
+from plan_pipeline.orchestration.io_managers import PLAN_LEVEL, PlanSeriesIOManager
+from plan_pipeline.orchestration.launch import materialize_version, register_version_partition
+from plan_pipeline.orchestration.partitions import plan_version_partitions
+from plan_pipeline.orchestration.resources import PlanStoreResource
+from plan_pipeline.planning.types import PlanningParameters
+
+
+def test_definitions_load_with_partitions_pools_and_in_process_executor():
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert {"planning_inputs", "aggregate_plan"} <= keys
+    for key in repo.asset_graph.get_all_asset_keys():
+        assert repo.asset_graph.get(key).partitions_def == plan_version_partitions
+    job = defs.resolve_job_def("plan_job")
+    pools = {node.name: node.definition.pool for node in job.graph.nodes}
+    assert pools and all(pool == "duckdb" for pool in pools.values()), pools
+    assert job.executor_def.name == "in_process"
+    sync = defs.resolve_job_def("plan_jobs_sync")
+    assert {node.definition.pool for node in sync.graph.nodes} == {"duckdb"}
+
+
+def test_io_manager_round_trip_keeps_dtypes(tmp_path):
+    db = tmp_path / "s.duckdb"
+    store_resource = PlanStoreResource(db_path=str(db))
+    store = store_resource.get_store()
+    store.create_version("v1", None, PlanningParameters())
+
+    frame = pd.DataFrame({
+        "week": ["2025-W01", "2025-W02", "2025-W03"],
+        "capacity": [116.35944700460829, 100.0, 0.1 + 0.2],
+        "original_load": [10.0, 20.0, 30.0],
+        "carried_slack_in": [0.0, 1.5, 2.25],
+        "spill_in": [0.0, 0.0, 1 / 3],
+        "adjusted_load": [10.0, 20.0, 29.0],
+        "spill_out": [0.0, 0.0, 1.0],
+        "slack_carry_out": [0.0, 0.0, 0.0],
+        "boundary_period": pd.array([None, True, True], dtype="boolean"),
+        "boundary_index": pd.array([None, 1, 2], dtype="Int64"),
+        "zone": ["pre", "at", "at"],
+    })
+
+    @dg.asset(partitions_def=plan_version_partitions, metadata={PLAN_LEVEL: "weekly_summary"},
+              io_manager_key="plan_series_io_manager")
+    def weekly() -> pd.DataFrame:
+        return frame
+
+    seen = {}
+
+    @dg.asset(partitions_def=plan_version_partitions, io_manager_key="plan_series_io_manager",
+              metadata={PLAN_LEVEL: "aggregate"})
+    def downstream(weekly: pd.DataFrame) -> pd.DataFrame:
+        seen["frame"] = weekly
+        return pd.DataFrame({"family": ["F"], "period": ["2025-01"], "demand": [1.0], "supply": [1.0],
+                             "backlog": [0.0], "capacity_total": [2.0]})
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("plan_version", ["v1"])
+        result = dg.materialize(
+            [weekly, downstream], partition_key="v1", instance=instance,
+            resources={"plan_series_io_manager": PlanSeriesIOManager(plan_store=store_resource)},
+        )
+        assert result.success
+        meta = result.asset_materializations_for_node("weekly")[0].metadata
+        assert meta["dagster/row_count"].value == 3
+        assert meta["plan_level"].value == "weekly_summary"
+        assert "| week |" in meta["preview"].value
+    pd.testing.assert_frame_equal(seen["frame"], frame)
+    rows = store.read_series_rows("v1", "weekly_summary")
+    assert set(rows["source_run_id"]) == {result.run_id}
+    assert rows["boundary_zone"].tolist() == ["pre", "at", "at"]
+
+
+def _make_version(env, sample_dir, version_id="v1", **params):
+    store = env.store
+    if store.get_input_set("sample") is None:
+        import_input_dir(store, sample_dir, "sample")
+    store.create_version(version_id, "sample", PlanningParameters(**params))
+    return store
+
+
+def test_successful_run_is_a_plan_jobs_row_keyed_by_run_id(plan_env, sample_dir):
+    store = _make_version(plan_env, sample_dir)
+    instance = plan_env.instance()
+    outcome = materialize_version(instance, store, "v1", trigger="cli")
+    assert outcome.success, outcome.errors
+    job = store.get_job(outcome.run_id)
+    assert job is not None
+    assert job["job_id"] == outcome.run_id and instance.get_run_by_id(outcome.run_id) is not None
+    assert job["version_id"] == "v1" and job["status"] == "success" and job["trigger"] == "cli"
+    assert job["started_at"] <= job["finished_at"] and job["duration_ms"] >= 0 and job["error"] is None
+    assert job["job_name"] == "plan_job"
+    # the rows written by the run carry its id
+    assert set(store.read_series_rows("v1", "aggregate")["source_run_id"]) == {outcome.run_id}
+    # the partition is registered in the instance, so the UI lists it
+    assert "v1" in instance.get_dynamic_partitions("plan_version")
+
+
+def test_failed_run_is_recorded_with_its_error(plan_env, sample_dir):
+    store = _make_version(plan_env, sample_dir)
+    with duckdb.connect(str(store.path)) as con:  # corrupt a parameter behind the store's back
+        con.execute("UPDATE plan_versions SET round_mode = 'bogus' WHERE version_id = 'v1'")
+    outcome = materialize_version(plan_env.instance(), store, "v1", trigger="cli")
+    assert not outcome.success
+    job = store.get_job(outcome.run_id)
+    assert job["status"] == "failure"
+    assert "round_mode: 'bogus' is not one of none, int, dec1, dec2" in job["error"]
+    assert job["finished_at"] is not None
+
+
+def test_trigger_comes_from_tags():
+    from plan_pipeline.orchestration.run_ledger import trigger_from_tags
+
+    assert trigger_from_tags({"dagster/backfill": "abc", "plan/trigger": "x"}) == "x"
+    assert trigger_from_tags({"dagster/backfill": "abc"}) == "backfill"
+    assert trigger_from_tags({"dagster/schedule_name": "s"}) == "schedule"
+    assert trigger_from_tags({"dagster/sensor_name": "s"}) == "sensor"
+    assert trigger_from_tags({}) == "manual"
+
+
+def test_ledger_sensor_requests_one_sync_run_for_finished_runs(plan_env, sample_dir):
+    from plan_pipeline.orchestration.sensors import plan_jobs_ledger_sensor
+
+    store = _make_version(plan_env, sample_dir)
+    instance = plan_env.instance()
+    outcome = materialize_version(instance, store, "v1")
+    context = dg.build_sensor_context(instance=instance)
+    request = plan_jobs_ledger_sensor(context)
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_config["ops"]["sync_plan_jobs_op"]["config"]["run_ids"] == [outcome.run_id]
+    # the cursor moved: the next evaluation has nothing to do
+    again = plan_jobs_ledger_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
+    assert isinstance(again, dg.SkipReason)

@@ -1,0 +1,194 @@
+"""Plan store repository: migrations, atomic level replace, cascade delete, audit survival, round trips."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from plan_pipeline.inputs.importer import import_input_dir
+from plan_pipeline.planning.types import PlanningParameters
+from plan_pipeline.store import PlanStore, PlanStoreError
+from plan_pipeline.store.schema import SCHEMA_VERSION, VERSION_CHILD_TABLES
+
+
+def det_frame(n_weeks: int = 3, offset: float = 0.0) -> pd.DataFrame:
+    rows = []
+    for sku in ("A1", "A2"):
+        for w in range(1, n_weeks + 1):
+            rows.append(("FA", "2025-01", sku, f"2025-W0{w}", 10.0 * w + offset, 5.0 * w, 5.0 * w, 5.0 * w + offset))
+    return pd.DataFrame(rows, columns=["family", "period", "sku", "week", "demand", "supply", "supply_plan", "backlog"])
+
+
+@pytest.fixture
+def version_store(store: PlanStore, sample_dir):
+    import_input_dir(store, sample_dir, "sample")
+    store.create_version("v1", "sample", PlanningParameters())
+    return store
+
+
+def test_migrations_apply_once_and_record_schema_version(store: PlanStore):
+    assert store.initialise() == SCHEMA_VERSION
+    # reopening applies nothing new and keeps one row per migration
+    again = PlanStore(store.path)
+    assert again.schema_version() == SCHEMA_VERSION
+    with duckdb.connect(str(store.path)) as con:
+        assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    for table in ("input_sets", "plan_versions", "plan_series", "plan_kpis", "plan_overrides",
+                  "plan_override_events", "plan_jobs", "plan_backfill_runs", "plan_artifacts"):
+        assert table in tables
+
+
+def test_series_round_trip_keeps_columns_dtypes_and_order(version_store: PlanStore):
+    frame = det_frame()
+    frame = frame.iloc[::-1].reset_index(drop=True)  # a non-sorted natural order must survive
+    assert version_store.replace_series("v1", "det", frame, run_id="run-1") == len(frame)
+    back = version_store.read_series("v1", "det")
+    pd.testing.assert_frame_equal(back, frame)
+    rows = version_store.read_series_rows("v1", "det")
+    assert set(rows["source_run_id"]) == {"run-1"}
+    assert list(rows["time_bucket_type"].unique()) == ["week"]
+
+
+def test_shared_week_fragments_stay_separate_rows(version_store: PlanStore):
+    frame = pd.DataFrame(
+        [("F", "2025-01", "S", "2025-W05", 9.0, 9.0, 9.0, 0.0), ("F", "2025-02", "S", "2025-W05", 5.0, 5.0, 5.0, 0.0)],
+        columns=["family", "period", "sku", "week", "demand", "supply", "supply_plan", "backlog"],
+    )
+    version_store.replace_series("v1", "det", frame)
+    rows = version_store.read_series_rows("v1", "det")
+    assert list(rows["period_key"]) == ["2025-01", "2025-02"]
+    assert rows["demand"].sum() == 14.0
+    pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), frame)
+
+
+def test_replace_is_atomic_when_the_write_fails_midway(version_store: PlanStore):
+    old = det_frame()
+    version_store.replace_series("v1", "det", old, run_id="good")
+
+    def explode(con):
+        # the delete already ran inside this transaction
+        assert con.execute("SELECT count(*) FROM plan_series WHERE version_id='v1' AND level='det'").fetchone()[0] == 0
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        version_store.replace_series("v1", "det", det_frame(offset=100.0), run_id="bad", _fault=explode)
+    pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), old)
+    assert set(version_store.read_series_rows("v1", "det")["source_run_id"]) == {"good"}
+
+
+def test_replace_is_atomic_on_a_constraint_error(version_store: PlanStore):
+    old = det_frame()
+    version_store.replace_series("v1", "det", old)
+    duplicated = pd.concat([det_frame(offset=1.0), det_frame(offset=1.0).head(1)], ignore_index=True)
+    with pytest.raises(duckdb.ConstraintException):
+        version_store.replace_series("v1", "det", duplicated)
+    pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), old)
+
+
+def test_replace_only_touches_its_level(version_store: PlanStore):
+    version_store.replace_series("v1", "det", det_frame())
+    agg = pd.DataFrame({"family": ["FA"], "period": ["2025-01"], "demand": [1.0], "supply": [1.0],
+                        "backlog": [0.0], "capacity_total": [3.0]})
+    version_store.replace_series("v1", "aggregate", agg)
+    version_store.replace_series("v1", "det", det_frame(n_weeks=2))
+    assert version_store.series_levels("v1") == {"aggregate": 1, "det": 4}
+    assert version_store.read_series_rows("v1", "aggregate")["time_bucket_type"].tolist() == ["month"]
+
+
+def test_writes_for_an_unknown_version_are_refused(version_store: PlanStore):
+    with pytest.raises(PlanStoreError, match="unknown plan version 'nope'"):
+        version_store.replace_series("nope", "det", det_frame())
+    with pytest.raises(PlanStoreError, match="frame lacks column"):
+        version_store.replace_series("v1", "det", det_frame().drop(columns=["week"]))
+
+
+def test_audit_events_survive_a_rewrite_of_plan_rows(version_store: PlanStore):
+    version_store.replace_series("v1", "det", det_frame())
+    version_store.record_override("v1", "det", "det:week=2025-W01,sku=A1", {"demand": 42.0}, actor="ana", notes="promo")
+    version_store.record_override("v1", "det", "det:week=2025-W01,sku=A1", {}, lock=True, actor="ana", event_type="lock")
+    version_store.replace_series("v1", "det", det_frame(offset=3.0))
+    version_store.replace_kpis("v1", "report", pd.DataFrame(
+        {"category": ["plan"], "metric": ["fill_rate"], "bucket_type": ["total"], "bucket_key": ["total"],
+         "value": [0.9], "unit": ["ratio"]}))
+    events = version_store.read_override_events("v1")
+    assert events["event_type"].tolist() == ["edit", "lock"]
+    assert events["actor"].tolist() == ["ana", "ana"]
+    overrides = version_store.read_overrides("v1")
+    assert len(overrides) == 1 and bool(overrides["lock_flag"].iat[0]) is True
+
+
+def test_delete_version_cascades_every_child_table(version_store: PlanStore):
+    store = version_store
+    store.create_version("v2", "sample", PlanningParameters())
+    for v in ("v1", "v2"):
+        store.replace_series(v, "det", det_frame())
+        store.replace_kpis(v, "report", pd.DataFrame(
+            {"category": ["plan"], "metric": ["fill_rate"], "bucket_type": ["total"], "bucket_key": ["total"],
+             "value": [1.0], "unit": ["ratio"]}))
+        store.record_override(v, "det", "det:week=2025-W01,sku=A1", {"demand": 1.0})
+        store.put_artifact(v, "aggregate.json", {"rows": []})
+        store.upsert_jobs([{"job_id": f"run-{v}", "version_id": v, "status": "success"}])
+    removed = store.delete_version("v1")
+    assert removed["plan_series"] == 6 and removed["plan_kpis"] == 1 and removed["plan_jobs"] == 1
+    assert removed["plan_override_events"] == 1 and removed["plan_overrides"] == 1 and removed["plan_artifacts"] == 1
+    with duckdb.connect(str(store.path)) as con:
+        for table in (*VERSION_CHILD_TABLES, "plan_versions"):
+            left = con.execute(f"SELECT count(*) FROM {table} WHERE version_id = 'v1'").fetchone()[0]
+            assert left == 0, table
+        # the other version is untouched
+        assert con.execute("SELECT count(*) FROM plan_series WHERE version_id = 'v2'").fetchone()[0] == 6
+    with pytest.raises(PlanStoreError, match="unknown plan version 'v1'"):
+        store.delete_version("v1")
+
+
+def test_input_set_import_is_immutable_and_idempotent(store: PlanStore, sample_dir, tmp_path):
+    import shutil
+
+    first = import_input_dir(store, sample_dir, "base")
+    assert first.status == "created"
+    again = import_input_dir(store, sample_dir, "base")
+    assert again.status == "unchanged" and again.content_hash == first.content_hash
+    changed = tmp_path / "changed"
+    shutil.copytree(sample_dir, changed)
+    demand = changed / "demand_family.csv"
+    demand.write_text(demand.read_text() + demand.read_text().splitlines()[1] + "\n")
+    with pytest.raises(PlanStoreError, match="already used by different content"):
+        import_input_dir(store, changed, "base")
+    # the same content under another label is fine, and reads back identically
+    import_input_dir(store, changed, "base-2")
+    assert store.load_input_set("base").demand_family.shape[0] + 1 == store.load_input_set("base-2").demand_family.shape[0]
+
+
+def test_loaded_input_set_equals_the_parsed_folder(store: PlanStore, sample_dir):
+    from plan_pipeline.inputs.loader import load_input_dir
+
+    import_input_dir(store, sample_dir, "s")
+    parsed = load_input_dir(sample_dir)
+    loaded = store.load_input_set("s")
+    for name in ("demand_family", "capacity", "mix_share", "item", "inventory", "open_po", "bom"):
+        pd.testing.assert_frame_equal(loaded.table(name), parsed.table(name), check_dtype=True)
+    assert loaded.calendar == parsed.calendar
+
+
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "", "x" * 65, "..", ".hidden", "a b"])
+def test_identifiers_cannot_traverse_paths(store: PlanStore, bad):
+    with pytest.raises(PlanStoreError, match="invalid version id"):
+        store.create_version(bad, None, PlanningParameters())
+
+
+def test_kpi_round_trip(version_store: PlanStore):
+    frame = pd.DataFrame({
+        "category": ["plan", "plan", "capacity"],
+        "metric": ["fill_rate", "backlog_total", "utilization"],
+        "bucket_type": ["total", "month", "week"],
+        "bucket_key": ["total", "2025-01", "2025-W02"],
+        "value": [0.875, 12.0, np.nan],
+        "unit": ["ratio", "units", None],
+    })
+    version_store.replace_kpis("v1", "report", frame, run_id="r")
+    back = version_store.read_kpis("v1", "report")
+    assert back["metric"].tolist() == ["fill_rate", "backlog_total", "utilization"]
+    assert back["value"].iloc[:2].tolist() == [0.875, 12.0] and np.isnan(back["value"].iat[2])
+    assert set(back["source_run_id"]) == {"r"}
