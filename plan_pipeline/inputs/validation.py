@@ -640,9 +640,9 @@ class _Calendar:
     period_keys: set[str] = field(default_factory=set)  # every string 'period' value
     period_weeks: dict[str, list[str]] = field(default_factory=dict)  # valid periods with weeks
     week_codes: set[str] = field(default_factory=set)
-    week_ranges: list[tuple[date, date, str]] = field(default_factory=list)
+    week_ranges: list[tuple[date, date, str, str]] = field(default_factory=list)  # + period
     period_last_week: dict[str, str] = field(default_factory=dict)
-    week_period: dict[str, str] = field(default_factory=dict)
+    week_periods: dict[str, list[str]] = field(default_factory=dict)  # a shared week: 2 periods
 
 
 def _parse_iso_date(value: Any) -> tuple[date | None, str | None]:
@@ -801,8 +801,8 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
             cal.period_last_week[pkey] = valid_weeks[-1][2]
             for _, ws, code, we, _ in valid_weeks:
                 cal.week_codes.add(code)
-                cal.week_ranges.append((ws, we, code))
-                cal.week_period[code] = pkey
+                cal.week_ranges.append((ws, we, code, pkey))
+                cal.week_periods.setdefault(code, []).append(pkey)
     return cal
 
 
@@ -810,24 +810,25 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
 # open PO dues
 
 
-def _map_due(due: str, cal: _Calendar | None) -> tuple[str, str] | str:
-    """Classify a due like the reference maps it: ``("week", code)``, ``("month", YYYY-MM)``
-    or an error message (str)."""
+def _map_due(due: str, cal: _Calendar | None) -> tuple[str, str, str | None] | str:
+    """Classify a due like the reference maps it (pipeline spec §3.5): ``("week", code, period)``
+    (period = the calendar period the due points into, None for a bare week code),
+    ``("month", YYYY-MM, None)`` or an error message (str)."""
     if cal is not None and due in cal.week_codes:
-        return ("week", due)
+        return ("week", due, None)
     if _ISO_DATE_RE.match(due):
         d, err = _parse_iso_date(due)
         if err:
             return err
         if cal is not None:
-            for start, end, code in cal.week_ranges:
+            for start, end, code, period in cal.week_ranges:
                 if start <= d <= end:
-                    return ("week", code)
-        return ("month", due[:7])
+                    return ("week", code, period)
+        return ("month", due[:7], None)
     if _MONTH_RE.match(due):
         if cal is not None and due in cal.period_last_week:
-            return ("week", cal.period_last_week[due])
-        return ("month", due)
+            return ("week", cal.period_last_week[due], due)
+        return ("month", due, None)
     if cal is not None:
         return f"value {_q(due)} is not a valid due: expected an ISO date YYYY-MM-DD, a month YYYY-MM or a week code of planning_calendar.json"
     return f"value {_q(due)} is not a valid due: expected an ISO date YYYY-MM-DD or a month YYYY-MM (week codes need a planning_calendar.json)"
@@ -980,6 +981,7 @@ def validate_input_dir(path: str | Path) -> ValidationReport:
     key_ok: dict[str, pd.Series] = {}
     numbers: dict[str, dict[str, pd.Series]] = {}
     period_ok: dict[str, pd.Series] = {}
+    missing = {name for name in INPUT_COLUMNS if not (folder / f"{name}.csv").is_file()}
     for name in INPUT_COLUMNS:
         t = _read_table(folder, name, out)
         if t is None:
@@ -995,45 +997,57 @@ def validate_input_dir(path: str | Path) -> ValidationReport:
         if name == "demand_family" and t.df.empty:
             out.add(t.file, None, None, "no_rows", "no data rows: nothing will be planned")
 
-    _cross_checks(tables, key_ok, numbers, period_ok, cal, out)
+    _cross_checks(tables, missing, key_ok, numbers, period_ok, cal, out)
     return out.report(str(folder))
 
 
 def _cross_checks(
     tables: dict[str, _Table],
+    missing: set[str],
     key_ok: dict[str, pd.Series],
     numbers: dict[str, dict[str, pd.Series]],
     period_ok: dict[str, pd.Series],
     cal: _Calendar | None,
     out: _Collector,
 ) -> None:
-    demand = tables.get("demand_family")
-    mix = tables.get("mix_share")
-    capacity = tables.get("capacity")
-    item = tables.get("item")
-    bom = tables.get("bom")
+    """Checks across rows and files. A table whose key columns are missing (already an error)
+    is left out, so a structural error does not cascade into a flood of warnings."""
+    usable = {n: t for n, t in tables.items() if all(c in t.present for c in _KEY_COLUMNS[n])}
+    demand = usable.get("demand_family")
+    mix = usable.get("mix_share")
+    capacity = usable.get("capacity")
+    item = usable.get("item")
+    bom = usable.get("bom")
+    inv = usable.get("inventory")
+    po = usable.get("open_po")
 
-    # --- demand families and periods
-    demand_families: set[str] = set()
-    demand_periods: list[str] = []
-    if demand is not None and "family" in demand.present:
-        d = demand.df.loc[key_ok["demand_family"]]
-        demand_families = set(d["family"])
-        if "period" in demand.present:
-            demand_periods = sorted(set(demand.df.loc[period_ok["demand_family"], "period"]))
+    demand_keyed = demand.df.loc[key_ok["demand_family"]] if demand is not None else None
+    demand_dated = demand.df.loc[period_ok["demand_family"]] if demand is not None else None
+    mix_ok = mix.df.loc[key_ok["mix_share"]] if mix is not None else None
+    demand_families = set(demand_keyed["family"]) if demand is not None else set()
 
-    # --- mix: unknown families, zero shares, SKUs in several families
-    mix_ok = None
-    if mix is not None and {"family", "sku"} <= mix.present:
-        mix_ok = mix.df.loc[key_ok["mix_share"]]
-        if demand is not None and "family" in demand.present:
-            firsts = mix_ok.drop_duplicates("family")
-            unknown = firsts.loc[~_isin(firsts["family"], demand_families)]
-            out.add_rows(
-                mix.file, "unknown_family", "family", unknown["line"],
-                (f"mix shares for unknown family {_q(f)}: it has no rows in demand_family.csv" for f in unknown["family"]),
-                len(unknown),
-            )
+    # --- mix vs demand: unknown families, families without mix rows (pseudo-SKU)
+    pseudo: set[str] = set()
+    if demand is not None and mix is not None:
+        firsts = mix_ok.drop_duplicates("family")
+        unknown = firsts.loc[~_isin(firsts["family"], demand_families)]
+        out.add_rows(
+            mix.file, "unknown_family", "family", unknown["line"],
+            (f"mix shares for unknown family {_q(f)}: it has no rows in demand_family.csv" for f in unknown["family"]),
+            len(unknown),
+        )
+        d = demand_keyed.drop_duplicates("family")
+        no_mix = d.loc[~_isin(d["family"], set(mix_ok["family"]))]
+        pseudo = set(no_mix["family"])
+        out.add_rows(
+            demand.file, "family_without_mix", "family", no_mix["line"],
+            (f"family {_q(f)} has demand but no rows in mix_share.csv: it is planned as a single "
+             f"pseudo-SKU {_q(f)} without capacity load" for f in no_mix["family"]),
+            len(no_mix),
+        )
+
+    # --- mix alone: all-zero shares, SKUs under several families
+    if mix is not None:
         if "share" in numbers.get("mix_share", {}):
             share = numbers["mix_share"]["share"].loc[mix_ok.index]
             g = pd.DataFrame({"family": mix_ok["family"], "share": share.fillna(0.0), "bad": share.isna()})
@@ -1054,39 +1068,21 @@ def _cross_checks(
             sub = pairs.loc[multi]
             out.add_rows(
                 mix.file, "sku_in_several_families", "sku", sub["line"],
-                (f"sku {_q(s)} is also listed under family {_q(first.at[s, 'family'])} "
-                 f"(line {first.at[s, 'line']}): its demand is added from every family"
-                 for s in sub["sku"]),
+                (f"sku {_q(x)} is also listed under family {_q(first.at[x, 'family'])} "
+                 f"(line {first.at[x, 'line']}): its demand is added from every family"
+                 for x in sub["sku"]),
                 len(sub),
             )
 
-    # --- families without mix rows (pseudo-SKU)
-    mix_families = set(mix_ok["family"]) if mix_ok is not None else set()
-    pseudo: set[str] = set()
-    if demand is not None and "family" in demand.present and mix is not None:
-        d = demand.df.loc[key_ok["demand_family"]].drop_duplicates("family")
-        no_mix = d.loc[~_isin(d["family"], mix_families)]
-        pseudo = set(no_mix["family"])
-        out.add_rows(
-            demand.file, "family_without_mix", "family", no_mix["line"],
-            (f"family {_q(f)} has demand but no rows in mix_share.csv: it is planned as a single "
-             f"pseudo-SKU {_q(f)} without capacity load" for f in no_mix["family"]),
-            len(no_mix),
-        )
-
-    # --- planned items: DET SKUs + BOM descendants
-    det_skus: set[str] = set()
-    if mix_ok is not None:
-        det_skus = set(mix_ok.loc[_isin(mix_ok["family"], demand_families), "sku"])
-    planned = det_skus | pseudo
-    bom_edges = pd.DataFrame(columns=["parent", "child", "line"])
-    if bom is not None and {"parent", "child"} <= bom.present:
+    # --- BOM graph: self-loops and cycles
+    bom_edges = pd.DataFrame({"parent": [], "child": [], "line": []})
+    if bom is not None:
         b = bom.df.loc[key_ok["bom"]]
         self_loop = b["parent"] == b["child"]
         sl = b.loc[self_loop]
         out.add_rows(
             bom.file, "bom_self_loop", "child", sl["line"],
-            (f"item {_q(p)} is its own component: a BOM row must link two different items" for p in sl["parent"]),
+            (f"item {_q(x)} is its own component: a BOM row must link two different items" for x in sl["parent"]),
             len(sl),
         )
         b = b.loc[~self_loop]
@@ -1098,6 +1094,11 @@ def _cross_checks(
                 bom.file, min(lines), None, "bom_cycle",
                 f"BOM cycle {' -> '.join(path)} (lines {', '.join(map(str, lines))}): a BOM must be acyclic",
             )
+
+    # --- planned items (DET SKUs, pseudo-SKUs, BOM descendants) need demand and mix
+    if demand is not None and mix is not None:
+        det_skus = set(mix_ok.loc[_isin(mix_ok["family"], demand_families), "sku"])
+        planned = det_skus | pseudo
         children_of: dict[str, list[str]] = defaultdict(list)
         for p, c in zip(bom_edges["parent"].tolist(), bom_edges["child"].tolist()):
             children_of[p].append(c)
@@ -1108,66 +1109,59 @@ def _cross_checks(
                     planned.add(c)
                     todo.append(c)
 
-    planned_text = "no demand and not a component of a planned item"
-    if bom is not None and {"parent", "child"} <= bom.present:
-        b = bom.df.loc[key_ok["bom"]]
-        b = b.loc[(b["parent"] != b["child"]) & ~_isin(b["parent"], planned)]
-        out.add_rows(
-            bom.file, "unknown_item", "parent", b["line"],
-            (f"parent {_q(p)} is never planned ({planned_text}): the BOM row has no effect" for p in b["parent"]),
-            len(b),
-        )
-    inv = tables.get("inventory")
-    if inv is not None and "item" in inv.present:
-        s = inv.df.loc[key_ok["inventory"]]
-        s = s.loc[~_isin(s["item"], planned)]
-        out.add_rows(
-            inv.file, "unknown_item", "item", s["line"],
-            (f"item {_q(i)} is never planned ({planned_text}): its stock is not used" for i in s["item"]),
-            len(s),
-        )
-    po = tables.get("open_po")
-    if po is not None and "item" in po.present:
-        s = po.df.loc[key_ok["open_po"]]
-        s = s.loc[~_isin(s["item"], planned)]
-        out.add_rows(
-            po.file, "unknown_item", "item", s["line"],
-            (f"item {_q(i)} is never planned ({planned_text}): the open PO is ignored" for i in s["item"]),
-            len(s),
-        )
+        never = "is never planned (no demand and not a component of a planned item)"
+        if bom is not None:
+            b = bom.df.loc[key_ok["bom"]]
+            b = b.loc[(b["parent"] != b["child"]) & ~_isin(b["parent"], planned)]
+            out.add_rows(
+                bom.file, "unknown_item", "parent", b["line"],
+                (f"parent {_q(x)} {never}: the BOM row has no effect" for x in b["parent"]), len(b),
+            )
+        if inv is not None:
+            x = inv.df.loc[key_ok["inventory"]]
+            x = x.loc[~_isin(x["item"], planned)]
+            out.add_rows(
+                inv.file, "unknown_item", "item", x["line"],
+                (f"item {_q(i)} {never}: its stock is not used" for i in x["item"]), len(x),
+            )
+        if po is not None:
+            x = po.df.loc[key_ok["open_po"]]
+            x = x.loc[~_isin(x["item"], planned)]
+            out.add_rows(
+                po.file, "unknown_item", "item", x["line"],
+                (f"item {_q(i)} {never}: the open PO is ignored" for i in x["item"]), len(x),
+            )
 
-    # --- open PO dues: format and horizon
-    if po is not None and "due" in po.present:
-        _check_dues(po, demand_periods if demand is not None else None, cal, out)
-
-    # --- planned items missing from item.csv
-    if item is not None and "item" in item.present:
-        known = set(item.df.loc[key_ok["item"], "item"])
-        if mix_ok is not None:
+        defaults = "it is planned with lt 0, lot 1, moq 0"
+        if item is not None:
+            known = set(item.df.loc[key_ok["item"], "item"])
             m = mix_ok.loc[_isin(mix_ok["family"], demand_families) & ~_isin(mix_ok["sku"], known)]
             m = m.drop_duplicates("sku")
             out.add_rows(
                 mix.file, "item_defaults", "sku", m["line"],
-                (f"sku {_q(s)} is not in item.csv: it is planned with lt 0, lot 1, moq 0" for s in m["sku"]),
-                len(m),
+                (f"sku {_q(x)} is not in item.csv: {defaults}" for x in m["sku"]), len(m),
             )
-        if not bom_edges.empty:
-            c = bom_edges.loc[_isin(bom_edges["parent"], planned) & ~_isin(bom_edges["child"], known)]
-            c = c.loc[~_isin(c["child"], det_skus)].drop_duplicates("child")
-            out.add_rows(
-                bom.file, "item_defaults", "child", c["line"],
-                (f"component {_q(x)} is not in item.csv: it is planned with lt 0, lot 1, moq 0" for x in c["child"]),
-                len(c),
+            if not bom_edges.empty:
+                c = bom_edges.loc[_isin(bom_edges["parent"], planned) & ~_isin(bom_edges["child"], known)]
+                c = c.loc[~_isin(c["child"], det_skus)].drop_duplicates("child")
+                out.add_rows(
+                    bom.file, "item_defaults", "child", c["line"],
+                    (f"component {_q(x)} is not in item.csv: {defaults}" for x in c["child"]), len(c),
+                )
+        elif "item" in missing and (planned - pseudo):
+            out.add(
+                "item.csv", None, None, "item_defaults",
+                f"file is missing: all {len(planned - pseudo)} planned items use lt 0, lot 1, moq 0",
             )
-    elif item is None and (planned - pseudo):
-        out.add(
-            "item.csv", None, None, "item_defaults",
-            f"file is missing: all {len(planned - pseudo)} planned items use lt 0, lot 1, moq 0",
-        )
+
+    # --- open PO dues: format and horizon
+    if po is not None and "due" in po.present:
+        periods = sorted(set(demand_dated["period"])) if demand is not None else None
+        _check_dues(po, periods, cal, out)
 
     # --- capacity vs demand periods
-    if demand is not None and capacity is not None and "period" in demand.present and "period" in capacity.present:
-        dp = demand.df.loc[period_ok["demand_family"]].drop_duplicates("period")
+    if demand is not None and capacity is not None:
+        dp = demand_dated.drop_duplicates("period")
         cp = capacity.df.loc[period_ok["capacity"]].drop_duplicates("period")
         no_cap = dp.loc[~_isin(dp["period"], set(cp["period"]))]
         out.add_rows(
@@ -1183,14 +1177,14 @@ def _cross_checks(
         )
 
     # --- demand periods the calendar does not define
-    if demand is not None and cal is not None and cal.period_weeks and "period" in demand.present:
-        dp = demand.df.loc[period_ok["demand_family"]].drop_duplicates("period")
-        missing = dp.loc[~_isin(dp["period"], set(cal.period_weeks))]
+    if demand is not None and cal is not None and cal.period_weeks:
+        dp = demand_dated.drop_duplicates("period")
+        gaps = dp.loc[~_isin(dp["period"], set(cal.period_weeks))]
         out.add_rows(
-            demand.file, "period_not_in_calendar", "period", missing["line"],
+            demand.file, "period_not_in_calendar", "period", gaps["line"],
             (f"period {_q(p)} has no weeks in planning_calendar.json: it is split into equal fallback "
-             f"weeks ({p}-W1 ...)" for p in missing["period"]),
-            len(missing),
+             f"weeks ({p}-W1 ...)" for p in gaps["period"]),
+            len(gaps),
         )
 
 
@@ -1216,7 +1210,7 @@ def _check_dues(po: _Table, demand_periods: list[str] | None, cal: _Calendar | N
         m = mapped[u]
         if isinstance(m, str):
             return False
-        kind, key = m
+        kind, key, _ = m
         return key not in (horizon_weeks if kind == "week" else horizon_months)
 
     flags = {u: outside(u) for u in uniq}
@@ -1230,11 +1224,14 @@ def _check_dues(po: _Table, demand_periods: list[str] | None, cal: _Calendar | N
         horizon = "the planning horizon (there are no demand periods)"
 
     def msg(u: str) -> str:
-        kind, key = mapped[u]
+        kind, key, period = mapped[u]
         if kind == "week":
+            periods = [period] if period is not None else cal.week_periods.get(key, [])
             where = f"week '{key}'"
-            if cal is not None and key in cal.week_period:
-                where += f" of period '{cal.week_period[key]}'"
+            if len(periods) == 1:
+                where += f" of period '{periods[0]}'"
+            elif periods:
+                where += " of periods " + ", ".join(f"'{p}'" for p in periods)
         else:
             where = f"month '{key}'"
         return f"due {_q(u)} falls in {where}, outside {horizon}: the open PO is ignored"

@@ -50,7 +50,7 @@ from plan_pipeline.planning.calendar import (
     period_of_week,
     week_distribution,
 )
-from plan_pipeline.planning.rounding import round6, round_quantity, round_quantity_array
+from plan_pipeline.planning.rounding import round6, round_quantity_array
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
 
 __all__ = [
@@ -263,7 +263,7 @@ def plan_capacity(
     items = mrp["item"].astype(str).to_numpy(dtype=object)
     widx = pd.Index(weeks, dtype=object).get_indexer(mrp["week"].astype(str)) if len(mrp) else np.zeros(0, np.int64)
     release = mrp["planned_order_release"].to_numpy(dtype=np.float64)
-    is_fg = np.fromiter((it in fg_set for it in items), dtype=bool, count=len(items)) if len(items) else np.zeros(0, bool)
+    is_fg = mrp["item"].astype(str).isin(fg_set).to_numpy() if len(items) else np.zeros(0, bool)
     # Sequential (row-order) sums, like the reference's dict accumulation.
     load = np.bincount(widx[is_fg], weights=release[is_fg], minlength=n) if n else np.zeros(0)
 
@@ -462,16 +462,12 @@ def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0") -> 
     rows_df = plan.rows
     fg_set = set(plan.fg_items)
     lists = {c: rows_df[c].tolist() for c in MRP_COLUMNS + ADJ_COLUMNS}
-    float_cols = [c for c in MRP_COLUMNS if c not in ("item", "sku", "week", "lt_weeks")]
+    float_cols = [c for c in MRP_COLUMNS if c not in ("item", "sku", "week")]
     out_rows = []
     for k in range(len(rows_df)):
         row = {"item": lists["item"][k], "sku": lists["sku"][k], "week": lists["week"][k]}
-        for c in float_cols[:6]:
-            row[c] = float(lists[c][k])
-        row["lt_weeks"] = int(lists["lt_weeks"][k])
-        row["lot"] = float(lists["lot"][k])
-        row["moq"] = float(lists["moq"][k])
-        row["on_hand_end"] = float(lists["on_hand_end"][k])
+        for c in float_cols:
+            row[c] = int(lists[c][k]) if c == "lt_weeks" else float(lists[c][k])
         fg = int_mode and lists["item"][k] in fg_set
         row["planned_order_release_adj"] = _qty(lists["planned_order_release_adj"][k], fg)
         row["planned_order_receipt_adj"] = _qty(lists["planned_order_receipt_adj"][k], fg)

@@ -52,3 +52,95 @@ def aggregate_violations(aggregate: pd.DataFrame, params: PlanningParameters) ->
                 problems.append((period, None, "Σ supply != min(capacity, Σ demand)",
                                  f"Σ supply {r.supply} vs target {target}"))
     return pd.DataFrame(problems, columns=["period", "family", "rule", "detail"])
+
+
+def detail_violations(aggregate: pd.DataFrame, detail: pd.DataFrame, params: PlanningParameters) -> pd.DataFrame:
+    """Σ detail per (family, period) equals the aggregate row for demand, supply and backlog.
+
+    Exact in int mode, within 1e-6 otherwise (the reference's own test tolerance); families
+    with a non-positive demand or share total are reported too (the reference loses them).
+    """
+    cols = ["family", "period", "metric", "aggregate", "detail"]
+    if aggregate.empty:
+        return pd.DataFrame(columns=cols)
+    sums = detail.groupby(["family", "period"], sort=False)[["demand", "supply", "backlog"]].sum()
+    agg = aggregate.set_index(["family", "period"])[["demand", "supply", "backlog"]]
+    joined = agg.join(sums, rsuffix="_det", how="left").fillna(0.0)
+    tol = EPS if params.round_mode == "int" else 1e-6
+    problems = []
+    for metric in ("demand", "supply", "backlog"):
+        diff = (joined[f"{metric}_det"] - joined[metric]).abs()
+        for (family, period), row in joined[diff > tol].iterrows():
+            problems.append((family, period, metric, row[metric], row[f"{metric}_det"]))
+    return pd.DataFrame(problems, columns=cols)
+
+
+def mrp_violations(mrp: pd.DataFrame) -> pd.DataFrame:
+    """on_hand_end = on_hand_start + scheduled + receipt - gross; receipts are lot multiples
+    covering the net requirement; Σ releases = Σ receipts per item."""
+    cols = ["item", "week", "rule", "detail"]
+    if mrp.empty:
+        return pd.DataFrame(columns=cols)
+    problems = []
+    start = mrp["on_hand_start"].to_numpy(float)
+    end = mrp["on_hand_end"].to_numpy(float)
+    sched = mrp["scheduled_receipts"].to_numpy(float)
+    rec = mrp["planned_order_receipt"].to_numpy(float)
+    gross = mrp["gross_req"].to_numpy(float)
+    net = mrp["net_req"].to_numpy(float)
+    lot = mrp["lot"].to_numpy(float)
+    # values are rounded to 6 decimals in the output: allow a few units of 1e-6
+    bad = np.abs(start + sched + rec - gross - end) > 5e-6
+    for i in np.flatnonzero(bad)[:50]:
+        problems.append((mrp["item"].iat[i], mrp["week"].iat[i], "balance",
+                         f"{start[i]} + {sched[i]} + {rec[i]} - {gross[i]} != {end[i]}"))
+    ratio = np.divide(rec, lot, out=np.zeros_like(rec), where=lot > 0)
+    not_multiple = (rec > 0) & (np.abs(ratio - np.round(ratio)) > 1e-6)
+    for i in np.flatnonzero(not_multiple)[:50]:
+        problems.append((mrp["item"].iat[i], mrp["week"].iat[i], "lot multiple", f"receipt {rec[i]} lot {lot[i]}"))
+    short = (net > 0) & (rec + 1e-6 < net)
+    for i in np.flatnonzero(short)[:50]:
+        problems.append((mrp["item"].iat[i], mrp["week"].iat[i], "receipt covers net", f"receipt {rec[i]} < net {net[i]}"))
+    per_item = mrp.groupby("item", sort=False)[["planned_order_receipt", "planned_order_release"]].sum()
+    off = (per_item["planned_order_receipt"] - per_item["planned_order_release"]).abs() > 1e-5
+    for item, row in per_item[off].iterrows():
+        problems.append((item, None, "releases = receipts",
+                         f"Σ receipts {row.planned_order_receipt} vs Σ releases {row.planned_order_release}"))
+    return pd.DataFrame(problems, columns=cols)
+
+
+def leveling_violations(weekly: pd.DataFrame, leveled_load, unplaced_load: float) -> pd.DataFrame:
+    """Leveling conserves load: Σ leveled load + spill left after the horizon = Σ original load;
+    no week's leveled load exceeds its capacity plus the slack carried into it."""
+    cols = ["week", "rule", "detail"]
+    if weekly.empty:
+        return pd.DataFrame(columns=cols)
+    problems = []
+    leveled = np.asarray(leveled_load, dtype=float)
+    original = weekly["original_load"].to_numpy(float)
+    total_in, total_out = float(original.sum()), float(leveled.sum() + unplaced_load)
+    if abs(total_in - total_out) > 1e-6 * max(1.0, abs(total_in)) + 0.5 * len(weekly) * 0:
+        problems.append((None, "load conserved", f"Σ original {total_in} != Σ leveled {leveled.sum()} + unplaced {unplaced_load}"))
+    cap = weekly["capacity"].to_numpy(float) + weekly["carried_slack_in"].to_numpy(float)
+    over = leveled > cap + 1e-6
+    for i in np.flatnonzero(over):
+        problems.append((weekly["week"].iat[i], "capacity respected", f"leveled {leveled[i]} > capacity+slack {cap[i]}"))
+    return pd.DataFrame(problems, columns=cols)
+
+
+def released_capacity_violations(weekly: pd.DataFrame, rows: pd.DataFrame, fg_items, params: PlanningParameters) -> pd.DataFrame:
+    """Adjusted (rounded) FG releases stay within capacity + carried slack, up to half a
+    rounding step per FG item released that week (spec §9 invariants)."""
+    cols = ["week", "rule", "detail"]
+    if weekly.empty:
+        return pd.DataFrame(columns=cols)
+    fg = rows[rows["item"].isin(set(fg_items))]
+    n_items = fg[fg["planned_order_release_adj"] != 0].groupby("week").size()
+    step = rounding_step(params.round_mode)
+    problems = []
+    for week, cap, slack, adjusted in weekly[["week", "capacity", "carried_slack_in", "adjusted_load"]].itertuples(index=False):
+        allowance = 0.5 * step * float(n_items.get(week, 0)) + 1e-6
+        if adjusted > cap + slack + allowance:
+            problems.append((week, "capacity respected up to rounding",
+                             f"adjusted {adjusted} > capacity {cap} + slack {slack} + rounding {allowance}"))
+    return pd.DataFrame(problems, columns=cols)

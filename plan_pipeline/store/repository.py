@@ -359,8 +359,8 @@ class PlanStore:
             with _registered(con, "incoming_series", prepared):
                 con.execute(select_sql, [version_id, level, run_id, now, now])
             con.execute(
-                "INSERT INTO plan_series_layouts VALUES (?, ?, ?, ?, ?, ?)",
-                [version_id, level, json.dumps(columns_meta), len(prepared), run_id, now],
+                "INSERT INTO plan_series_layouts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [version_id, level, json.dumps(columns_meta), attrs_json(frame.attrs), len(prepared), run_id, now],
             )
             if job is not None:
                 _upsert_jobs(con, [job])
@@ -382,7 +382,7 @@ class PlanStore:
         layout = layout_for(level)
         with self.connect() as con:
             meta = con.execute(
-                "SELECT columns_json FROM plan_series_layouts WHERE version_id = ? AND level = ?",
+                "SELECT columns_json, attrs_json FROM plan_series_layouts WHERE version_id = ? AND level = ?",
                 [version_id, level],
             ).fetchone()
             if meta is None:
@@ -390,7 +390,9 @@ class PlanStore:
             columns = json.loads(meta[0])
             sql = _read_series_sql(layout, columns)
             frame = con.execute(sql, [version_id, level]).df()
-        return _restore_dtypes(frame, columns)
+        frame = _restore_dtypes(frame, columns)
+        frame.attrs.update(json.loads(meta[1]))
+        return frame
 
     def read_series_rows(self, version_id: str, level: str | None = None) -> pd.DataFrame:
         """Raw ``plan_series`` rows (for exports and inspection) in natural order."""
@@ -576,6 +578,23 @@ class PlanStore:
                 ).fetchall()
             ]
             return {n: int(con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names}
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (datetime,)):
+        return value.isoformat()
+    raise TypeError(f"frame attribute of type {type(value).__name__} is not JSON serialisable")
+
+
+def attrs_json(attrs: dict) -> str:
+    """A frame's ``attrs`` (stage metadata such as summaries) as JSON, stored beside its rows."""
+    return json.dumps(attrs or {}, ensure_ascii=False, default=_json_default)
 
 
 @contextmanager

@@ -146,6 +146,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
   version_id TEXT NOT NULL,
   level TEXT NOT NULL,
   columns_json JSON NOT NULL,
+  attrs_json JSON NOT NULL DEFAULT '{}',
   row_count BIGINT NOT NULL,
   source_run_id TEXT,
   written_at TIMESTAMP NOT NULL,
