@@ -7,13 +7,28 @@ from __future__ import annotations
 import dagster as dg
 
 from plan_pipeline.orchestration.assets.aggregate_plan import aggregate_plan
+from plan_pipeline.orchestration.assets.anchor_branch import ANCHOR_ASSETS
+from plan_pipeline.orchestration.assets.capacity_plan import capacity_plan
+from plan_pipeline.orchestration.assets.detail_plan import detail_plan
+from plan_pipeline.orchestration.assets.level_reconciliation import level_reconciliation
+from plan_pipeline.orchestration.assets.mrp_plan import mrp_plan
+from plan_pipeline.orchestration.assets.plan_report import plan_report
 from plan_pipeline.orchestration.assets.planning_inputs import planning_inputs
 from plan_pipeline.orchestration.io_managers import PlanInputsIOManager, PlanSeriesIOManager
 from plan_pipeline.orchestration.jobs import plan_job, plan_jobs_sync_job
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.orchestration.sensors import plan_jobs_ledger_sensor
 
-PLAN_ASSETS = [planning_inputs, aggregate_plan]
+PLAN_ASSETS = [
+    planning_inputs,
+    aggregate_plan,
+    detail_plan,
+    mrp_plan,
+    capacity_plan,
+    level_reconciliation,
+    plan_report,
+    *ANCHOR_ASSETS,
+]
 
 
 def build_resources(db_path: str | None = None) -> dict:

@@ -95,7 +95,7 @@ def cmd_inputs_validate(env: CliEnvironment, args) -> int:
         out(f"error: {issue}")
     for issue in report.warnings:
         out(f"warning: {issue}")
-    out(f"{args.dir}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    out(f"{args.dir}: {report.error_count} error(s), {report.warning_count} warning(s)")
     return 0 if report.ok else 1
 
 
@@ -216,6 +216,59 @@ def cmd_materialize(env: CliEnvironment, args) -> int:
     return 0
 
 
+def unique_version_id(store, wanted: str | None) -> str:
+    if wanted:
+        return wanted
+    existing = {v.version_id for v in store.list_versions()} if store.path.exists() else set()
+    base = default_version_id()
+    candidate, n = base, 1
+    while candidate in existing:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def cmd_plan(env: CliEnvironment, args) -> int:
+    import re
+
+    from plan_pipeline.exports.reference import export_reference
+    from plan_pipeline.inputs.importer import content_hash, import_input_dir
+    from plan_pipeline.inputs.validation import InputValidationError
+    from plan_pipeline.orchestration.launch import register_version_partition
+
+    params = parameters_from_args(args)
+    folder = Path(args.input_dir)
+    if not folder.is_dir():
+        raise CliError(f"input folder {folder} does not exist")
+    store = env.store
+    digest, _ = content_hash(folder)
+    label = args.input_set or f"{re.sub(r'[^A-Za-z0-9._-]+', '-', folder.resolve().name).strip('.-')[:40] or 'inputs'}-{digest[:10]}"
+    try:
+        outcome = import_input_dir(store, folder, label)
+    except InputValidationError as exc:
+        raise CliError(f"inputs rejected, nothing was stored:\n{exc}") from None
+    progress(f"input set {label!r} {outcome.status}")
+    for warning in outcome.report.warnings if outcome.report else []:
+        progress(f"warning: {warning}")
+    version_id = unique_version_id(store, args.version_id)
+    store.create_version(version_id, label, params, source="plan")
+    register_version_partition(env.instance(), version_id)
+    progress(f"created plan version {version_id!r}")
+    run_version(env, version_id, verbose=args.verbose)
+    for path in export_reference(store, version_id, args.output_dir, log_label=args.version_id):
+        out(f"[ok] wrote {path}")
+    out(f"[ok] pipeline completed. outputs in {Path(args.output_dir).resolve()} (plan version {version_id})")
+    return 0
+
+
+def cmd_export(env: CliEnvironment, args) -> int:
+    from plan_pipeline.exports.reference import export_reference
+
+    for path in export_reference(env.store, args.version_id, args.out):
+        out(f"[ok] wrote {path}")
+    return 0
+
+
 def cmd_jobs_list(env: CliEnvironment, args) -> int:
     jobs = env.store.list_jobs(args.version) if env.db_path.exists() else None
     if jobs is None or jobs.empty:
@@ -315,14 +368,36 @@ def cmd_ui(env: CliEnvironment, args) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """Subcommands accept ``--home``/``--db`` too (``plan-pipeline plan ... --db PATH``)."""
+
+    def add_subparsers(self, **kwargs):
+        action = super().add_subparsers(**kwargs)
+        original = action.add_parser
+
+        def add_parser(name, **kw):
+            kw.setdefault("parents", [COMMON])
+            return original(name, **kw)
+
+        action.add_parser = add_parser
+        return action
+
+
+COMMON = argparse.ArgumentParser(add_help=False)
+COMMON.add_argument("--home", default=argparse.SUPPRESS,
+                    help="project data folder (default $PLAN_PIPELINE_HOME or ./.plan_pipeline)")
+COMMON.add_argument("--db", default=argparse.SUPPRESS,
+                    help="plan store DuckDB file (default $PLAN_PIPELINE_DB or <home>/plan_store.duckdb)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="plan-pipeline",
         description="Supply-chain planning (S&OP / PSI) on Dagster and DuckDB.",
     )
     parser.add_argument("--home", help="project data folder (default $PLAN_PIPELINE_HOME or ./.plan_pipeline)")
     parser.add_argument("--db", help="plan store DuckDB file (default $PLAN_PIPELINE_DB or <home>/plan_store.duckdb)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     p_inputs = sub.add_parser("inputs", help="validate and import input sets")
     s_inputs = p_inputs.add_subparsers(dest="inputs_command", metavar="ACTION", required=True)
@@ -368,6 +443,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = s_jobs.add_parser("sync", help="record the status of plan runs from the Dagster instance")
     p.set_defaults(func=cmd_jobs_sync)
 
+    p = sub.add_parser(
+        "plan",
+        help="reference-compatible one shot: import, create a version, materialize, write the reference files",
+        description="Drop-in for the reference driver: same planning flags and defaults; the output files are "
+        "exported from the plan store after the run.",
+    )
+    p.add_argument("-I", "--input-dir", required=True, help="input folder (reference format)")
+    p.add_argument("-o", "--output-dir", required=True, help="where to write the reference output files")
+    p.add_argument("--version-id", help="plan version id (default: v<UTC timestamp>)")
+    p.add_argument("--input-set", help="input set label (default: <folder name>-<content hash>)")
+    p.add_argument("--storage", choices=["db", "files", "both"], default=None,
+                   help="accepted for compatibility with the reference driver; the plan store is always written "
+                   "and the files are always exported")
+    p.add_argument("-v", "--verbose", action="store_true")
+    add_planning_parameter_flags(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("export", help="write a version's plan from the store")
+    p.add_argument("version_id")
+    p.add_argument("--format", choices=["reference"], default="reference")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("sample-inputs", help="write a deterministic sample input folder of any size")
     p.add_argument("--out", required=True)
     p.add_argument("--families", type=int, default=3)
@@ -396,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is superseded.*")
     parser = build_parser()
     args = parser.parse_args(argv)
-    env = resolve_environment(args.home, args.db)
+    env = resolve_environment(getattr(args, "home", None), getattr(args, "db", None))
     from plan_pipeline.store import PlanStoreError
 
     try:

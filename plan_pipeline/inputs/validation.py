@@ -19,6 +19,9 @@ Every :class:`InputIssue` renders on one line::
   ``periods[2].weeks[0].start_date`` and is rendered ``, at <path>`` instead of
   ``, column '<column>'``; a JSON syntax error carries the JSON line number as ``row``.
 * ``rule`` is the identifier of the rule (see :data:`RULES`), so messages can be grepped.
+* Cell values are quoted (``'-5'``) with control characters escaped (``'0.7\\n'``), so an
+  issue is always one line. Rows with the wrong number of fields are reported once
+  (``row_width``) and left out of the cell checks.
 
 Examples::
 
@@ -37,6 +40,13 @@ Severity
 (defaults, summed duplicates, ignored rows) and do not block an import. :data:`RULES` is the
 catalogue of rule identifiers with their severity and meaning.
 
+Cross-file checks (planned items, horizon, capacity vs demand, …) leave out a table whose key
+columns are missing, so one structural error does not cascade into a flood of warnings.
+"Planned items" are the SKUs of ``mix_share.csv`` for families with demand, the pseudo-SKUs of
+families without mix rows, and everything reachable from them through ``bom.csv``. The planning
+horizon is the set of demand periods: with a calendar their weeks (an open PO due is mapped to a
+week like the reference does, pipeline spec §3.5), without one their months.
+
 Decisions on empty numeric cells: an empty ``demand``, ``capacity``, ``share``, ``qty``
 (inventory, open_po, bom), ``cost`` or ``score`` is an error; an empty ``lt``/``lot``/``moq`` in
 ``item.csv`` takes the reference default (0, 1, 0) silently. Numbers are parsed like the loader
@@ -47,6 +57,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -125,8 +136,8 @@ RULES: dict[str, tuple[str, str]] = {
     "calendar_zero_weights": (WARNING, "all week weights of a period are 0 (equal shares)"),
 }
 
-_MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-_ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MONTH_RE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])\Z")  # use with .match (anchored at start)
+_ISO_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 #: key columns per table (empty cells are errors)
 _KEY_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -337,6 +348,14 @@ def _q(value: Any) -> str:
     return json.dumps(value)
 
 
+def _found(value: Any) -> str:
+    """``found <type> <value>`` for a JSON value of the wrong type (containers: type only)."""
+    name = _type_name(value)
+    if value is None or isinstance(value, (list, dict)):
+        return f"found {name}"
+    return f"found {name} {_q(value)}"
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
@@ -419,7 +438,7 @@ def _read_table(folder: Path, name: str, out: _Collector) -> _Table | None:
         )
         return None
 
-    header_text = ", ".join(header)
+    header_text = ", ".join(_q(c) for c in header)
     first_index: dict[str, int] = {}
     for idx, col in enumerate(header):
         if col in first_index:
@@ -617,7 +636,7 @@ def _check_duplicates(t: _Table, ok: pd.Series, out: _Collector) -> None:
             return _q(vals[0])
         return "(" + ", ".join(_q(v) for v in vals) + ")"
 
-    rows = list(d.itertuples(index=False, name=None))[: out.cap]
+    rows = list(d.head(out.cap).itertuples(index=False, name=None))
     if rule == "duplicate_key":
         label = cols[0] if len(cols) == 1 else f"({names})"
         msgs = (f"duplicate {label} {key_text(r)} (first at line {r[-1]}): rows must be unique" for r in rows)
@@ -647,7 +666,7 @@ class _Calendar:
 
 def _parse_iso_date(value: Any) -> tuple[date | None, str | None]:
     if not isinstance(value, str):
-        return None, f"must be a date string YYYY-MM-DD, found {_type_name(value)} {_q(value)}"
+        return None, f"must be a date string YYYY-MM-DD, {_found(value)}"
     if not _ISO_DATE_RE.match(value):
         return None, f"value {_q(value)} is not a date (expected YYYY-MM-DD)"
     try:
@@ -676,7 +695,7 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
     cal = _Calendar()
     for key in ("calendar_type", "week_unit"):
         if key in doc and not isinstance(doc[key], str):
-            out.add(file, None, key, "calendar_schema", f"must be a string, found {_type_name(doc[key])} {_q(doc[key])}")
+            out.add(file, None, key, "calendar_schema", f"must be a string, {_found(doc[key])}")
     periods = doc.get("periods", [])
     if not isinstance(periods, list):
         out.add(file, None, "periods", "calendar_schema", f"must be a list, found {_type_name(periods)}")
@@ -705,7 +724,7 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
         if v is None and key not in obj:
             return None
         if not isinstance(v, str):
-            out.add(file, None, f"{path}.{key}", "calendar_schema", f"must be a string, found {_type_name(v)} {_q(v)}")
+            out.add(file, None, f"{path}.{key}", "calendar_schema", f"must be a string, {_found(v)}")
             return None
         if not v.strip():
             out.add(file, None, f"{path}.{key}", "calendar_schema", "must not be empty")
@@ -765,7 +784,7 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
                     seen_code[code] = j
             seq = need(w, "sequence", wpath)
             if "sequence" in w and (not isinstance(seq, int) or isinstance(seq, bool)):
-                out.add(file, None, f"{wpath}.sequence", "calendar_schema", f"must be an integer, found {_type_name(seq)} {_q(seq)}")
+                out.add(file, None, f"{wpath}.sequence", "calendar_schema", f"must be an integer, {_found(seq)}")
                 w_ok = False
             elif "sequence" not in w:
                 w_ok = False
@@ -777,10 +796,12 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
                 out.add(file, None, wpath, "calendar_date_order", f"start_date {wstart} is after end_date {wend}")
                 w_ok = False
             weight = w.get("weight", 1.0)
-            wt_ok = (
-                isinstance(weight, (int, float)) and not isinstance(weight, bool)
-                and np.isfinite(weight) and weight >= 0
-            )
+            wt_ok = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+            if wt_ok:
+                try:
+                    wt_ok = math.isfinite(float(weight)) and weight >= 0
+                except OverflowError:
+                    wt_ok = False
             if not wt_ok:
                 out.add(file, None, f"{wpath}.weight", "calendar_weight", f"value {_q(weight)} must be a non-negative number")
                 w_ok = False

@@ -1,0 +1,135 @@
+"""The reference project's output file set, rebuilt from what a version stored.
+
+Files written (when the version has the levels): ``aggregate.json``, ``sku_week.json``,
+``mrp.json``, ``plan_final.json``, ``reconciliation_log.json``, ``reconciliation_before.csv``,
+``reconciliation_violations_before.csv``, ``report.csv``; with the anchor branch also
+``sku_week_adjusted.json``, ``reconciliation_log_adjusted.json``,
+``reconciliation_compare.csv``, ``reconciliation_violations_compare.csv``, ``carryover.csv``;
+and with apply-adjusted ``mrp_adjusted.json``, ``plan_final_adjusted.json``,
+``report_adjusted.csv``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from plan_pipeline.planning.aggregate import aggregate_document
+from plan_pipeline.planning.anchor import CARRYOVER_CSV_COLUMNS, carryover_csv_rows, sku_week_adjusted_document
+from plan_pipeline.planning.capacity import plan_final_document
+from plan_pipeline.planning.detail import detail_document
+from plan_pipeline.planning.frames import (
+    anchor_result_from_frames,
+    capacity_plan_from_frames,
+    reconciliation_log_from_frame,
+    report_from_kpi_frame,
+)
+from plan_pipeline.planning.level_reconciliation import (
+    compare_csv_rows,
+    csv_text,
+    only_violations,
+    reconciliation_csv_rows,
+    reconciliation_csv_text,
+)
+from plan_pipeline.planning.mrp import mrp_document
+from plan_pipeline.planning.parameters import validate_parameters
+from plan_pipeline.planning.report import report_csv_text
+from plan_pipeline.store import PlanStore, PlanStoreError
+
+
+def write_json(path: Path, document: Any) -> None:
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def write_text(path: Path, text: str) -> None:
+    # the CSV text already carries \r\n line ends: write bytes as they are
+    path.write_bytes(text.encode("utf-8"))
+
+
+def _labelled(log: dict, label: str) -> dict:
+    return {**log, "version_id": label} if "version_id" in log else log
+
+
+def reference_documents(store: PlanStore, version_id: str, log_label: str | None = None):
+    """Yield (file name, content) pairs; content is a dict (JSON) or str (CSV).
+
+    ``log_label`` is the ``version_id`` written into the reconciliation logs: the reference
+    writes ``pipeline`` / ``pipeline-adjusted`` unless its driver was given a version id.
+    """
+    version = store.get_version(version_id)
+    if version.input_set is None:
+        raise PlanStoreError(f"plan version {version_id!r} has no input set: reference export needs its inputs")
+    params = validate_parameters(version.params).resolved()
+    inputs = store.load_input_set(version.input_set)
+    levels = store.series_levels(version_id)
+    if "aggregate" not in levels:
+        raise PlanStoreError(f"plan version {version_id!r} has not been materialized yet (no aggregate plan)")
+
+    aggregate = store.read_series(version_id, "aggregate")
+    agg_doc = aggregate_document(aggregate, inputs, params)
+    yield "aggregate.json", agg_doc
+    if "det" not in levels:
+        return
+    detail = store.read_series(version_id, "det")
+    det_doc = detail_document(detail, agg_doc, inputs, params)
+    yield "sku_week.json", det_doc
+    if "mrp" in levels:
+        mrp = store.read_series(version_id, "mrp")
+        mrp_doc = mrp_document(mrp, det_doc, inputs, params, summary=mrp.attrs.get("summary"))
+        yield "mrp.json", mrp_doc
+        if "mrp_final" in levels and "weekly_summary" in levels:
+            plan = capacity_plan_from_frames(store.read_series(version_id, "mrp_final"),
+                                             store.read_series(version_id, "weekly_summary"))
+            yield "plan_final.json", plan_final_document(plan, mrp_doc["schema_version"])
+    log = None
+    if "level_reconciliation" in levels:
+        log = _labelled(reconciliation_log_from_frame(store.read_series(version_id, "level_reconciliation")),
+                        log_label or "pipeline")
+        yield "reconciliation_log.json", log
+        rows = reconciliation_csv_rows(log, "before")
+        yield "reconciliation_before.csv", reconciliation_csv_text(rows)
+        yield "reconciliation_violations_before.csv", reconciliation_csv_text(only_violations(rows))
+
+    if "det_adjusted" in levels:
+        result = anchor_result_from_frames(store.read_series(version_id, "det_adjusted"))
+        adj_doc = sku_week_adjusted_document(result, det_doc["schema_version"], det_doc["inputs_summary"],
+                                             params.round_mode)
+        yield "sku_week_adjusted.json", adj_doc
+        if "level_reconciliation_adjusted" in levels and log is not None:
+            log_adj = _labelled(
+                reconciliation_log_from_frame(store.read_series(version_id, "level_reconciliation_adjusted")),
+                log_label or "pipeline-adjusted")
+            yield "reconciliation_log_adjusted.json", log_adj
+            rows = compare_csv_rows(log, "before", log_adj, "after")
+            yield "reconciliation_compare.csv", reconciliation_csv_text(rows)
+            yield "reconciliation_violations_compare.csv", reconciliation_csv_text(only_violations(rows))
+        yield "carryover.csv", csv_text(CARRYOVER_CSV_COLUMNS, carryover_csv_rows(result))
+        if "mrp_adjusted" in levels:
+            mrp_adj = store.read_series(version_id, "mrp_adjusted")
+            mrp_adj_doc = mrp_document(mrp_adj, det_doc, inputs, params, summary=mrp_adj.attrs.get("summary"))
+            yield "mrp_adjusted.json", mrp_adj_doc
+            if "mrp_final_adjusted" in levels and "weekly_summary_adjusted" in levels:
+                plan_adj = capacity_plan_from_frames(store.read_series(version_id, "mrp_final_adjusted"),
+                                                     store.read_series(version_id, "weekly_summary_adjusted"))
+                yield "plan_final_adjusted.json", plan_final_document(plan_adj, mrp_adj_doc["schema_version"])
+            if store.has_kpis(version_id, "report_adjusted"):
+                yield "report_adjusted.csv", report_csv_text(
+                    report_from_kpi_frame(store.read_kpis(version_id, "report_adjusted")))
+    if store.has_kpis(version_id, "report"):
+        yield "report.csv", report_csv_text(report_from_kpi_frame(store.read_kpis(version_id, "report")))
+
+
+def export_reference(store: PlanStore, version_id: str, out_dir: str | Path, log_label: str | None = None) -> list[Path]:
+    """Write the reference file set of ``version_id`` into ``out_dir``; returns the paths."""
+    out = Path(out_dir)
+    documents = list(reference_documents(store, version_id, log_label))  # read everything before writing anything
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in documents:
+        path = out / name
+        if isinstance(content, str):
+            write_text(path, content)
+        else:
+            write_json(path, content)
+        written.append(path)
+    return written

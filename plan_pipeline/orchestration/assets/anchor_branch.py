@@ -1,0 +1,133 @@
+"""The anchor branch: boundary-month correction of the detail plan and the adjusted re-plan.
+
+It applies only to versions with an anchor policy *and* a cutover date; the adjusted MRP,
+capacity plan and report only with ``apply_adjusted`` as well. For other versions these
+assets yield nothing: the step succeeds, its checks report "not applicable", and Dagster
+skips everything downstream. (The reference crashes when the branch runs without
+``--apply-adjusted``; here the branch simply stops after the carryover.)
+"""
+import dagster as dg
+import pandas as pd
+
+from plan_pipeline.orchestration.assets.capacity_plan import capacity_checks, capacity_stage
+from plan_pipeline.orchestration.assets.common import multi_stage_args, stage_asset_args, stage_out
+from plan_pipeline.orchestration.assets.level_reconciliation import reconciliation_stage
+from plan_pipeline.orchestration.assets.mrp_plan import mrp_stage
+from plan_pipeline.orchestration.assets.plan_report import report_stage
+from plan_pipeline.orchestration.checks import spec
+from plan_pipeline.orchestration.io_managers import VersionPlanInputs
+from plan_pipeline.planning.anchor import anchor_adjust
+from plan_pipeline.planning.frames import anchor_frames
+
+
+def not_applicable(context, checks, why: str):
+    context.log.info(f"skipped: {why}")
+    for check in checks:
+        yield dg.AssetCheckResult(
+            check_name=check.name, asset_key=check.asset_key, passed=True,
+            description=f"not applicable: {why}", metadata={"applicable": False},
+        )
+
+
+def branch_applies(params) -> bool:
+    return params.has_anchor_branch
+
+
+def adjusted_applies(params) -> bool:
+    return params.has_anchor_branch and params.apply_adjusted
+
+
+NO_BRANCH = "this version has no anchor policy and cutover date"
+NO_ADJUSTED = "this version does not apply the adjusted detail plan (apply_adjusted is off or no anchor branch)"
+
+
+@dg.multi_asset(**multi_stage_args(
+    {
+        "anchored_detail_plan": stage_out(
+            "det_adjusted", "Detail plan with the cutover month corrected towards the aggregate by the anchor "
+            "policy (plan_series level 'det_adjusted').", required=False),
+        "anchor_carryover": stage_out(
+            "carryover", "Residuals carried into the neighbouring month by the anchor stage "
+            "(plan_series level 'carryover').", required=False),
+    },
+    "Stage 6 (anchor branch): correct the boundary month of the detail plan (DET_near / AGG_far / blend).",
+))
+def anchored_detail_plan(context: dg.AssetExecutionContext, aggregate_plan: pd.DataFrame,
+                         detail_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
+    params = planning_inputs.params
+    if not branch_applies(params):
+        context.log.info(f"skipped: {NO_BRANCH}")
+        return
+    result = anchor_adjust(aggregate_plan, detail_plan, planning_inputs.inputs, params)
+    rows, carryover = anchor_frames(result)
+    yield dg.Output(rows, output_name="anchored_detail_plan", metadata={
+        "adjusted_groups": len(result.adjusted_groups), "policy": str(params.anchor_policy),
+        "cutover_date": str(params.cutover_date)})
+    yield dg.Output(carryover, output_name="anchor_carryover", metadata={"entries": len(carryover)})
+
+
+ANCHORED_RECONCILED = spec(
+    "anchored_levels_reconcile", "anchored_level_reconciliation",
+    "after the anchor stage every family x period of the adjusted detail rolls up to the aggregate "
+    "within tolerance", blocking=False)
+
+
+@dg.asset(**stage_asset_args(
+    "level_reconciliation_adjusted",
+    "Aggregate vs rolled-up anchored detail deltas (plan_series level 'level_reconciliation_adjusted').",
+    check_specs=[ANCHORED_RECONCILED], output_required=False,
+))
+def anchored_level_reconciliation(aggregate_plan: pd.DataFrame, anchored_detail_plan: pd.DataFrame,
+                                  planning_inputs: VersionPlanInputs):
+    yield from reconciliation_stage(aggregate_plan, anchored_detail_plan, planning_inputs,
+                                    planning_inputs.version_id,
+                                    ANCHORED_RECONCILED)
+
+
+ADJUSTED_MRP_BALANCE = spec("adjusted_mrp_balances", "adjusted_mrp_plan",
+                            "MRP balance, lot multiples and releases = receipts on the anchored detail plan")
+
+
+@dg.asset(**stage_asset_args(
+    "mrp_adjusted", "MRP re-planned on the anchored detail plan (plan_series level 'mrp_adjusted').",
+    check_specs=[ADJUSTED_MRP_BALANCE], output_required=False,
+))
+def adjusted_mrp_plan(context: dg.AssetExecutionContext, anchored_detail_plan: pd.DataFrame,
+                      planning_inputs: VersionPlanInputs):
+    if not adjusted_applies(planning_inputs.params):
+        yield from not_applicable(context, [ADJUSTED_MRP_BALANCE], NO_ADJUSTED)
+        return
+    yield from mrp_stage(anchored_detail_plan, planning_inputs, ADJUSTED_MRP_BALANCE)
+
+
+ADJUSTED_LEVELING, ADJUSTED_CAPACITY = capacity_checks("adjusted_capacity_weekly_summary")
+
+
+@dg.multi_asset(**multi_stage_args(
+    {
+        "adjusted_capacity_plan": stage_out("mrp_final_adjusted", "Capacity-adjusted MRP rows of the anchored "
+                                            "plan (plan_series level 'mrp_final_adjusted').", required=False),
+        "adjusted_capacity_weekly_summary": stage_out("weekly_summary_adjusted", "Weekly capacity summary of the "
+                                                      "anchored plan (plan_series level 'weekly_summary_adjusted').",
+                                                      required=False),
+    },
+    "Stage 4 re-run on the anchored detail plan and its MRP.",
+    check_specs=[ADJUSTED_LEVELING, ADJUSTED_CAPACITY],
+))
+def adjusted_capacity_plan(context: dg.AssetExecutionContext, anchored_detail_plan: pd.DataFrame,
+                           adjusted_mrp_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
+    yield from capacity_stage(anchored_detail_plan, adjusted_mrp_plan, planning_inputs, "adjusted_capacity_plan",
+                              "adjusted_capacity_weekly_summary", (ADJUSTED_LEVELING, ADJUSTED_CAPACITY))
+
+
+@dg.asset(**stage_asset_args(
+    "report_adjusted", "KPIs of the anchored plan (plan_kpis level 'report_adjusted').",
+    table="plan_kpis", output_required=False,
+))
+def adjusted_plan_report(adjusted_capacity_plan: pd.DataFrame, adjusted_capacity_weekly_summary: pd.DataFrame,
+                         aggregate_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
+    yield report_stage(adjusted_capacity_plan, adjusted_capacity_weekly_summary, aggregate_plan, planning_inputs)
+
+
+ANCHOR_ASSETS = [anchored_detail_plan, anchored_level_reconciliation, adjusted_mrp_plan, adjusted_capacity_plan,
+                 adjusted_plan_report]

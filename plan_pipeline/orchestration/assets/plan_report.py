@@ -1,0 +1,32 @@
+"""``plan_report``: report.csv's capacity and service rows plus the stored plan KPIs."""
+import dagster as dg
+import pandas as pd
+
+from plan_pipeline.orchestration.assets.common import stage_asset_args
+from plan_pipeline.orchestration.io_managers import VersionPlanInputs
+from plan_pipeline.planning.frames import capacity_plan_from_frames, report_kpi_frame
+from plan_pipeline.planning.report import plan_kpis, plan_report as build_report
+
+
+def report_stage(rows, weekly, aggregate, planning_inputs: VersionPlanInputs):
+    plan = capacity_plan_from_frames(rows, weekly)
+    report = build_report(plan, planning_inputs.inputs)
+    kpis = plan_kpis(aggregate)
+    long = report_kpi_frame(report, kpis)
+    totals = {r.metric: float(r.value) for r in kpis.itertuples() if r.bucket_type == "total"}
+    capacity = report[report["type"] == "capacity"]
+    meta = {f"kpi/{k}": dg.MetadataValue.float(v) for k, v in totals.items()}
+    if len(capacity):
+        meta["max_utilization"] = dg.MetadataValue.float(float(capacity["utilization"].max()))
+    return dg.Output(long, metadata=meta)
+
+
+@dg.asset(**stage_asset_args(
+    "report",
+    "KPIs: weekly capacity/utilization/spill and FG service (fill rate) rows, plus plan fill rate, "
+    "backlog, demand and supply per month and in total (plan_kpis level 'report').",
+    table="plan_kpis",
+))
+def plan_report(capacity_plan: pd.DataFrame, capacity_weekly_summary: pd.DataFrame,
+                aggregate_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
+    return report_stage(capacity_plan, capacity_weekly_summary, aggregate_plan, planning_inputs)
