@@ -10,7 +10,14 @@ from pathlib import Path
 import dagster as dg
 
 from plan_pipeline.orchestration.partitions import PLAN_VERSION_PARTITIONS_NAME
-from plan_pipeline.orchestration.run_ledger import TRIGGER_TAG, VERSION_TAG, error_text, sync_plan_jobs
+from plan_pipeline.orchestration.run_ledger import (
+    LEDGER_INLINE,
+    LEDGER_TAG,
+    TRIGGER_TAG,
+    VERSION_TAG,
+    error_text,
+    sync_plan_jobs,
+)
 from plan_pipeline.store import PlanStore
 
 DAGSTER_YAML_MARKER = "# The project's Dagster instance settings."
@@ -71,7 +78,7 @@ def materialize_version(
     register_version_partition(instance, version_id)
     defs = build_definitions(str(store.path))
     job = defs.resolve_job_def("plan_job")
-    tags = {VERSION_TAG: version_id, TRIGGER_TAG: trigger, **(extra_tags or {})}
+    tags = {VERSION_TAG: version_id, TRIGGER_TAG: trigger, LEDGER_TAG: LEDGER_INLINE, **(extra_tags or {})}
     result = job.execute_in_process(
         partition_key=version_id,
         instance=instance,

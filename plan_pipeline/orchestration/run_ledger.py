@@ -19,6 +19,9 @@ VERSION_TAG = "plan/version"
 TRIGGER_TAG = "plan/trigger"
 PARTITION_TAG = "dagster/partition"
 SYNC_JOB_NAME = "plan_jobs_sync"
+# Set on runs whose launcher records the final status itself (in-process CLI runs).
+LEDGER_TAG = "plan/ledger"
+LEDGER_INLINE = "inline"
 
 _STATUS = {
     dg.DagsterRunStatus.QUEUED: "queued",

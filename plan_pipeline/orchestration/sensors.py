@@ -5,7 +5,7 @@ import json
 import dagster as dg
 
 from plan_pipeline.orchestration.jobs import plan_jobs_sync_job
-from plan_pipeline.orchestration.run_ledger import SYNC_JOB_NAME, TERMINAL, version_from_tags
+from plan_pipeline.orchestration.run_ledger import LEDGER_INLINE, LEDGER_TAG, SYNC_JOB_NAME, TERMINAL, version_from_tags
 
 
 @dg.sensor(
@@ -27,13 +27,14 @@ def plan_jobs_ledger_sensor(context: dg.SensorEvaluationContext):
         if stamp <= cursor["after"]:
             continue
         run = record.dagster_run
-        if run.job_name == SYNC_JOB_NAME or not version_from_tags(dict(run.tags)):
+        newest = max(newest, stamp)
+        tags = dict(run.tags)
+        if run.job_name == SYNC_JOB_NAME or not version_from_tags(tags) or tags.get(LEDGER_TAG) == LEDGER_INLINE:
             continue
         finished.append(run.run_id)
-        newest = max(newest, stamp)
-    if not finished:
-        return dg.SkipReason("no finished plan-version runs since the last evaluation")
     context.update_cursor(json.dumps({"after": newest}))
+    if not finished:
+        return dg.SkipReason("no finished plan-version runs to record since the last evaluation")
     return dg.RunRequest(
         run_key=f"ledger-{newest}",
         run_config={"ops": {"sync_plan_jobs_op": {"config": {"run_ids": sorted(finished)}}}},

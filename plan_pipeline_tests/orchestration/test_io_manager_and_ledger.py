@@ -128,15 +128,26 @@ def test_trigger_comes_from_tags():
 
 
 def test_ledger_sensor_requests_one_sync_run_for_finished_runs(plan_env, sample_dir):
+    from plan_pipeline.definitions import build_definitions
     from plan_pipeline.orchestration.sensors import plan_jobs_ledger_sensor
 
     store = _make_version(plan_env, sample_dir)
     instance = plan_env.instance()
-    outcome = materialize_version(instance, store, "v1")
+    register_version_partition(instance, "v1")
+    # a CLI run records its own final status: the sensor leaves it alone
+    materialize_version(instance, store, "v1")
+    # a run launched elsewhere (UI, backfill, schedule) is recorded through the sync job
+    job = build_definitions(str(store.path)).resolve_job_def("plan_job")
+    other = job.execute_in_process(partition_key="v1", instance=instance, tags={"plan/version": "v1"})
     context = dg.build_sensor_context(instance=instance)
     request = plan_jobs_ledger_sensor(context)
     assert isinstance(request, dg.RunRequest)
-    assert request.run_config["ops"]["sync_plan_jobs_op"]["config"]["run_ids"] == [outcome.run_id]
+    assert request.run_config["ops"]["sync_plan_jobs_op"]["config"]["run_ids"] == [other.run_id]
     # the cursor moved: the next evaluation has nothing to do
     again = plan_jobs_ledger_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
     assert isinstance(again, dg.SkipReason)
+    # the sync job records the run with its trigger
+    sync = build_definitions(str(store.path)).resolve_job_def("plan_jobs_sync")
+    assert sync.execute_in_process(instance=instance, run_config=request.run_config).success
+    row = store.get_job(other.run_id)
+    assert row["status"] == "success" and row["trigger"] == "manual"

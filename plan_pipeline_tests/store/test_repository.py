@@ -192,3 +192,11 @@ def test_kpi_round_trip(version_store: PlanStore):
     assert back["metric"].tolist() == ["fill_rate", "backlog_total", "utilization"]
     assert back["value"].iloc[:2].tolist() == [0.875, 12.0] and np.isnan(back["value"].iat[2])
     assert set(back["source_run_id"]) == {"r"}
+
+
+def test_creating_an_existing_version_is_refused_and_keeps_it(version_store: PlanStore):
+    before = version_store.get_version("v1")
+    with pytest.raises(PlanStoreError, match="plan version 'v1' already exists"):
+        version_store.create_version("v1", "sample", PlanningParameters(round_mode="none"))
+    after = version_store.get_version("v1")
+    assert after.created_at == before.created_at and after.params.round_mode == "int"
