@@ -24,6 +24,38 @@ PLAN_LEVEL = "plan_level"
 PLAN_TABLE = "plan_table"
 
 
+class RunLocalCache:
+    """Values written during the current run, handed to downstream steps of the same process.
+
+    With the in-process executor every step of a run shares this process, so a stage can
+    take its upstream frame from memory instead of reading it back from DuckDB. The store
+    round trip is exact (same columns, dtypes, order, attrs), so this changes speed, not
+    results. Only the latest run is kept.
+    """
+
+    def __init__(self):
+        self.run_id: str | None = None
+        self.values: dict[tuple[str, str], Any] = {}
+
+    def put(self, run_id: str, key: tuple[str, str], value: Any) -> None:
+        if run_id != self.run_id:
+            self.run_id, self.values = run_id, {}
+        self.values[key] = value
+
+    def get(self, run_id: str, key: tuple[str, str]) -> Any | None:
+        if run_id != self.run_id:
+            return None
+        value = self.values.get(key)
+        if isinstance(value, pd.DataFrame):
+            copy = value.copy()
+            copy.attrs = dict(value.attrs)
+            return copy
+        return value
+
+
+RUN_CACHE = RunLocalCache()
+
+
 @dataclass
 class VersionPlanInputs:
     """What every stage starts from: the version, its parameters and its input set."""
@@ -62,6 +94,13 @@ def markdown_preview(frame: pd.DataFrame, rows: int = 8) -> str:
     return "\n".join(lines)
 
 
+def _input_run_id(context: dg.InputContext) -> str | None:
+    try:
+        return context.step_context.run_id
+    except Exception:  # outside a run (direct IO manager use)
+        return None
+
+
 def _current_job(context: dg.OutputContext) -> dict[str, Any] | None:
     try:
         instance = context.step_context.instance
@@ -94,6 +133,7 @@ class PlanSeriesIOManager(dg.ConfigurableIOManager):
         else:
             count = store.replace_series(version, level, obj, run_id=context.run_id, job=job)
             table = "plan_series"
+        RUN_CACHE.put(context.run_id, (version, f"{table}:{level}"), obj)
         context.add_output_metadata(
             {
                 "dagster/row_count": dg.MetadataValue.int(count),
@@ -111,8 +151,12 @@ class PlanSeriesIOManager(dg.ConfigurableIOManager):
         meta = (upstream.definition_metadata if upstream is not None else None) or {}
         level = meta.get(PLAN_LEVEL)
         version = context.asset_partition_key
+        table = "plan_kpis" if meta.get(PLAN_TABLE) == "plan_kpis" else "plan_series"
+        cached = RUN_CACHE.get(_input_run_id(context), (version, f"{table}:{level}"))
+        if cached is not None:
+            return cached
         store = self.plan_store.get_store()
-        if meta.get(PLAN_TABLE) == "plan_kpis":
+        if table == "plan_kpis":
             return store.read_kpis(version, level)
         return store.read_series(version, level)
 
@@ -123,7 +167,11 @@ class PlanInputsIOManager(dg.ConfigurableIOManager):
     plan_store: PlanStoreResource
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        return None
+        if obj is not None:
+            RUN_CACHE.put(context.run_id, (context.partition_key, "planning_inputs"), obj)
 
     def load_input(self, context: dg.InputContext) -> VersionPlanInputs:
+        cached = RUN_CACHE.get(_input_run_id(context), (context.asset_partition_key, "planning_inputs"))
+        if cached is not None:
+            return cached
         return load_version_inputs(self.plan_store.get_store(), context.asset_partition_key)

@@ -74,7 +74,15 @@ def test_io_manager_round_trip_keeps_dtypes(tmp_path):
         assert meta["dagster/row_count"].value == 3
         assert meta["plan_level"].value == "weekly_summary"
         assert "| week |" in meta["preview"].value
+        pd.testing.assert_frame_equal(seen.pop("frame"), frame)
+        # a later run that materializes only the downstream asset reads the frame from DuckDB
+        again = dg.materialize(
+            [weekly, downstream], selection=[downstream], partition_key="v1", instance=instance,
+            resources={"plan_series_io_manager": PlanSeriesIOManager(plan_store=store_resource)},
+        )
+        assert again.success
     pd.testing.assert_frame_equal(seen["frame"], frame)
+    pd.testing.assert_frame_equal(store.read_series("v1", "weekly_summary"), frame)
     rows = store.read_series_rows("v1", "weekly_summary")
     assert set(rows["source_run_id"]) == {result.run_id}
     assert rows["boundary_zone"].tolist() == ["pre", "at", "at"]
