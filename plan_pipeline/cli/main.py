@@ -466,6 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_export)
 
+    from plan_pipeline.cli.commands_planner import register_planner_commands
+
+    register_planner_commands(sub)
+
     p = sub.add_parser("sample-inputs", help="write a deterministic sample input folder of any size")
     p.add_argument("--out", required=True)
     p.add_argument("--families", type=int, default=3)

@@ -68,6 +68,11 @@ class VersionPlanInputs:
 
 def load_version_inputs(store, version_id: str) -> VersionPlanInputs:
     version = store.get_version(version_id)
+    if version.status in ("approved", "superseded"):
+        raise dg.Failure(
+            description=f"plan version {version_id!r} is {version.status}: its plan is frozen; "
+            "create a new version to re-plan"
+        )
     if version.input_set is None:
         raise dg.Failure(
             description=f"plan version {version_id!r} has no input set (imported read-only version); "

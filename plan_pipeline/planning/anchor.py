@@ -298,8 +298,13 @@ def anchor_adjust(
     headroom_capacity_weight: float = 0.5,
     headroom_score_weight: float = 0.0,
     headroom_cost_weight: float = 0.0,
+    locked: np.ndarray | None = None,
 ) -> AnchorResult:
     """Stage 6: correct the cutover month's detail rows towards the aggregate.
+
+    ``locked`` (bool per detail row) marks rows a planner locked: they keep their values and
+    are left out of the weighting, so the correction is spread over the unlocked rows of the
+    group (and a fully locked group keeps its whole residual, carried over if enabled).
 
     ``use_input_factors`` enables the capacity/inbound/score/cost headroom factors of the
     ``auto``/``both`` carryover (the reference pipeline never loads them; off by default).
@@ -315,6 +320,9 @@ def anchor_adjust(
 
     out = detail.reset_index(drop=True).copy()
     n_rows = len(out)
+    locked_rows = np.zeros(n_rows, dtype=bool) if locked is None else np.asarray(locked, dtype=bool)
+    if len(locked_rows) != n_rows:
+        raise ValueError(f"locked mask has {len(locked_rows)} entries for {n_rows} detail rows")
     touched = np.zeros((n_rows, 3), dtype=bool)
     cutover_block = {"cutover_date": p.cutover_date, "anchor_policy": policy, "recon_window_days": p.recon_window_days}
     log: list[dict] = []
@@ -385,7 +393,7 @@ def anchor_adjust(
     g_map = np.full(n_groups, -1, dtype=np.int64)
     act_groups = np.flatnonzero(active)
     g_map[act_groups] = np.arange(len(act_groups))
-    sel = g_map[gcodes] >= 0
+    sel = (g_map[gcodes] >= 0) & ~locked_rows[t_idx]
     rows_a = t_idx[sel]
     gid_a = g_map[gcodes[sel]]
     wk = weeks[rows_a]
@@ -506,7 +514,7 @@ def anchor_adjust(
                 req_delta[req_index[(f, to)]] += res
             key_codes, u_fam, u_per = factorize_pairs(fam_key, per)
             want = np.array([req_index.get((f, q), -1) for f, q in zip(u_fam, u_per)], dtype=np.int64)
-            nb_gid = np.where(valid, want[key_codes], -1)
+            nb_gid = np.where(valid & ~locked_rows, want[key_codes], -1)
             nb_rows = np.flatnonzero(nb_gid >= 0)  # input order inside each group; equal weights
             if len(nb_rows):
                 nb_rows = nb_rows[np.lexsort((nb_rows, nb_gid[nb_rows]))]

@@ -478,36 +478,115 @@ class PlanStore:
         lock: bool | None = None,
         actor: str = "system",
         notes: str | None = None,
-        event_type: str = "edit",
-    ) -> int:
-        """Upsert one override row and append its audit event (one transaction)."""
+    ) -> dict[str, Any]:
+        """Upsert one override (edit and/or lock) and append one audit event per real change.
+
+        ``payload`` fields are merged into the stored overlay; a ``None`` value removes that
+        field. Nothing changes and no event is written when the values and lock are the same
+        (reference gap G8). Approved and read-only versions are frozen (G10).
+        Returns ``{"override_id", "events": [...]}``.
+        """
         now = _now()
+        events: list[str] = []
         with self.write() as con:
-            self._require_version(con, version_id)
+            self._require_editable(con, version_id)
             row = con.execute(
                 "SELECT id, payload_json, lock_flag FROM plan_overrides WHERE version_id = ? AND level = ? AND key_hash = ?",
                 [version_id, level, key],
             ).fetchone()
+            before = json.loads(row[1]) if row else {}
+            was_locked = bool(row[2]) if row else False
+            after = dict(before)
+            for field_name, value in payload.items():
+                if value is None:
+                    after.pop(field_name, None)
+                else:
+                    after[field_name] = value
+            locked = was_locked if lock is None else bool(lock)
+            if row is not None and after == before and locked == was_locked:
+                return {"override_id": int(row[0]), "events": []}
             if row is None:
                 override_id = con.execute(
-                    "INSERT INTO plan_overrides (version_id, level, key_hash, payload_json, lock_flag, author, source, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'cli', ?, ?) RETURNING id",
-                    [version_id, level, key, json.dumps(payload), bool(lock), actor, now, now],
+                    "INSERT INTO plan_overrides (version_id, level, key_hash, payload_json, lock_flag, locked_by, "
+                    "author, source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'cli', ?, ?) RETURNING id",
+                    [version_id, level, key, json.dumps(after), locked, actor if locked else None, actor, now, now],
                 ).fetchone()[0]
             else:
                 override_id = row[0]
-                merged = {**json.loads(row[1]), **payload}
                 con.execute(
-                    "UPDATE plan_overrides SET payload_json = ?, lock_flag = ?, author = ?, updated_at = ?, "
-                    "row_version = row_version + 1 WHERE id = ?",
-                    [json.dumps(merged), bool(row[2]) if lock is None else lock, actor, now, override_id],
+                    "UPDATE plan_overrides SET payload_json = ?, lock_flag = ?, locked_by = ?, author = ?, "
+                    "updated_at = ?, row_version = row_version + 1 WHERE id = ?",
+                    [json.dumps(after), locked, actor if locked else None, actor, now, override_id],
                 )
+            changes = []
+            if after != before:
+                changes.append(("edit", {"before": before, "after": after}))
+            if locked != was_locked:
+                changes.append(("lock" if locked else "unlock", {"lock": locked}))
+            for event_type, event_payload in changes:
+                con.execute(
+                    "INSERT INTO plan_override_events (override_id, version_id, level, key_hash, event_type, "
+                    "event_ts, payload_json, actor, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [override_id, version_id, level, key, event_type, now, json.dumps(event_payload), actor, notes],
+                )
+                events.append(event_type)
+        return {"override_id": int(override_id), "events": events}
+
+    # Allowed plan status transitions: draft -> submitted -> approved; a submitted plan can be
+    # sent back to draft; an approved plan can only be superseded (edits are frozen).
+    STATUS_TRANSITIONS = {
+        "draft": ("submitted",),
+        "submitted": ("approved", "draft"),
+        "approved": ("superseded",),
+    }
+
+    def transition_status(self, version_id: str, to: str, *, actor: str = "system", notes: str | None = None) -> str:
+        """Move a version along the plan lifecycle and record the event; returns the old status."""
+        event_names = {"submitted": "submit", "approved": "approve", "draft": "reject", "superseded": "supersede"}
+        with self.write() as con:
+            row = con.execute(
+                "SELECT status, read_only FROM plan_versions WHERE version_id = ?", [version_id]
+            ).fetchone()
+            if row is None:
+                raise PlanStoreError(f"unknown plan version {version_id!r}")
+            current, read_only = row
+            if read_only:
+                raise PlanStoreError(f"plan version {version_id!r} is read-only ({current}); its status cannot change")
+            allowed = self.STATUS_TRANSITIONS.get(current, ())
+            if to not in allowed:
+                raise PlanStoreError(
+                    f"plan version {version_id!r} is {current}: it cannot become {to} "
+                    f"(allowed: {', '.join(allowed) or 'none'})"
+                )
+            now = _now()
+            con.execute("UPDATE plan_versions SET status = ?, updated_at = ? WHERE version_id = ?", [to, now, version_id])
             con.execute(
                 "INSERT INTO plan_override_events (override_id, version_id, level, key_hash, event_type, event_ts, "
-                "payload_json, actor, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [override_id, version_id, level, key, event_type, now, json.dumps(payload), actor, notes],
+                "payload_json, actor, notes) VALUES (NULL, ?, 'version', 'version', ?, ?, ?, ?, ?)",
+                [version_id, event_names[to], now, json.dumps({"from": current, "to": to}), actor, notes],
             )
-        return int(override_id)
+        return current
+
+    def _require_editable(self, con, version_id: str) -> None:
+        row = con.execute("SELECT status, read_only FROM plan_versions WHERE version_id = ?", [version_id]).fetchone()
+        if row is None:
+            raise PlanStoreError(f"unknown plan version {version_id!r}")
+        if row[1]:
+            raise PlanStoreError(f"plan version {version_id!r} is read-only; it cannot be edited")
+        if row[0] in ("approved", "superseded"):
+            raise PlanStoreError(
+                f"plan version {version_id!r} is {row[0]}: edits are frozen (create a new version to change it)"
+            )
+
+    def detail_overrides(self, version_id: str) -> list[dict[str, Any]]:
+        """The version's detail-plan overrides: key, payload and lock flag, oldest first."""
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT key_hash, payload_json, lock_flag FROM plan_overrides "
+                "WHERE version_id = ? AND level = 'det' ORDER BY id",
+                [version_id],
+            ).fetchall()
+        return [{"key": r[0], "payload": json.loads(r[1]), "locked": bool(r[2])} for r in rows]
 
     def read_overrides(self, version_id: str) -> pd.DataFrame:
         with self.connect() as con:

@@ -107,7 +107,7 @@ def test_writes_for_an_unknown_version_are_refused(version_store: PlanStore):
 def test_audit_events_survive_a_rewrite_of_plan_rows(version_store: PlanStore):
     version_store.replace_series("v1", "det", det_frame())
     version_store.record_override("v1", "det", "det:week=2025-W01,sku=A1", {"demand": 42.0}, actor="ana", notes="promo")
-    version_store.record_override("v1", "det", "det:week=2025-W01,sku=A1", {}, lock=True, actor="ana", event_type="lock")
+    version_store.record_override("v1", "det", "det:week=2025-W01,sku=A1", {}, lock=True, actor="ana")
     version_store.replace_series("v1", "det", det_frame(offset=3.0))
     version_store.replace_kpis("v1", "report", pd.DataFrame(
         {"category": ["plan"], "metric": ["fill_rate"], "bucket_type": ["total"], "bucket_key": ["total"],

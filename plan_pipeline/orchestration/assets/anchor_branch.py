@@ -14,10 +14,12 @@ from plan_pipeline.orchestration.assets.common import multi_stage_args, stage_as
 from plan_pipeline.orchestration.assets.level_reconciliation import reconciliation_stage
 from plan_pipeline.orchestration.assets.mrp_plan import mrp_stage
 from plan_pipeline.orchestration.assets.plan_report import report_stage
-from plan_pipeline.orchestration.checks import spec
+from plan_pipeline.orchestration.checks import check_result, spec
 from plan_pipeline.orchestration.io_managers import VersionPlanInputs
 from plan_pipeline.planning.anchor import anchor_adjust
+from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.frames import anchor_frames
+from plan_pipeline.planning.overrides import apply_detail_overrides, lock_violations
 
 
 def not_applicable(context, checks, why: str):
@@ -38,6 +40,8 @@ def adjusted_applies(params) -> bool:
 
 
 NO_BRANCH = "this version has no anchor policy and cutover date"
+ANCHOR_LOCKS = spec("anchored_locks_respected", "anchored_detail_plan",
+                    "the anchor correction leaves every locked detail row unchanged")
 NO_ADJUSTED = "this version does not apply the adjusted detail plan (apply_adjusted is off or no anchor branch)"
 
 
@@ -50,20 +54,26 @@ NO_ADJUSTED = "this version does not apply the adjusted detail plan (apply_adjus
             "carryover", "Residuals carried into the neighbouring month by the anchor stage "
             "(plan_series level 'carryover').", required=False),
     },
-    "Stage 6 (anchor branch): correct the boundary month of the detail plan (DET_near / AGG_far / blend).",
+    "Stage 6 (anchor branch): correct the boundary month of the detail plan (DET_near / AGG_far / blend); "
+    "locked detail rows are left as they are.",
+    check_specs=[ANCHOR_LOCKS],
 ))
 def anchored_detail_plan(context: dg.AssetExecutionContext, aggregate_plan: pd.DataFrame,
-                         detail_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
+                         detail_plan: pd.DataFrame, planning_inputs: VersionPlanInputs,
+                         plan_store: PlanStoreResource):
     params = planning_inputs.params
     if not branch_applies(params):
-        context.log.info(f"skipped: {NO_BRANCH}")
+        yield from not_applicable(context, [ANCHOR_LOCKS], NO_BRANCH)
         return
-    result = anchor_adjust(aggregate_plan, detail_plan, planning_inputs.inputs, params)
+    overrides = plan_store.get_store().detail_overrides(planning_inputs.version_id)
+    locked = apply_detail_overrides(detail_plan, overrides).locked
+    result = anchor_adjust(aggregate_plan, detail_plan, planning_inputs.inputs, params, locked=locked)
     rows, carryover = anchor_frames(result)
     yield dg.Output(rows, output_name="anchored_detail_plan", metadata={
         "adjusted_groups": len(result.adjusted_groups), "policy": str(params.anchor_policy),
-        "cutover_date": str(params.cutover_date)})
+        "cutover_date": str(params.cutover_date), "locked_rows": int(locked.sum())})
     yield dg.Output(carryover, output_name="anchor_carryover", metadata={"entries": len(carryover)})
+    yield check_result(ANCHOR_LOCKS, lock_violations(result.rows, overrides, reference=detail_plan))
 
 
 ANCHORED_RECONCILED = spec(

@@ -1,0 +1,160 @@
+"""Planner commands: overrides and locks, the plan lifecycle (submit, approve), version diff."""
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from plan_pipeline.cli.environment import CliEnvironment
+
+
+def _actor(args) -> str:
+    return args.actor or os.environ.get("PLAN_PIPELINE_ACTOR") or os.environ.get("USER") or "system"
+
+
+def cmd_override_set(env: CliEnvironment, args) -> int:
+    from plan_pipeline.planning.overrides import detail_key
+
+    payload = {name: getattr(args, name) for name in ("demand", "supply", "backlog") if getattr(args, name) is not None}
+    lock = True if args.lock else (False if args.unlock else None)
+    if not payload and lock is None:
+        raise SystemExit("plan-pipeline override: give at least one of --demand --supply --backlog --lock --unlock")
+    key = detail_key(args.week, args.sku, args.period)
+    result = env.store.record_override(args.version_id, "det", key, payload, lock=lock, actor=_actor(args),
+                                       notes=args.note)
+    if result["events"]:
+        print(f"{key}: {', '.join(result['events'])} recorded on version {args.version_id!r} "
+              f"(re-plan with: plan-pipeline materialize {args.version_id})")
+    else:
+        print(f"{key}: unchanged, nothing recorded")
+    return 0
+
+
+def cmd_override_list(env: CliEnvironment, args) -> int:
+    frame = env.store.read_overrides(args.version_id)
+    if frame.empty:
+        print(f"version {args.version_id!r} has no overrides")
+        return 0
+    for row in frame.itertuples():
+        lock = "locked" if row.lock_flag else "      "
+        print(f"{row.key_hash:<48} {lock} {row.payload_json}  by {row.author} at {str(row.updated_at)[:19]}")
+    return 0
+
+
+def cmd_override_events(env: CliEnvironment, args) -> int:
+    frame = env.store.read_override_events(args.version_id)
+    if frame.empty:
+        print(f"version {args.version_id!r} has no audit events")
+        return 0
+    for row in frame.itertuples():
+        note = f"  ({row.notes})" if isinstance(row.notes, str) and row.notes else ""
+        print(f"{str(row.event_ts)[:19]}  {row.event_type:<9} {row.key_hash:<44} {row.actor:<12} {row.payload_json}{note}")
+    return 0
+
+
+def cmd_status(to: str):
+    def run(env: CliEnvironment, args) -> int:
+        previous = env.store.transition_status(args.version_id, to, actor=_actor(args), notes=args.note)
+        print(f"plan version {args.version_id!r}: {previous} -> {to}")
+        return 0
+
+    return run
+
+
+DIFF_MEASURES = {
+    "aggregate": ["demand", "supply", "backlog", "capacity_used"],
+    "det": ["demand", "supply", "backlog"],
+    "mrp": ["demand", "supply", "backlog", "inventory_open", "inventory_close", "prod_qty"],
+    "mrp_final": ["demand", "supply", "backlog", "inventory_open", "inventory_close", "prod_qty"],
+    "weekly_summary": ["demand", "supply", "backlog", "capacity_used"],
+}
+
+
+def version_diff(store, left: str, right: str, level: str, tolerance: float = 1e-9) -> pd.DataFrame:
+    """Rows of ``level`` whose measures differ between two versions (full outer join on the key)."""
+    measures = DIFF_MEASURES.get(level, ["demand", "supply", "backlog"])
+    keys = ["time_bucket_key", "period_key", "item_key"]
+    a = store.read_series_rows(left, level)[keys + measures]
+    b = store.read_series_rows(right, level)[keys + measures]
+    joined = a.merge(b, on=keys, how="outer", suffixes=("_left", "_right"), indicator=True)
+    changed = joined["_merge"] != "both"
+    for m in measures:
+        diff = (joined[f"{m}_right"].fillna(0.0) - joined[f"{m}_left"].fillna(0.0))
+        joined[f"{m}_delta"] = diff
+        changed |= diff.abs() > tolerance
+    out = joined[changed].copy()
+    out["presence"] = out["_merge"].map({"both": "both", "left_only": f"only {left}", "right_only": f"only {right}"})
+    return out.drop(columns="_merge").reset_index(drop=True)
+
+
+def cmd_diff(env: CliEnvironment, args) -> int:
+    store = env.store
+    for version in (args.left, args.right):
+        store.get_version(version)
+    diff = version_diff(store, args.left, args.right, args.level)
+    if args.json:
+        print(diff.to_json(orient="records", indent=2))
+        return 0
+    if diff.empty:
+        print(f"level {args.level}: {args.left} and {args.right} are identical")
+        return 0
+    measures = DIFF_MEASURES.get(args.level, ["demand", "supply", "backlog"])
+    print(f"level {args.level}: {len(diff)} row(s) differ ({args.right} minus {args.left})")
+    totals = {m: float(diff[f"{m}_delta"].sum()) for m in measures}
+    print("total delta: " + ", ".join(f"{m} {v:+.6g}" for m, v in totals.items()))
+    show = diff.head(args.limit)
+    for row in show.to_dict("records"):
+        key = "/".join(str(row[k]) for k in ("time_bucket_key", "period_key", "item_key") if row[k])
+        deltas = ", ".join(f"{m} {row[f'{m}_delta']:+.6g}" for m in measures if abs(row[f"{m}_delta"]) > 1e-9)
+        print(f"  {key:<36} {row['presence']:<12} {deltas}")
+    if len(diff) > len(show):
+        print(f"  … {len(diff) - len(show)} more (use --limit or --json)")
+    return 0
+
+
+def register_planner_commands(sub) -> None:
+    p_over = sub.add_parser("override", help="planner edits and locks on a version's detail plan")
+    s_over = p_over.add_subparsers(dest="override_command", metavar="ACTION", required=True)
+    p = s_over.add_parser("set", help="edit and/or lock one SKU x week row (then re-materialize the version)")
+    p.add_argument("version_id")
+    p.add_argument("--week", required=True)
+    p.add_argument("--sku", required=True)
+    p.add_argument("--period", help="the month fragment, when the week spans two months")
+    p.add_argument("--demand", type=float)
+    p.add_argument("--supply", type=float)
+    p.add_argument("--backlog", type=float)
+    lock = p.add_mutually_exclusive_group()
+    lock.add_argument("--lock", action="store_true", help="pin the row: later stages leave it as it is")
+    lock.add_argument("--unlock", action="store_true")
+    p.add_argument("--note", help="why (kept in the audit trail)")
+    p.add_argument("--actor", help="who (default $PLAN_PIPELINE_ACTOR or $USER)")
+    p.set_defaults(func=cmd_override_set)
+    p = s_over.add_parser("list", help="current overrides of a version")
+    p.add_argument("version_id")
+    p.set_defaults(func=cmd_override_list)
+    p = s_over.add_parser("events", help="the audit trail of a version (edits, locks, submit, approve)")
+    p.add_argument("version_id")
+    p.set_defaults(func=cmd_override_events)
+
+    for name, to, text in (
+        ("submit", "submitted", "submit a draft version for approval"),
+        ("approve", "approved", "approve a submitted version (freezes edits)"),
+        ("reject", "draft", "send a submitted version back to draft"),
+        ("supersede", "superseded", "mark an approved version as superseded"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("version_id")
+        p.add_argument("--note")
+        p.add_argument("--actor")
+        p.set_defaults(func=cmd_status(to))
+
+    p = sub.add_parser("diff", help="compare two versions level by level")
+    p.add_argument("left")
+    p.add_argument("right")
+    p.add_argument("--level", default="aggregate", help="plan level (default aggregate)")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_diff)
+
+
+__all__ = ["register_planner_commands", "version_diff"]
