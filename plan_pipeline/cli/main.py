@@ -466,9 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_export)
 
+    from plan_pipeline.cli.commands_backfill import register_backfill_commands
     from plan_pipeline.cli.commands_planner import register_planner_commands
 
     register_planner_commands(sub)
+    register_backfill_commands(sub)
 
     p = sub.add_parser("sample-inputs", help="write a deterministic sample input folder of any size")
     p.add_argument("--out", required=True)

@@ -129,6 +129,8 @@ def is_output_folder(path: Path) -> bool:
 
 def discover_sources(source: str | Path) -> list[LegacySource]:
     """The legacy databases and output folders named by ``source`` (see the module doc)."""
+    if not str(source).strip():
+        raise LegacySourceError("no legacy source given")
     path = Path(source).expanduser().resolve()
     if not path.exists():
         raise LegacySourceError(f"legacy source {path} does not exist")
@@ -998,7 +1000,8 @@ class VersionOutcome:
     kpi_rows: dict[str, int] = field(default_factory=dict)
     artifacts: int = 0
     level_origin: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings (approximations, unmapped data)
+    duplicates: list[str] = field(default_factory=list)  # other places holding this version id
 
     @property
     def rows(self) -> int:
@@ -1009,6 +1012,7 @@ class VersionOutcome:
             "version_id": self.version_id, "status": self.status, "reason": self.reason, "origin": self.origin,
             "series_rows": dict(self.series_rows), "kpi_rows": dict(self.kpi_rows), "rows": self.rows,
             "artifacts": self.artifacts, "level_origin": dict(self.level_origin), "notes": list(self.notes),
+            "duplicates": list(self.duplicates),
         }
 
 
@@ -1088,7 +1092,7 @@ def run_legacy_backfill(
     """
     log = log or (lambda severity, message: None)
     run_id = run_id or uuid.uuid4().hex
-    source_text = str(Path(source).expanduser().resolve()) if str(source) else str(source)
+    source_text = str(Path(source).expanduser().resolve()) if str(source).strip() else str(source)
     started = time.monotonic()
     report = BackfillReport(run_id=run_id, source=source_text, dry_run=dry_run, force=force, started_at=_now())
     start_backfill_run(store, run_id, source_text, dry_run, report.started_at)
@@ -1135,6 +1139,8 @@ def _log_outcome(log: Log, o: VersionOutcome) -> None:
         log("info", f"{o.version_id}: skipped ({o.reason})")
     else:
         log("error", f"{o.version_id}: failed ({o.reason})")
+    for place in o.duplicates:
+        log("info", f"{o.version_id}: also found in {place} (not used)")
     for note in o.notes:
         log("warning", f"{o.version_id}: {note}")
 
@@ -1142,8 +1148,7 @@ def _log_outcome(log: Log, o: VersionOutcome) -> None:
 def _process_version(store: PlanStore, lv: LegacyVersion, existing, *, dry_run: bool, force: bool,
                      run_id: str) -> VersionOutcome:
     outcome = VersionOutcome(lv.version_id, "failed", origin=lv.source.label)
-    if lv.duplicates:
-        outcome.notes.append("also found in " + "; ".join(lv.duplicates) + " (not used)")
+    outcome.duplicates = list(lv.duplicates)
     if existing is not None:
         if not is_imported_version(existing.status, existing.source):
             outcome.status = "failed" if force else "skipped"

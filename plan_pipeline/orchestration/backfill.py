@@ -1,0 +1,236 @@
+"""The ``legacy_backfill`` job and its (default stopped) hourly schedule.
+
+The job's single op imports legacy scpln plans into the plan store
+(:func:`plan_pipeline.operations.legacy_backfill.run_legacy_backfill`), then registers every
+imported version as a ``plan_version`` partition and records, per stored level, an
+``AssetMaterialization`` of the matching plan asset marked ``imported`` so the UI shows the
+partition as materialized. It runs in the ``duckdb`` pool.
+
+The schedule reads ``$PLAN_PIPELINE_LEGACY_SOURCE`` when it ticks (skipping when unset) and
+never opens the store; it only stats the source's files to request a run when they changed.
+"""
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from plan_pipeline.orchestration.partitions import DUCKDB_POOL, PLAN_VERSION_PARTITIONS_NAME
+from plan_pipeline.orchestration.resources import PlanStoreResource
+from plan_pipeline.orchestration.run_ledger import TRIGGER_TAG
+
+LEGACY_SOURCE_ENV = "PLAN_PIPELINE_LEGACY_SOURCE"
+BACKFILL_JOB_NAME = "legacy_backfill"
+BACKFILL_OP_NAME = "import_legacy_plans"
+BACKFILL_SCHEDULE_NAME = "legacy_backfill_hourly"
+
+
+class LegacyBackfillConfig(dg.Config):
+    """Launchpad config of the legacy backfill."""
+
+    source: str
+    dry_run: bool = False
+    force: bool = False
+
+
+def level_asset_keys() -> dict[str, dg.AssetKey]:
+    """plan level (``plan_level`` metadata of the plan assets) -> asset key."""
+    from plan_pipeline.definitions import PLAN_ASSETS
+
+    keys: dict[str, dg.AssetKey] = {}
+    for assets_def in PLAN_ASSETS:
+        for spec in assets_def.specs:
+            level = (spec.metadata or {}).get("plan_level")
+            if level:
+                keys[str(level)] = spec.key
+    return keys
+
+
+def _log(context: dg.OpExecutionContext):
+    def log(severity: str, message: str) -> None:
+        getattr(context.log, severity if severity in ("info", "warning", "error") else "info")(message)
+
+    return log
+
+
+@dg.op(
+    name=BACKFILL_OP_NAME,
+    pool=DUCKDB_POOL,
+    description="Import legacy scpln plan versions (SQLite plan DB and/or output folders) into the plan store, "
+    "register them as plan_version partitions and record their levels as imported materializations.",
+)
+def import_legacy_plans(
+    context: dg.OpExecutionContext, config: LegacyBackfillConfig, plan_store: PlanStoreResource
+) -> dg.Output[dict[str, Any]]:
+    from plan_pipeline.operations.legacy_backfill import run_legacy_backfill
+
+    store = plan_store.get_store()
+    report = run_legacy_backfill(
+        store, config.source, dry_run=config.dry_run, force=config.force, run_id=context.run_id, log=_log(context)
+    )
+    summary = report.to_dict()
+    if not config.dry_run:
+        register_and_mark(context, store, report)
+    metadata = {
+        "status": report.status,
+        "dry_run": config.dry_run,
+        "force": config.force,
+        "source": report.source,
+        "versions_imported": dg.MetadataValue.int(report.imported),
+        "versions_skipped": dg.MetadataValue.int(report.skipped),
+        "versions_failed": dg.MetadataValue.int(report.failed),
+        "rows_written": dg.MetadataValue.int(report.rows_written),
+        "duration_ms": dg.MetadataValue.int(int(report.duration_ms or 0)),
+        "versions": dg.MetadataValue.md(outcomes_markdown(summary)),
+        "db_path": dg.MetadataValue.path(str(store.path)),
+    }
+    if report.status == "failed":
+        context.log.error(report.message)
+        raise dg.Failure(
+            description="legacy backfill failed: " + "\n".join(format_report(summary)), metadata=metadata
+        )
+    if report.status == "partial":
+        context.log.warning(report.message)
+    else:
+        context.log.info(report.message)
+    return dg.Output(summary, metadata=metadata)
+
+
+def register_and_mark(context: dg.OpExecutionContext, store, report) -> None:
+    """Partitions for imported (and already imported) versions; materializations for new imports."""
+    instance = context.instance
+    imported = report.imported_versions()
+    present = [o.version_id for o in report.outcomes
+               if o.status == "imported" or (o.status == "skipped" and o.reason.startswith("already imported"))]
+    missing = [v for v in dict.fromkeys(present) if not instance.has_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, v)]
+    if missing:
+        instance.add_dynamic_partitions(PLAN_VERSION_PARTITIONS_NAME, missing)
+        context.log.info(f"registered plan_version partition(s): {', '.join(missing)}")
+    if not imported:
+        return
+    keys = level_asset_keys()
+    for outcome in imported:
+        levels = {**{lvl: ("plan_series", n) for lvl, n in outcome.series_rows.items()},
+                  **{lvl: ("plan_kpis", n) for lvl, n in outcome.kpi_rows.items()}}
+        for level, (table, count) in levels.items():
+            key = keys.get(level)
+            if key is None:
+                continue
+            context.log_event(dg.AssetMaterialization(
+                asset_key=key,
+                partition=outcome.version_id,
+                description=f"imported from {outcome.origin} by the legacy backfill",
+                metadata={
+                    "imported": True,
+                    "source": outcome.origin,
+                    "legacy_origin": outcome.level_origin.get(level, ""),
+                    "dagster/row_count": dg.MetadataValue.int(int(count)),
+                    "plan_level": level,
+                    "plan_table": table,
+                    "plan_version": outcome.version_id,
+                    "source_run_id": context.run_id,
+                    "db_path": dg.MetadataValue.path(str(store.path)),
+                },
+            ))
+
+
+def format_report(summary: dict[str, Any]) -> list[str]:
+    """Human-readable lines for a backfill report dict (CLI output and failure descriptions)."""
+    mode = " (dry run: nothing written)" if summary.get("dry_run") else ""
+    lines = [f"legacy backfill from {summary['source']}{mode}, run {summary['run_id']}"]
+    for v in summary.get("versions", []):
+        status = v["status"].replace("_", " ")
+        if v["status"] in ("imported", "would_import"):
+            levels = ", ".join(f"{lvl} {n}" for lvl, n in v["series_rows"].items())
+            kpis = ", ".join(f"{lvl} {n}" for lvl, n in v["kpi_rows"].items())
+            lines.append(f"  {status:<13} {v['version_id']:<28} {v['rows']} rows ({v['reason']})")
+            lines.append(f"  {'':<13} {'':<28} series: {levels or '-'}; kpis: {kpis or '-'}; artifacts: {v['artifacts']}")
+        else:
+            lines.append(f"  {status:<13} {v['version_id']:<28} {v['reason']}")
+        for place in v.get("duplicates", []):
+            lines.append(f"  {'':<13} {'':<28} also in {place} (not used)")
+        for note in v.get("notes", []):
+            lines.append(f"  {'':<13} {'':<28} note: {note}")
+    for error in summary.get("errors", []):
+        lines.append(f"  error: {error}")
+    verb = "would import" if summary.get("dry_run") else "imported"
+    lines.append(
+        f"{verb} {summary['versions_imported']}, skipped {summary['versions_skipped']}, failed "
+        f"{summary['versions_failed']}; {summary['rows_written']} rows "
+        f"{'would be written' if summary.get('dry_run') else 'written'}; status {summary['status']}"
+    )
+    if summary["versions_imported"] == 0 and summary["versions_failed"] == 0 and not summary.get("errors"):
+        lines.append("nothing to import: every legacy version found is already in the plan store")
+    return lines
+
+
+def outcomes_markdown(summary: dict[str, Any]) -> str:
+    lines = ["| version | status | rows | reason |", "|---|---|---|---|"]
+    for v in summary.get("versions", []):
+        reason = str(v["reason"]).replace("|", "/")
+        lines.append(f"| {v['version_id']} | {v['status']} | {v['rows']} | {reason} |")
+    return "\n".join(lines)
+
+
+@dg.job(
+    name=BACKFILL_JOB_NAME,
+    description="Import legacy scpln plans (SQLite plan database, output folders, or a folder of both) as "
+    "read-only imported plan versions. Idempotent; dry_run reports without writing; force re-imports.",
+    tags={"plan/pipeline": "legacy_backfill"},
+)
+def legacy_backfill_job():
+    import_legacy_plans()
+
+
+@dg.schedule(
+    name=BACKFILL_SCHEDULE_NAME,
+    cron_schedule="0 * * * *",
+    job=legacy_backfill_job,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=f"Hourly legacy backfill of ${LEGACY_SOURCE_ENV} (read at tick time; skipped when unset or "
+    "unchanged since the last requested run). Stopped by default: start it in the UI.",
+)
+def legacy_backfill_schedule(context: dg.ScheduleEvaluationContext):
+    from plan_pipeline.operations.legacy_backfill import source_fingerprint
+
+    source = os.environ.get(LEGACY_SOURCE_ENV, "").strip()
+    if not source:
+        return dg.SkipReason(f"{LEGACY_SOURCE_ENV} is not set: no legacy source to backfill")
+    fingerprint = source_fingerprint(source)
+    if fingerprint is None:
+        return dg.SkipReason(f"legacy source {source} ({LEGACY_SOURCE_ENV}) does not exist")
+    return dg.RunRequest(
+        run_key=f"legacy-backfill-{fingerprint}",
+        run_config=backfill_run_config(source),
+        tags={TRIGGER_TAG: "schedule"},
+    )
+
+
+def backfill_run_config(source: str, dry_run: bool = False, force: bool = False) -> dict[str, Any]:
+    return {"ops": {BACKFILL_OP_NAME: {"config": {"source": source, "dry_run": dry_run, "force": force}}}}
+
+
+def run_backfill_in_process(
+    instance: dg.DagsterInstance,
+    db_path: str | None,
+    source: str,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    trigger: str = "cli",
+    log_level: str = "WARNING",
+) -> dg.ExecuteInProcessResult:
+    """Run the ``legacy_backfill`` job in this process on ``instance`` (the CLI's path)."""
+    from plan_pipeline.definitions import build_resources
+
+    defs = dg.Definitions(jobs=[legacy_backfill_job], resources=build_resources(db_path))
+    job = defs.resolve_job_def(BACKFILL_JOB_NAME)
+    run_config = backfill_run_config(source, dry_run, force)
+    run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}
+    return job.execute_in_process(
+        instance=instance, run_config=run_config, tags={TRIGGER_TAG: trigger}, raise_on_error=False
+    )
+
+
+BACKFILL_JOBS = [legacy_backfill_job]
+BACKFILL_SCHEDULES = [legacy_backfill_schedule]
