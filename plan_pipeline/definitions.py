@@ -15,6 +15,7 @@ from plan_pipeline.orchestration.assets.mrp_plan import mrp_plan
 from plan_pipeline.orchestration.assets.plan_report import plan_report
 from plan_pipeline.orchestration.assets.planning_inputs import planning_inputs
 from plan_pipeline.orchestration.backfill import BACKFILL_JOBS, BACKFILL_SCHEDULES
+from plan_pipeline.orchestration.operations import OPERATIONS_JOBS, OPERATIONS_SCHEDULES, OPERATIONS_SENSORS
 from plan_pipeline.orchestration.io_managers import PlanInputsIOManager, PlanSeriesIOManager
 from plan_pipeline.orchestration.jobs import plan_job, plan_jobs_sync_job
 from plan_pipeline.orchestration.resources import PlanStoreResource
@@ -44,9 +45,9 @@ def build_resources(db_path: str | None = None) -> dict:
 def build_definitions(db_path: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=PLAN_ASSETS,
-        jobs=[plan_job, plan_jobs_sync_job, *BACKFILL_JOBS],
-        schedules=[*BACKFILL_SCHEDULES],
-        sensors=[plan_jobs_ledger_sensor],
+        jobs=[plan_job, plan_jobs_sync_job, *BACKFILL_JOBS, *OPERATIONS_JOBS],
+        schedules=[*BACKFILL_SCHEDULES, *OPERATIONS_SCHEDULES],
+        sensors=[plan_jobs_ledger_sensor, *OPERATIONS_SENSORS],
         resources=build_resources(db_path),
         executor=dg.in_process_executor,
     )

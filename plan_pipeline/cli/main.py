@@ -261,14 +261,6 @@ def cmd_plan(env: CliEnvironment, args) -> int:
     return 0
 
 
-def cmd_export(env: CliEnvironment, args) -> int:
-    from plan_pipeline.exports.reference import export_reference
-
-    for path in export_reference(env.store, args.version_id, args.out):
-        out(f"[ok] wrote {path}")
-    return 0
-
-
 def cmd_jobs_list(env: CliEnvironment, args) -> int:
     jobs = env.store.list_jobs(args.version) if env.db_path.exists() else None
     if jobs is None or jobs.empty:
@@ -460,17 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_planning_parameter_flags(p)
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("export", help="write a version's plan from the store")
-    p.add_argument("version_id")
-    p.add_argument("--format", choices=["reference"], default="reference")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_export)
-
     from plan_pipeline.cli.commands_backfill import register_backfill_commands
     from plan_pipeline.cli.commands_planner import register_planner_commands
 
     register_planner_commands(sub)
     register_backfill_commands(sub)
+    from plan_pipeline.cli.commands_operations import register_operations_commands
+
+    register_operations_commands(sub)
 
     p = sub.add_parser("sample-inputs", help="write a deterministic sample input folder of any size")
     p.add_argument("--out", required=True)

@@ -51,6 +51,7 @@ from plan_pipeline.operations.tablecopy import (
     file_entry,
     ident,
     load_parquet_into,
+    scalar,
     sha256_file,
     store_file_bytes,
     write_query_parquet,
@@ -127,10 +128,11 @@ class TrimReport:
 
     def lines(self) -> list[str]:
         verb = "would remove" if self.dry_run else "removed"
+        done = "to remove" if self.dry_run else "removed"
         out = [f"trim{' (dry run)' if self.dry_run else ''}: policy "
                + ", ".join(f"{k}={'off' if v is None else v}" for k, v in self.policy.items())]
         if not self.versions:
-            out.append(f"versions: none {verb.split()[-1]}")
+            out.append(f"versions {done}: none")
         for v in self.versions:
             rows = ", ".join(f"{t} {n}" for t, n in v["rows"].items() if n)
             where = f" -> {v['archive']}" if v.get("archive") else ""
@@ -138,11 +140,12 @@ class TrimReport:
                        f"{'; '.join(v['reasons'])}): {rows}{where}")
         for s in self.skipped:
             out.append(f"skipped version {s['version_id']}: {s['reason']}")
-        out.append(f"KPI rows {verb}: {self.kpi_rows_trimmed} (older than {self.policy['kpi_max_age_months']} months)")
-        out.append(f"audit events {verb}: {self.audit_events_trimmed} "
-                   f"(older than {self.policy['audit_max_age_months']} months)")
+        for label, count, months in (("KPI rows", self.kpi_rows_trimmed, self.policy["kpi_max_age_months"]),
+                                     ("audit events", self.audit_events_trimmed, self.policy["audit_max_age_months"])):
+            rule = "rule off" if months is None else f"older than {months} months"
+            out.append(f"{label} {done}: {count} ({rule})")
         totals = ", ".join(f"{t} {n}" for t, n in self.rows_removed.items() if n) or "none"
-        out.append(f"rows {verb} per table: {totals}")
+        out.append(f"rows {done} per table: {totals}")
         if self.dry_run:
             out.append(f"store size: {self.bytes_before} bytes (nothing removed)")
         else:
@@ -154,7 +157,7 @@ class TrimReport:
 # ---------------------------------------------------------------------------------- planning
 def _version_rows(con, version_id: str) -> dict[str, int]:
     return {
-        table: int(con.execute(f"SELECT count(*) FROM {ident(table)} WHERE version_id = ?", [version_id]).fetchone()[0])
+        table: int(scalar(con, f"SELECT count(*) FROM {ident(table)} WHERE version_id = ?", [version_id]))
         for table in VERSION_TABLES
     }
 
@@ -220,9 +223,7 @@ def _old_rows_where(table: str) -> str:
 def _count_old(con, table: str, column: str, cutoff: datetime | None, protected: list[str]) -> int:
     if cutoff is None:
         return 0
-    return int(con.execute(
-        f"SELECT count(*) FROM {ident(table)} WHERE {_old_rows_where(table)}", [cutoff, protected]
-    ).fetchone()[0])
+    return int(scalar(con, f"SELECT count(*) FROM {ident(table)} WHERE {_old_rows_where(table)}", [cutoff, protected]))
 
 
 # ---------------------------------------------------------------------------------- archive
@@ -237,7 +238,7 @@ def _write_version_archive(con, version_id: str, target: Path, reasons: list[str
         tables[table] = file_entry(path, rows[table])
     head = con.execute(
         "SELECT status, input_set, created_at FROM plan_versions WHERE version_id = ?", [version_id]
-    ).fetchone()
+    ).fetchall()[0]
     manifest = {
         "format": ARCHIVE_FORMAT,
         "format_version": 1,
@@ -410,11 +411,10 @@ def restore_archived_version(
             raise PlanStoreError(
                 f"archive of {version_id!r} has schema version {manifest.get('schema_version')}, "
                 f"the store has {current_schema_version(con)}")
-        if con.execute("SELECT 1 FROM plan_versions WHERE version_id = ?", [version_id]).fetchone():
+        if scalar(con, "SELECT count(*) FROM plan_versions WHERE version_id = ?", [version_id]):
             raise PlanStoreError(f"plan version {version_id!r} exists; delete it before restoring its archive")
         input_set = manifest.get("input_set")
-        if input_set is not None and not con.execute(
-                "SELECT 1 FROM input_sets WHERE label = ?", [input_set]).fetchone():
+        if input_set is not None and not scalar(con, "SELECT count(*) FROM input_sets WHERE label = ?", [input_set]):
             raise PlanStoreError(f"input set {input_set!r} of archived version {version_id!r} is not in the store; "
                                  "import it again under the same label first")
         for table in VERSION_TABLES:  # parent first

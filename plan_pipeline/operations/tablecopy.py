@@ -21,6 +21,12 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BATCH_ROWS = 100_000
 
 
+def scalar(con, sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the first row (the result is fetched to its end)."""
+    rows = con.execute(sql, list(params)).fetchall()
+    return rows[0][0] if rows else None
+
+
 def ident(name: str) -> str:
     """``name`` as a quoted SQL identifier; refuses anything but a plain identifier."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
@@ -59,9 +65,10 @@ def advance_sequence(con, name: str, last_value: int | None) -> None:
     """Move a sequence forward until it has handed out ``last_value`` (never backwards)."""
     if last_value is None:
         return
-    row = con.execute(
+    rows = con.execute(
         "SELECT start_value, last_value, increment_by FROM duckdb_sequences() WHERE sequence_name = ?", [name]
-    ).fetchone()
+    ).fetchall()
+    row = rows[0] if rows else None
     if row is None:
         raise PlanStoreError(f"sequence {name!r} does not exist in this plan store")
     start, current, step = int(row[0]), row[1], int(row[2])
@@ -83,6 +90,9 @@ def write_query_parquet(con, sql: str, params: Sequence[Any], path: Path) -> int
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
+    # DuckDB 2 refuses a relation while an execute() result is not fully fetched (a fetchone()
+    # elsewhere); a finished statement clears that state.
+    con.execute("SELECT 1").fetchall()
     reader = con.sql(sql, params=list(params)).to_arrow_reader(BATCH_ROWS)
     rows = 0
     with pq.ParquetWriter(str(tmp), reader.schema) as writer:
@@ -122,9 +132,9 @@ def load_parquet_into(con, table: str, path: Path) -> int:
             f"unknown columns: {', '.join(extra) or '-'})"
         )
     names = ", ".join(ident(c) for c in columns)
-    before = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0]
-    con.execute(f"INSERT INTO {ident(table)} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)])
-    after = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0]
+    before = scalar(con, f"SELECT count(*) FROM {ident(table)}")
+    con.execute(f"INSERT INTO {ident(table)} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)]).fetchall()
+    after = scalar(con, f"SELECT count(*) FROM {ident(table)}")
     return int(after - before)
 
 
@@ -170,7 +180,7 @@ def sequence_columns(con) -> list[tuple[str, str, str]]:
 def catch_up_sequences(con) -> None:
     """Make every id sequence hand out values above the ids already stored (after loading rows)."""
     for table, column, sequence in sequence_columns(con):
-        top = con.execute(f"SELECT max({ident(column)}) FROM {ident(table)}").fetchone()[0]
+        top = scalar(con, f"SELECT max({ident(column)}) FROM {ident(table)}")
         if top is not None:
             current = sequence_state(con).get(sequence)
             if current is None or current < int(top):

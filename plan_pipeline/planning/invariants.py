@@ -144,3 +144,28 @@ def released_capacity_violations(weekly: pd.DataFrame, rows: pd.DataFrame, fg_it
             problems.append((week, "capacity respected up to rounding",
                              f"adjusted {adjusted} > capacity {cap} + slack {slack} + rounding {allowance}"))
     return pd.DataFrame(problems, columns=cols)
+
+
+def report_violations(report: pd.DataFrame, kpis: pd.DataFrame, aggregate: pd.DataFrame) -> pd.DataFrame:
+    """Report sanity: fill rates in [0, 1]; utilization = adjusted load / capacity (0 without
+    capacity); plan KPI totals equal the aggregate plan's sums."""
+    cols = ["where", "rule", "detail"]
+    problems = []
+    service = report[report["type"] == "service"]
+    bad_fill = service[(service["fill_rate"] < -EPS) | (service["fill_rate"] > 1 + EPS)]
+    for week, value in zip(bad_fill["week"], bad_fill["fill_rate"]):
+        problems.append((week, "fill rate in [0, 1]", f"fill_rate {value}"))
+    capacity = report[report["type"] == "capacity"]
+    cap = capacity["capacity"].to_numpy(float)
+    adjusted = capacity["adjusted_load"].to_numpy(float)
+    expected = np.where(cap > 0, adjusted / np.where(cap > 0, cap, 1.0), 0.0)
+    off = np.abs(capacity["utilization"].to_numpy(float) - expected) > 1e-6
+    for week in capacity["week"].to_numpy()[off]:
+        problems.append((week, "utilization = adjusted / capacity", ""))
+    totals = {r.metric: r.value for r in kpis.itertuples() if r.bucket_type == "total"}
+    for metric, column in (("demand_total", "demand"), ("supply_total", "supply"), ("backlog_total", "backlog")):
+        if metric in totals and abs(totals[metric] - float(aggregate[column].sum())) > 1e-6:
+            problems.append(("total", f"{metric} = Σ aggregate {column}", f"{totals[metric]} vs {aggregate[column].sum()}"))
+    if "fill_rate" in totals and not (0 <= totals["fill_rate"] <= 1):
+        problems.append(("total", "fill rate in [0, 1]", f"fill_rate {totals['fill_rate']}"))
+    return pd.DataFrame(problems, columns=cols)

@@ -159,3 +159,41 @@ def test_ledger_sensor_requests_one_sync_run_for_finished_runs(plan_env, sample_
     assert sync.execute_in_process(instance=instance, run_config=request.run_config).success
     row = store.get_job(other.run_id)
     assert row["status"] == "success" and row["trigger"] == "manual"
+
+
+def _check_evaluations(instance, run_id):
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    return {r.event_log_entry.dagster_event.event_specific_data.check_name:
+            r.event_log_entry.dagster_event.event_specific_data for r in records}
+
+
+def test_every_asset_check_runs_and_passes_on_the_sample(plan_env, sample_dir):
+    store = _make_version(plan_env, sample_dir, "full", preset="det_near", cutover_date="2025-03-12",
+                          apply_adjusted=True)
+    instance = plan_env.instance()
+    outcome = materialize_version(instance, store, "full")
+    assert outcome.success, outcome.errors
+    evaluations = _check_evaluations(instance, outcome.run_id)
+    declared = {key.name for key in defs.get_repository_def().asset_graph.asset_check_keys}
+    assert set(evaluations) == declared
+    failed = {name: e.metadata for name, e in evaluations.items() if not e.passed}
+    assert not failed
+    # every level of the anchor branch was written
+    assert {"det_adjusted", "carryover", "mrp_adjusted", "mrp_final_adjusted", "weekly_summary_adjusted",
+            "level_reconciliation_adjusted"} <= set(store.series_levels("full"))
+    assert store.has_kpis("full", "report_adjusted")
+
+
+def test_anchor_branch_is_skipped_cleanly_for_a_plain_version(plan_env, sample_dir):
+    store = _make_version(plan_env, sample_dir, "plain")
+    instance = plan_env.instance()
+    outcome = materialize_version(instance, store, "plain")
+    assert outcome.success, outcome.errors
+    assert set(store.series_levels("plain")) == {"aggregate", "det", "mrp", "mrp_final", "weekly_summary",
+                                                  "level_reconciliation"}
+    assert store.has_kpis("plain", "report") and not store.has_kpis("plain", "report_adjusted")
+    evaluations = _check_evaluations(instance, outcome.run_id)
+    assert all(e.passed for e in evaluations.values())
+    assert evaluations["anchored_locks_respected"].description.startswith("not applicable")
+    skipped = instance.get_records_for_run(outcome.run_id, of_type=dg.DagsterEventType.STEP_SKIPPED).records
+    assert {r.event_log_entry.step_key for r in skipped} >= {"anchored_level_reconciliation", "adjusted_mrp_plan"}

@@ -130,13 +130,21 @@ def adjusted_capacity_plan(context: dg.AssetExecutionContext, anchored_detail_pl
                               "adjusted_capacity_weekly_summary", (ADJUSTED_LEVELING, ADJUSTED_CAPACITY))
 
 
+ADJUSTED_REPORT_CONSISTENT = spec(
+    "adjusted_report_consistent", "adjusted_plan_report",
+    "fill rates in [0, 1], utilization = adjusted load / capacity, KPI totals = aggregate plan sums",
+    blocking=False,
+)
+
+
 @dg.asset(**stage_asset_args(
     "report_adjusted", "KPIs of the anchored plan (plan_kpis level 'report_adjusted').",
-    table="plan_kpis", output_required=False,
+    table="plan_kpis", output_required=False, check_specs=[ADJUSTED_REPORT_CONSISTENT],
 ))
 def adjusted_plan_report(adjusted_capacity_plan: pd.DataFrame, adjusted_capacity_weekly_summary: pd.DataFrame,
                          aggregate_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
-    yield report_stage(adjusted_capacity_plan, adjusted_capacity_weekly_summary, aggregate_plan, planning_inputs)
+    yield from report_stage(adjusted_capacity_plan, adjusted_capacity_weekly_summary, aggregate_plan,
+                            planning_inputs, ADJUSTED_REPORT_CONSISTENT)
 
 
 ANCHOR_ASSETS = [anchored_detail_plan, anchored_level_reconciliation, adjusted_mrp_plan, adjusted_capacity_plan,

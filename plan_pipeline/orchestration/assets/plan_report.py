@@ -3,12 +3,20 @@ import dagster as dg
 import pandas as pd
 
 from plan_pipeline.orchestration.assets.common import stage_asset_args
+from plan_pipeline.orchestration.checks import check_result, spec
 from plan_pipeline.orchestration.io_managers import VersionPlanInputs
 from plan_pipeline.planning.frames import capacity_plan_from_frames, report_kpi_frame
+from plan_pipeline.planning.invariants import report_violations
 from plan_pipeline.planning.report import plan_kpis, plan_report as build_report
 
+REPORT_CONSISTENT = spec(
+    "report_consistent", "plan_report",
+    "fill rates in [0, 1], utilization = adjusted load / capacity, KPI totals = aggregate plan sums",
+    blocking=False,
+)
 
-def report_stage(rows, weekly, aggregate, planning_inputs: VersionPlanInputs):
+
+def report_stage(rows, weekly, aggregate, planning_inputs: VersionPlanInputs, check: dg.AssetCheckSpec):
     plan = capacity_plan_from_frames(rows, weekly)
     report = build_report(plan, planning_inputs.inputs)
     kpis = plan_kpis(aggregate)
@@ -18,7 +26,8 @@ def report_stage(rows, weekly, aggregate, planning_inputs: VersionPlanInputs):
     meta = {f"kpi/{k}": dg.MetadataValue.float(v) for k, v in totals.items()}
     if len(capacity):
         meta["max_utilization"] = dg.MetadataValue.float(float(capacity["utilization"].max()))
-    return dg.Output(long, metadata=meta)
+    yield dg.Output(long, metadata=meta)
+    yield check_result(check, report_violations(report, kpis, aggregate))
 
 
 @dg.asset(**stage_asset_args(
@@ -26,7 +35,9 @@ def report_stage(rows, weekly, aggregate, planning_inputs: VersionPlanInputs):
     "KPIs: weekly capacity/utilization/spill and FG service (fill rate) rows, plus plan fill rate, "
     "backlog, demand and supply per month and in total (plan_kpis level 'report').",
     table="plan_kpis",
+    check_specs=[REPORT_CONSISTENT],
 ))
 def plan_report(capacity_plan: pd.DataFrame, capacity_weekly_summary: pd.DataFrame,
                 aggregate_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
-    return report_stage(capacity_plan, capacity_weekly_summary, aggregate_plan, planning_inputs)
+    yield from report_stage(capacity_plan, capacity_weekly_summary, aggregate_plan, planning_inputs,
+                            REPORT_CONSISTENT)

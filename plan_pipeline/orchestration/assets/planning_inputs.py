@@ -7,6 +7,18 @@ from plan_pipeline.orchestration.partitions import DUCKDB_POOL, PLAN_GROUP, plan
 from plan_pipeline.orchestration.resources import PlanStoreResource
 
 
+def _fingerprints(store, version: str) -> dict:
+    # imported lazily: replanning imports the plan job, which imports this module
+    from plan_pipeline.orchestration.replanning import (
+        CODE_VERSION_KEY,
+        INPUT_FINGERPRINT_KEY,
+        code_version,
+        version_input_fingerprint,
+    )
+
+    return {CODE_VERSION_KEY: code_version(), INPUT_FINGERPRINT_KEY: version_input_fingerprint(store, version)}
+
+
 @dg.asset(
     partitions_def=plan_version_partitions,
     group_name=PLAN_GROUP,
@@ -29,6 +41,7 @@ def planning_inputs(context: dg.AssetExecutionContext, plan_store: PlanStoreReso
             "calendar": "yes" if loaded.inputs.calendar is not None else "no (fallback weeks)",
             "rows": dg.MetadataValue.json(rows),
             "parameters": dg.MetadataValue.json(loaded.params.to_dict()),
+            **_fingerprints(store, version),
         }
     )
     return loaded

@@ -1,0 +1,185 @@
+"""``plan-pipeline trim | backup | restore | restore-archived | export``: store operations from the shell.
+
+These run in the CLI process (no Dagster run), holding one short connection at a time; the
+Dagster jobs of :mod:`plan_pipeline.orchestration.operations` do the same work on schedules.
+Refusals raise ``PlanStoreError`` (printed as ``error: ...``, exit status 1).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from plan_pipeline.cli.environment import CliEnvironment
+
+
+def _out(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _months(value: str) -> int | None:
+    if value.lower() in ("off", "none"):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'off', got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _actor(args) -> str:
+    return getattr(args, "actor", None) or os.environ.get("PLAN_PIPELINE_ACTOR") or os.environ.get("USER") or "system"
+
+
+# ---------------------------------------------------------------------------------- trim
+def cmd_trim(env: CliEnvironment, args) -> int:
+    from plan_pipeline.operations.retention import RetentionPolicy, trim_store
+    from plan_pipeline.orchestration.launch import remove_version_partition
+    from plan_pipeline.orchestration.run_state import versions_in_progress
+
+    policy = RetentionPolicy(
+        version_max_age_months=args.version_max_age_months,
+        max_versions=args.max_versions,
+        kpi_max_age_months=args.kpi_max_age_months,
+        audit_max_age_months=args.audit_max_age_months,
+    )
+    instance = env.instance()
+    report = trim_store(env.store, policy, dry_run=args.dry_run, archive_dir=args.archive_dir,
+                        active_versions=versions_in_progress(instance))
+    if not args.dry_run:
+        for version_id in report.removed_version_ids:
+            remove_version_partition(instance, version_id)
+    if args.json:
+        _out(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        for line in report.lines():
+            _out(line)
+    return 0
+
+
+def cmd_restore_archived(env: CliEnvironment, args) -> int:
+    from plan_pipeline.operations.retention import list_archived_versions, restore_archived_version
+    from plan_pipeline.orchestration.launch import register_version_partition
+
+    if args.version_id is None:
+        archived = list_archived_versions(args.archive_dir)
+        if not archived:
+            _out("no archived versions")
+        for item in archived:
+            _out(f"{item['version_id']:<24} {item['status']:<10} created {item['created_at']}  "
+                 f"archived {item['archived_at']}  {item['path']}")
+        return 0
+    rows = restore_archived_version(env.store, args.version_id, args.archive_dir)
+    register_version_partition(env.instance(), args.version_id)
+    _out(f"restored plan version {args.version_id!r}: " + ", ".join(f"{t} {n}" for t, n in rows.items() if n))
+    return 0
+
+
+# ---------------------------------------------------------------------------------- backup / restore
+def cmd_backup(env: CliEnvironment, args) -> int:
+    from plan_pipeline.operations.backup import create_backup
+
+    result = create_backup(env.store, args.out, keep=args.keep)
+    for line in result.lines():
+        _out(line)
+    return 0
+
+
+def cmd_restore(env: CliEnvironment, args) -> int:
+    from plan_pipeline.operations.backup import restore_backup
+
+    from plan_pipeline.orchestration.launch import register_version_partition
+
+    result = restore_backup(args.backup_dir, env.db_path, force=args.force)
+    for line in result.lines():
+        _out(line)
+    instance = env.instance()
+    versions = env.store.list_versions()
+    for version in versions:  # the instance may be new: make every restored version a partition again
+        register_version_partition(instance, version.version_id)
+    _out(f"{len(versions)} plan version(s) registered as plan_version partitions")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- export
+def cmd_export(env: CliEnvironment, args) -> int:
+    from plan_pipeline.exports.export import export_version
+
+    result = export_version(env.store, args.version_id, args.format, args.out, actor=_actor(args))
+    for line in result.lines():
+        _out(line)
+    return 0
+
+
+def register_operations_commands(subparsers) -> None:
+    """Add ``trim``, ``backup``, ``restore``, ``restore-archived`` and ``export`` to ``plan-pipeline``."""
+    from plan_pipeline.exports.export import EXPORT_FORMATS
+    from plan_pipeline.operations.backup import BACKUP_DIR_ENV, DEFAULT_KEEP
+
+    p = subparsers.add_parser(
+        "trim",
+        help="apply the retention policies (archive, then remove old versions, KPI rows, audit events)",
+        description="Remove draft/superseded/imported versions older than --version-max-age-months, keep at most "
+        "--max-versions non-approved versions (oldest first), remove KPI rows and audit events older than their "
+        "limits. Approved versions are never removed; a version with a queued or running Dagster run is skipped. "
+        "Every removed version is first archived as Parquet under --archive-dir (restore with "
+        "'plan-pipeline restore-archived V'). Months are calendar months; 'off' disables a rule.",
+    )
+    p.add_argument("--dry-run", action="store_true", help="report what would be removed; change nothing")
+    p.add_argument("--version-max-age-months", type=_months, default=18, metavar="N|off", help="default 18")
+    p.add_argument("--max-versions", type=_months, default=600, metavar="N|off",
+                   help="non-approved versions kept (default 600)")
+    p.add_argument("--kpi-max-age-months", type=_months, default=24, metavar="N|off", help="default 24")
+    p.add_argument("--audit-max-age-months", type=_months, default=36, metavar="N|off", help="default 36")
+    p.add_argument("--archive-dir", help="where removed versions are archived (default <home>/archive)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_trim)
+
+    p = subparsers.add_parser("restore-archived", help="put a version removed by trim back (or list archived versions)")
+    p.add_argument("version_id", nargs="?", help="omit to list the archive")
+    p.add_argument("--archive-dir", help="default <home>/archive")
+    p.set_defaults(func=cmd_restore_archived)
+
+    p = subparsers.add_parser(
+        "backup", help="consistent snapshot of the plan store (Parquet per table + manifest.json)",
+        description="Write every table to <out>/plan-store-<UTC stamp>/ as Parquet with a manifest (schema "
+        "version, rows and sha256 per table, sequences), read in one transaction; then keep the newest --keep "
+        "backups in <out>.",
+    )
+    p.add_argument("--out", help=f"backup folder (default ${BACKUP_DIR_ENV} or <home>/backups)")
+    p.add_argument("--keep", type=_positive, default=DEFAULT_KEEP, help=f"backups kept (default {DEFAULT_KEEP})")
+    p.set_defaults(func=cmd_backup)
+
+    p = subparsers.add_parser(
+        "restore", help="restore a backup into an empty or new plan store (--db TARGET)",
+        description="Rebuild the plan store at --db (default the project store) from a backup folder. Refuses a "
+        "store that holds rows unless --force (the old file is kept as <file>.pre-restore-<stamp>). Stop the "
+        "Dagster UI/daemon first: nothing may hold the file.",
+    )
+    p.add_argument("backup_dir", metavar="DIR", help="a plan-store-<stamp> folder written by 'backup'")
+    p.add_argument("--force", action="store_true", help="replace a non-empty store (kept beside it)")
+    p.set_defaults(func=cmd_restore)
+
+    p = subparsers.add_parser(
+        "export", help="write a version from the store (csv, json, parquet or the reference file set) + manifest",
+        description="Write one plan version into --out with manifest.json (version, status, parameters, input-set "
+        "hash, schema version, rows and sha256 per file). An unknown or never-materialized version is an error.",
+    )
+    p.add_argument("version_id")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="reference")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--actor", help="recorded with the export audit event (default $PLAN_PIPELINE_ACTOR or $USER)")
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,310 @@
+"""Export one plan version from the store, with a verifiable manifest; and the weekly DWH export.
+
+``export_version(store, V, fmt, out)`` writes, for ``fmt``:
+
+* ``csv`` / ``json`` / ``parquet``: one file per table: ``plan_series`` (every level),
+  ``plan_kpis``, ``plan_overrides``, ``plan_override_events``; all columns, rows in natural
+  order (level, row_seq / id / event time). CSV: UTF-8, ``\\n`` line ends, a header row, floats
+  written with Python's shortest round-trip repr, empty cell = NULL. JSON: ``{"table",
+  "version_id", "row_count", "rows": [...]}`` with JSON columns (``extra_json``,
+  ``payload_json``, ...) embedded as objects, timestamps as ``YYYY-MM-DD HH:MM:SS[.ffffff]``
+  (UTC), NULL/NaN as ``null``. Parquet: the DuckDB column types.
+* ``reference``: the reference project's file set (``plan_pipeline.exports.reference``).
+
+and always ``manifest.json``: version, status, read-only flag, input set and its content hash,
+parameters, levels with their row counts, schema version, export time, and for every file its
+row count, size and sha256. Everything is read first (one read transaction), then written;
+an unknown version or one that was never materialized is an error and writes nothing.
+A successful CLI export appends an ``export`` event to the version's audit trail (G15).
+
+``export_dwh(store, dir)`` writes the ``plan_series`` and ``plan_kpis`` rows of every
+**approved** version as Parquet, partitioned hive-style by version:
+``<dir>/plan_series/version_id=<V>/part-0.parquet`` (the partition column lives in the path,
+as hive readers expect: ``read_parquet('<dir>/plan_series/*/*.parquet', hive_partitioning=true)``),
+plus ``<dir>/_plan_pipeline_dwh.json`` listing what was exported. A version's partition folder
+is replaced as a whole; partitions of versions that are no longer approved are left alone
+unless ``prune``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from plan_pipeline.exports.reference import export_reference
+from plan_pipeline.operations.tablecopy import (
+    file_entry,
+    ident,
+    table_columns,
+    write_table_parquet,
+)
+from plan_pipeline.store import PlanStore, PlanStoreError
+from plan_pipeline.store.connection import transaction
+from plan_pipeline.store.repository import check_identifier, project_home
+from plan_pipeline.store.schema import current_schema_version
+
+EXPORT_FORMATS = ("csv", "json", "parquet", "reference")
+MANIFEST = "manifest.json"
+EXPORT_FORMAT_NAME = "plan-pipeline-export"
+# table -> natural row order
+EXPORT_TABLES = {
+    "plan_series": "level, row_seq",
+    "plan_kpis": "level, row_seq",
+    "plan_overrides": "id",
+    "plan_override_events": "event_ts, id",
+}
+DWH_DIR_ENV = "PLAN_PIPELINE_DWH_DIR"
+DWH_TABLES = ("plan_series", "plan_kpis")
+DWH_MANIFEST = "_plan_pipeline_dwh.json"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    files: list[dict[str, Any]]
+    manifest: dict[str, Any]
+
+    def lines(self) -> list[str]:
+        out = [f"[ok] wrote {self.out_dir / f['file']} ({f['rows'] if f['rows'] is not None else '-'} rows)"
+               for f in self.files]
+        out.append(f"[ok] wrote {self.out_dir / MANIFEST}")
+        return out
+
+
+# ---------------------------------------------------------------------------------- reading
+def _version_header(store: PlanStore, version_id: str) -> dict[str, Any]:
+    version = store.get_version(version_id)  # raises on an unknown version
+    levels = store.series_levels(version_id)
+    if not levels:
+        raise PlanStoreError(f"plan version {version_id!r} has no plan rows yet (materialize it first)")
+    input_info = store.get_input_set(version.input_set) if version.input_set else None
+    return {
+        "version_id": version.version_id,
+        "status": version.status,
+        "read_only": version.read_only,
+        "input_set": version.input_set,
+        "input_set_hash": input_info["content_hash"] if input_info else None,
+        "parameters": version.params.to_dict(),
+        "note": version.note,
+        "source": version.source,
+        "created_at": version.created_at.isoformat(sep=" "),
+        "levels": levels,
+    }
+
+
+def _read_tables(store: PlanStore, version_id: str) -> tuple[dict[str, pa.Table], dict[str, list[str]], int]:
+    tables: dict[str, pa.Table] = {}
+    json_columns: dict[str, list[str]] = {}
+    with store.connect(read_only=True) as con, transaction(con):
+        schema_version = current_schema_version(con)
+        for table, order in EXPORT_TABLES.items():
+            json_columns[table] = [c for c, t in table_columns(con, table) if t.upper() == "JSON"]
+            con.execute("SELECT 1").fetchall()
+            tables[table] = con.sql(
+                f"SELECT * FROM {ident(table)} WHERE version_id = ? ORDER BY {order}", params=[version_id]
+            ).to_arrow_table()
+    return tables, json_columns, schema_version
+
+
+# ---------------------------------------------------------------------------------- writers
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return value
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+def _write_csv(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(table.column_names)
+        for batch in table.to_batches(max_chunksize=50_000):
+            for row in batch.to_pylist():
+                writer.writerow([_csv_cell(v) for v in row.values()])
+    os.replace(tmp, path)
+
+
+def _write_json(table: pa.Table, name: str, version_id: str, json_cols: list[str], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    head = json.dumps({"table": name, "version_id": version_id, "row_count": table.num_rows}, ensure_ascii=False)
+    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(head[:-1] + ', "rows": [')
+        first = True
+        for batch in table.to_batches(max_chunksize=50_000):
+            for row in batch.to_pylist():
+                record = {k: _plain(v) for k, v in row.items()}
+                for col in json_cols:
+                    if record.get(col) is not None:
+                        record[col] = json.loads(record[col])
+                handle.write(("\n" if first else ",\n") + json.dumps(record, ensure_ascii=False, allow_nan=False))
+                first = False
+        handle.write("\n]}\n")
+    os.replace(tmp, path)
+
+
+def _reference_rows(path: Path) -> int | None:
+    if path.suffix == ".csv":
+        with open(path, encoding="utf-8", newline="") as handle:
+            return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("rows", "deltas"):
+        if isinstance(document, dict) and isinstance(document.get(key), list):
+            return len(document[key])
+    return None
+
+
+def export_version(
+    store: PlanStore,
+    version_id: str,
+    fmt: str,
+    out_dir: str | Path,
+    *,
+    record_event: bool = True,
+    actor: str = "system",
+) -> ExportResult:
+    """Export ``version_id`` as ``fmt`` into ``out_dir`` with ``manifest.json``."""
+    if fmt not in EXPORT_FORMATS:
+        raise PlanStoreError(f"unknown export format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}")
+    header = _version_header(store, version_id)
+    out = Path(out_dir).resolve()
+    files: list[dict[str, Any]] = []
+    if fmt == "reference":
+        written = export_reference(store, version_id, out)  # reads everything before writing
+        schema_version = store.schema_version()
+        for path in written:
+            files.append(file_entry(path, _reference_rows(path)))
+    else:
+        tables, json_cols, schema_version = _read_tables(store, version_id)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, table in tables.items():
+            path = out / f"{name}.{fmt}"
+            if fmt == "csv":
+                _write_csv(table, path)
+            elif fmt == "json":
+                _write_json(table, name, version_id, json_cols[name], path)
+            else:
+                write_table_parquet(table, path)
+            files.append(file_entry(path, table.num_rows))
+    manifest = {
+        "format": EXPORT_FORMAT_NAME,
+        "format_version": 1,
+        "export_format": fmt,
+        **header,
+        "schema_version": schema_version,
+        "exported_at": _utc_now().isoformat(sep=" ", timespec="seconds") + " UTC",
+        "files": files,
+    }
+    tmp = out / f".{MANIFEST}.partial"
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, out / MANIFEST)
+    if record_event:
+        record_export_event(store, version_id, fmt, out, files, actor=actor)
+    return ExportResult(out, files, manifest)
+
+
+def record_export_event(store: PlanStore, version_id: str, fmt: str, out: Path, files, *, actor: str = "system") -> None:
+    """Append a plan-level ``export`` event to the version's audit trail (one transaction)."""
+    payload = {"format": fmt, "out_dir": str(out), "files": [f["file"] for f in files]}
+    with store.write() as con:
+        con.execute(
+            "INSERT INTO plan_override_events (override_id, version_id, level, key_hash, event_type, event_ts, "
+            "payload_json, actor, notes) VALUES (NULL, ?, 'version', 'version', 'export', ?, ?, ?, NULL)",
+            [version_id, _utc_now(), json.dumps(payload), actor],
+        )
+
+
+# ---------------------------------------------------------------------------------- DWH
+def default_dwh_dir() -> Path:
+    env = os.environ.get(DWH_DIR_ENV)
+    return Path(env).resolve() if env else project_home() / "dwh"
+
+
+@dataclass
+class DwhResult:
+    dwh_dir: Path
+    versions: dict[str, dict[str, int]] = field(default_factory=dict)
+    pruned: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"DWH export into {self.dwh_dir}: {len(self.versions)} approved version(s)"]
+        out += [f"  {v}: " + ", ".join(f"{t} {n} rows" for t, n in rows.items()) for v, rows in self.versions.items()]
+        out += [f"  pruned {v} (no longer approved)" for v in self.pruned]
+        return out
+
+
+def export_dwh(store: PlanStore, dwh_dir: str | Path | None = None, *, prune: bool = False) -> DwhResult:
+    """Write approved versions' plan_series and plan_kpis as hive-partitioned Parquet."""
+    root = Path(dwh_dir).resolve() if dwh_dir else default_dwh_dir()
+    data: dict[str, dict[str, pa.Table]] = {}
+    with store.connect(read_only=True) as con, transaction(con):
+        approved = [r[0] for r in con.execute(
+            "SELECT version_id FROM plan_versions WHERE status = 'approved' ORDER BY created_at, version_id"
+        ).fetchall()]
+        for vid in approved:
+            check_identifier("version id", vid)
+            data[vid] = {}
+            for table in DWH_TABLES:
+                con.execute("SELECT 1").fetchall()
+                data[vid][table] = con.sql(
+                    f"SELECT * EXCLUDE (version_id) FROM {ident(table)} WHERE version_id = ? "
+                    f"ORDER BY {EXPORT_TABLES[table]}", params=[vid]
+                ).to_arrow_table()
+    result = DwhResult(root)
+    for vid, tables in data.items():
+        result.versions[vid] = {}
+        for table, rows in tables.items():
+            part = root / table / f"version_id={vid}"
+            staging = root / table / f".version_id={vid}.partial-{uuid.uuid4().hex[:8]}"
+            staging.mkdir(parents=True)
+            try:
+                write_table_parquet(rows, staging / "part-0.parquet")
+                if part.exists():
+                    shutil.rmtree(part)
+                staging.rename(part)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            result.versions[vid][table] = rows.num_rows
+    if prune:
+        for table in DWH_TABLES:
+            folder = root / table
+            for part in sorted(folder.glob("version_id=*")) if folder.is_dir() else []:
+                vid = part.name.split("=", 1)[1]
+                if vid not in data:
+                    shutil.rmtree(part)
+                    if vid not in result.pruned:
+                        result.pruned.append(vid)
+    root.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "exported_at": _utc_now().isoformat(sep=" ", timespec="seconds") + " UTC",
+        "layout": "<table>/version_id=<version>/part-0.parquet (hive partitioning)",
+        "versions": result.versions,
+    }
+    tmp = root / f".{DWH_MANIFEST}.partial"
+    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    os.replace(tmp, root / DWH_MANIFEST)
+    return result

@@ -1,0 +1,219 @@
+"""Retention and trim: each policy, dry run vs real run, archive + restore, in-progress versions, the job."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from plan_pipeline.operations.retention import (
+    RetentionPolicy,
+    VERSION_TABLES,
+    list_archived_versions,
+    months_before,
+    restore_archived_version,
+    trim_store,
+)
+from plan_pipeline.orchestration.launch import materialize_version, register_version_partition
+from plan_pipeline.store import PlanStoreError
+
+from .ops_helpers import all_rows, make_version, operations_defs, run_ops_cli, set_created_at, version_rows
+
+NOW = datetime(2026, 6, 15, 12, 0, 0)
+OLD = datetime(2024, 1, 10)  # 29 months before NOW
+RECENT = datetime(2026, 1, 10)
+
+
+def _kpis(n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame({"category": ["plan"] * n, "metric": [f"m{i}" for i in range(n)], "bucket_type": "total",
+                         "bucket_key": "total", "value": [float(i) for i in range(n)], "unit": None})
+
+
+@pytest.fixture
+def aged_store(plan_env, sample_dir):
+    """Versions of every status, old and recent, each with KPI rows, an override and events."""
+    store = plan_env.store
+    spec = {
+        "old-draft": (OLD, "draft", False),
+        "old-superseded": (OLD, "superseded", False),
+        "old-imported": (OLD, "imported", True),
+        "old-approved": (OLD, "approved", False),
+        "old-submitted": (OLD, "submitted", False),
+        "new-draft": (RECENT, "draft", False),
+    }
+    for vid in spec:
+        make_version(store, sample_dir, vid)
+        store.replace_kpis(vid, "plan", _kpis(), run_id=f"run-{vid}")
+        store.record_override(vid, "det", "det:week=2025-W02,sku=A1", {"demand": 1.0}, actor="t")
+    for vid, (when, status, read_only) in spec.items():
+        set_created_at(store, vid, when, status=status, read_only=read_only,
+                       input_set=None if status == "imported" else "keep")
+    return store
+
+
+def test_months_are_calendar_months():
+    assert months_before(datetime(2026, 6, 15), 18) == datetime(2024, 12, 15)
+    assert months_before(datetime(2026, 3, 31), 1) == datetime(2026, 2, 28)
+    assert months_before(datetime(2026, 1, 5), 0) == datetime(2026, 1, 5)
+
+
+def test_age_rule_dry_run_reports_and_real_run_removes_and_archives(aged_store, tmp_path):
+    store = aged_store
+    archive = tmp_path / "archive"
+    policy = RetentionPolicy(max_versions=None, kpi_max_age_months=None, audit_max_age_months=None)
+    before = all_rows(store.path)
+
+    dry = trim_store(store, policy, dry_run=True, archive_dir=archive, now=NOW)
+    assert dry.removed_version_ids == ["old-draft", "old-imported", "old-superseded"]  # oldest first, then id
+    assert all_rows(store.path) == before, "a dry run changes nothing"
+    assert not archive.exists()
+    assert dry.bytes_reclaimed is None and dry.bytes_before > 0
+    by_id = {v["version_id"]: v for v in dry.versions}
+    assert by_id["old-imported"]["reasons"] == ["imported older than 18 months"]
+    assert by_id["old-draft"]["rows"]["plan_kpis"] == 3
+    assert by_id["old-draft"]["rows"]["plan_override_events"] == 1
+
+    expected = {vid: version_rows(store.path, vid, VERSION_TABLES) for vid in by_id}
+    real = trim_store(store, policy, archive_dir=archive, now=NOW)
+    assert sorted(real.removed_version_ids) == sorted(dry.removed_version_ids)
+    assert [v["rows"] for v in real.versions] == [v["rows"] for v in dry.versions]
+    assert real.rows_removed == dry.rows_removed
+    assert real.rows_removed["plan_versions"] == 3 and real.rows_removed["plan_kpis"] == 9
+    remaining = {v.version_id for v in store.list_versions()}
+    assert remaining == {"old-approved", "old-submitted", "new-draft"}
+    assert real.bytes_after is not None and real.bytes_reclaimed == real.bytes_before - real.bytes_after
+    # every removed version sits in its archive folder with a manifest that checks out
+    for vid in by_id:
+        folder = archive / vid
+        manifest = json.loads((folder / "archive.json").read_text())
+        assert manifest["version_id"] == vid
+        for table, entry in manifest["tables"].items():
+            assert pq.ParquetFile(folder / entry["file"]).metadata.num_rows == entry["rows"] == \
+                len(expected[vid][table])
+    assert {a["version_id"] for a in list_archived_versions(archive)} == set(by_id)
+    # and comes back exactly
+    assert restore_archived_version(store, "old-draft", archive)["plan_kpis"] == 3
+    assert version_rows(store.path, "old-draft", VERSION_TABLES) == expected["old-draft"]
+    with pytest.raises(PlanStoreError, match="exists"):
+        restore_archived_version(store, "old-draft", archive)
+    # new ids keep coming from the sequences after the restore
+    new_id = store.record_override("new-draft", "det", "det:week=2025-W03,sku=A1", {"demand": 2.0})["override_id"]
+    assert new_id > max(r[0] for r in expected["old-draft"]["plan_overrides"])
+
+
+def test_count_rule_removes_oldest_non_approved_first(aged_store, tmp_path):
+    store = aged_store
+    # make every version recent, ordered by created_at; the approved one is the oldest
+    order = ["old-approved", "old-submitted", "old-draft", "old-superseded", "old-imported", "new-draft"]
+    for i, vid in enumerate(order):
+        set_created_at(store, vid, RECENT + timedelta(days=i))
+    policy = RetentionPolicy(version_max_age_months=None, max_versions=2, kpi_max_age_months=None,
+                             audit_max_age_months=None)
+    dry = trim_store(store, policy, dry_run=True, archive_dir=tmp_path / "a", now=NOW)
+    assert dry.removed_version_ids == ["old-submitted", "old-draft", "old-superseded"]
+    assert all(v["reasons"] == ["beyond the newest 2 non-approved versions"] for v in dry.versions)
+    real = trim_store(store, policy, archive_dir=tmp_path / "a", now=NOW)
+    assert real.removed_version_ids == dry.removed_version_ids
+    assert [v.version_id for v in store.list_versions()] == ["old-approved", "old-imported", "new-draft"]
+    # converges: a second run removes nothing
+    assert trim_store(store, policy, archive_dir=tmp_path / "a", now=NOW).versions == []
+
+
+def test_kpi_and_audit_rules_remove_only_old_rows(aged_store, tmp_path):
+    store = aged_store
+    with duckdb.connect(str(store.path)) as con:
+        con.execute("UPDATE plan_kpis SET created_at = TIMESTAMP '2024-03-01' WHERE metric = 'm0'")  # 27 months
+        con.execute("UPDATE plan_kpis SET created_at = TIMESTAMP '2024-09-01' WHERE metric = 'm1'")  # 21 months
+        con.execute("UPDATE plan_override_events SET event_ts = TIMESTAMP '2023-01-01' "
+                    "WHERE version_id IN ('old-approved', 'new-draft')")  # 41 months
+    policy = RetentionPolicy(version_max_age_months=None, max_versions=None)
+    before = all_rows(store.path)
+    dry = trim_store(store, policy, dry_run=True, archive_dir=tmp_path / "a", now=NOW)
+    assert dry.versions == [] and dry.kpi_rows_trimmed == 6 and dry.audit_events_trimmed == 2
+    assert all_rows(store.path) == before
+    real = trim_store(store, policy, archive_dir=tmp_path / "a", now=NOW)
+    assert (real.kpi_rows_trimmed, real.audit_events_trimmed) == (6, 2)
+    assert real.rows_removed["plan_kpis"] == 6 and real.rows_removed["plan_override_events"] == 2
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM plan_kpis WHERE metric = 'm0'").fetchall()[0][0] == 0
+        assert con.execute("SELECT count(*) FROM plan_kpis WHERE metric = 'm1'").fetchall()[0][0] == 6
+        assert con.execute("SELECT count(*) FROM plan_override_events").fetchall()[0][0] == 4
+    kpi_archive, audit_archive = real.row_archives
+    assert pq.read_table(kpi_archive).num_rows == 6 and pq.read_table(audit_archive).num_rows == 2
+    assert set(pq.read_table(kpi_archive).column("metric").to_pylist()) == {"m0"}
+
+
+def test_versions_in_progress_are_never_removed(aged_store, tmp_path):
+    store = aged_store
+    report = trim_store(store, archive_dir=tmp_path / "a", now=NOW, active_versions={"old-draft": "run-123"})
+    assert "old-draft" not in report.removed_version_ids
+    assert report.skipped == [{"version_id": "old-draft",
+                               "reason": "run run-123 is in progress for this version "
+                                         "(would be removed: draft older than 18 months)"}]
+    assert store.find_version("old-draft") is not None
+
+
+def test_trim_job_checks_the_instance_reports_metadata_and_drops_partitions(plan_env, sample_dir, tmp_path):
+    store = plan_env.store
+    instance = plan_env.instance()
+    make_version(store, sample_dir, "busy")
+    make_version(store, sample_dir, "stale")
+    assert materialize_version(instance, store, "stale").success
+    make_version(store, sample_dir, "fresh")
+    for vid in ("busy", "stale"):
+        set_created_at(store, vid, datetime(2020, 1, 1))
+        register_version_partition(instance, vid)
+    # a run of "busy" launched elsewhere that has not started yet
+    instance.add_run(dg.DagsterRun(job_name="plan_job", run_id="queued-busy-run",
+                                   status=dg.DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": "busy"}))
+    job = operations_defs(store.path).resolve_job_def("plan_store_trim")
+    archive = tmp_path / "archive"
+    dry = job.execute_in_process(instance=instance, run_config={"ops": {"plan_store_trim_op": {"config": {
+        "dry_run": True, "archive_dir": str(archive)}}}})
+    assert dry.success
+    assert {v.version_id for v in store.list_versions()} == {"busy", "stale", "fresh"}
+    result = job.execute_in_process(instance=instance, run_config={"ops": {"plan_store_trim_op": {"config": {
+        "archive_dir": str(archive), "max_versions": 600}}}})
+    assert result.success
+    meta = result.output_for_node("plan_store_trim_op")
+    assert [v["version_id"] for v in meta["versions"]] == ["stale"]
+    assert meta["skipped"][0]["version_id"] == "busy" and "queued-busy-run" in meta["skipped"][0]["reason"]
+    assert meta["rows_removed"]["plan_series"] > 0
+    event = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
+    metadata = event.event_specific_data.metadata
+    assert metadata["versions_removed_count"].value == 1
+    assert metadata["bytes_reclaimed"].value == metadata["bytes_before"].value - metadata["bytes_after"].value
+    assert "stale" not in instance.get_dynamic_partitions("plan_version")
+    assert "busy" in instance.get_dynamic_partitions("plan_version")
+    assert (archive / "stale" / "plan_series.parquet").is_file()
+
+
+def test_trim_cli_dry_run_and_real_run(plan_env, sample_dir, tmp_path, capsys):
+    store = plan_env.store
+    make_version(store, sample_dir, "ancient")
+    set_created_at(store, "ancient", datetime(2019, 5, 1))
+    archive = tmp_path / "arch"
+    assert run_ops_cli(["trim", "--dry-run", "--archive-dir", str(archive)]) == 0
+    text = capsys.readouterr().out
+    assert "would remove version ancient (draft, created 2019-05-01 00:00:00; draft older than 18 months)" in text
+    assert store.find_version("ancient") is not None
+    assert run_ops_cli(["trim", "--archive-dir", str(archive), "--kpi-max-age-months", "off"]) == 0
+    text = capsys.readouterr().out
+    assert "removed version ancient" in text and "bytes reclaimed after CHECKPOINT" in text
+    assert "KPI rows removed: 0 (rule off)" in text
+    assert store.find_version("ancient") is None
+    assert run_ops_cli(["restore-archived", "--archive-dir", str(archive)]) == 0
+    assert "ancient" in capsys.readouterr().out
+    assert run_ops_cli(["restore-archived", "ancient", "--archive-dir", str(archive)]) == 0
+    assert store.find_version("ancient") is not None
+    with pytest.raises(SystemExit):  # usage error, exit status 2
+        run_ops_cli(["trim", "--max-versions", "-1"])
+
+
+def test_policy_rejects_nonsense():
+    with pytest.raises(PlanStoreError, match="max_versions"):
+        RetentionPolicy(max_versions=-1)
