@@ -196,6 +196,13 @@ def cmd_version_delete(env: CliEnvironment, args) -> int:
 def run_version(env: CliEnvironment, version_id: str, verbose: bool = False, trigger: str = "cli"):
     from plan_pipeline.orchestration.launch import materialize_version
 
+    record = env.store.get_version(version_id)
+    if record.read_only:
+        raise CliError(f"plan version {version_id!r} is read-only ({record.source or 'imported'}): "
+                       "its inputs are unknown, it cannot be recomputed")
+    if record.status in ("approved", "superseded"):
+        raise CliError(f"plan version {version_id!r} is {record.status}: its plan is frozen; "
+                       "create a new version to re-plan")
     progress(f"materializing plan version {version_id!r} (in-process run on {env.dagster_home})")
     started = time.monotonic()
     outcome = materialize_version(
@@ -486,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    warnings.filterwarnings("ignore", message=".*is currently in preview.*")
     warnings.filterwarnings("ignore", message=".*is superseded.*")
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -8,9 +8,13 @@ stop downstream stages when a law is broken.
 import dagster as dg
 import pandas as pd
 
+from plan_pipeline.orchestration.partitions import plan_version_partitions
+
 
 def spec(name: str, asset: str, description: str, blocking: bool = True) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name=name, asset=asset, blocking=blocking, description=description)
+    """A check of one stage asset, partitioned like it: results belong to a plan version."""
+    return dg.AssetCheckSpec(name=name, asset=asset, blocking=blocking, description=description,
+                             partitions_def=plan_version_partitions)
 
 
 def check_result(spec_: dg.AssetCheckSpec, violations: pd.DataFrame, **metadata) -> dg.AssetCheckResult:

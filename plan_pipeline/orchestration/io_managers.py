@@ -22,6 +22,8 @@ from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
 
 PLAN_LEVEL = "plan_level"
 PLAN_TABLE = "plan_table"
+OPTIONAL_LEVEL = "plan_optional_level"
+NOT_APPLICABLE = object()  # cache marker: the stage did not apply to this version
 
 
 class RunLocalCache:
@@ -121,8 +123,6 @@ class PlanSeriesIOManager(dg.ConfigurableIOManager):
     plan_store: PlanStoreResource
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        if obj is None:
-            return
         meta = context.definition_metadata or {}
         level = meta.get(PLAN_LEVEL)
         if not level:
@@ -130,14 +130,20 @@ class PlanSeriesIOManager(dg.ConfigurableIOManager):
                 f"asset {context.asset_key.to_user_string()} has no '{PLAN_LEVEL}' metadata"
             )
         version = context.partition_key
+        table = "plan_kpis" if meta.get(PLAN_TABLE) == "plan_kpis" else "plan_series"
+        if obj is None:
+            if not meta.get(OPTIONAL_LEVEL):
+                raise dg.DagsterInvariantViolationError(
+                    f"asset {context.asset_key.to_user_string()} returned None but level {level!r} is required"
+                )
+            RUN_CACHE.put(context.run_id, (version, f"{table}:{level}"), NOT_APPLICABLE)
+            return
         store = self.plan_store.get_store()
         job = _current_job(context)
-        if meta.get(PLAN_TABLE) == "plan_kpis":
+        if table == "plan_kpis":
             count = store.replace_kpis(version, level, obj, run_id=context.run_id, job=job)
-            table = "plan_kpis"
         else:
             count = store.replace_series(version, level, obj, run_id=context.run_id, job=job)
-            table = "plan_series"
         RUN_CACHE.put(context.run_id, (version, f"{table}:{level}"), obj)
         context.add_output_metadata(
             {
@@ -158,11 +164,17 @@ class PlanSeriesIOManager(dg.ConfigurableIOManager):
         version = context.asset_partition_key
         table = "plan_kpis" if meta.get(PLAN_TABLE) == "plan_kpis" else "plan_series"
         cached = RUN_CACHE.get(_input_run_id(context), (version, f"{table}:{level}"))
+        if cached is NOT_APPLICABLE:
+            return None
         if cached is not None:
             return cached
         store = self.plan_store.get_store()
         if table == "plan_kpis":
+            if meta.get(OPTIONAL_LEVEL) and not store.has_kpis(version, level):
+                return None
             return store.read_kpis(version, level)
+        if meta.get(OPTIONAL_LEVEL) and not store.has_series(version, level):
+            return None
         return store.read_series(version, level)
 
 

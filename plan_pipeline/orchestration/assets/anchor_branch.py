@@ -2,8 +2,11 @@
 
 It applies only to versions with an anchor policy *and* a cutover date; the adjusted MRP,
 capacity plan and report only with ``apply_adjusted`` as well. For other versions these
-assets yield nothing: the step succeeds, its checks report "not applicable", and Dagster
-skips everything downstream. (The reference crashes when the branch runs without
+assets are skipped cleanly: the step does no work and writes no rows, records a
+materialization with ``applicable: false`` and the reason, and its checks report "not
+applicable"; downstream branch assets see the missing input and do the same. Every
+partition therefore ends materialized (a UI backfill over plain and anchored versions
+completes green), and nothing fails. (The reference crashes when the branch runs without
 ``--apply-adjusted``; here the branch simply stops after the carryover.)
 """
 import dagster as dg
@@ -22,8 +25,12 @@ from plan_pipeline.planning.frames import anchor_frames
 from plan_pipeline.planning.overrides import apply_detail_overrides, lock_violations
 
 
-def not_applicable(context, checks, why: str):
-    context.log.info(f"skipped: {why}")
+def not_applicable(context, checks, why: str, outputs=()):
+    """Skip cleanly: no rows, an explicit 'not applicable' materialization and check results."""
+    context.log.info(f"not applicable, skipped: {why}")
+    for name in outputs:
+        yield dg.Output(None, output_name=name, metadata={"applicable": False, "reason": why,
+                                                         "dagster/row_count": 0})
     for check in checks:
         yield dg.AssetCheckResult(
             check_name=check.name, asset_key=check.asset_key, passed=True,
@@ -49,10 +56,10 @@ NO_ADJUSTED = "this version does not apply the adjusted detail plan (apply_adjus
     {
         "anchored_detail_plan": stage_out(
             "det_adjusted", "Detail plan with the cutover month corrected towards the aggregate by the anchor "
-            "policy (plan_series level 'det_adjusted').", required=False),
+            "policy (plan_series level 'det_adjusted').", optional_level=True),
         "anchor_carryover": stage_out(
             "carryover", "Residuals carried into the neighbouring month by the anchor stage "
-            "(plan_series level 'carryover').", required=False),
+            "(plan_series level 'carryover').", optional_level=True),
     },
     "Stage 6 (anchor branch): correct the boundary month of the detail plan (DET_near / AGG_far / blend); "
     "locked detail rows are left as they are.",
@@ -63,7 +70,7 @@ def anchored_detail_plan(context: dg.AssetExecutionContext, aggregate_plan: pd.D
                          plan_store: PlanStoreResource):
     params = planning_inputs.params
     if not branch_applies(params):
-        yield from not_applicable(context, [ANCHOR_LOCKS], NO_BRANCH)
+        yield from not_applicable(context, [ANCHOR_LOCKS], NO_BRANCH, ("anchored_detail_plan", "anchor_carryover"))
         return
     overrides = plan_store.get_store().detail_overrides(planning_inputs.version_id)
     locked = apply_detail_overrides(detail_plan, overrides).locked
@@ -85,10 +92,13 @@ ANCHORED_RECONCILED = spec(
 @dg.asset(**stage_asset_args(
     "level_reconciliation_adjusted",
     "Aggregate vs rolled-up anchored detail deltas (plan_series level 'level_reconciliation_adjusted').",
-    check_specs=[ANCHORED_RECONCILED], output_required=False,
+    check_specs=[ANCHORED_RECONCILED], optional_level=True,
 ))
-def anchored_level_reconciliation(aggregate_plan: pd.DataFrame, anchored_detail_plan: pd.DataFrame,
-                                  planning_inputs: VersionPlanInputs):
+def anchored_level_reconciliation(context: dg.AssetExecutionContext, aggregate_plan: pd.DataFrame,
+                                  anchored_detail_plan, planning_inputs: VersionPlanInputs):
+    if anchored_detail_plan is None:
+        yield from not_applicable(context, [ANCHORED_RECONCILED], NO_BRANCH, ("result",))
+        return
     yield from reconciliation_stage(aggregate_plan, anchored_detail_plan, planning_inputs,
                                     planning_inputs.version_id,
                                     ANCHORED_RECONCILED)
@@ -100,12 +110,12 @@ ADJUSTED_MRP_BALANCE = spec("adjusted_mrp_balances", "adjusted_mrp_plan",
 
 @dg.asset(**stage_asset_args(
     "mrp_adjusted", "MRP re-planned on the anchored detail plan (plan_series level 'mrp_adjusted').",
-    check_specs=[ADJUSTED_MRP_BALANCE], output_required=False,
+    check_specs=[ADJUSTED_MRP_BALANCE], optional_level=True,
 ))
-def adjusted_mrp_plan(context: dg.AssetExecutionContext, anchored_detail_plan: pd.DataFrame,
+def adjusted_mrp_plan(context: dg.AssetExecutionContext, anchored_detail_plan,
                       planning_inputs: VersionPlanInputs):
-    if not adjusted_applies(planning_inputs.params):
-        yield from not_applicable(context, [ADJUSTED_MRP_BALANCE], NO_ADJUSTED)
+    if anchored_detail_plan is None or not adjusted_applies(planning_inputs.params):
+        yield from not_applicable(context, [ADJUSTED_MRP_BALANCE], NO_ADJUSTED, ("result",))
         return
     yield from mrp_stage(anchored_detail_plan, planning_inputs, ADJUSTED_MRP_BALANCE)
 
@@ -116,16 +126,20 @@ ADJUSTED_LEVELING, ADJUSTED_CAPACITY = capacity_checks("adjusted_capacity_weekly
 @dg.multi_asset(**multi_stage_args(
     {
         "adjusted_capacity_plan": stage_out("mrp_final_adjusted", "Capacity-adjusted MRP rows of the anchored "
-                                            "plan (plan_series level 'mrp_final_adjusted').", required=False),
+                                            "plan (plan_series level 'mrp_final_adjusted').", optional_level=True),
         "adjusted_capacity_weekly_summary": stage_out("weekly_summary_adjusted", "Weekly capacity summary of the "
                                                       "anchored plan (plan_series level 'weekly_summary_adjusted').",
-                                                      required=False),
+                                                      optional_level=True),
     },
     "Stage 4 re-run on the anchored detail plan and its MRP.",
     check_specs=[ADJUSTED_LEVELING, ADJUSTED_CAPACITY],
 ))
-def adjusted_capacity_plan(context: dg.AssetExecutionContext, anchored_detail_plan: pd.DataFrame,
-                           adjusted_mrp_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
+def adjusted_capacity_plan(context: dg.AssetExecutionContext, anchored_detail_plan,
+                           adjusted_mrp_plan, planning_inputs: VersionPlanInputs):
+    if anchored_detail_plan is None or adjusted_mrp_plan is None:
+        yield from not_applicable(context, [ADJUSTED_LEVELING, ADJUSTED_CAPACITY], NO_ADJUSTED,
+                                  ("adjusted_capacity_plan", "adjusted_capacity_weekly_summary"))
+        return
     yield from capacity_stage(anchored_detail_plan, adjusted_mrp_plan, planning_inputs, "adjusted_capacity_plan",
                               "adjusted_capacity_weekly_summary", (ADJUSTED_LEVELING, ADJUSTED_CAPACITY))
 
@@ -139,10 +153,14 @@ ADJUSTED_REPORT_CONSISTENT = spec(
 
 @dg.asset(**stage_asset_args(
     "report_adjusted", "KPIs of the anchored plan (plan_kpis level 'report_adjusted').",
-    table="plan_kpis", output_required=False, check_specs=[ADJUSTED_REPORT_CONSISTENT],
+    table="plan_kpis", optional_level=True, check_specs=[ADJUSTED_REPORT_CONSISTENT],
 ))
-def adjusted_plan_report(adjusted_capacity_plan: pd.DataFrame, adjusted_capacity_weekly_summary: pd.DataFrame,
-                         aggregate_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
+def adjusted_plan_report(context: dg.AssetExecutionContext, adjusted_capacity_plan,
+                         adjusted_capacity_weekly_summary, aggregate_plan: pd.DataFrame,
+                         planning_inputs: VersionPlanInputs):
+    if adjusted_capacity_plan is None or adjusted_capacity_weekly_summary is None:
+        yield from not_applicable(context, [ADJUSTED_REPORT_CONSISTENT], NO_ADJUSTED, ("result",))
+        return
     yield from report_stage(adjusted_capacity_plan, adjusted_capacity_weekly_summary, aggregate_plan,
                             planning_inputs, ADJUSTED_REPORT_CONSISTENT)
 

@@ -3,16 +3,26 @@ from typing import Any
 
 import dagster as dg
 
-from plan_pipeline.orchestration.io_managers import PLAN_LEVEL, PLAN_TABLE
+from plan_pipeline.orchestration.io_managers import OPTIONAL_LEVEL, PLAN_LEVEL, PLAN_TABLE
 from plan_pipeline.orchestration.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
 
 SERIES_IO = "plan_series_io_manager"
 
 
-def stage_asset_args(level: str, description: str, *, table: str = "plan_series", **extra: Any) -> dict:
-    metadata = {PLAN_LEVEL: level}
+def _level_metadata(level: str, table: str, optional_level: bool) -> dict:
+    metadata: dict[str, Any] = {PLAN_LEVEL: level}
     if table != "plan_series":
         metadata[PLAN_TABLE] = table
+    if optional_level:
+        metadata[OPTIONAL_LEVEL] = True
+    return metadata
+
+
+def stage_asset_args(level: str, description: str, *, table: str = "plan_series", optional_level: bool = False,
+                     **extra: Any) -> dict:
+    """``optional_level``: the stage may not apply to a version; it then outputs ``None`` (no rows)
+    and downstream loads get ``None``."""
+    metadata = _level_metadata(level, table, optional_level)
     return dict(
         partitions_def=plan_version_partitions,
         group_name=PLAN_GROUP,
@@ -25,15 +35,11 @@ def stage_asset_args(level: str, description: str, *, table: str = "plan_series"
     )
 
 
-def stage_out(level: str, description: str, *, table: str = "plan_series", required: bool = True) -> dg.AssetOut:
-    metadata = {PLAN_LEVEL: level}
-    if table != "plan_series":
-        metadata[PLAN_TABLE] = table
+def stage_out(level: str, description: str, *, table: str = "plan_series", optional_level: bool = False) -> dg.AssetOut:
     return dg.AssetOut(
         io_manager_key=SERIES_IO,
-        metadata=metadata,
+        metadata=_level_metadata(level, table, optional_level),
         description=description,
-        is_required=required,
         kinds={"duckdb", "pandas"},
     )
 
