@@ -153,6 +153,6 @@ def dtype_tag(series: pd.Series) -> str:
         return "int"
     if kind == "f":
         return "float"
-    if kind == "O" and len(series) and series.dropna().map(type).isin([bool]).all() and series.notna().any():
+    if kind == "O" and pd.api.types.infer_dtype(series, skipna=True) == "boolean":
         return "bool"
     return "str"

@@ -357,6 +357,7 @@ class PlanStore:
             if _fault is not None:
                 _fault(con)
             with _registered(con, "incoming_series", prepared):
+                _check_unique_keys(con, layout, level)
                 con.execute(select_sql, [version_id, level, run_id, now, now])
             con.execute(
                 "INSERT INTO plan_series_layouts VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -722,6 +723,19 @@ def _quote(name: str) -> str:
     if not COLUMN_RE.match(name):
         raise PlanStoreError(f"column name {name!r} is not a plain identifier")
     return f'"{name}"'
+
+
+def _check_unique_keys(con, layout: SeriesLayout, level: str) -> None:
+    """The plan_series key (bucket, period, item) must be unique within one (version, level)."""
+    keys = [layout.bucket_key, layout.period_key, layout.item_key]
+    cols = [f"CAST({_quote(c)} AS VARCHAR)" for c in keys if c]
+    row = con.execute(
+        f"SELECT {', '.join(cols)}, count(*) AS n FROM incoming_series GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        shown = ", ".join(f"{c}={v!r}" for c, v in zip([c for c in keys if c], row[:-1]))
+        raise PlanStoreError(f"level {level!r}: duplicate key ({shown}) appears {row[-1]} times; "
+                             "each (bucket, period, item) must be unique")
 
 
 def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):

@@ -14,7 +14,11 @@ Deviations from the reference schema (persistence.md section 12) are deliberate:
   children first, in one transaction (G1, G26);
 * ``plan_series`` has ``period_key`` and ``family_key`` in its key, so the two
   month fragments of a shared week stay separate rows (no double counting), and
-  ``row_seq`` keeps each level's natural row order;
+  ``row_seq`` keeps each level's natural row order. Its key (version, level, bucket type,
+  bucket, period, item, location) is enforced by the repository before every write, not by
+  a declared primary key: DuckDB's ART index made writing and replacing millions of rows
+  several times slower (measured: a 795k-row level replace 6.4 s with the index, see
+  docs/performance.md), and every write goes through the repository anyway;
 * ``plan_kpis`` has a ``level`` and a ``category`` (plan KPIs vs. the report's
   capacity/service rows);
 * ``plan_override_events.override_id`` is nullable so plan-level events (submit,
@@ -137,11 +141,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
   carryover_out DOUBLE,
   extra_json JSON NOT NULL DEFAULT '{}',
   created_at TIMESTAMP NOT NULL,
-  updated_at TIMESTAMP NOT NULL,
-  PRIMARY KEY (version_id, level, time_bucket_type, time_bucket_key, period_key, item_key, location_key)
+  updated_at TIMESTAMP NOT NULL
 )""",
-            "CREATE INDEX idx_plan_series_version_level_seq ON plan_series(version_id, level, row_seq)",
-            "CREATE INDEX idx_plan_series_source_run ON plan_series(source_run_id)",
             """CREATE TABLE plan_series_layouts (
   version_id TEXT NOT NULL,
   level TEXT NOT NULL,

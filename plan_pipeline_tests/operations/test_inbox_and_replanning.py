@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import datetime, timezone
 
@@ -109,6 +110,8 @@ def test_invalid_folder_is_reported_once_and_rechecked_when_it_changes(plan_env,
 def test_folder_names_hidden_folders_and_settle_time(plan_env, inbox, sample_dir, monkeypatch):
     shutil.copytree(sample_dir, inbox / "bad name")
     shutil.copytree(sample_dir, inbox / ".partial-copy")
+    for path in [inbox / "bad name", *(inbox / "bad name").iterdir()]:
+        os.utime(path)  # copytree keeps the repository files' mtimes: make the folder "just written"
     instance = plan_env.instance()
     defs = operations_defs(plan_env.db_path)
     monkeypatch.setenv("PLAN_PIPELINE_INBOX_SETTLE_SECONDS", "3600")

@@ -78,11 +78,11 @@ def test_replace_is_atomic_when_the_write_fails_midway(version_store: PlanStore)
     assert set(version_store.read_series_rows("v1", "det")["source_run_id"]) == {"good"}
 
 
-def test_replace_is_atomic_on_a_constraint_error(version_store: PlanStore):
+def test_replace_is_atomic_on_a_duplicate_key(version_store: PlanStore):
     old = det_frame()
     version_store.replace_series("v1", "det", old)
     duplicated = pd.concat([det_frame(offset=1.0), det_frame(offset=1.0).head(1)], ignore_index=True)
-    with pytest.raises(duckdb.ConstraintException):
+    with pytest.raises(PlanStoreError, match=r"duplicate key \(week='2025-W01', period='2025-01', sku='A1'\) appears 2 times"):
         version_store.replace_series("v1", "det", duplicated)
     pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), old)
 
