@@ -26,6 +26,8 @@ class SeriesLayout:
     # (plan_series column, DataFrame column); a DataFrame column may feed several.
     measures: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     source: str | None = None
+    # DataFrame columns that always equal another one (e.g. MRP ``sku`` = ``item``): not stored
+    aliases: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     def key_columns(self) -> list[str]:
         cols = [self.bucket_key, self.item_key, self.period_key, self.family_key]
@@ -41,6 +43,13 @@ _DET = dict(
     measures=(("demand", "demand"), ("supply", "supply"), ("backlog", "backlog")),
     source="detail",
 )
+# MRP levels keep every field in typed columns (no JSON): they are the largest levels.
+_MRP_ITEM_FIELDS = (
+    ("scheduled_receipts", "scheduled_receipts"),
+    ("lot_size", "lot"),
+    ("min_order_qty", "moq"),
+    ("lead_time_weeks", "lt_weeks"),
+)
 _MRP = dict(
     bucket_type="week",
     bucket_key="week",
@@ -52,7 +61,9 @@ _MRP = dict(
         ("inventory_open", "on_hand_start"),
         ("inventory_close", "on_hand_end"),
         ("prod_qty", "planned_order_release"),
+        *_MRP_ITEM_FIELDS,
     ),
+    aliases=(("sku", "item"),),
     source="mrp",
 )
 _MRP_FINAL = dict(
@@ -66,7 +77,11 @@ _MRP_FINAL = dict(
         ("inventory_open", "on_hand_start"),
         ("inventory_close", "on_hand_end"),
         ("prod_qty", "planned_order_release_adj"),
+        ("planned_receipt", "planned_order_receipt"),
+        ("planned_release", "planned_order_release"),
+        *_MRP_ITEM_FIELDS,
     ),
+    aliases=(("sku", "item"),),
     source="capacity",
 )
 _WEEKLY = dict(

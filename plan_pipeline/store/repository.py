@@ -755,7 +755,13 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
     prepared = frame.reset_index(drop=True).copy()
     prepared["__seq"] = range(len(prepared))
 
+    for alias, original in layout.aliases:
+        if alias in frame.columns and original in frame.columns:
+            same = frame[alias].to_numpy(dtype=object) == frame[original].to_numpy(dtype=object)
+            if not same.all():
+                raise PlanStoreError(f"level {layout.level!r}: column {alias!r} must equal {original!r}")
     used = set(layout.key_columns()) | {df_col for _, df_col in layout.measures}
+    used |= {alias for alias, original in layout.aliases if alias in frame.columns and original in frame.columns}
     if layout.zone:
         used.add(layout.zone)
     if layout.window_index:
@@ -823,6 +829,9 @@ def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]]) -> str
         source_of.setdefault(layout.zone, "boundary_zone")
     if layout.window_index:
         source_of.setdefault(layout.window_index, "window_index")
+    for alias, original in layout.aliases:
+        if original in source_of:
+            source_of.setdefault(alias, source_of[original])
     casts = {"float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN", "str": "VARCHAR"}
     parts = []
     for meta in columns:

@@ -139,6 +139,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
   adjustment DOUBLE,
   carryover_in DOUBLE,
   carryover_out DOUBLE,
+  scheduled_receipts DOUBLE,
+  planned_receipt DOUBLE,
+  planned_release DOUBLE,
+  lot_size DOUBLE,
+  min_order_qty DOUBLE,
+  lead_time_weeks INTEGER,
   extra_json JSON NOT NULL DEFAULT '{}',
   created_at TIMESTAMP NOT NULL,
   updated_at TIMESTAMP NOT NULL
