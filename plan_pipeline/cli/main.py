@@ -341,7 +341,10 @@ def cmd_demo(env: CliEnvironment, args) -> int:
         kpis = store.read_kpis(version_id, "report")
         totals = kpis[(kpis["category"] == "plan") & (kpis["bucket_type"] == "total")]
         if not totals.empty:
-            out("plan KPIs    : " + ", ".join(f"{r.metric}={r.value:.4g}" for r in totals.itertuples()))
+            out(f"  {'plan_kpis (report)':<28} {len(kpis)}")
+            shown = [f"{r.metric}={r.value:.1%}" if r.unit == "ratio" else f"{r.metric}={r.value:,.0f}"
+                     for r in totals.itertuples()]
+            out("plan KPIs    : " + ", ".join(shown))
     except Exception:
         pass
     out("")
