@@ -53,6 +53,7 @@ from plan_pipeline.store.repository import (
     PlanStore,
     PlanStoreError,
     _prepare_series,
+    insert_series,
     _registered,
     attrs_json,
     check_identifier,
@@ -925,8 +926,7 @@ def write_imported_version(store: PlanStore, payload: VersionPayload, *, replace
                  payload.source, payload.created_at, now],
             )
         for level, rows, columns_meta, sql, attrs in prepared:
-            with _registered(con, "incoming_series", rows):
-                con.execute(sql, [vid, level, run_id, now, now])
+            insert_series(con, rows, sql, [vid, level, run_id, now, now])
             con.execute(
                 "INSERT INTO plan_series_layouts VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [vid, level, json.dumps(columns_meta), attrs, len(rows), run_id, now],

@@ -9,6 +9,7 @@
   nothing is copied on output, the input rows are read from the store on load.
 """
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,26 +34,71 @@ class RunLocalCache:
     take its upstream frame from memory instead of reading it back from DuckDB. The store
     round trip is exact (same columns, dtypes, order, attrs), so this changes speed, not
     results. Only the latest run is kept.
+
+    Memory: a consumer gets a *shallow* copy (its own column list and ``attrs``, the same
+    column arrays), so a 795k-row MRP frame is not duplicated per consumer; stages never
+    modify their input frames in place (``plan_pipeline_tests/planning/test_inputs_unchanged``
+    pins that). An entry whose number of consumers in the run's plan is known is dropped
+    after its last consumer has loaded it, so a run holds only the frames still ahead of it.
     """
 
     def __init__(self):
         self.run_id: str | None = None
         self.values: dict[tuple[str, str], Any] = {}
+        self.remaining: dict[tuple[str, str], int] = {}
 
-    def put(self, run_id: str, key: tuple[str, str], value: Any) -> None:
+    def put(self, run_id: str, key: tuple[str, str], value: Any, consumers: int | None = None) -> None:
+        """Keep ``value`` for this run; ``consumers``: how many step inputs will load it (None = unknown)."""
         if run_id != self.run_id:
-            self.run_id, self.values = run_id, {}
+            self.clear()
+            self.run_id = run_id
+        if consumers == 0:
+            self.values.pop(key, None)
+            self.remaining.pop(key, None)
+            return
         self.values[key] = value
+        if consumers is None:
+            self.remaining.pop(key, None)
+        else:
+            self.remaining[key] = consumers
 
-    def get(self, run_id: str, key: tuple[str, str]) -> Any | None:
-        if run_id != self.run_id:
+    def get(self, run_id: str | None, key: tuple[str, str]) -> Any | None:
+        if run_id is None or run_id != self.run_id or key not in self.values:
             return None
-        value = self.values.get(key)
+        value = self.values[key]
+        left = self.remaining.get(key)
+        if left is not None:
+            if left <= 1:
+                del self.values[key]
+                del self.remaining[key]
+            else:
+                self.remaining[key] = left - 1
         if isinstance(value, pd.DataFrame):
-            copy = value.copy()
-            copy.attrs = dict(value.attrs)
-            return copy
+            shallow = value.copy(deep=False)
+            shallow.attrs = copy.deepcopy(value.attrs)
+            return shallow
         return value
+
+    def clear(self, run_id: str | None = None) -> None:
+        """Forget everything (or only if the cache belongs to ``run_id``)."""
+        if run_id is None or run_id == self.run_id:
+            self.run_id, self.values, self.remaining = None, {}, {}
+
+
+def consumer_count(context: dg.OutputContext) -> int | None:
+    """How many step inputs of this run's plan read this output (None outside a run)."""
+    try:
+        plan = context.step_context.execution_plan
+    except Exception:  # direct IO manager use in tests: no plan
+        return None
+    step_key, name = context.step_key, context.name
+    count = 0
+    for step in plan.steps:
+        for step_input in step.step_inputs:
+            for handle in step_input.get_step_output_handle_dependencies():
+                if handle.step_key == step_key and handle.output_name == name:
+                    count += 1
+    return count
 
 
 RUN_CACHE = RunLocalCache()
@@ -136,7 +182,7 @@ class PlanSeriesIOManager(dg.ConfigurableIOManager):
                 raise dg.DagsterInvariantViolationError(
                     f"asset {context.asset_key.to_user_string()} returned None but level {level!r} is required"
                 )
-            RUN_CACHE.put(context.run_id, (version, f"{table}:{level}"), NOT_APPLICABLE)
+            RUN_CACHE.put(context.run_id, (version, f"{table}:{level}"), NOT_APPLICABLE, consumer_count(context))
             return
         store = self.plan_store.get_store()
         job = _current_job(context)
@@ -144,7 +190,7 @@ class PlanSeriesIOManager(dg.ConfigurableIOManager):
             count = store.replace_kpis(version, level, obj, run_id=context.run_id, job=job)
         else:
             count = store.replace_series(version, level, obj, run_id=context.run_id, job=job)
-        RUN_CACHE.put(context.run_id, (version, f"{table}:{level}"), obj)
+        RUN_CACHE.put(context.run_id, (version, f"{table}:{level}"), obj, consumer_count(context))
         context.add_output_metadata(
             {
                 "dagster/row_count": dg.MetadataValue.int(count),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from plan_pipeline.orchestration.io_managers import RUN_CACHE
 from plan_pipeline.orchestration.partitions import PLAN_VERSION_PARTITIONS_NAME
 from plan_pipeline.orchestration.run_ledger import (
     LEDGER_INLINE,
@@ -62,6 +63,13 @@ class RunOutcome:
     errors: list[str]
 
 
+def plan_job_for_store(db_path: str) -> dg.JobDefinition:
+    """``plan_job`` bound to one plan store file (the reconstructable target of :func:`materialize_version`)."""
+    from plan_pipeline.definitions import build_definitions
+
+    return build_definitions(db_path).resolve_job_def("plan_job")
+
+
 def materialize_version(
     instance: dg.DagsterInstance,
     store: PlanStore,
@@ -71,23 +79,44 @@ def materialize_version(
     log_level: str = "WARNING",
     extra_tags: dict[str, str] | None = None,
 ) -> RunOutcome:
-    """Run ``plan_job`` for one version in this process, then record the run in plan_jobs."""
-    from plan_pipeline.definitions import build_definitions
+    """Run ``plan_job`` for one version in this process, then record the run in plan_jobs.
 
+    On a persistent instance (the CLI's, the benchmark's) the run goes through
+    ``dg.execute_job``: ``JobDefinition.execute_in_process`` keeps every step output in
+    memory until the run ends (for ``output_for_node``), which at 5,000 SKUs kept ~230 MB of
+    frames the run had finished with (docs/performance.md). Steps still run in this process
+    (in-process executor), so the run-local frame cache works the same.
+    """
     store.get_version(version_id)  # clear error for an unknown version
     register_version_partition(instance, version_id)
-    defs = build_definitions(str(store.path))
-    job = defs.resolve_job_def("plan_job")
     tags = {VERSION_TAG: version_id, TRIGGER_TAG: trigger, LEDGER_TAG: LEDGER_INLINE, **(extra_tags or {})}
-    result = job.execute_in_process(
-        partition_key=version_id,
-        instance=instance,
-        tags=tags,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if instance.is_persistent:
+        recon = dg.build_reconstructable_job(
+            reconstructor_module_name=__name__,
+            reconstructor_function_name="plan_job_for_store",
+            reconstructable_kwargs={"db_path": str(store.path)},
+        )
+        with dg.execute_job(
+            recon,
+            instance=instance,
+            tags={**tags, "dagster/partition": version_id},
+            run_config=run_config,
+            raise_on_error=False,
+        ) as result:
+            run_id, success, events = result.run_id, result.success, list(result.all_events)
+    else:
+        result = plan_job_for_store(str(store.path)).execute_in_process(
+            partition_key=version_id, instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
+        )
+        run_id, success, events = result.run_id, result.success, result.all_events
+    return _finish_run(instance, store, run_id, success, events)
+
+
+def _finish_run(instance: dg.DagsterInstance, store: PlanStore, run_id: str, success: bool, events) -> RunOutcome:
+    """Collect the run's errors and failed checks, drop its cached frames, record it in plan_jobs."""
     errors = []
-    for event in result.all_events:
+    for event in events:
         if event.is_failure and event.event_specific_data is not None:
             error = getattr(event.event_specific_data, "error", None)
             if error is not None:
@@ -96,5 +125,6 @@ def materialize_version(
             data = event.event_specific_data
             if data is not None and not data.passed:
                 errors.append(f"check {data.check_name} failed on {data.asset_key.to_user_string()}")
-    sync_plan_jobs(instance, store, run_ids=[result.run_id])
-    return RunOutcome(result.run_id, result.success, errors)
+    RUN_CACHE.clear(run_id)  # frames no step of this run reads any more
+    sync_plan_jobs(instance, store, run_ids=[run_id])
+    return RunOutcome(run_id, success, errors)

@@ -330,7 +330,9 @@ def plan_capacity(
 
     release_adj = np.where(is_fg, rel_adj_fg, round6(release)) if len(items) else np.zeros(0)
     receipt_adj = np.where(is_fg, receipt_adj_fg, 0.0) if len(items) else np.zeros(0)
-    rows = mrp.reset_index(drop=True).copy()
+    # The MRP columns are shared with ``mrp`` (a shallow copy), only the two new columns are new memory.
+    rows = mrp.copy(deep=False)
+    rows.index = pd.RangeIndex(len(rows))
     rows["planned_order_release_adj"] = release_adj.astype(np.float64)
     rows["planned_order_receipt_adj"] = receipt_adj.astype(np.float64)
 

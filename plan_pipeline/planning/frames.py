@@ -26,7 +26,8 @@ _CAPACITY_ATTRS = (
 
 def capacity_frames(plan: CapacityPlan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows for level ``mrp_final``, weekly summary for level ``weekly_summary``)."""
-    rows = plan.rows.reset_index(drop=True).copy()
+    rows = plan.rows.copy(deep=False)  # shares the column arrays: 795k rows at 5,000 SKUs
+    rows.index = pd.RangeIndex(len(rows))
     weekly = plan.weekly_summary.reset_index(drop=True).copy()
     for col in ("boundary_period", "in_window_pre", "in_window_post"):
         if col in weekly.columns:
@@ -52,7 +53,9 @@ def capacity_plan_from_frames(rows: pd.DataFrame, weekly: pd.DataFrame) -> Capac
             )
     weekly.attrs = {}
     leveled = np.asarray(attrs.pop("leveled_load", []), dtype=float)
-    return CapacityPlan(rows=rows.reset_index(drop=True), weekly_summary=weekly, leveled_load=leveled, **attrs)
+    shared = rows.copy(deep=False)  # the MRP columns are read, never written: no copy
+    shared.index = pd.RangeIndex(len(shared))
+    return CapacityPlan(rows=shared, weekly_summary=weekly, leveled_load=leveled, **attrs)
 
 
 # ----------------------------------------------------------------------------- reconciliation log

@@ -28,6 +28,8 @@ class SeriesLayout:
     source: str | None = None
     # DataFrame columns that always equal another one (e.g. MRP ``sku`` = ``item``): not stored
     aliases: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # DataFrame columns of ``measures`` a frame may lack (stored as NULL, absent on read)
+    optional: tuple[str, ...] = field(default_factory=tuple)
 
     def key_columns(self) -> list[str]:
         cols = [self.bucket_key, self.item_key, self.period_key, self.family_key]
@@ -40,7 +42,8 @@ _DET = dict(
     item_key="sku",
     period_key="period",
     family_key="family",
-    measures=(("demand", "demand"), ("supply", "supply"), ("backlog", "backlog")),
+    measures=(("demand", "demand"), ("supply", "supply"), ("backlog", "backlog"), ("supply_plan", "supply_plan")),
+    optional=("supply_plan",),
     source="detail",
 )
 # MRP levels keep every field in typed columns (no JSON): they are the largest levels.

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs, PlanningParameters
@@ -51,6 +52,18 @@ def default_db_path() -> Path:
     """``$PLAN_PIPELINE_DB`` or ``<project home>/plan_store.duckdb``."""
     env = os.environ.get(DB_ENV)
     return Path(env).resolve() if env else project_home() / DB_FILE_NAME
+
+
+WRITE_MEMORY_LIMIT_ENV = "PLAN_PIPELINE_WRITE_MEMORY_LIMIT"
+DEFAULT_WRITE_MEMORY_LIMIT = "256MB"
+
+
+def bulk_write_memory_limit() -> str:
+    """DuckDB memory limit for plan-level writes (``$PLAN_PIPELINE_WRITE_MEMORY_LIMIT``)."""
+    value = os.environ.get(WRITE_MEMORY_LIMIT_ENV, DEFAULT_WRITE_MEMORY_LIMIT).strip()
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, re.IGNORECASE):
+        raise PlanStoreError(f"{WRITE_MEMORY_LIMIT_ENV}={value!r}: expected a size such as 256MB or 1GB")
+    return value
 
 
 def check_identifier(kind: str, value: str) -> str:
@@ -123,10 +136,28 @@ class PlanStore:
             con.close()
 
     @contextmanager
-    def write(self) -> Iterator[Any]:
-        """A read-write connection inside one transaction."""
-        with self.connect() as con, transaction(con):
-            yield con
+    def write(self, *, bulk: bool = False) -> Iterator[Any]:
+        """A read-write connection inside one transaction.
+
+        ``bulk``: a plan-level rewrite (hundreds of thousands of rows). Two DuckDB settings
+        for this connection only:
+
+        * no *vacuuming* (merging row groups that have deletes or few rows) in the
+          checkpoint that runs when the connection closes: it cost 0.25-0.5 s per
+          detail-level write at 5,000 SKUs, for no change in what is stored. Space is still
+          reused (re-running a version keeps the file size), and the trim job's CHECKPOINT
+          vacuums with DuckDB's defaults;
+        * a memory limit (``$PLAN_PIPELINE_WRITE_MEMORY_LIMIT``, default 256MB): DuckDB's
+          parallel insert otherwise buffers ~290 MB for one 795k-row MRP level; with the
+          limit it flushes row groups earlier, at no measured cost in time. Reads keep
+          DuckDB's default limit (a large ordered read cannot spill its result).
+        """
+        with self.connect() as con:
+            if bulk:
+                con.execute("SET max_vacuum_tasks = 0")
+                con.execute("SET memory_limit = ?", [bulk_write_memory_limit()])
+            with transaction(con):
+                yield con
 
     def initialise(self) -> int:
         """Create or upgrade the schema; returns the schema version."""
@@ -350,15 +381,13 @@ class PlanStore:
         layout = layout_for(level)
         prepared, columns_meta, select_sql = _prepare_series(layout, frame)
         now = _now()
-        with self.write() as con:
+        with self.write(bulk=True) as con:
             self._require_version(con, version_id)
             con.execute("DELETE FROM plan_series WHERE version_id = ? AND level = ?", [version_id, level])
             con.execute("DELETE FROM plan_series_layouts WHERE version_id = ? AND level = ?", [version_id, level])
             if _fault is not None:
                 _fault(con)
-            with _registered(con, "incoming_series", prepared):
-                _check_unique_keys(con, layout, level)
-                con.execute(select_sql, [version_id, level, run_id, now, now])
+            insert_series(con, prepared, select_sql, [version_id, level, run_id, now, now])
             con.execute(
                 "INSERT INTO plan_series_layouts VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [version_id, level, json.dumps(columns_meta), attrs_json(frame.attrs), len(prepared), run_id, now],
@@ -429,7 +458,7 @@ class PlanStore:
         incoming["unit"] = incoming["unit"].astype(object).where(incoming["unit"].notna(), None)
         incoming.insert(0, "row_seq", range(len(incoming)))
         now = _now()
-        with self.write() as con:
+        with self.write(bulk=True) as con:
             self._require_version(con, version_id)
             con.execute("DELETE FROM plan_kpis WHERE version_id = ? AND level = ?", [version_id, level])
             with _registered(con, "incoming_kpis", incoming):
@@ -725,24 +754,49 @@ def _quote(name: str) -> str:
     return f'"{name}"'
 
 
-def _check_unique_keys(con, layout: SeriesLayout, level: str) -> None:
-    """The plan_series key (bucket, period, item) must be unique within one (version, level)."""
-    keys = [layout.bucket_key, layout.period_key, layout.item_key]
-    cols = [f"CAST({_quote(c)} AS VARCHAR)" for c in keys if c]
-    row = con.execute(
-        f"SELECT {', '.join(cols)}, count(*) AS n FROM incoming_series GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
-    ).fetchone()
-    if row is not None:
-        shown = ", ".join(f"{c}={v!r}" for c, v in zip([c for c in keys if c], row[:-1]))
-        raise PlanStoreError(f"level {level!r}: duplicate key ({shown}) appears {row[-1]} times; "
-                             "each (bucket, period, item) must be unique")
+def _check_unique_keys(layout: SeriesLayout, frame: pd.DataFrame) -> None:
+    """The plan_series key (bucket, period, item) must be unique within one (version, level).
+
+    Checked in pandas before any transaction opens (a hash of the key columns, ~0.06 s for
+    795k rows); the slow path only runs to name the first duplicate in the error.
+    """
+    keys = [c for c in (layout.bucket_key, layout.period_key, layout.item_key) if c]
+    if not keys or len(frame) < 2:
+        return
+    key_frame = frame[keys]
+    if layout.period_key:
+        key_frame = key_frame.assign(**{layout.period_key: key_frame[layout.period_key].astype(object).fillna("")})
+    duplicated = key_frame.duplicated(keep=False).to_numpy()
+    if not duplicated.any():
+        return
+    first = int(np.flatnonzero(duplicated)[0])
+    values = key_frame.iloc[first]
+    same = (key_frame == values).all(axis=1).sum()
+    shown = ", ".join(f"{c}={values[c]!r}" for c in keys)
+    raise PlanStoreError(f"level {layout.level!r}: duplicate key ({shown}) appears {int(same)} times; "
+                         "each (bucket, period, item) must be unique")
+
+
+def insert_series(con, prepared: pd.DataFrame, select_sql: str, args: list[Any]) -> None:
+    """Run the INSERT ... SELECT built by :func:`_prepare_series` over ``prepared``.
+
+    Rows carry their order in ``row_seq`` (reads sort on it), so the insert lets DuckDB write
+    in parallel without preserving the scan order: measured 0.45 s instead of 0.63 s (sorted)
+    or 1.07 s (order-preserving) for a 795k-row MRP level.
+    """
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        with _registered(con, "incoming_series", prepared):
+            con.execute(select_sql, args)
+    finally:
+        con.execute("RESET preserve_insertion_order")
 
 
 def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
     """Validate ``frame`` for ``layout`` and build the INSERT ... SELECT statement."""
     if not isinstance(frame, pd.DataFrame):
         raise PlanStoreError(f"level {layout.level!r} expects a pandas DataFrame, got {type(frame).__name__}")
-    required = layout.key_columns() + [df_col for _, df_col in layout.measures]
+    required = layout.key_columns() + [df_col for _, df_col in layout.measures if df_col not in layout.optional]
     missing = [c for c in dict.fromkeys(required) if c not in frame.columns]
     if missing:
         raise PlanStoreError(f"level {layout.level!r}: frame lacks column(s) {', '.join(missing)}")
@@ -752,8 +806,11 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
         if col and frame[col].isna().any():
             raise PlanStoreError(f"level {layout.level!r}: key column {col!r} has empty values")
     columns_meta = [{"name": c, "dtype": dtype_tag(frame[c])} for c in frame.columns]
-    prepared = frame.reset_index(drop=True).copy()
-    prepared["__seq"] = range(len(prepared))
+    _check_unique_keys(layout, frame)
+    # A shallow copy: the stage's column arrays are scanned by DuckDB in place, not copied.
+    prepared = frame.copy(deep=False)
+    prepared.index = pd.RangeIndex(len(prepared))
+    prepared["__seq"] = np.arange(len(prepared), dtype=np.int64)
 
     for alias, original in layout.aliases:
         if alias in frame.columns and original in frame.columns:
@@ -789,7 +846,7 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
         else "NULL"
     )
     measure_cols = [s for s, _ in layout.measures]
-    measure_vals = [f"CAST({_quote(d)} AS DOUBLE)" for _, d in layout.measures]
+    measure_vals = [f"CAST({_quote(d)} AS DOUBLE)" if d in frame.columns else "NULL" for _, d in layout.measures]
     if extras:
         pairs = ", ".join(f"'{c}', {_quote(c)}" for c in extras)
         extra = f"json_object({pairs})"
@@ -807,7 +864,7 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
     ]
     sql = (
         f"INSERT INTO plan_series ({', '.join(target_cols)}) SELECT {', '.join(select)} "
-        "FROM incoming_series ORDER BY \"__seq\""
+        "FROM incoming_series"
     )
     return prepared, columns_meta, sql
 

@@ -1,6 +1,8 @@
 """Plan store repository: migrations, atomic level replace, cascade delete, audit survival, round trips."""
 from __future__ import annotations
 
+import json
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -38,6 +40,47 @@ def test_migrations_apply_once_and_record_schema_version(store: PlanStore):
     for table in ("input_sets", "plan_versions", "plan_series", "plan_kpis", "plan_overrides",
                   "plan_override_events", "plan_jobs", "plan_backfill_runs", "plan_artifacts"):
         assert table in tables
+
+
+def test_migration_2_moves_detail_supply_plan_out_of_json(tmp_path):
+    """A store written at schema 1 (supply_plan in extra_json) reads back the same frame after upgrade."""
+    from plan_pipeline.store.schema import MIGRATIONS
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                    "applied_at TIMESTAMP NOT NULL)")
+        number, name, statements = MIGRATIONS[0]
+        for statement in statements:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_migrations VALUES (1, ?, now()::TIMESTAMP)", [name])
+        con.execute("INSERT INTO plan_versions (version_id, status, round_mode, lt_unit, week_days, fallback_weeks, "
+                    "blend_weight_mode, apply_adjusted, carryover, tol_abs, tol_rel, created_at, updated_at) "
+                    "VALUES ('old', 'draft', 'none', 'week', 7, 4, 'tri', false, 'none', 0, 0, now(), now())")
+        for seq, (week, plan, other) in enumerate([("2025-W01", 7.5, None), ("2025-W02", 8.0, "x")]):
+            extra = {"supply_plan": plan} if other is None else {"supply_plan": plan, "note": other}
+            con.execute(
+                "INSERT INTO plan_series (version_id, level, row_seq, time_bucket_type, time_bucket_key, period_key, "
+                "item_key, family_key, demand, supply, backlog, extra_json, created_at, updated_at) "
+                "VALUES ('old', 'det', ?, 'week', ?, '2025-01', 'A1', 'FA', 10, 7, 3, ?, now(), now())",
+                [seq, week, json.dumps(extra)],
+            )
+        columns = [{"name": n, "dtype": t} for n, t in [("family", "str"), ("period", "str"), ("sku", "str"),
+                   ("week", "str"), ("demand", "float"), ("supply", "float"), ("supply_plan", "float"),
+                   ("backlog", "float")]]
+        con.execute("INSERT INTO plan_series_layouts VALUES ('old', 'det', ?, '{}', 2, NULL, now())",
+                    [json.dumps(columns)])
+    store = PlanStore(path)
+    frame = store.read_series("old", "det")
+    assert store.schema_version() == SCHEMA_VERSION >= 2
+    assert frame["supply_plan"].tolist() == [7.5, 8.0]
+    assert frame["supply"].tolist() == [7.0, 7.0]
+    with duckdb.connect(str(path)) as con:
+        extras = [json.loads(r[0]) for r in con.execute(
+            "SELECT extra_json FROM plan_series ORDER BY row_seq").fetchall()]
+        typed = [r[0] for r in con.execute("SELECT supply_plan FROM plan_series ORDER BY row_seq").fetchall()]
+    assert extras == [{}, {"note": "x"}]
+    assert typed == [7.5, 8.0]
 
 
 def test_series_round_trip_keeps_columns_dtypes_and_order(version_store: PlanStore):
@@ -200,3 +243,28 @@ def test_creating_an_existing_version_is_refused_and_keeps_it(version_store: Pla
         version_store.create_version("v1", "sample", PlanningParameters(round_mode="none"))
     after = version_store.get_version("v1")
     assert after.created_at == before.created_at and after.params.round_mode == "int"
+
+
+def test_detail_frame_without_supply_plan_round_trips(version_store: PlanStore):
+    frame = det_frame().drop(columns=["supply_plan"])
+    version_store.replace_series("v1", "det", frame)
+    back = version_store.read_series("v1", "det")
+    pd.testing.assert_frame_equal(back, frame)
+    rows = version_store.read_series_rows("v1", "det")
+    assert rows["supply_plan"].isna().all()
+
+
+def test_bulk_write_memory_limit_is_configurable_and_validated(version_store: PlanStore, monkeypatch):
+    from plan_pipeline.store.repository import WRITE_MEMORY_LIMIT_ENV, bulk_write_memory_limit
+
+    assert bulk_write_memory_limit() == "256MB"
+    monkeypatch.setenv(WRITE_MEMORY_LIMIT_ENV, "1GB")
+    assert bulk_write_memory_limit() == "1GB"
+    with version_store.write(bulk=True) as con:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit.replace(" ", "").lower() in {"1gb", "953.6mib", "1000.0mb"}, limit
+    monkeypatch.setenv(WRITE_MEMORY_LIMIT_ENV, "1GB; DROP TABLE plan_series")
+    with pytest.raises(PlanStoreError, match="PLAN_PIPELINE_WRITE_MEMORY_LIMIT"):
+        version_store.replace_series("v1", "det", det_frame())
+    monkeypatch.setenv(WRITE_MEMORY_LIMIT_ENV, "64MB")
+    assert version_store.replace_series("v1", "det", det_frame()) == 6

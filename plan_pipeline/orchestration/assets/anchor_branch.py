@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from plan_pipeline.orchestration.assets.capacity_plan import capacity_checks, capacity_stage
-from plan_pipeline.orchestration.assets.common import multi_stage_args, stage_asset_args, stage_out
+from plan_pipeline.orchestration.assets.common import multi_stage_args, stage_asset_args, stage_out, step_order_tags
 from plan_pipeline.orchestration.assets.level_reconciliation import reconciliation_stage
 from plan_pipeline.orchestration.assets.mrp_plan import mrp_stage
 from plan_pipeline.orchestration.assets.plan_report import report_stage
@@ -64,6 +64,7 @@ NO_ADJUSTED = "this version does not apply the adjusted detail plan (apply_adjus
     "Stage 6 (anchor branch): correct the boundary month of the detail plan (DET_near / AGG_far / blend); "
     "locked detail rows are left as they are.",
     check_specs=[ANCHOR_LOCKS],
+    op_tags=step_order_tags("anchored_detail_plan"),
 ))
 def anchored_detail_plan(context: dg.AssetExecutionContext, aggregate_plan: pd.DataFrame,
                          detail_plan: pd.DataFrame, planning_inputs: VersionPlanInputs,
@@ -93,6 +94,7 @@ ANCHORED_RECONCILED = spec(
     "level_reconciliation_adjusted",
     "Aggregate vs rolled-up anchored detail deltas (plan_series level 'level_reconciliation_adjusted').",
     check_specs=[ANCHORED_RECONCILED], optional_level=True,
+    op_tags=step_order_tags("anchored_level_reconciliation"),
 ))
 def anchored_level_reconciliation(context: dg.AssetExecutionContext, aggregate_plan: pd.DataFrame,
                                   anchored_detail_plan, planning_inputs: VersionPlanInputs):
@@ -111,6 +113,7 @@ ADJUSTED_MRP_BALANCE = spec("adjusted_mrp_balances", "adjusted_mrp_plan",
 @dg.asset(**stage_asset_args(
     "mrp_adjusted", "MRP re-planned on the anchored detail plan (plan_series level 'mrp_adjusted').",
     check_specs=[ADJUSTED_MRP_BALANCE], optional_level=True,
+    op_tags=step_order_tags("adjusted_mrp_plan"),
 ))
 def adjusted_mrp_plan(context: dg.AssetExecutionContext, anchored_detail_plan,
                       planning_inputs: VersionPlanInputs):
@@ -133,6 +136,7 @@ ADJUSTED_LEVELING, ADJUSTED_CAPACITY = capacity_checks("adjusted_capacity_weekly
     },
     "Stage 4 re-run on the anchored detail plan and its MRP.",
     check_specs=[ADJUSTED_LEVELING, ADJUSTED_CAPACITY],
+    op_tags=step_order_tags("adjusted_capacity_plan"),
 ))
 def adjusted_capacity_plan(context: dg.AssetExecutionContext, anchored_detail_plan,
                            adjusted_mrp_plan, planning_inputs: VersionPlanInputs):
@@ -154,6 +158,7 @@ ADJUSTED_REPORT_CONSISTENT = spec(
 @dg.asset(**stage_asset_args(
     "report_adjusted", "KPIs of the anchored plan (plan_kpis level 'report_adjusted').",
     table="plan_kpis", optional_level=True, check_specs=[ADJUSTED_REPORT_CONSISTENT],
+    op_tags=step_order_tags("adjusted_plan_report"),
 ))
 def adjusted_plan_report(context: dg.AssetExecutionContext, adjusted_capacity_plan,
                          adjusted_capacity_weekly_summary, aggregate_plan: pd.DataFrame,

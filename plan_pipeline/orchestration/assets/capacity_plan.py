@@ -2,7 +2,7 @@
 import dagster as dg
 import pandas as pd
 
-from plan_pipeline.orchestration.assets.common import multi_stage_args, stage_out
+from plan_pipeline.orchestration.assets.common import multi_stage_args, stage_out, step_order_tags
 from plan_pipeline.orchestration.checks import check_result, spec
 from plan_pipeline.orchestration.io_managers import VersionPlanInputs
 from plan_pipeline.planning.capacity import plan_capacity
@@ -49,6 +49,7 @@ def capacity_stage(detail, mrp, planning_inputs: VersionPlanInputs, rows_name: s
     },
     "Stage 4: level FG release load on pooled weekly capacity (forward, DET_near, AGG_far, blend).",
     check_specs=[LEVELING, CAPACITY],
+    op_tags=step_order_tags("capacity_plan"),
 ))
 def capacity_plan(detail_plan: pd.DataFrame, mrp_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
     yield from capacity_stage(detail_plan, mrp_plan, planning_inputs, "capacity_plan", "capacity_weekly_summary",

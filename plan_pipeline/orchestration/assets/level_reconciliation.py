@@ -2,7 +2,7 @@
 import dagster as dg
 import pandas as pd
 
-from plan_pipeline.orchestration.assets.common import stage_asset_args
+from plan_pipeline.orchestration.assets.common import stage_asset_args, step_order_tags
 from plan_pipeline.orchestration.checks import check_result, spec
 from plan_pipeline.orchestration.io_managers import VersionPlanInputs
 from plan_pipeline.planning.frames import reconciliation_frame
@@ -34,6 +34,7 @@ def reconciliation_stage(aggregate, detail, planning_inputs: VersionPlanInputs, 
     "Aggregate vs rolled-up detail deltas per family x period, tolerance and boundary-month "
     "violations (plan_series level 'level_reconciliation').",
     check_specs=[RECONCILED],
+    op_tags=step_order_tags("level_reconciliation"),
 ))
 def level_reconciliation(aggregate_plan: pd.DataFrame, detail_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
     yield from reconciliation_stage(aggregate_plan, detail_plan, planning_inputs, planning_inputs.version_id,

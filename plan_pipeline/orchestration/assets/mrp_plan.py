@@ -2,7 +2,7 @@
 import dagster as dg
 import pandas as pd
 
-from plan_pipeline.orchestration.assets.common import stage_asset_args
+from plan_pipeline.orchestration.assets.common import stage_asset_args, step_order_tags
 from plan_pipeline.orchestration.checks import check_result, spec
 from plan_pipeline.orchestration.io_managers import VersionPlanInputs
 from plan_pipeline.planning.invariants import mrp_violations
@@ -27,6 +27,7 @@ def mrp_stage(detail: pd.DataFrame, planning_inputs: VersionPlanInputs, check: d
     "Item x week MRP: gross requirement, projected on hand, net requirement, planned order "
     "receipts and releases (plan_series level 'mrp').",
     check_specs=[MRP_BALANCE],
+    op_tags=step_order_tags("mrp_plan"),
 ))
 def mrp_plan(detail_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
     yield from mrp_stage(detail_plan, planning_inputs, MRP_BALANCE)

@@ -2,7 +2,7 @@
 import dagster as dg
 import pandas as pd
 
-from plan_pipeline.orchestration.assets.common import stage_asset_args
+from plan_pipeline.orchestration.assets.common import stage_asset_args, step_order_tags
 from plan_pipeline.orchestration.checks import check_result, spec
 from plan_pipeline.orchestration.io_managers import VersionPlanInputs
 from plan_pipeline.planning.frames import capacity_plan_from_frames, report_kpi_frame
@@ -36,6 +36,7 @@ def report_stage(rows, weekly, aggregate, planning_inputs: VersionPlanInputs, ch
     "backlog, demand and supply per month and in total (plan_kpis level 'report').",
     table="plan_kpis",
     check_specs=[REPORT_CONSISTENT],
+    op_tags=step_order_tags("plan_report"),
 ))
 def plan_report(capacity_plan: pd.DataFrame, capacity_weekly_summary: pd.DataFrame,
                 aggregate_plan: pd.DataFrame, planning_inputs: VersionPlanInputs):
