@@ -154,13 +154,20 @@ def _input_run_id(context: dg.InputContext) -> str | None:
         return None
 
 
+_RUN_JOB_ROWS: dict[str, dict[str, Any] | None] = {}
+
+
 def _current_job(context: dg.OutputContext) -> dict[str, Any] | None:
+    """The run's ``plan_jobs`` row (status ``started``), read from the instance once per run."""
     try:
         instance = context.step_context.instance
     except dg.DagsterInvariantViolationError:
         return None
-    record = instance.get_run_record_by_id(context.run_id)
-    return job_row(instance, record) if record is not None else None
+    if context.run_id not in _RUN_JOB_ROWS:
+        record = instance.get_run_record_by_id(context.run_id)
+        _RUN_JOB_ROWS.clear()  # only the current run's row is kept
+        _RUN_JOB_ROWS[context.run_id] = job_row(instance, record) if record is not None else None
+    return _RUN_JOB_ROWS[context.run_id]
 
 
 class PlanSeriesIOManager(dg.ConfigurableIOManager):

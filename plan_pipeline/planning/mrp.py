@@ -237,7 +237,7 @@ def plan_mrp(detail: pd.DataFrame, inputs: PlanningInputs, params: PlanningParam
     out = pd.DataFrame(block.T, columns=_BLOCK_FLOATS, copy=False)
     item_col = np.repeat(np.asarray(selected, dtype=object), nw)
     out.insert(0, "item", item_col)
-    out.insert(1, "sku", item_col.copy())
+    out.insert(1, "sku", item_col)  # the same array: ``sku`` is ``item`` (stored once)
     out.insert(2, "week", np.tile(np.asarray(weeks, dtype=object), n))
     out.insert(9, "lt_weeks", np.repeat(lt_weeks, nw).astype(np.int64))
     out.attrs["summary"] = summary

@@ -128,6 +128,14 @@ class PlanStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         con = open_connection(self.path, read_only=read_only)
         try:
+            if not read_only:
+                # No *vacuuming* (merging row groups that have deletes or few rows) in the
+                # checkpoint DuckDB runs when a writing connection closes: after a plan run it
+                # cost 0.25-0.5 s per detail-level write, or 0.6 s on the next write, at 5,000
+                # SKUs, and changes nothing that is stored. Space is still reused (re-running a
+                # version keeps the file size); the trim job's CHECKPOINT compacts with
+                # DuckDB's defaults (docs/performance.md, docs/operations.md).
+                con.execute("SET max_vacuum_tasks = 0")
             if not read_only and not self._migrated:
                 apply_migrations(con)
                 self._migrated = True
@@ -139,22 +147,14 @@ class PlanStore:
     def write(self, *, bulk: bool = False) -> Iterator[Any]:
         """A read-write connection inside one transaction.
 
-        ``bulk``: a plan-level rewrite (hundreds of thousands of rows). Two DuckDB settings
-        for this connection only:
-
-        * no *vacuuming* (merging row groups that have deletes or few rows) in the
-          checkpoint that runs when the connection closes: it cost 0.25-0.5 s per
-          detail-level write at 5,000 SKUs, for no change in what is stored. Space is still
-          reused (re-running a version keeps the file size), and the trim job's CHECKPOINT
-          vacuums with DuckDB's defaults;
-        * a memory limit (``$PLAN_PIPELINE_WRITE_MEMORY_LIMIT``, default 256MB): DuckDB's
-          parallel insert otherwise buffers ~290 MB for one 795k-row MRP level; with the
-          limit it flushes row groups earlier, at no measured cost in time. Reads keep
-          DuckDB's default limit (a large ordered read cannot spill its result).
+        ``bulk``: a plan-level rewrite (hundreds of thousands of rows) under a DuckDB memory
+        limit (``$PLAN_PIPELINE_WRITE_MEMORY_LIMIT``, default 256MB): DuckDB's parallel
+        insert otherwise buffers ~290 MB for one 795k-row MRP level; with the limit it
+        flushes row groups earlier, at no measured cost in time. Reads keep DuckDB's default
+        limit (a large ordered read cannot spill its result).
         """
         with self.connect() as con:
             if bulk:
-                con.execute("SET max_vacuum_tasks = 0")
                 con.execute("SET memory_limit = ?", [bulk_write_memory_limit()])
             with transaction(con):
                 yield con
@@ -754,27 +754,64 @@ def _quote(name: str) -> str:
     return f'"{name}"'
 
 
-def _check_unique_keys(layout: SeriesLayout, frame: pd.DataFrame) -> None:
-    """The plan_series key (bucket, period, item) must be unique within one (version, level).
+def _check_keys(layout: SeriesLayout, frame: pd.DataFrame) -> None:
+    """Bucket and item keys are never empty, and the plan_series key (bucket, period, item) is
+    unique within one (version, level).
 
-    Checked in pandas before any transaction opens (a hash of the key columns, ~0.06 s for
-    795k rows); the slow path only runs to name the first duplicate in the error.
+    Checked in pandas before any transaction opens: each key column is factorized once
+    (which also finds empty values), the codes are combined into one integer per row and
+    counted (~0.05 s for a 795k-row MRP level). Only the error path looks for the
+    duplicate's values to name it.
     """
     keys = [c for c in (layout.bucket_key, layout.period_key, layout.item_key) if c]
-    if not keys or len(frame) < 2:
+    combined: np.ndarray | None = None
+    size = 1
+    for col in keys:
+        codes, uniques = pd.factorize(frame[col])
+        codes = codes.astype(np.int64, copy=False)
+        n = len(uniques)
+        if col == layout.period_key:
+            # no period and '' are the same period key in plan_series
+            blank = np.flatnonzero(np.asarray(uniques, dtype=object) == "")
+            codes = np.where(codes < 0, blank[0] if len(blank) else n, codes)
+            n += 1
+        elif len(codes) and codes.min() < 0:
+            raise PlanStoreError(f"level {layout.level!r}: key column {col!r} has empty values")
+        if combined is None:
+            combined, size = codes, max(n, 1)
+        else:
+            combined, size = combined * n + codes, size * max(n, 1)
+            if size > 2**40:  # keep the combined code small: renumber it densely
+                combined, dense = pd.factorize(combined)
+                size = max(len(dense), 1)
+    if combined is None or len(combined) < 2:
+        return
+    if size <= 8 * len(combined) + 1024:
+        has_duplicate = bool(np.bincount(combined, minlength=size).max() > 1)
+    else:
+        has_duplicate = len(pd.unique(combined)) < len(combined)
+    if not has_duplicate:
         return
     key_frame = frame[keys]
     if layout.period_key:
-        key_frame = key_frame.assign(**{layout.period_key: key_frame[layout.period_key].astype(object).fillna("")})
+        key_frame = key_frame.assign(**{layout.period_key: key_frame[layout.period_key].astype(object)
+                                        .where(key_frame[layout.period_key].notna(), "")})
     duplicated = key_frame.duplicated(keep=False).to_numpy()
-    if not duplicated.any():
-        return
     first = int(np.flatnonzero(duplicated)[0])
     values = key_frame.iloc[first]
     same = (key_frame == values).all(axis=1).sum()
     shown = ", ".join(f"{c}={values[c]!r}" for c in keys)
     raise PlanStoreError(f"level {layout.level!r}: duplicate key ({shown}) appears {int(same)} times; "
                          "each (bucket, period, item) must be unique")
+
+
+def _same_values(a: pd.Series, b: pd.Series) -> bool:
+    """``a`` equals ``b`` element-wise; free when both are the same array (MRP ``sku`` = ``item``)."""
+    left, right = a.to_numpy(), b.to_numpy()
+    if (left.shape == right.shape and left.strides == right.strides
+            and left.__array_interface__["data"][0] == right.__array_interface__["data"][0]):
+        return True
+    return bool((left.astype(object, copy=False) == right.astype(object, copy=False)).all())
 
 
 def insert_series(con, prepared: pd.DataFrame, select_sql: str, args: list[Any]) -> None:
@@ -802,11 +839,8 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
         raise PlanStoreError(f"level {layout.level!r}: frame lacks column(s) {', '.join(missing)}")
     for col in frame.columns:
         _quote(col)
-    for col in (layout.bucket_key, layout.item_key):
-        if col and frame[col].isna().any():
-            raise PlanStoreError(f"level {layout.level!r}: key column {col!r} has empty values")
+    _check_keys(layout, frame)
     columns_meta = [{"name": c, "dtype": dtype_tag(frame[c])} for c in frame.columns]
-    _check_unique_keys(layout, frame)
     # A shallow copy: the stage's column arrays are scanned by DuckDB in place, not copied.
     prepared = frame.copy(deep=False)
     prepared.index = pd.RangeIndex(len(prepared))
@@ -814,8 +848,7 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
 
     for alias, original in layout.aliases:
         if alias in frame.columns and original in frame.columns:
-            same = frame[alias].to_numpy(dtype=object) == frame[original].to_numpy(dtype=object)
-            if not same.all():
+            if not _same_values(frame[alias], frame[original]):
                 raise PlanStoreError(f"level {layout.level!r}: column {alias!r} must equal {original!r}")
     used = set(layout.key_columns()) | {df_col for _, df_col in layout.measures}
     used |= {alias for alias, original in layout.aliases if alias in frame.columns and original in frame.columns}

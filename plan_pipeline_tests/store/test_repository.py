@@ -268,3 +268,35 @@ def test_bulk_write_memory_limit_is_configurable_and_validated(version_store: Pl
         version_store.replace_series("v1", "det", det_frame())
     monkeypatch.setenv(WRITE_MEMORY_LIMIT_ENV, "64MB")
     assert version_store.replace_series("v1", "det", det_frame()) == 6
+
+
+def test_series_keys_are_checked_before_anything_is_written(version_store: PlanStore):
+    version_store.replace_series("v1", "det", det_frame())
+    before = version_store.read_series("v1", "det")
+
+    empty = det_frame()
+    empty.loc[2, "sku"] = None
+    with pytest.raises(PlanStoreError, match="key column 'sku' has empty values"):
+        version_store.replace_series("v1", "det", empty)
+    # no period and '' are the same plan_series period key: two such rows collide
+    blank = det_frame().head(2).assign(period=[None, ""], week="2025-W01", sku="A1")
+    with pytest.raises(PlanStoreError, match=r"duplicate key \(week='2025-W01', period='', sku='A1'\) appears 2"):
+        version_store.replace_series("v1", "det", blank)
+    # the same week of two months is two keys, not a duplicate
+    shared = det_frame().head(2).assign(period=["2025-01", "2025-02"], week="2025-W05", sku="A1")
+    assert version_store.replace_series("v1", "det_adjusted", shared) == 2
+    pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), before)
+
+
+def test_mrp_alias_column_must_equal_its_original(version_store: PlanStore):
+    mrp = pd.DataFrame({
+        "item": ["A", "A"], "sku": ["A", "B"], "week": ["2025-W01", "2025-W02"],
+        **{c: [1.0, 2.0] for c in ("gross_req", "scheduled_receipts", "on_hand_start", "net_req",
+                                   "planned_order_receipt", "planned_order_release", "lot", "moq", "on_hand_end")},
+        "lt_weeks": [1, 1],
+    })
+    with pytest.raises(PlanStoreError, match="column 'sku' must equal 'item'"):
+        version_store.replace_series("v1", "mrp", mrp)
+    mrp["sku"] = mrp["item"]
+    assert version_store.replace_series("v1", "mrp", mrp) == 2
+    pd.testing.assert_frame_equal(version_store.read_series("v1", "mrp"), mrp)
