@@ -56,6 +56,21 @@ def round_half_even(values: Any, ndigits: int = 0) -> np.ndarray:
         return np.rint(x)
     if ndigits < 0 or ndigits > 22:
         return np.vectorize(lambda v: round(float(v), ndigits), otypes=[np.float64])(x)
+    # Whole numbers (and infinities) round to themselves: with integer plans most values are,
+    # so only the fractional ones go through the exact path below.
+    with np.errstate(invalid="ignore"):
+        fractional = x != np.floor(x)  # NaN counts as fractional (kept by the exact path)
+    n_fractional = int(np.count_nonzero(fractional))
+    if n_fractional == 0:
+        return np.array(x, dtype=np.float64, copy=True)
+    if n_fractional * 2 < x.size:
+        out = np.array(x, dtype=np.float64, copy=True)
+        out[fractional] = _round_half_even_exact(x[fractional], ndigits)
+        return out
+    return _round_half_even_exact(x, ndigits)
+
+
+def _round_half_even_exact(x: np.ndarray, ndigits: int) -> np.ndarray:
     scale = float(10**ndigits)
     with np.errstate(over="ignore", invalid="ignore"):
         p = x * scale

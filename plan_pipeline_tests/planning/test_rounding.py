@@ -127,3 +127,21 @@ def test_round_half_even_other_digits():
     xs = np.array([0.125, 0.375, 2.5, 1.45, 1.55, -2.675])
     for n in (0, 1, 2, 3):
         assert round_half_even(xs, n).tolist() == [round(float(x), n) for x in xs]
+
+
+def test_round_half_even_mixes_whole_and_fractional_values_like_python():
+    rng = np.random.default_rng(11)
+    whole = rng.integers(-10**9, 10**9, size=4000).astype(np.float64)
+    fractional = rng.normal(scale=1e4, size=4000)
+    halves = np.array([0.5, 2.5, -1.5, 1.0000005, 2.675, 1e16 + 2.0, -0.0, np.inf, -np.inf, np.nan])
+    for mix in (np.concatenate([whole, fractional[:100], halves]),  # mostly whole: per-element path
+                np.concatenate([whole[:100], fractional, halves]),  # mostly fractional: whole-array path
+                whole, whole.reshape(80, 50)):
+        for n in (1, 2, 6):
+            got = round_half_even(mix, n)
+            assert got.shape == mix.shape
+            expected = [round(float(v), n) if np.isfinite(v) else float(v) for v in mix.ravel()]
+            assert all((a == b and np.signbit(a) == np.signbit(b)) or (a != a and b != b)
+                       for a, b in zip(got.ravel().tolist(), expected))
+    source = whole.copy()
+    assert round_half_even(source, 6) is not source  # a new array, the input is not touched
