@@ -49,10 +49,9 @@ def lot_moq(net: np.ndarray, lot: np.ndarray, moq: np.ndarray) -> np.ndarray:
 
 def _text(series: pd.Series) -> np.ndarray:
     """A key column as an object array of ``str`` (``None`` becomes ``""``)."""
-    values = series.tolist()
-    if all(type(v) is str for v in values):
-        return np.asarray(values, dtype=object)
-    return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
+    if pd.api.types.infer_dtype(series, skipna=False) == "string":  # a C scan: all str, no None/NaN
+        return series.to_numpy(dtype=object)
+    return np.asarray(["" if v is None else str(v) for v in series.tolist()], dtype=object)
 
 
 def _valid_bom(bom: pd.DataFrame) -> list[tuple[str, str, float]]:
