@@ -203,36 +203,42 @@ def plan_mrp(detail: pd.DataFrame, inputs: PlanningInputs, params: PlanningParam
     G = gross[sel, :nw]
     S = sched[sel, :nw]
     n = len(sel)
-    start = np.empty((n, nw))
-    net = np.empty((n, nw))
-    receipt = np.empty((n, nw))
-    end = np.empty((n, nw))
-    release = np.zeros((n, nw))
+    # The time loop runs over week-major (nw, n) arrays: each week is one contiguous row, not a
+    # strided column (at 20,000 SKUs the strided version spent 0.8 s in cache misses).
+    GT = np.ascontiguousarray(G.T)
+    ST = np.ascontiguousarray(S.T)
+    start = np.empty((nw, n))
+    net = np.empty((nw, n))
+    receipt = np.empty((nw, n))
+    end = np.empty((nw, n))
+    release = np.zeros((nw, n))
     oh = on_hand[sel].copy()
     rows_idx = np.arange(n)
     for t in range(nw):
-        start[:, t] = oh
-        avail = oh + S[:, t]
-        need = np.maximum(0.0, G[:, t] - avail)
+        g = GT[t]
+        start[t] = oh
+        avail = oh + ST[t]
+        need = np.maximum(0.0, g - avail)
         short = need > 0
         por = np.where(short, lot_moq(need, lot, moq), 0.0)
-        oh = np.where(short, avail + por - G[:, t], avail - G[:, t])
-        net[:, t] = need
-        receipt[:, t] = por
-        end[:, t] = oh
+        oh = np.where(short, avail + por - g, avail - g)
+        net[t] = need
+        receipt[t] = por
+        end[t] = oh
         if short.any():
             r = rows_idx[short]
-            release[r, np.maximum(0, t - lt_weeks[r])] += por[short]
+            release[np.maximum(0, t - lt_weeks[r]), r] += por[short]
+    del GT, ST
 
     # The float columns are written straight into one 2-D block (pandas' own layout), so the
     # 795k-row frame at 5,000 SKUs is built without pandas consolidating 13 separate arrays.
     n_rows = n * nw
     block = np.empty((len(_BLOCK_FLOATS), n_rows), dtype=np.float64)
-    for k, values in enumerate((G, S, start, net, receipt, release)):
-        block[k] = round_half_even(values.ravel(), 6)
+    for k, values in enumerate((G, S, start.T, net.T, receipt.T, release.T)):
+        block[k] = round_half_even(values.ravel(), 6)  # item-major rows: item x week
     block[6] = np.repeat(round_half_even(lot, 6), nw)
     block[7] = np.repeat(round_half_even(moq, 6), nw)
-    block[8] = round_half_even(end.ravel(), 6)
+    block[8] = round_half_even(end.T.ravel(), 6)
     out = pd.DataFrame(block.T, columns=_BLOCK_FLOATS, copy=False)
     item_col = np.repeat(np.asarray(selected, dtype=object), nw)
     out.insert(0, "item", item_col)
