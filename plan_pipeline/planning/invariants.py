@@ -134,8 +134,9 @@ def released_capacity_violations(weekly: pd.DataFrame, rows: pd.DataFrame, fg_it
     cols = ["week", "rule", "detail"]
     if weekly.empty:
         return pd.DataFrame(columns=cols)
-    fg = rows[rows["item"].isin(set(fg_items))]
-    n_items = fg[fg["planned_order_release_adj"] != 0].groupby("week").size()
+    # column arrays and one mask: no copy of the (795k-row at 5,000 SKUs) capacity rows
+    released = rows["item"].isin(set(fg_items)).to_numpy() & (rows["planned_order_release_adj"].to_numpy() != 0)
+    n_items = pd.Series(rows["week"].to_numpy()[released]).value_counts()
     step = rounding_step(params.round_mode)
     problems = []
     for week, cap, slack, adjusted in weekly[["week", "capacity", "carried_slack_in", "adjusted_load"]].itertuples(index=False):

@@ -59,18 +59,21 @@ def plan_report(capacity_plan: CapacityPlan, inputs: PlanningInputs) -> pd.DataF
     )
 
     is_fg = rows["item"].astype(str).isin(fg).to_numpy() if len(rows) else np.zeros(0, bool)
-    fg_rows = rows[is_fg]
+    # FG values as masked column arrays (no copy of the whole capacity frame)
+    fg_weeks = rows["week"].to_numpy(dtype=object)[is_fg].astype(str) if len(rows) else np.zeros(0, dtype=object)
     if n_cap:
         weeks = ws["week"].astype(object).tolist()
     else:
-        weeks = sorted(set(fg_rows["week"].astype(str)))
-    pos = pd.Index(weeks, dtype=object).get_indexer(fg_rows["week"].astype(str)) if len(fg_rows) else np.zeros(0, np.int64)
+        weeks = sorted(set(fg_weeks.tolist()))
+    pos = pd.Index(weeks, dtype=object).get_indexer(fg_weeks) if len(fg_weeks) else np.zeros(0, np.int64)
     keep = pos >= 0
     nW = len(weeks)
-    gross = fg_rows["gross_req"].to_numpy(dtype=np.float64)[keep]
-    supply = (
-        fg_rows["scheduled_receipts"].to_numpy(dtype=np.float64) + fg_rows["planned_order_receipt_adj"].to_numpy(dtype=np.float64)
-    )[keep]
+
+    def fg_values(col: str) -> np.ndarray:
+        return rows[col].to_numpy(dtype=np.float64)[is_fg] if len(rows) else np.zeros(0)
+
+    gross = fg_values("gross_req")[keep]
+    supply = (fg_values("scheduled_receipts") + fg_values("planned_order_receipt_adj"))[keep]
     dem = np.bincount(pos[keep], weights=gross, minlength=nW) if nW else np.zeros(0)
     sup = np.bincount(pos[keep], weights=supply, minlength=nW) if nW else np.zeros(0)
     with np.errstate(divide="ignore", invalid="ignore"):
