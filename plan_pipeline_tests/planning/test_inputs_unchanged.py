@@ -27,6 +27,7 @@ from plan_pipeline.planning.invariants import (
 )
 from plan_pipeline.planning.level_reconciliation import reconcile_levels
 from plan_pipeline.planning.mrp import plan_mrp
+from plan_pipeline.planning.overrides import apply_detail_overrides
 from plan_pipeline.planning.report import plan_kpis, plan_report
 from plan_pipeline.planning.types import PlanningParameters
 
@@ -57,6 +58,13 @@ def test_no_stage_modifies_its_input_frames(sample_dir, preset):
     aggregate = plan_aggregate(inputs, params)
     detail = _inputs_unchanged(lambda a: plan_detail(a, inputs, params), "plan_detail", aggregate)
     _inputs_unchanged(lambda a, d: detail_violations(a, d, params), "detail_violations", aggregate, detail)
+    plain = _inputs_unchanged(lambda d: apply_detail_overrides(d, []), "apply_detail_overrides", detail)
+    pd.testing.assert_frame_equal(plain.frame, detail)
+    first = detail.iloc[0]
+    edit = {"key": f"det:week={first['week']},sku={first['sku']},period={first['period']}",
+            "payload": {"demand": float(first["demand"]) + 5.0}, "locked": True}
+    edited = _inputs_unchanged(lambda d: apply_detail_overrides(d, [edit]), "apply_detail_overrides", detail)
+    assert edited.frame["demand"].iat[0] == first["demand"] + 5.0 and edited.locked[0]
     _inputs_unchanged(lambda a, d: reconcile_levels(a, d, inputs, params, "before"), "reconcile_levels",
                       aggregate, detail)
     locked = np.zeros(len(detail), dtype=bool)
