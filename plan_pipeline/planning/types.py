@@ -11,6 +11,13 @@ from typing import Any
 import pandas as pd
 
 ROUND_MODES = ("none", "int", "dec1", "dec2")
+
+#: The largest magnitude any planned quantity may have (demand, capacity, stock, order and
+#: override quantities, lot sizes, costs). One trillion units keeps every sum the planner forms
+#: (a family's demand over a 104-week horizon, a year of capacity) far inside float64's exact
+#: integer range (2**53, about 9.0e15) and inside int64, so rounding to whole units stays exact
+#: and no total overflows. Inputs, overrides and parameters beyond it are refused with a rule.
+MAX_PLAN_QUANTITY = 1e12
 LT_UNITS = ("day", "week")
 BLEND_WEIGHT_MODES = ("tri", "lin", "quad")
 CARRYOVER_MODES = ("none", "prev", "next", "auto", "both")
