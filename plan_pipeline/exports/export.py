@@ -62,6 +62,8 @@ EXPORT_TABLES = {
     "plan_overrides": "id",
     "plan_override_events": "event_ts, id",
 }
+# what each exported table is read from: plan rows come from the published plan only
+EXPORT_SOURCES = {"plan_series": "plan_series_current", "plan_kpis": "plan_kpis_current"}
 DWH_DIR_ENV = "PLAN_PIPELINE_DWH_DIR"
 DWH_TABLES = ("plan_series", "plan_kpis")
 DWH_MANIFEST = "_plan_pipeline_dwh.json"
@@ -89,7 +91,10 @@ def _version_header(store: PlanStore, version_id: str) -> dict[str, Any]:
     version = store.get_version(version_id)  # raises on an unknown version
     levels = store.series_levels(version_id)
     if not levels:
-        raise PlanStoreError(f"plan version {version_id!r} has no plan rows yet (materialize it first)")
+        raise PlanStoreError(
+            f"plan version {version_id!r} has no complete plan to export: no run has published it yet "
+            f"(a run that failed or was interrupted publishes nothing); run plan-pipeline materialize {version_id}"
+        )
     input_info = store.get_input_set(version.input_set) if version.input_set else None
     return {
         "version_id": version.version_id,
@@ -113,8 +118,9 @@ def _read_tables(store: PlanStore, version_id: str) -> tuple[dict[str, pa.Table]
         for table, order in EXPORT_TABLES.items():
             json_columns[table] = [c for c, t in table_columns(con, table) if t.upper() == "JSON"]
             con.execute("SELECT 1").fetchall()
+            source = EXPORT_SOURCES.get(table, table)
             tables[table] = con.sql(
-                f"SELECT * FROM {ident(table)} WHERE version_id = ? ORDER BY {order}", params=[version_id]
+                f"SELECT * FROM {ident(source)} WHERE version_id = ? ORDER BY {order}", params=[version_id]
             ).to_arrow_table()
     return tables, json_columns, schema_version
 
@@ -271,7 +277,7 @@ def export_dwh(store: PlanStore, dwh_dir: str | Path | None = None, *, prune: bo
             for table in DWH_TABLES:
                 con.execute("SELECT 1").fetchall()
                 data[vid][table] = con.sql(
-                    f"SELECT * EXCLUDE (version_id) FROM {ident(table)} WHERE version_id = ? "
+                    f"SELECT * EXCLUDE (version_id) FROM {ident(EXPORT_SOURCES.get(table, table))} WHERE version_id = ? "
                     f"ORDER BY {EXPORT_TABLES[table]}", params=[vid]
                 ).to_arrow_table()
     result = DwhResult(root)

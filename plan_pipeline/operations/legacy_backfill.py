@@ -40,23 +40,23 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from plan_pipeline.faults import crash_point
 from plan_pipeline.planning.capacity import MRP_COLUMNS, WEEKLY_COLUMNS, CapacityPlan, boundary_month, leveling_mode
 from plan_pipeline.planning.frames import capacity_frames, capacity_plan_from_frames, reconciliation_frame, report_kpi_frame
 from plan_pipeline.planning.anchor import carryover_frame
 from plan_pipeline.planning.parameters import ParameterError, normalise_anchor_policy, validate_parameters
 from plan_pipeline.planning.report import REPORT_COLUMNS, plan_kpis, plan_report
 from plan_pipeline.planning.types import PRESETS, PlanningInputs, PlanningParameters, empty_frame
-from plan_pipeline.store.layouts import layout_for
 from plan_pipeline.store.repository import (
-    KPI_COLUMNS,
     PARAM_FIELDS,
     PlanStore,
     PlanStoreError,
-    _prepare_series,
-    insert_series,
-    _registered,
-    attrs_json,
     check_identifier,
+    direct_write_id,
+    drop_plan_in,
+    prepare_kpi_level,
+    prepare_series_level,
+    write_published_levels,
 )
 
 SOURCE_PREFIX = "legacy:"
@@ -871,18 +871,6 @@ def is_imported_version(status: str | None, source: str | None) -> bool:
     return status == IMPORTED_STATUS and bool(source) and str(source).startswith(SOURCE_PREFIX)
 
 
-def _prepare_kpis(level: str, frame: pd.DataFrame) -> pd.DataFrame:
-    incoming = frame[KPI_COLUMNS].copy().reset_index(drop=True)
-    for col in ("category", "metric", "bucket_type", "bucket_key"):
-        if incoming[col].isna().any():
-            raise PlanStoreError(f"KPI column {col!r} has empty values (level {level!r})")
-        incoming[col] = incoming[col].astype(str)
-    incoming["value"] = pd.to_numeric(incoming["value"], errors="raise").astype("float64")
-    incoming["unit"] = incoming["unit"].astype(object).where(incoming["unit"].notna(), None)
-    incoming.insert(0, "row_seq", range(len(incoming)))
-    return incoming
-
-
 def write_imported_version(store: PlanStore, payload: VersionPayload, *, replace: bool, run_id: str | None) -> int:
     """Store one imported version -- version row, every level, KPIs, artifacts -- in ONE transaction.
 
@@ -891,14 +879,10 @@ def write_imported_version(store: PlanStore, payload: VersionPayload, *, replace
     Returns the series + KPI rows written.
     """
     vid = payload.version_id
-    prepared = []
-    for level, frame in payload.series.items():
-        rows, columns_meta, sql = _prepare_series(layout_for(level), frame)
-        prepared.append((level, rows, columns_meta, sql, attrs_json(frame.attrs)))
-    kpis = [(level, _prepare_kpis(level, frame)) for level, frame in payload.kpis.items()]
+    levels = [prepare_series_level(level, frame) for level, frame in payload.series.items()]
+    levels += [prepare_kpi_level(level, frame, source=KPI_SOURCE) for level, frame in payload.kpis.items()]
     values = payload.params.to_dict()
     now = _now()
-    written = 0
     with store.write() as con:
         existing = con.execute("SELECT status, source FROM plan_versions WHERE version_id = ?", [vid]).fetchone()
         if existing is not None:
@@ -908,8 +892,8 @@ def write_imported_version(store: PlanStore, payload: VersionPayload, *, replace
                 )
             if not replace:
                 raise VersionExistsError(f"plan version {vid!r} is already imported")
-            for table in ("plan_series", "plan_series_layouts", "plan_kpis", "plan_artifacts"):
-                con.execute(f"DELETE FROM {table} WHERE version_id = ?", [vid])
+            drop_plan_in(con, vid)
+            con.execute("DELETE FROM plan_artifacts WHERE version_id = ?", [vid])
             assignments = ", ".join(f"{c} = ?" for c in ["input_set", "status", "read_only", *PARAM_FIELDS,
                                                         "note", "source", "created_at", "updated_at"])
             con.execute(
@@ -925,23 +909,7 @@ def write_imported_version(store: PlanStore, payload: VersionPayload, *, replace
                 [vid, None, payload.status, payload.read_only, *[values[f] for f in PARAM_FIELDS], payload.note,
                  payload.source, payload.created_at, now],
             )
-        for level, rows, columns_meta, sql, attrs in prepared:
-            insert_series(con, rows, sql, [vid, level, run_id, now, now])
-            con.execute(
-                "INSERT INTO plan_series_layouts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [vid, level, json.dumps(columns_meta), attrs, len(rows), run_id, now],
-            )
-            written += len(rows)
-        for level, incoming in kpis:
-            with _registered(con, "incoming_kpis", incoming):
-                con.execute(
-                    "INSERT INTO plan_kpis (version_id, level, row_seq, category, metric, bucket_type, bucket_key, "
-                    "value, unit, source, source_run_id, created_at, updated_at) "
-                    "SELECT ?, ?, row_seq, category, metric, bucket_type, bucket_key, value, unit, ?, ?, ?, ? "
-                    "FROM incoming_kpis ORDER BY row_seq",
-                    [vid, level, KPI_SOURCE, run_id, now, now],
-                )
-            written += len(incoming)
+        written = write_published_levels(con, vid, levels, run_id or direct_write_id(), now)
         for name, text in sorted(payload.artifacts.items()):
             con.execute(
                 "INSERT INTO plan_artifacts VALUES (?, ?, ?, ?, ?)",
@@ -970,6 +938,27 @@ def finish_backfill_run(store: PlanStore, report: "BackfillReport") -> None:
             [report.status, report.imported, report.skipped, report.failed, report.rows_written,
              report.finished_at, report.duration_ms, report.message, report.run_id],
         )
+
+
+def running_backfill_runs(store: PlanStore) -> list[str]:
+    """Run ids of ``plan_backfill_runs`` rows still marked running."""
+    with store.connect() as con:
+        return [r[0] for r in con.execute(
+            "SELECT run_id FROM plan_backfill_runs WHERE status = 'running' ORDER BY started_at, run_id"
+        ).fetchall()]
+
+
+def close_backfill_runs(store: PlanStore, reasons: dict[str, str]) -> None:
+    """Mark interrupted backfill runs failed with the reason (crash recovery); one transaction."""
+    now = _now()
+    with store.write() as con:
+        for run_id, reason in reasons.items():
+            con.execute(
+                "UPDATE plan_backfill_runs SET status = 'failed', finished_at = ?, "
+                "duration_ms = CAST(epoch_ms(?::TIMESTAMP) - epoch_ms(started_at) AS BIGINT), message = ? "
+                "WHERE run_id = ? AND status = 'running'",
+                [now, now, reason, run_id],
+            )
 
 
 def list_backfill_runs(store: PlanStore, limit: int = 50) -> pd.DataFrame:
@@ -1108,6 +1097,7 @@ def run_legacy_backfill(
                                        run_id=run_id)
             report.outcomes.append(outcome)
             _log_outcome(log, outcome)
+            crash_point("backfill.after_version")
     except LegacySourceError as exc:
         report.errors.append(str(exc))
         log("error", str(exc))

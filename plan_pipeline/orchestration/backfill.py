@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from plan_pipeline.orchestration.assets.plan_stages import stage_level_keys
 from plan_pipeline.orchestration.partitions import DUCKDB_POOL, PLAN_VERSION_PARTITIONS_NAME
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.orchestration.run_ledger import TRIGGER_TAG
@@ -31,19 +32,6 @@ class LegacyBackfillConfig(dg.Config):
     source: str
     dry_run: bool = False
     force: bool = False
-
-
-def level_asset_keys() -> dict[str, dg.AssetKey]:
-    """plan level (``plan_level`` metadata of the plan assets) -> asset key."""
-    from plan_pipeline.definitions import PLAN_ASSETS
-
-    keys: dict[str, dg.AssetKey] = {}
-    for assets_def in PLAN_ASSETS:
-        for spec in assets_def.specs:
-            level = (spec.metadata or {}).get("plan_level")
-            if level:
-                keys[str(level)] = spec.key
-    return keys
 
 
 def _log(context: dg.OpExecutionContext):
@@ -108,7 +96,7 @@ def register_and_mark(context: dg.OpExecutionContext, store, report) -> None:
         context.log.info(f"registered plan_version partition(s): {', '.join(missing)}")
     if not imported:
         return
-    keys = level_asset_keys()
+    keys = stage_level_keys()
     for outcome in imported:
         levels = {**{lvl: ("plan_series", n) for lvl, n in outcome.series_rows.items()},
                   **{lvl: ("plan_kpis", n) for lvl, n in outcome.kpi_rows.items()}}
@@ -219,17 +207,34 @@ def run_backfill_in_process(
     force: bool = False,
     trigger: str = "cli",
     log_level: str = "WARNING",
+    progress=None,
 ) -> dg.ExecuteInProcessResult:
-    """Run the ``legacy_backfill`` job in this process on ``instance`` (the CLI's path)."""
-    from plan_pipeline.definitions import build_resources
+    """Run the ``legacy_backfill`` job in this process on ``instance`` (the CLI's path).
 
+    Like a plan run: runs whose process is gone are recovered first, and the run executes in a
+    watched worker thread (bounded, reported pool waits; Ctrl-C closes it), see
+    :func:`plan_pipeline.orchestration.launch.execute_watched`.
+    """
+    from plan_pipeline.definitions import build_resources
+    from plan_pipeline.orchestration.launch import execute_watched
+    from plan_pipeline.orchestration.run_recovery import recover_orphaned_runs
+    from plan_pipeline.store import PlanStore
+
+    store = PlanStore(db_path)
+    recover_orphaned_runs(instance, store if store.path.exists() else None, log=progress)
     defs = dg.Definitions(jobs=[legacy_backfill_job], resources=build_resources(db_path))
     job = defs.resolve_job_def(BACKFILL_JOB_NAME)
     run_config = backfill_run_config(source, dry_run, force)
     run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}
-    return job.execute_in_process(
-        instance=instance, run_config=run_config, tags={TRIGGER_TAG: trigger}, raise_on_error=False
-    )
+
+    def execute(launch_tags: dict[str, str]) -> dg.ExecuteInProcessResult:
+        return job.execute_in_process(
+            instance=instance, run_config=run_config, tags={TRIGGER_TAG: trigger, **launch_tags}, raise_on_error=False
+        )
+
+    if not instance.is_persistent:
+        return execute({})
+    return execute_watched(instance, execute, progress=progress)
 
 
 BACKFILL_JOBS = [legacy_backfill_job]

@@ -1,10 +1,14 @@
-"""IO managers: plan asset outputs live in DuckDB tables, keyed by (plan version, level).
+"""IO managers: plan asset outputs live in DuckDB tables, keyed by (plan version, level, run).
 
-* :class:`PlanSeriesIOManager` writes a stage's DataFrame into ``plan_series`` (or
+* :class:`PlanSeriesIOManager` *stages* a stage's DataFrame in ``plan_series`` (or
   ``plan_kpis``) for (version = partition key, level = the asset's ``plan_level``
-  metadata), replacing that level's earlier rows in one transaction, stamped with the
-  Dagster run id; the same transaction upserts the run's ``plan_jobs`` row. ``load_input``
-  reads the frame back with its original columns, dtypes and row order.
+  metadata, run = the Dagster run id) in one transaction that also upserts the run's
+  ``plan_jobs`` row. Staged rows are invisible to readers until the ``published_plan``
+  asset publishes the whole run (``PlanStore.publish_run``), so a run that fails or dies
+  half-way never leaves a mixed plan. A stage that does not apply to a version (``None``)
+  is staged as "not applicable". ``load_input`` reads the frame back with its original
+  columns, dtypes and row order: the level as the upstream run wrote it (this run, or the
+  run a re-execution continues), else the version's published level.
 * :class:`PlanInputsIOManager` serves the version's immutable input set and parameters:
   nothing is copied on output, the input rows are read from the store on load.
 """
@@ -95,6 +99,8 @@ def consumer_count(context: dg.OutputContext) -> int | None:
     count = 0
     for step in plan.steps:
         for step_input in step.step_inputs:
+            if step_input.dagster_type_key == "Nothing":  # an ordering dependency (deps=): never loads
+                continue
             for handle in step_input.get_step_output_handle_dependencies():
                 if handle.step_key == step_key and handle.output_name == name:
                     count += 1
@@ -115,7 +121,12 @@ class VersionPlanInputs:
 
 
 def load_version_inputs(store, version_id: str) -> VersionPlanInputs:
-    version = store.get_version(version_id)
+    version = store.find_version(version_id)
+    if version is None:
+        raise dg.Failure(
+            description=f"plan version {version_id!r} does not exist in the plan store {store.path}: "
+            "create it first (plan-pipeline version create --version-id V --input-set L)"
+        )
     if version.status in ("approved", "superseded"):
         raise dg.Failure(
             description=f"plan version {version_id!r} is {version.status}: its plan is frozen; "
@@ -154,6 +165,13 @@ def _input_run_id(context: dg.InputContext) -> str | None:
         return None
 
 
+def _upstream_run_id(upstream: dg.OutputContext | None) -> str | None:
+    try:
+        return upstream.run_id if upstream is not None else None
+    except Exception:  # no run recorded for the upstream output (direct IO manager use)
+        return None
+
+
 _RUN_JOB_ROWS: dict[str, dict[str, Any] | None] = {}
 
 
@@ -184,19 +202,20 @@ class PlanSeriesIOManager(dg.ConfigurableIOManager):
             )
         version = context.partition_key
         table = "plan_kpis" if meta.get(PLAN_TABLE) == "plan_kpis" else "plan_series"
+        store = self.plan_store.get_store()
+        job = _current_job(context)
         if obj is None:
             if not meta.get(OPTIONAL_LEVEL):
                 raise dg.DagsterInvariantViolationError(
                     f"asset {context.asset_key.to_user_string()} returned None but level {level!r} is required"
                 )
+            store.stage_not_applicable(version, level, table, run_id=context.run_id, job=job)
             RUN_CACHE.put(context.run_id, (version, f"{table}:{level}"), NOT_APPLICABLE, consumer_count(context))
             return
-        store = self.plan_store.get_store()
-        job = _current_job(context)
         if table == "plan_kpis":
-            count = store.replace_kpis(version, level, obj, run_id=context.run_id, job=job)
+            count = store.stage_kpis(version, level, obj, run_id=context.run_id, job=job)
         else:
-            count = store.replace_series(version, level, obj, run_id=context.run_id, job=job)
+            count = store.stage_series(version, level, obj, run_id=context.run_id, job=job)
         RUN_CACHE.put(context.run_id, (version, f"{table}:{level}"), obj, consumer_count(context))
         context.add_output_metadata(
             {
@@ -205,6 +224,7 @@ class PlanSeriesIOManager(dg.ConfigurableIOManager):
                 "plan_table": table,
                 "plan_version": version,
                 "source_run_id": context.run_id,
+                "plan_state": "staged: readers see it once published_plan publishes this run's whole plan",
                 "db_path": dg.MetadataValue.path(str(store.path)),
                 "preview": dg.MetadataValue.md(markdown_preview(obj)),
             }
@@ -222,13 +242,18 @@ class PlanSeriesIOManager(dg.ConfigurableIOManager):
         if cached is not None:
             return cached
         store = self.plan_store.get_store()
-        if table == "plan_kpis":
-            if meta.get(OPTIONAL_LEVEL) and not store.has_kpis(version, level):
-                return None
-            return store.read_kpis(version, level)
-        if meta.get(OPTIONAL_LEVEL) and not store.has_series(version, level):
+        # The run that produced the upstream output: this run, or for a re-execution the run it
+        # continues. Its staged level is what this step must read; otherwise the published one.
+        upstream_run = _upstream_run_id(upstream)
+        state = store.level_state(version, level, upstream_run) if upstream_run else None
+        run = upstream_run if state is not None else None
+        if run is None:
+            state = store.level_state(version, level)
+        if state == "not_applicable" or (state is None and meta.get(OPTIONAL_LEVEL)):
             return None
-        return store.read_series(version, level)
+        if table == "plan_kpis":
+            return store.read_kpis(version, level, run_id=run)
+        return store.read_series(version, level, run_id=run)
 
 
 class PlanInputsIOManager(dg.ConfigurableIOManager):

@@ -49,7 +49,10 @@ def transaction(con) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         yield con
     except BaseException:
-        con.execute("ROLLBACK")
+        try:
+            con.execute("ROLLBACK")
+        except Exception as rollback_error:  # never let a failed rollback hide the real error
+            log.warning("rollback after a failed write also failed: %s", rollback_error)
         raise
     else:
         con.execute("COMMIT")

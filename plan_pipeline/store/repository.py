@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from plan_pipeline.faults import crash_point, pause_point
 from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs, PlanningParameters
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag, layout_for
@@ -35,8 +37,20 @@ DB_FILE_NAME = "plan_store.duckdb"
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VERSION_STATUSES = ("draft", "submitted", "approved", "superseded", "imported")
+# Frozen versions keep their plan as it is: no edits, no re-plan, no overwrite, no plain delete.
+FROZEN_STATUSES = ("approved", "superseded", "imported")
 JOB_STATUSES = ("queued", "started", "success", "failure", "canceled")
+ACTIVE_JOB_STATUSES = ("queued", "started")
 KPI_COLUMNS = ["category", "metric", "bucket_type", "bucket_key", "value", "unit"]
+KPI_KEY = ["category", "metric", "bucket_type", "bucket_key"]
+# plan_levels states: a run's levels are staged, then published together.
+STAGED, PUBLISHED = "staged", "published"
+PLAN_TABLES = ("plan_series", "plan_kpis")
+
+
+def is_frozen(status: str, read_only: bool) -> bool:
+    """Approved, superseded, imported and read-only versions are frozen."""
+    return bool(read_only) or status in FROZEN_STATUSES
 
 
 class PlanStoreError(RuntimeError):
@@ -286,6 +300,16 @@ class PlanStore:
         with self.write() as con:
             if con.execute("SELECT 1 FROM plan_versions WHERE version_id = ?", [version_id]).fetchone():
                 raise PlanStoreError(f"plan version {version_id!r} already exists")
+            gone = con.execute(
+                "SELECT deleted_at, actor, reason, archive_path FROM plan_version_tombstones WHERE version_id = ?",
+                [version_id],
+            ).fetchone()
+            if gone is not None:
+                where = f"; its archive is {gone[3]} (plan-pipeline restore-archived {version_id})" if gone[3] else ""
+                raise PlanStoreError(
+                    f"plan version id {version_id!r} was deleted on {gone[0]:%Y-%m-%d %H:%M} UTC by {gone[1]} "
+                    f"({gone[2]}); version ids are never reused, choose another id{where}"
+                )
             if input_set is not None and not con.execute(
                 "SELECT 1 FROM input_sets WHERE label = ?", [input_set]
             ).fetchone():
@@ -346,24 +370,199 @@ class PlanStore:
             if not n:
                 raise PlanStoreError(f"unknown plan version {version_id!r}")
 
-    def delete_version(self, version_id: str) -> dict[str, int]:
+    def delete_version(
+        self,
+        version_id: str,
+        *,
+        actor: str = "system",
+        reason: str = "deleted by request",
+        admin: bool = False,
+        archive_path: str | None = None,
+    ) -> dict[str, int]:
         """Delete a version and everything that hangs off it, children first, in one transaction.
 
+        A frozen version (approved, superseded, imported or read-only) is only deleted as an
+        administrator action (``admin``) and only once it has been archived (``archive_path``).
+        A version with a queued or running plan run is never deleted. The id keeps a tombstone
+        and the audit trail keeps a ``delete`` event, so it is never silently reused.
         Returns the number of rows removed per table.
         """
-        removed: dict[str, int] = {}
         with self.write() as con:
-            if not con.execute("SELECT 1 FROM plan_versions WHERE version_id = ?", [version_id]).fetchone():
+            row = con.execute(
+                "SELECT status, read_only FROM plan_versions WHERE version_id = ?", [version_id]
+            ).fetchone()
+            if row is None:
                 raise PlanStoreError(f"unknown plan version {version_id!r}")
-            for table in VERSION_CHILD_TABLES:
-                removed[table] = len(
-                    con.execute(f"DELETE FROM {table} WHERE version_id = ? RETURNING 1", [version_id]).fetchall()
+            status, read_only = row
+            if is_frozen(status, read_only):
+                if not admin:
+                    raise PlanStoreError(
+                        f"plan version {version_id!r} is {status}{' (read-only)' if read_only else ''}: it is "
+                        "frozen and cannot be deleted; an administrator can archive and delete it with "
+                        "'plan-pipeline version delete V --admin --reason TEXT'"
+                    )
+                if not archive_path:
+                    raise PlanStoreError(f"plan version {version_id!r} is frozen: archive it before deleting it")
+            active = _active_jobs(con, version_id)
+            if active:
+                raise PlanStoreError(
+                    f"plan version {version_id!r} has a plan run in progress ({', '.join(active)}); "
+                    "wait for it to finish (or cancel it) before deleting the version"
                 )
-            con.execute("DELETE FROM plan_versions WHERE version_id = ?", [version_id])
-            removed["plan_versions"] = 1
-        return removed
+            return remove_version_in(con, version_id, actor=actor, reason=reason, archive_path=archive_path)
 
-    # ------------------------------------------------------------------ plan series
+    def tombstone(self, version_id: str) -> dict[str, Any] | None:
+        """Why and when a deleted version id went away (None if it never was deleted)."""
+        with self.connect() as con:
+            cur = con.execute("SELECT * FROM plan_version_tombstones WHERE version_id = ?", [version_id])
+            row = cur.fetchone()
+            names = [d[0] for d in cur.description]
+        return dict(zip(names, row)) if row else None
+
+    # ------------------------------------------------------------------ plan levels: staging and publication
+    #
+    # A plan run *stages* every level it computes: its rows go into plan_series / plan_kpis
+    # stamped with the run id, next to the version's published rows, and a plan_levels row
+    # says (version, level, run) is staged. Nothing a reader sees changes. When the run has
+    # staged every level of the plan, publish_run switches the version's published levels to
+    # that run's in ONE transaction and drops every other run's rows of the version. A run
+    # that fails or dies half-way leaves the previous plan published and readable.
+
+    def stage_series(
+        self,
+        version_id: str,
+        level: str,
+        frame: pd.DataFrame,
+        *,
+        run_id: str,
+        job: dict[str, Any] | None = None,
+        _fault: Callable[[Any], None] | None = None,
+    ) -> int:
+        """Stage the rows of one (version, level) written by plan run ``run_id`` (one transaction).
+
+        Refused when the version is frozen (approved, superseded, imported). ``job``: the run's
+        ``plan_jobs`` row, upserted in the same transaction. ``_fault``: a test hook called
+        after the rows are inserted, before the commit.
+        """
+        prepared = prepare_series_level(level, frame)
+        with self.write(bulk=True) as con:
+            _require_replannable(con, version_id)
+            _drop_run_level(con, version_id, level, run_id)
+            _insert_series_level(con, version_id, prepared, run_id, STAGED, _now())
+            if _fault is not None:
+                _fault(con)
+            if job is not None:
+                _upsert_jobs(con, [job])
+        crash_point(f"stage.after_commit:{level}")
+        pause_point(f"stage.after_commit:{level}")
+        return prepared.row_count
+
+    def stage_kpis(
+        self,
+        version_id: str,
+        level: str,
+        frame: pd.DataFrame,
+        *,
+        run_id: str,
+        source: str | None = None,
+        job: dict[str, Any] | None = None,
+    ) -> int:
+        """Stage the KPI rows of one (version, level) written by plan run ``run_id`` (one transaction)."""
+        prepared = prepare_kpi_level(level, frame, source=source)
+        with self.write(bulk=True) as con:
+            _require_replannable(con, version_id)
+            _drop_run_level(con, version_id, level, run_id)
+            _insert_kpi_level(con, version_id, prepared, run_id, STAGED, _now())
+            if job is not None:
+                _upsert_jobs(con, [job])
+        crash_point(f"stage.after_commit:{level}")
+        return prepared.row_count
+
+    def stage_not_applicable(
+        self, version_id: str, level: str, table: str, *, run_id: str, job: dict[str, Any] | None = None
+    ) -> None:
+        """Record that a stage does not apply to this version in run ``run_id`` (no rows).
+
+        Publication then removes the level from the version's plan (e.g. an anchored branch a
+        version no longer has).
+        """
+        if table not in PLAN_TABLES:
+            raise PlanStoreError(f"unknown plan table {table!r}")
+        with self.write() as con:
+            _require_replannable(con, version_id)
+            _drop_run_level(con, version_id, level, run_id)
+            con.execute(
+                "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
+                "attrs_json, row_count, written_at) VALUES (?, ?, ?, ?, ?, FALSE, NULL, '{}', 0, ?)",
+                [version_id, level, run_id, table, STAGED, _now()],
+            )
+            if job is not None:
+                _upsert_jobs(con, [job])
+
+    def publish_run(self, version_id: str, run_ids: list[str], required_levels: list[str]) -> "Publication":
+        """Make the levels staged by ``run_ids`` the version's plan, in one transaction.
+
+        ``run_ids``: the publishing run first, then the runs it re-executes (parent, grandparent,
+        ...); for each level the first of them that staged it wins. Every level in
+        ``required_levels`` must have been staged (possibly as not applicable), otherwise nothing
+        changes: a plan is published whole. The version is re-checked: a version approved (or
+        otherwise frozen) while the run was computing is refused. Everything else of the version
+        -- the previous plan, levels of other finished runs -- is removed in the same transaction;
+        levels staged by other runs still in progress are kept.
+        """
+        if not run_ids:
+            raise PlanStoreError("publish_run needs the publishing run id")
+        crash_point("publish.before_transaction")
+        now = _now()
+        with self.write(bulk=True) as con:
+            _require_replannable(con, version_id)
+            staged = con.execute(
+                "SELECT level, run_id, table_name, applicable, row_count FROM plan_levels "
+                "WHERE version_id = ? AND state = ? AND list_contains(?::VARCHAR[], run_id)",
+                [version_id, STAGED, list(run_ids)],
+            ).fetchall()
+            rank = {run: i for i, run in enumerate(run_ids)}
+            chosen: dict[str, tuple] = {}
+            for level, run, table, applicable, count in sorted(staged, key=lambda r: rank[r[1]]):
+                chosen.setdefault(level, (run, table, bool(applicable), int(count)))
+            missing = [lvl for lvl in required_levels if lvl not in chosen]
+            if missing:
+                raise PlanStoreError(
+                    f"run {run_ids[0]} did not write level(s) {', '.join(missing)} of plan version {version_id!r}: "
+                    "a plan is published whole, so the version keeps its previous plan. Materialize every plan "
+                    "asset of the version (plan_job, or 'plan-pipeline materialize V')"
+                )
+            keep_runs = _active_jobs(con, version_id, exclude=run_ids)
+            con.execute(
+                "CREATE TEMP TABLE publish_choice (level VARCHAR, run_id VARCHAR)"
+            )
+            con.executemany("INSERT INTO publish_choice VALUES (?, ?)", [[lvl, c[0]] for lvl, c in chosen.items()])
+            con.execute(
+                "UPDATE plan_levels SET state = ?, published_at = ? WHERE version_id = ? "
+                "AND (level, run_id) IN (SELECT (level, run_id) FROM publish_choice)",
+                [PUBLISHED, now, version_id],
+            )
+            con.execute(
+                "DELETE FROM plan_levels WHERE version_id = ? "
+                "AND (level, run_id) NOT IN (SELECT (level, run_id) FROM publish_choice) "
+                "AND NOT (state = ? AND list_contains(?::VARCHAR[], run_id))",
+                [version_id, STAGED, keep_runs],
+            )
+            removed = {}
+            for table in PLAN_TABLES:
+                removed[table] = len(con.execute(
+                    f"DELETE FROM {table} WHERE version_id = ? AND NOT EXISTS (SELECT 1 FROM plan_levels l "
+                    f"WHERE l.version_id = {table}.version_id AND l.level = {table}.level "
+                    f"AND l.run_id = {table}.source_run_id) RETURNING 1",
+                    [version_id],
+                ).fetchall())
+            con.execute("DROP TABLE publish_choice")
+            crash_point("publish.before_commit")
+        crash_point("publish.after_commit")
+        levels = {lvl: c[3] for lvl, c in chosen.items() if c[2]}
+        return Publication(version_id, run_ids[0], sorted({c[0] for c in chosen.values()}), levels,
+                           sorted(lvl for lvl, c in chosen.items() if not c[2]), removed, now)
+
     def replace_series(
         self,
         version_id: str,
@@ -374,68 +573,22 @@ class PlanStore:
         job: dict[str, Any] | None = None,
         _fault: Callable[[Any], None] | None = None,
     ) -> int:
-        """Atomically replace the rows of one (version, level) with ``frame``.
+        """Write and publish one level directly, outside a plan run (administration, imports, tests).
 
-        ``_fault`` is a test hook called between the delete and the insert.
+        The level's previous published rows are replaced atomically; other levels are untouched.
+        ``_fault`` is a test hook called after the new rows are inserted, before the commit.
         """
-        layout = layout_for(level)
-        prepared, columns_meta, select_sql = _prepare_series(layout, frame)
-        now = _now()
+        prepared = prepare_series_level(level, frame)
         with self.write(bulk=True) as con:
             self._require_version(con, version_id)
-            con.execute("DELETE FROM plan_series WHERE version_id = ? AND level = ?", [version_id, level])
-            con.execute("DELETE FROM plan_series_layouts WHERE version_id = ? AND level = ?", [version_id, level])
+            _drop_published_level(con, version_id, level)
+            _insert_series_level(con, version_id, prepared, run_id or direct_write_id(), PUBLISHED, _now())
             if _fault is not None:
                 _fault(con)
-            insert_series(con, prepared, select_sql, [version_id, level, run_id, now, now])
-            con.execute(
-                "INSERT INTO plan_series_layouts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [version_id, level, json.dumps(columns_meta), attrs_json(frame.attrs), len(prepared), run_id, now],
-            )
             if job is not None:
                 _upsert_jobs(con, [job])
-        return len(prepared)
+        return prepared.row_count
 
-    def series_levels(self, version_id: str) -> dict[str, int]:
-        with self.connect() as con:
-            rows = con.execute(
-                "SELECT level, row_count FROM plan_series_layouts WHERE version_id = ? ORDER BY level",
-                [version_id],
-            ).fetchall()
-        return {r[0]: int(r[1]) for r in rows}
-
-    def has_series(self, version_id: str, level: str) -> bool:
-        return level in self.series_levels(version_id)
-
-    def read_series(self, version_id: str, level: str) -> pd.DataFrame:
-        """The frame last written for (version, level): same columns, dtypes and row order."""
-        layout = layout_for(level)
-        with self.connect() as con:
-            meta = con.execute(
-                "SELECT columns_json, attrs_json FROM plan_series_layouts WHERE version_id = ? AND level = ?",
-                [version_id, level],
-            ).fetchone()
-            if meta is None:
-                raise PlanStoreError(f"plan version {version_id!r} has no rows at level {level!r}")
-            columns = json.loads(meta[0])
-            sql = _read_series_sql(layout, columns)
-            frame = con.execute(sql, [version_id, level]).df()
-        frame = _restore_dtypes(frame, columns)
-        frame.attrs.update(json.loads(meta[1]))
-        return frame
-
-    def read_series_rows(self, version_id: str, level: str | None = None) -> pd.DataFrame:
-        """Raw ``plan_series`` rows (for exports and inspection) in natural order."""
-        sql = "SELECT * EXCLUDE (created_at, updated_at) FROM plan_series WHERE version_id = ?"
-        args: list[Any] = [version_id]
-        if level:
-            sql += " AND level = ?"
-            args.append(level)
-        sql += " ORDER BY level, row_seq"
-        with self.connect() as con:
-            return con.execute(sql, args).df()
-
-    # ------------------------------------------------------------------ KPIs
     def replace_kpis(
         self,
         version_id: str,
@@ -446,56 +599,131 @@ class PlanStore:
         source: str | None = None,
         job: dict[str, Any] | None = None,
     ) -> int:
-        missing = [c for c in KPI_COLUMNS if c not in frame.columns]
-        if missing:
-            raise PlanStoreError(f"KPI frame for level {level!r} lacks column(s): {', '.join(missing)}")
-        incoming = frame[KPI_COLUMNS].copy().reset_index(drop=True)
-        for col in ("category", "metric", "bucket_type", "bucket_key"):
-            if incoming[col].isna().any():
-                raise PlanStoreError(f"KPI column {col!r} has empty values (level {level!r})")
-            incoming[col] = incoming[col].astype(str)
-        incoming["value"] = pd.to_numeric(incoming["value"], errors="raise").astype("float64")
-        incoming["unit"] = incoming["unit"].astype(object).where(incoming["unit"].notna(), None)
-        incoming.insert(0, "row_seq", range(len(incoming)))
-        now = _now()
+        """Write and publish one KPI level directly, outside a plan run (see :meth:`replace_series`)."""
+        prepared = prepare_kpi_level(level, frame, source=source)
         with self.write(bulk=True) as con:
             self._require_version(con, version_id)
-            con.execute("DELETE FROM plan_kpis WHERE version_id = ? AND level = ?", [version_id, level])
-            with _registered(con, "incoming_kpis", incoming):
-                con.execute(
-                    "INSERT INTO plan_kpis (version_id, level, row_seq, category, metric, bucket_type, bucket_key, "
-                    "value, unit, source, source_run_id, created_at, updated_at) "
-                    "SELECT ?, ?, row_seq, category, metric, bucket_type, bucket_key, value, unit, ?, ?, ?, ? "
-                    "FROM incoming_kpis",
-                    [version_id, level, source or level, run_id, now, now],
-                )
+            _drop_published_level(con, version_id, level)
+            _insert_kpi_level(con, version_id, prepared, run_id or direct_write_id(), PUBLISHED, _now())
             if job is not None:
                 _upsert_jobs(con, [job])
-        return len(incoming)
+        return prepared.row_count
 
-    def read_kpis(self, version_id: str, level: str | None = None) -> pd.DataFrame:
-        sql = (
-            "SELECT level, category, metric, bucket_type, bucket_key, value, unit, source, source_run_id "
-            "FROM plan_kpis WHERE version_id = ?"
-        )
+    def _level_entry(self, con, version_id: str, level: str, run_id: str | None) -> tuple | None:
+        if run_id is None:
+            return con.execute(
+                "SELECT run_id, table_name, applicable, columns_json, attrs_json, state FROM plan_levels "
+                "WHERE version_id = ? AND level = ? AND state = ?",
+                [version_id, level, PUBLISHED],
+            ).fetchone()
+        return con.execute(
+            "SELECT run_id, table_name, applicable, columns_json, attrs_json, state FROM plan_levels "
+            "WHERE version_id = ? AND level = ? AND run_id = ?",
+            [version_id, level, run_id],
+        ).fetchone()
+
+    def level_state(self, version_id: str, level: str, run_id: str | None = None) -> str | None:
+        """``'staged'`` / ``'published'`` / ``'not_applicable'`` for (version, level[, run]); None if absent.
+
+        Without ``run_id``: the published level.
+        """
+        with self.connect() as con:
+            entry = self._level_entry(con, version_id, level, run_id)
+        if entry is None:
+            return None
+        return entry[5] if entry[2] else "not_applicable"
+
+    def publication(self, version_id: str) -> dict[str, Any]:
+        """The version's published plan (runs, time, levels with rows) and the runs staged beside it."""
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT level, run_id, table_name, state, applicable, row_count, written_at, published_at "
+                "FROM plan_levels WHERE version_id = ? ORDER BY level, run_id",
+                [version_id],
+            ).fetchall()
+        published = [r for r in rows if r[3] == PUBLISHED]
+        staged = sorted({r[1] for r in rows if r[3] == STAGED})
+        return {
+            "complete": bool(published),
+            "runs": sorted({r[1] for r in published}),
+            "published_at": max((r[7] for r in published if r[7] is not None), default=None),
+            "levels": {r[0]: int(r[5]) for r in published if r[4] and r[2] == "plan_series"},
+            "kpi_levels": {r[0]: int(r[5]) for r in published if r[4] and r[2] == "plan_kpis"},
+            "not_applicable": [r[0] for r in published if not r[4]],
+            "staged_runs": staged,
+        }
+
+    def series_levels(self, version_id: str) -> dict[str, int]:
+        """The published plan_series levels of a version with their row counts."""
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT level, row_count FROM plan_levels WHERE version_id = ? AND state = ? "
+                "AND table_name = 'plan_series' AND applicable ORDER BY level",
+                [version_id, PUBLISHED],
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def has_series(self, version_id: str, level: str) -> bool:
+        return level in self.series_levels(version_id)
+
+    def read_series(self, version_id: str, level: str, *, run_id: str | None = None) -> pd.DataFrame:
+        """The frame of (version, level): same columns, dtypes and row order as written.
+
+        Without ``run_id`` the published level; with it, the level as that run wrote it
+        (staged or published).
+        """
+        layout = layout_for(level)
+        with self.connect() as con:
+            entry = self._level_entry(con, version_id, level, run_id)
+            if entry is None or not entry[2] or entry[1] != "plan_series":
+                which = "published plan" if run_id is None else f"run {run_id}"
+                raise PlanStoreError(f"plan version {version_id!r} has no rows at level {level!r} in its {which}")
+            columns = json.loads(entry[3])
+            sql = _read_series_sql(layout, columns)
+            frame = con.execute(sql, [version_id, level, entry[0]]).df()
+        frame = _restore_dtypes(frame, columns)
+        frame.attrs.update(json.loads(entry[4]))
+        return frame
+
+    def read_series_rows(self, version_id: str, level: str | None = None) -> pd.DataFrame:
+        """Raw published ``plan_series`` rows (for exports and inspection) in natural order."""
+        sql = "SELECT * EXCLUDE (created_at, updated_at) FROM plan_series_current WHERE version_id = ?"
         args: list[Any] = [version_id]
         if level:
             sql += " AND level = ?"
             args.append(level)
         sql += " ORDER BY level, row_seq"
         with self.connect() as con:
-            frame = con.execute(sql, args).df()
-        if level and frame.empty and not self.has_kpis(version_id, level):
-            raise PlanStoreError(f"plan version {version_id!r} has no KPIs at level {level!r}")
-        return frame
+            return con.execute(sql, args).df()
+
+    def read_kpis(self, version_id: str, level: str | None = None, *, run_id: str | None = None) -> pd.DataFrame:
+        """Published KPI rows of a version (one level or all); with ``run_id`` that run's level."""
+        columns = "level, category, metric, bucket_type, bucket_key, value, unit, source, source_run_id"
+        with self.connect() as con:
+            if level is None:
+                return con.execute(
+                    f"SELECT {columns} FROM plan_kpis_current WHERE version_id = ? ORDER BY level, row_seq",
+                    [version_id],
+                ).df()
+            entry = self._level_entry(con, version_id, level, run_id)
+            if entry is None or not entry[2] or entry[1] != "plan_kpis":
+                which = "published plan" if run_id is None else f"run {run_id}"
+                raise PlanStoreError(f"plan version {version_id!r} has no KPIs at level {level!r} in its {which}")
+            return con.execute(
+                f"SELECT {columns} FROM plan_kpis WHERE version_id = ? AND level = ? AND source_run_id = ? "
+                "ORDER BY row_seq",
+                [version_id, level, entry[0]],
+            ).df()
 
     def has_kpis(self, version_id: str, level: str) -> bool:
         with self.connect() as con:
-            return bool(
-                con.execute(
-                    "SELECT 1 FROM plan_kpis WHERE version_id = ? AND level = ? LIMIT 1", [version_id, level]
-                ).fetchone()
-            )
+            entry = self._level_entry(con, version_id, level, None)
+        return entry is not None and bool(entry[2]) and entry[1] == "plan_kpis"
+
+    def active_jobs(self, version_id: str) -> list[str]:
+        """Run ids of the version's plan_jobs rows that are queued or started."""
+        with self.connect() as con:
+            return _active_jobs(con, version_id)
 
     # ------------------------------------------------------------------ overrides and audit
     def record_override(
@@ -588,6 +816,12 @@ class PlanStore:
                     f"plan version {version_id!r} is {current}: it cannot become {to} "
                     f"(allowed: {', '.join(allowed) or 'none'})"
                 )
+            active = _active_jobs(con, version_id)
+            if to == "approved" and active:
+                raise PlanStoreError(
+                    f"plan version {version_id!r} has a plan run in progress ({', '.join(active)}): approval would "
+                    "freeze a plan that is still being written; wait for the run to finish, then approve"
+                )
             now = _now()
             con.execute("UPDATE plan_versions SET status = ?, updated_at = ? WHERE version_id = ?", [to, now, version_id])
             con.execute(
@@ -598,15 +832,7 @@ class PlanStore:
         return current
 
     def _require_editable(self, con, version_id: str) -> None:
-        row = con.execute("SELECT status, read_only FROM plan_versions WHERE version_id = ?", [version_id]).fetchone()
-        if row is None:
-            raise PlanStoreError(f"unknown plan version {version_id!r}")
-        if row[1]:
-            raise PlanStoreError(f"plan version {version_id!r} is read-only; it cannot be edited")
-        if row[0] in ("approved", "superseded"):
-            raise PlanStoreError(
-                f"plan version {version_id!r} is {row[0]}: edits are frozen (create a new version to change it)"
-            )
+        _require_replannable(con, version_id, action="edited")
 
     def detail_overrides(self, version_id: str) -> list[dict[str, Any]]:
         """The version's detail-plan overrides: key, payload and lock flag, oldest first."""
@@ -647,6 +873,27 @@ class PlanStore:
         sql += " ORDER BY submitted_at DESC NULLS LAST, job_id"
         with self.connect() as con:
             return con.execute(sql, args).df()
+
+    def open_jobs(self) -> list[str]:
+        """Run ids of every ``plan_jobs`` row still queued or started."""
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT job_id FROM plan_jobs WHERE list_contains(?::VARCHAR[], status) ORDER BY job_id",
+                [list(ACTIVE_JOB_STATUSES)],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def close_jobs(self, job_ids: list[str], status: str, error: str) -> int:
+        """Give still-open ``plan_jobs`` rows a final status and error text (crash recovery)."""
+        if status not in JOB_STATUSES or status in ACTIVE_JOB_STATUSES:
+            raise PlanStoreError(f"close_jobs needs a final status, got {status!r}")
+        with self.write() as con:
+            return len(con.execute(
+                "UPDATE plan_jobs SET status = ?, error = coalesce(error, ?), finished_at = coalesce(finished_at, ?), "
+                "updated_at = ? WHERE list_contains(?::VARCHAR[], job_id) AND list_contains(?::VARCHAR[], status) "
+                "RETURNING 1",
+                [status, error, _now(), _now(), list(job_ids), list(ACTIVE_JOB_STATUSES)],
+            ).fetchall())
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         with self.connect() as con:
@@ -747,6 +994,202 @@ def _upsert_jobs(con, jobs: list[dict[str, Any]]) -> int:
     return written
 
 
+def _active_jobs(con, version_id: str, exclude: list[str] | tuple = ()) -> list[str]:
+    rows = con.execute(
+        "SELECT job_id FROM plan_jobs WHERE version_id = ? AND list_contains(?::VARCHAR[], status) "
+        "AND NOT list_contains(?::VARCHAR[], job_id) ORDER BY submitted_at NULLS LAST, job_id",
+        [version_id, list(ACTIVE_JOB_STATUSES), list(exclude)],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _require_replannable(con, version_id: str, action: str = "re-planned") -> None:
+    """The version exists and is not frozen (checked inside the writing transaction)."""
+    row = con.execute("SELECT status, read_only FROM plan_versions WHERE version_id = ?", [version_id]).fetchone()
+    if row is None:
+        raise PlanStoreError(f"unknown plan version {version_id!r}")
+    status, read_only = row
+    if read_only:
+        raise PlanStoreError(f"plan version {version_id!r} is read-only ({status}): it cannot be {action}")
+    if status in FROZEN_STATUSES:
+        raise PlanStoreError(
+            f"plan version {version_id!r} is {status}: its plan is frozen and cannot be {action} "
+            "(create a new version to change it)"
+        )
+
+
+def remove_version_in(
+    con, version_id: str, *, actor: str, reason: str, archive_path: str | None = None
+) -> dict[str, int]:
+    """Delete a version's rows, children first, on an open transaction; leave its tombstone.
+
+    The one place a version is removed (explicit delete, retention trim, row guard): the id gets
+    a ``plan_version_tombstones`` row (so it is never silently reused) and the audit trail a
+    ``delete`` event that survives the version. Callers check frozen/active rules first.
+    """
+    head = con.execute(
+        "SELECT status, input_set FROM plan_versions WHERE version_id = ?", [version_id]
+    ).fetchone()
+    if head is None:
+        raise PlanStoreError(f"unknown plan version {version_id!r}")
+    removed: dict[str, int] = {}
+    for table in VERSION_CHILD_TABLES:
+        removed[table] = len(
+            con.execute(f"DELETE FROM {table} WHERE version_id = ? RETURNING 1", [version_id]).fetchall()
+        )
+    con.execute("DELETE FROM plan_versions WHERE version_id = ?", [version_id])
+    removed["plan_versions"] = 1
+    now = _now()
+    con.execute(
+        "INSERT INTO plan_version_tombstones VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version_id) DO UPDATE SET "
+        "status = excluded.status, input_set = excluded.input_set, deleted_at = excluded.deleted_at, "
+        "actor = excluded.actor, reason = excluded.reason, archive_path = excluded.archive_path",
+        [version_id, head[0], head[1], now, actor, reason, archive_path],
+    )
+    con.execute(
+        "INSERT INTO plan_override_events (override_id, version_id, level, key_hash, event_type, event_ts, "
+        "payload_json, actor, notes) VALUES (NULL, ?, 'version', 'version', 'delete', ?, ?, ?, ?)",
+        [version_id, now, json.dumps({"status": head[0], "archive": archive_path}), actor, reason],
+    )
+    return removed
+
+
+def clear_tombstone_in(con, version_id: str) -> None:
+    """A version restored from its archive gets its id back (an explicit act: restore-archived)."""
+    con.execute("DELETE FROM plan_version_tombstones WHERE version_id = ?", [version_id])
+
+
+def direct_write_id() -> str:
+    """Run id stamped on a level written outside a Dagster run."""
+    return f"direct-{uuid.uuid4()}"
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What :meth:`PlanStore.publish_run` switched."""
+
+    version_id: str
+    run_id: str
+    runs: list[str]
+    levels: dict[str, int]
+    not_applicable: list[str]
+    removed: dict[str, int]
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class PreparedLevel:
+    """A level's frame checked and laid out for one INSERT (built before any transaction opens)."""
+
+    level: str
+    table: str
+    rows: pd.DataFrame
+    row_count: int
+    columns_json: str | None
+    attrs_json: str
+    insert_sql: str | None = None
+    source: str | None = None
+
+
+def prepare_series_level(level: str, frame: pd.DataFrame) -> PreparedLevel:
+    prepared, columns_meta, sql = _prepare_series(layout_for(level), frame)
+    return PreparedLevel(level, "plan_series", prepared, len(prepared), json.dumps(columns_meta),
+                         attrs_json(frame.attrs), sql)
+
+
+def prepare_kpi_level(level: str, frame: pd.DataFrame, *, source: str | None = None) -> PreparedLevel:
+    """Check a KPI frame (columns, non-empty unique keys, numeric values) and lay it out."""
+    if not isinstance(frame, pd.DataFrame):
+        raise PlanStoreError(f"KPI level {level!r} expects a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in KPI_COLUMNS if c not in frame.columns]
+    if missing:
+        raise PlanStoreError(f"KPI frame for level {level!r} lacks column(s): {', '.join(missing)}")
+    incoming = frame[KPI_COLUMNS].copy().reset_index(drop=True)
+    for col in KPI_KEY:
+        if incoming[col].isna().any():
+            raise PlanStoreError(f"KPI column {col!r} has empty values (level {level!r})")
+        incoming[col] = incoming[col].astype(str)
+    duplicated = incoming.duplicated(KPI_KEY)
+    if duplicated.any():
+        first = incoming.loc[duplicated.idxmax(), KPI_KEY]
+        raise PlanStoreError(f"KPI level {level!r}: duplicate key ({', '.join(f'{c}={first[c]!r}' for c in KPI_KEY)})")
+    incoming["value"] = pd.to_numeric(incoming["value"], errors="raise").astype("float64")
+    incoming["unit"] = incoming["unit"].astype(object).where(incoming["unit"].notna(), None)
+    incoming.insert(0, "row_seq", range(len(incoming)))
+    return PreparedLevel(level, "plan_kpis", incoming, len(incoming), None, "{}", source=source or level)
+
+
+def _insert_series_level(con, version_id: str, level: PreparedLevel, run_id: str, state: str, now: datetime) -> None:
+    insert_series(con, level.rows, level.insert_sql, [version_id, level.level, run_id, now, now])
+    con.execute(
+        "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
+        "attrs_json, row_count, written_at, published_at) VALUES (?, ?, ?, 'plan_series', ?, TRUE, ?, ?, ?, ?, ?)",
+        [version_id, level.level, run_id, state, level.columns_json, level.attrs_json, level.row_count, now,
+         now if state == PUBLISHED else None],
+    )
+
+
+def _insert_kpi_level(con, version_id: str, level: PreparedLevel, run_id: str, state: str, now: datetime) -> None:
+    with _registered(con, "incoming_kpis", level.rows):
+        con.execute(
+            "INSERT INTO plan_kpis (version_id, level, row_seq, category, metric, bucket_type, bucket_key, "
+            "value, unit, source, source_run_id, created_at, updated_at) "
+            "SELECT ?, ?, row_seq, category, metric, bucket_type, bucket_key, value, unit, ?, ?, ?, ? "
+            "FROM incoming_kpis",
+            [version_id, level.level, level.source, run_id, now, now],
+        )
+    con.execute(
+        "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
+        "attrs_json, row_count, written_at, published_at) VALUES (?, ?, ?, 'plan_kpis', ?, TRUE, NULL, '{}', ?, ?, ?)",
+        [version_id, level.level, run_id, state, level.row_count, now, now if state == PUBLISHED else None],
+    )
+
+
+def write_published_levels(con, version_id: str, levels: list[PreparedLevel], run_id: str, now: datetime) -> int:
+    """Insert prepared levels as the version's published plan (the caller removed the old one)."""
+    written = 0
+    for level in levels:
+        if level.table == "plan_series":
+            _insert_series_level(con, version_id, level, run_id, PUBLISHED, now)
+        else:
+            _insert_kpi_level(con, version_id, level, run_id, PUBLISHED, now)
+        written += level.row_count
+    return written
+
+
+def drop_plan_in(con, version_id: str) -> None:
+    """Remove every plan row and level of a version (published and staged), on an open transaction."""
+    for table in (*PLAN_TABLES, "plan_levels"):
+        con.execute(f"DELETE FROM {table} WHERE version_id = ?", [version_id])
+
+
+def _drop_run_level(con, version_id: str, level: str, run_id: str) -> None:
+    """Remove what ``run_id`` staged earlier for (version, level) (a step retried in the same run)."""
+    state = con.execute(
+        "SELECT state FROM plan_levels WHERE version_id = ? AND level = ? AND run_id = ?", [version_id, level, run_id]
+    ).fetchone()
+    if state is None:
+        return
+    if state[0] == PUBLISHED:
+        raise PlanStoreError(f"run {run_id} already published level {level!r} of plan version {version_id!r}")
+    for table in PLAN_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE version_id = ? AND level = ? AND source_run_id = ?",
+                    [version_id, level, run_id])
+    con.execute("DELETE FROM plan_levels WHERE version_id = ? AND level = ? AND run_id = ?", [version_id, level, run_id])
+
+
+def _drop_published_level(con, version_id: str, level: str) -> None:
+    row = con.execute(
+        "SELECT run_id FROM plan_levels WHERE version_id = ? AND level = ? AND state = ?", [version_id, level, PUBLISHED]
+    ).fetchone()
+    if row is None:
+        return
+    for table in PLAN_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE version_id = ? AND level = ? AND source_run_id = ?",
+                    [version_id, level, row[0]])
+    con.execute("DELETE FROM plan_levels WHERE version_id = ? AND level = ? AND run_id = ?", [version_id, level, row[0]])
+
+
 # ---------------------------------------------------------------------- series mapping
 def _quote(name: str) -> str:
     if not COLUMN_RE.match(name):
@@ -821,12 +1264,12 @@ def insert_series(con, prepared: pd.DataFrame, select_sql: str, args: list[Any])
     in parallel without preserving the scan order: measured 0.45 s instead of 0.63 s (sorted)
     or 1.07 s (order-preserving) for a 795k-row MRP level.
     """
+    # Set for the rest of this short-lived connection: no RESET afterwards, because a RESET run
+    # inside a transaction that the INSERT aborted would raise "Current transaction is aborted"
+    # and hide the INSERT's real error.
     con.execute("SET preserve_insertion_order = false")
-    try:
-        with _registered(con, "incoming_series", prepared):
-            con.execute(select_sql, args)
-    finally:
-        con.execute("RESET preserve_insertion_order")
+    with _registered(con, "incoming_series", prepared):
+        con.execute(select_sql, args)
 
 
 def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
@@ -935,7 +1378,8 @@ def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]]) -> str
         else:
             parts.append(f"CAST(extra_json->>'$.{name}' AS {casts[tag]}) AS {quoted}")
     return (
-        f"SELECT {', '.join(parts)} FROM plan_series WHERE version_id = $1 AND level = $2 ORDER BY row_seq"
+        f"SELECT {', '.join(parts)} FROM plan_series WHERE version_id = $1 AND level = $2 "
+        "AND source_run_id = $3 ORDER BY row_seq"
     )
 
 

@@ -267,6 +267,89 @@ WHERE level IN ('det', 'det_adjusted') AND json_exists(extra_json, '$.supply_pla
     )
 )
 
+# Placeholder run id for plan rows written before runs were recorded on every row.
+UNRECORDED_RUN = "unrecorded"
+
+MIGRATIONS.append(
+    (
+        3,
+        "plan publication: levels staged per run, published whole; deleted-version tombstones",
+        [
+            # One row per (version, level, run): which run wrote a level, its frame layout, and
+            # whether it is the version's published plan. A run stages its levels; a complete
+            # run is published by switching these rows in one transaction, so readers never see
+            # a mix of two runs (docs/operations.md, "What a reader sees").
+            """CREATE TABLE plan_levels (
+  version_id TEXT NOT NULL,
+  level TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  table_name TEXT NOT NULL,
+  state TEXT NOT NULL,
+  applicable BOOLEAN NOT NULL DEFAULT TRUE,
+  columns_json JSON,
+  attrs_json JSON NOT NULL DEFAULT '{}',
+  row_count BIGINT NOT NULL,
+  written_at TIMESTAMP NOT NULL,
+  published_at TIMESTAMP,
+  PRIMARY KEY (version_id, level, run_id)
+)""",
+            f"UPDATE plan_series SET source_run_id = '{UNRECORDED_RUN}' WHERE source_run_id IS NULL",
+            f"UPDATE plan_kpis SET source_run_id = '{UNRECORDED_RUN}' WHERE source_run_id IS NULL",
+            f"""INSERT INTO plan_levels
+SELECT version_id, level, coalesce(source_run_id, '{UNRECORDED_RUN}'), 'plan_series', 'published', TRUE,
+       columns_json, attrs_json, row_count, written_at, written_at
+FROM plan_series_layouts""",
+            """INSERT INTO plan_levels
+SELECT version_id, level, min(source_run_id), 'plan_kpis', 'published', TRUE, NULL, '{}', count(*),
+       max(created_at), max(created_at)
+FROM plan_kpis GROUP BY version_id, level""",
+            "DROP TABLE plan_series_layouts",
+            # plan_kpis: a staged run's KPI rows live beside the published ones, so the run id is
+            # part of the row key; like plan_series, the key is enforced by the repository.
+            """CREATE TABLE plan_kpis_v3 (
+  version_id TEXT NOT NULL,
+  level TEXT NOT NULL,
+  row_seq INTEGER NOT NULL,
+  category TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  bucket_type TEXT NOT NULL DEFAULT 'total',
+  bucket_key TEXT NOT NULL DEFAULT 'total',
+  value DOUBLE,
+  unit TEXT,
+  source TEXT,
+  source_run_id TEXT,
+  created_at TIMESTAMP NOT NULL,
+  updated_at TIMESTAMP NOT NULL
+)""",
+            "INSERT INTO plan_kpis_v3 SELECT * FROM plan_kpis",
+            "DROP INDEX idx_plan_kpis_metric_bucket",
+            "DROP TABLE plan_kpis",
+            "ALTER TABLE plan_kpis_v3 RENAME TO plan_kpis",
+            "CREATE INDEX idx_plan_kpis_metric_bucket ON plan_kpis(metric, bucket_type, bucket_key)",
+            # What SQL and DWH users query: every version's published plan, nothing staged.
+            """CREATE VIEW plan_series_current AS
+SELECT s.* FROM plan_series s JOIN plan_levels l
+  ON l.version_id = s.version_id AND l.level = s.level AND l.run_id = s.source_run_id
+WHERE l.state = 'published'""",
+            """CREATE VIEW plan_kpis_current AS
+SELECT k.* FROM plan_kpis k JOIN plan_levels l
+  ON l.version_id = k.version_id AND l.level = k.level AND l.run_id = k.source_run_id
+WHERE l.state = 'published'""",
+            # A deleted version id is never silently reused: its tombstone outlives the version
+            # (and its audit trail keeps the 'delete' event).
+            """CREATE TABLE plan_version_tombstones (
+  version_id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  input_set TEXT,
+  deleted_at TIMESTAMP NOT NULL,
+  actor TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  archive_path TEXT
+)""",
+        ],
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # Child tables of a plan version, in the order an explicit cascade must delete them.
@@ -274,7 +357,7 @@ VERSION_CHILD_TABLES = (
     "plan_override_events",
     "plan_overrides",
     "plan_series",
-    "plan_series_layouts",
+    "plan_levels",
     "plan_kpis",
     "plan_jobs",
     "plan_artifacts",

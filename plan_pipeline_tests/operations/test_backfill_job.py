@@ -15,9 +15,9 @@ from plan_pipeline.orchestration.backfill import (
     BACKFILL_SCHEDULES,
     LEGACY_SOURCE_ENV,
     legacy_backfill_schedule,
-    level_asset_keys,
     run_backfill_in_process,
 )
+from plan_pipeline.orchestration.assets.plan_stages import stage_level_keys
 from plan_pipeline.orchestration.launch import materialize_version
 from plan_pipeline.orchestration.partitions import PLAN_VERSION_PARTITIONS_NAME
 from plan_pipeline_tests.operations.legacy_helpers import LEGACY_VERSIONS, legacy_db, legacy_dir, sqlite_exec, writable_db_copy
@@ -40,7 +40,7 @@ def test_job_and_schedule_load_beside_the_plan_assets():
     assert schedule.cron_schedule == "0 * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert schedule.job_name == BACKFILL_JOB_NAME
-    keys = level_asset_keys()
+    keys = stage_level_keys()
     assert keys["aggregate"] == dg.AssetKey("aggregate_plan") and keys["report"] == dg.AssetKey("plan_report")
     assert keys["weekly_summary"] == dg.AssetKey("capacity_weekly_summary")
 

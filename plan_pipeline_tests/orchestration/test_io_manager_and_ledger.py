@@ -13,6 +13,7 @@ from plan_pipeline.orchestration.launch import materialize_version, register_ver
 from plan_pipeline.orchestration.partitions import plan_version_partitions
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.types import PlanningParameters
+from plan_pipeline.store import PlanStoreError
 
 
 def test_definitions_load_with_partitions_pools_and_in_process_executor():
@@ -75,7 +76,13 @@ def test_io_manager_round_trip_keeps_dtypes(tmp_path):
         assert meta["plan_level"].value == "weekly_summary"
         assert "| week |" in meta["preview"].value
         pd.testing.assert_frame_equal(seen.pop("frame"), frame)
-        # a later run that materializes only the downstream asset reads the frame from DuckDB
+        # the run staged its level: readers see nothing until the run is published
+        assert store.level_state("v1", "weekly_summary", result.run_id) == "staged"
+        with pytest.raises(PlanStoreError, match="no rows at level 'weekly_summary' in its published plan"):
+            store.read_series("v1", "weekly_summary")
+        pd.testing.assert_frame_equal(store.read_series("v1", "weekly_summary", run_id=result.run_id), frame)
+        store.publish_run("v1", [result.run_id], ["weekly_summary", "aggregate"])
+        # a later run that materializes only the downstream asset reads the published frame from DuckDB
         again = dg.materialize(
             [weekly, downstream], selection=[downstream], partition_key="v1", instance=instance,
             resources={"plan_series_io_manager": PlanSeriesIOManager(plan_store=store_resource)},

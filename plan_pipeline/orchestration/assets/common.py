@@ -23,6 +23,7 @@ STEP_PRIORITY = {
     "adjusted_capacity_plan": 2,
     "adjusted_plan_report": 2,
     "anchored_level_reconciliation": 1,
+    "published_plan": 0,
 }
 
 
