@@ -67,8 +67,9 @@ def _failure_texts(result) -> list[str]:
 
 
 def cmd_backfill(env: CliEnvironment, args) -> int:
-    from plan_pipeline.cli.main import CliError, progress
+    from plan_pipeline.cli.main import CliError, abandon, progress
     from plan_pipeline.operations.legacy_backfill import get_backfill_run
+    from plan_pipeline.orchestration.launch import RunAborted
     from plan_pipeline.orchestration.backfill import (
         BACKFILL_OP_NAME,
         LEGACY_SOURCE_ENV,
@@ -81,10 +82,15 @@ def cmd_backfill(env: CliEnvironment, args) -> int:
         raise CliError(f"no legacy source: pass --source PATH or set {LEGACY_SOURCE_ENV}")
     mode = " (dry run)" if args.dry_run else (" (force)" if args.force else "")
     progress(f"legacy backfill{mode} from {source} (in-process run on {env.dagster_home})")
-    result = run_backfill_in_process(
-        env.instance(), str(env.db_path), source, dry_run=args.dry_run, force=args.force,
-        log_level="DEBUG" if args.verbose else "CRITICAL",  # the report below says it all
-    )
+    try:
+        result = run_backfill_in_process(
+            env.instance(), str(env.db_path), source, dry_run=args.dry_run, force=args.force,
+            log_level="DEBUG" if args.verbose else "CRITICAL",  # the report below says it all
+            progress=progress,
+        )
+    except RunAborted as exc:
+        abandon(f"legacy backfill run {exc.run_id or ''} stopped: {exc}; versions imported before it stopped "
+                "are complete, the others were not touched", exc.exit_code)
     if result.success:
         summary: dict[str, Any] = result.output_for_node(BACKFILL_OP_NAME)
         if args.json:

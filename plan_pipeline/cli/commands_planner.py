@@ -52,8 +52,22 @@ def cmd_override_events(env: CliEnvironment, args) -> int:
     return 0
 
 
+def refuse_while_running(env: CliEnvironment, version_id: str, what: str) -> None:
+    """Refuse ``what`` while a Dagster run of the version is queued or running (after crash
+    recovery, so a run whose process died does not block it)."""
+    from plan_pipeline.cli.main import CliError, progress
+    from plan_pipeline.orchestration.run_state import versions_in_progress
+
+    run_id = versions_in_progress(env.recovered_instance(log=progress)).get(version_id)
+    if run_id:
+        raise CliError(f"plan version {version_id!r} has a run in progress ({run_id}): {what} is refused while "
+                       "a run writes the version; wait for it to finish (plan-pipeline jobs list) and try again")
+
+
 def cmd_status(to: str):
     def run(env: CliEnvironment, args) -> int:
+        if to == "approved":
+            refuse_while_running(env, args.version_id, "approval")
         previous = env.store.transition_status(args.version_id, to, actor=_actor(args), notes=args.note)
         print(f"plan version {args.version_id!r}: {previous} -> {to}")
         return 0

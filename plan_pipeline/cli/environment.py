@@ -30,6 +30,16 @@ class CliEnvironment:
         prepare_dagster_home(self.dagster_home)
         return get_instance()
 
+    def recovered_instance(self, log=None):
+        """The Dagster instance after crash recovery: runs whose process is gone are marked
+        failed, their pool claims freed and their plan_jobs / plan_backfill_runs rows closed.
+        Used before any command that launches runs or judges whether runs are in progress."""
+        from plan_pipeline.orchestration.run_recovery import recover_orphaned_runs
+
+        instance = self.instance()
+        recover_orphaned_runs(instance, self.store if self.db_path.exists() else None, log=log)
+        return instance
+
 
 def resolve_environment(home: str | None, db: str | None) -> CliEnvironment:
     if home:

@@ -183,9 +183,12 @@ def cmd_version_show(env: CliEnvironment, args) -> int:
 
 
 def cmd_version_delete(env: CliEnvironment, args) -> int:
+    from plan_pipeline.cli.commands_planner import _actor, refuse_while_running
     from plan_pipeline.orchestration.launch import remove_version_partition
 
-    removed = env.store.delete_version(args.version_id)
+    refuse_while_running(env, args.version_id, "deleting it")
+    removed = env.store.delete_version(args.version_id, actor=_actor(args),
+                                       reason=args.reason or "deleted with plan-pipeline version delete")
     remove_version_partition(env.instance(), args.version_id)
     detail = ", ".join(f"{t} {n}" for t, n in removed.items() if n)
     out(f"deleted plan version {args.version_id!r} ({detail})")
@@ -193,8 +196,17 @@ def cmd_version_delete(env: CliEnvironment, args) -> int:
 
 
 # ---------------------------------------------------------------------------- runs
+def abandon(message: str, exit_code: int) -> None:
+    """End the process now, after a run was given up: its steps may still be executing in a
+    worker thread that cannot be stopped cleanly; the run is already closed in the instance,
+    and nothing it staged is published."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(exit_code)
+
+
 def run_version(env: CliEnvironment, version_id: str, verbose: bool = False, trigger: str = "cli"):
-    from plan_pipeline.orchestration.launch import materialize_version
+    from plan_pipeline.orchestration.launch import RunAborted, materialize_version
 
     record = env.store.get_version(version_id)
     if record.read_only:
@@ -205,9 +217,15 @@ def run_version(env: CliEnvironment, version_id: str, verbose: bool = False, tri
                        "create a new version to re-plan")
     progress(f"materializing plan version {version_id!r} (in-process run on {env.dagster_home})")
     started = time.monotonic()
-    outcome = materialize_version(
-        env.instance(), env.store, version_id, trigger=trigger, log_level="DEBUG" if verbose else "WARNING"
-    )
+    try:
+        outcome = materialize_version(
+            env.instance(), env.store, version_id, trigger=trigger, log_level="DEBUG" if verbose else "WARNING",
+            progress=progress,
+        )
+    except RunAborted as exc:
+        run = f"run {exc.run_id} for " if exc.run_id else ""
+        abandon(f"{run}plan version {version_id!r} stopped: {exc}; the version keeps its previous plan",
+                exc.exit_code)
     elapsed = time.monotonic() - started
     if not outcome.success:
         details = "\n".join(f"  {e}" for e in outcome.errors) or "  (see the run in the Dagster UI)"
@@ -428,8 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = s_version.add_parser("show", help="a version's parameters, levels and recent runs")
     p.add_argument("version_id")
     p.set_defaults(func=cmd_version_show)
-    p = s_version.add_parser("delete", help="delete a version and all its rows (explicit cascade)")
+    p = s_version.add_parser("delete", help="delete a draft or submitted version and all its rows (explicit cascade)",
+                             description="Delete a version and everything that hangs off it in one transaction. "
+                             "Frozen versions (approved, superseded, imported) are refused. The id is never reused: "
+                             "its tombstone and a 'delete' event in the audit trail remain.")
     p.add_argument("version_id")
+    p.add_argument("--reason", help="why (kept with the tombstone and the audit event)")
+    p.add_argument("--actor", help="who (default $PLAN_PIPELINE_ACTOR or $USER)")
     p.set_defaults(func=cmd_version_delete)
 
     p = sub.add_parser("materialize", help="run every plan asset of a version in-process on the shared instance")
@@ -514,4 +537,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m plan_pipeline.cli.main``: run the imported module's main, so the command modules
+    # and this one share one CliError class (this file is also loaded as ``__main__``).
+    from plan_pipeline.cli.main import main as package_main
+
+    sys.exit(package_main())

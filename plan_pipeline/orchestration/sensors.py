@@ -29,7 +29,11 @@ def plan_jobs_ledger_sensor(context: dg.SensorEvaluationContext):
         run = record.dagster_run
         newest = max(newest, stamp)
         tags = dict(run.tags)
-        if run.job_name == SYNC_JOB_NAME or not version_from_tags(tags) or tags.get(LEDGER_TAG) == LEDGER_INLINE:
+        if run.job_name == SYNC_JOB_NAME or not version_from_tags(tags):
+            continue
+        # the CLI records its own runs, unless it died: a run that ended without success may
+        # have been closed by crash recovery, with no CLI left to record it
+        if tags.get(LEDGER_TAG) == LEDGER_INLINE and run.status == dg.DagsterRunStatus.SUCCESS:
             continue
         finished.append(run.run_id)
     context.update_cursor(json.dumps({"after": newest}))
@@ -39,4 +43,27 @@ def plan_jobs_ledger_sensor(context: dg.SensorEvaluationContext):
         run_key=f"ledger-{newest}",
         run_config={"ops": {"sync_plan_jobs_op": {"config": {"run_ids": sorted(finished)}}}},
         tags={"plan/trigger": "sensor"},
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Crash recovery: a run whose process is gone (killed, crashed, OOM) is marked failed with the "
+    "reason and its 'duckdb' pool claims are freed, so it never blocks the runs after it. Reads and updates "
+    "the Dagster instance only; plan_jobs follows through the ledger sensor.",
+)
+def orphaned_runs_sensor(context: dg.SensorEvaluationContext):
+    from plan_pipeline.orchestration.run_recovery import close_orphaned_runs, find_orphaned_runs, free_slots_of_finished_runs
+
+    recovered = close_orphaned_runs(context.instance, find_orphaned_runs(context.instance))
+    freed = free_slots_of_finished_runs(context.instance)
+    for item in recovered:
+        context.log.warning(item.line())
+    if not recovered and not freed:
+        return dg.SkipReason("no run with a dead process, no pool claim of a finished run")
+    return dg.SkipReason(
+        f"recovered {len(recovered)} run(s) whose process is gone"
+        + (f": {', '.join(r.run_id for r in recovered)}" if recovered else "")
+        + (f"; freed pool claims of finished run(s) {', '.join(freed)}" if freed else "")
     )

@@ -57,7 +57,7 @@ def test_lifecycle_freezes_approved_versions(planned, capsys):
     assert main(["submit", "edit", "--note", "ready"]) == 0
     assert main(["approve", "edit", "--actor", "lead"]) == 0
     assert main(["override", "set", "edit", "--week", "2025-W11", "--sku", "BK-100", "--demand", "1"]) == 1
-    assert "edits are frozen" in capsys.readouterr().err
+    assert "is approved: its plan is frozen and cannot be edited" in capsys.readouterr().err
     assert main(["materialize", "edit"]) == 1
     assert "is approved: its plan is frozen" in capsys.readouterr().err
     events = planned.read_override_events("edit")

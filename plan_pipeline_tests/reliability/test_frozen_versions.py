@@ -1,0 +1,86 @@
+"""Problem 3: frozen means frozen.
+
+Approved, superseded and imported versions cannot be deleted, edited, re-planned or overwritten;
+approval is refused while a run of the version is in progress, and a run re-checks the version
+before it publishes; a deleted id keeps a tombstone and an audit event and is never reused.
+"""
+from __future__ import annotations
+
+import pytest
+
+from plan_pipeline.cli.main import main
+from plan_pipeline_tests.reliability.cli_process import Home, assert_same_plan, ok, plan_snapshot, refused
+
+
+def test_approval_and_delete_are_refused_while_a_run_writes_the_version(home500: Home):
+    ok(home500.run("version", "create", "--input-set", "s500", "--version-id", "busy"))
+    ok(home500.run("submit", "busy"))
+    run, release = home500.start_paused("stage.after_commit:det", "materialize", "busy")
+    try:
+        refused(home500.run("approve", "busy"), "has a run in progress")
+        refused(home500.run("version", "delete", "busy"), "has a run in progress")
+    finally:
+        release.write_text("go")
+        _, err = run.communicate(timeout=240)
+    assert run.returncode == 0, err
+    assert home500.store.get_version("busy").status == "submitted"
+    ok(home500.run("approve", "busy"))
+    assert home500.store.get_version("busy").status == "approved"
+
+
+def test_a_run_rechecks_the_version_before_it_publishes(home500: Home):
+    """Even if the version became approved behind the run's back, the run refuses to write on."""
+    ok(home500.run("version", "create", "--input-set", "s500", "--version-id", "raced"))
+    ok(home500.run("materialize", "raced"))
+    before = plan_snapshot(home500.store, "raced")
+    run, release = home500.start_paused("stage.after_commit:det", "materialize", "raced")
+    try:
+        home500.store.set_version_status("raced", "approved")  # a race no CLI path allows
+    finally:
+        release.write_text("go")
+        _, err = run.communicate(timeout=240)
+    assert run.returncode == 1
+    assert "is approved: its plan is frozen" in err and "Traceback" not in err
+    assert_same_plan(home500.store, "raced", before)
+
+
+@pytest.fixture
+def approved(plan_env, sample_dir, capsys):
+    assert main(["inputs", "import", str(sample_dir), "--label", "s"]) == 0
+    assert main(["version", "create", "--input-set", "s", "--version-id", "gold"]) == 0
+    assert main(["materialize", "gold"]) == 0
+    assert main(["submit", "gold"]) == 0
+    assert main(["approve", "gold"]) == 0
+    capsys.readouterr()
+    return plan_env.store
+
+
+def test_frozen_versions_refuse_delete_edit_and_replan(approved, capsys):
+    store = approved
+    before = plan_snapshot(store, "gold")
+    events = store.read_override_events("gold")
+    assert main(["version", "delete", "gold"]) == 1
+    assert "is approved: it is frozen and cannot be deleted" in capsys.readouterr().err
+    assert main(["override", "set", "gold", "--week", "2025-W02", "--sku", "BK-100", "--demand", "3"]) == 1
+    assert "its plan is frozen" in capsys.readouterr().err
+    assert main(["materialize", "gold"]) == 1
+    assert "its plan is frozen" in capsys.readouterr().err
+    assert main(["supersede", "gold"]) == 0
+    assert main(["version", "delete", "gold"]) == 1
+    assert "is superseded: it is frozen" in capsys.readouterr().err
+    assert_same_plan(store, "gold", before)
+    assert len(store.read_override_events("gold")) == len(events) + 1  # + supersede
+
+
+def test_deleted_version_ids_are_never_reused_and_the_audit_event_survives(plan_env, sample_dir, capsys):
+    store = plan_env.store
+    assert main(["inputs", "import", str(sample_dir), "--label", "s"]) == 0
+    assert main(["version", "create", "--input-set", "s", "--version-id", "tmp"]) == 0
+    assert main(["version", "delete", "tmp", "--reason", "typo in the id", "--actor", "ana"]) == 0
+    capsys.readouterr()
+    assert main(["version", "create", "--input-set", "s", "--version-id", "tmp"]) == 1
+    err = capsys.readouterr().err
+    assert "version id 'tmp' was deleted on" in err and "by ana (typo in the id)" in err and "never reused" in err
+    events = store.read_override_events("tmp")
+    assert events["event_type"].tolist() == ["delete"] and events["actor"].tolist() == ["ana"]
+    assert store.tombstone("tmp")["status"] == "draft"
