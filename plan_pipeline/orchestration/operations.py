@@ -148,6 +148,7 @@ def plan_store_backup_op(context: dg.OpExecutionContext, config: BackupConfig, p
         "rows": dg.MetadataValue.json({t: e["rows"] for t, e in tables.items()}),
         "bytes": dg.MetadataValue.int(sum(e["bytes"] for e in tables.values())),
         "removed_backups": dg.MetadataValue.json([str(p) for p in result.removed]),
+        "removed_leftovers": dg.MetadataValue.json([str(p) for p in result.leftovers]),
     })
     for line in result.lines():
         context.log.info(line)
