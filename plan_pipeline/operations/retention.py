@@ -223,15 +223,7 @@ def _plan_trim(con, policy: RetentionPolicy, now: datetime, active: Mapping[str,
                             f"(would be removed: {'; '.join(reasons[vid])})"})
             continue
         meta = info[vid]
-        removals.append({
-            "version_id": vid,
-            "status": meta["status"],
-            "read_only": meta["read_only"],
-            "created_at": meta["created_at"].isoformat(sep=" ", timespec="seconds"),
-            "reasons": reasons[vid],
-            "rows": _version_rows(con, vid),
-            "archive": None,
-        })
+        removals.append(_removal_item(con, vid, meta["status"], meta["read_only"], meta["created_at"], reasons[vid]))
     protected = sorted({r["version_id"] for r in removals} | set(active))
     kpi_cutoff = months_before(now, policy.kpi_max_age_months) if policy.kpi_max_age_months is not None else None
     audit_cutoff = (months_before(now, policy.audit_max_age_months)
@@ -557,8 +549,11 @@ def _archive_leftovers(con, root: Path, now: datetime, *, dry_run: bool) -> list
                 entry.update(action="recovered", reason="trimmed rows of an older release's interrupted trim")
                 target = _free_name(root / TRIMMED_DIR / f"recovered-{left.path.name.rsplit('-', 1)[-1]}")
                 if not dry_run:
-                    ensure_folder(target.parent, "archive folder")
-                    entry["to"] = str(publish_path(left.path, target))
+                    try:
+                        ensure_folder(target.parent, "archive folder")
+                        entry["to"] = str(publish_path(left.path, target))
+                    except (OSError, PlanStoreError) as exc:
+                        entry.update(action="failed", reason=f"recovery failed: {exc}")
             else:
                 entry.update(action="removed", reason="interrupted before its rows were deleted")
                 if not dry_run:
@@ -585,14 +580,17 @@ def _archive_leftovers(con, root: Path, now: datetime, *, dry_run: bool) -> list
         else:
             entry.update(action="kept", reason=f"damaged archive of a version not in the store: {problem}")
         if not dry_run:
-            if entry["action"] == "removed":
-                remove_path(left.path)
-            elif entry["action"] == "recovered":
-                final = root / vid
-                aside = _move_aside(final, now)
-                if aside is not None:
-                    entry["replaced"] = str(aside)
-                entry["to"] = str(publish_path(left.path, final))
+            try:
+                if entry["action"] == "removed":
+                    remove_path(left.path)
+                elif entry["action"] == "recovered":
+                    final = root / vid
+                    aside = _move_aside(final, now)
+                    if aside is not None:
+                        entry["replaced"] = str(aside)
+                    entry["to"] = str(publish_path(left.path, final))
+            except (OSError, PlanStoreError) as exc:  # reported; a cleanup problem does not stop the trim
+                entry.update(action="failed", reason=f"{entry['action']} failed: {exc}")
         handled.append(entry)
     return handled
 

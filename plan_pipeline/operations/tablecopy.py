@@ -295,9 +295,13 @@ class Staging:
 
     def __enter__(self) -> "Staging":
         self._fd = os.open(str(self.lock_path), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        if self.folder:
-            self.path.mkdir()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if self.folder:
+                self.path.mkdir()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def publish(self, final: Path) -> Path:
@@ -354,7 +358,7 @@ def _claim(lock_path: Path) -> Iterator[bool]:
     """Take the writer's lock without waiting: ``True`` if taken (the writer is gone)."""
     try:
         fd = os.open(str(lock_path), os.O_RDWR)
-    except FileNotFoundError:
+    except OSError:  # gone (another cleaner was faster) or not ours to open
         yield False
         return
     try:
