@@ -1,4 +1,4 @@
-"""``plan-pipeline trim | backup | restore | restore-archived | export``: store operations from the shell.
+"""``plan-pipeline trim | row-guard | backup | restore | restore-archived | export``: store operations from the shell.
 
 These run in the CLI process (no Dagster run), holding one short connection at a time; the
 Dagster jobs of :mod:`plan_pipeline.orchestration.operations` do the same work on schedules.
@@ -30,6 +30,16 @@ def _months(value: str) -> int | None:
     return number
 
 
+def _rows(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of rows, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError("must not be negative (0 switches the row guard off)")
+    return number
+
+
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -44,11 +54,46 @@ def _actor(args) -> str:
     return getattr(args, "actor", None) or os.environ.get("PLAN_PIPELINE_ACTOR") or os.environ.get("USER") or "system"
 
 
+# ---------------------------------------------------------------------------------- runs in progress
+def _runs_in_progress(env: CliEnvironment) -> dict[str, str]:
+    """``{plan version: run id}`` of the queued or running plan runs on this project's instance.
+
+    The one place the maintenance commands ask which runs may be writing the store (stale-run
+    recovery goes in front of this call)."""
+    from plan_pipeline.orchestration.run_state import versions_in_progress
+
+    return versions_in_progress(env.instance())
+
+
+def _refuse_while_runs_write(env: CliEnvironment, action: str) -> None:
+    """Raise ``PlanStoreError`` naming the runs when any plan run is queued or running."""
+    from plan_pipeline.store import PlanStoreError
+
+    active = _runs_in_progress(env)
+    if active:
+        runs = ", ".join(f"run {run_id} (version {version})" for version, run_id in sorted(active.items()))
+        raise PlanStoreError(f"{action} refused: plan runs are in progress: {runs}; wait for them to finish "
+                             f"(or cancel them) and run {action} again")
+
+
+def _drop_partitions_of_removed(env: CliEnvironment, instance, removed: list[str], archive_dir) -> None:
+    """Remove the ``plan_version`` partitions of removed versions, and of archived versions no
+    longer in the store whose partition a crashed removal left behind."""
+    from plan_pipeline.operations.retention import list_archived_versions
+    from plan_pipeline.orchestration.launch import remove_version_partition
+
+    stale = set(removed)
+    archived = {item["version_id"] for item in list_archived_versions(archive_dir)} - stale
+    if archived:
+        present = {v.version_id for v in env.store.list_versions()}
+        stale |= archived - present
+    for version_id in sorted(stale):
+        remove_version_partition(instance, version_id)
+
+
 # ---------------------------------------------------------------------------------- trim
 def cmd_trim(env: CliEnvironment, args) -> int:
     from plan_pipeline.operations.retention import RetentionPolicy, trim_store
-    from plan_pipeline.orchestration.launch import remove_version_partition
-    from plan_pipeline.orchestration.run_state import versions_in_progress
 
     policy = RetentionPolicy(
         version_max_age_months=args.version_max_age_months,
@@ -56,12 +101,26 @@ def cmd_trim(env: CliEnvironment, args) -> int:
         kpi_max_age_months=args.kpi_max_age_months,
         audit_max_age_months=args.audit_max_age_months,
     )
-    instance = env.instance()
     report = trim_store(env.store, policy, dry_run=args.dry_run, archive_dir=args.archive_dir,
-                        active_versions=versions_in_progress(instance))
+                        active_versions=_runs_in_progress(env), actor=_actor(args))
     if not args.dry_run:
-        for version_id in report.removed_version_ids:
-            remove_version_partition(instance, version_id)
+        _drop_partitions_of_removed(env, env.instance(), report.removed_version_ids, report.archive_dir)
+    if args.json:
+        _out(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        for line in report.lines():
+            _out(line)
+    return 0
+
+
+def cmd_row_guard(env: CliEnvironment, args) -> int:
+    from plan_pipeline.operations.retention import enforce_row_guard, row_guard_limit
+
+    limit = args.max_rows if args.max_rows is not None else row_guard_limit()
+    report = enforce_row_guard(env.store, max_rows=limit, active_versions=_runs_in_progress(env) if limit else {},
+                               archive_dir=args.archive_dir, dry_run=args.dry_run, actor=_actor(args))
+    if report.versions and not args.dry_run:
+        _drop_partitions_of_removed(env, env.instance(), report.removed_version_ids, report.archive_dir)
     if args.json:
         _out(json.dumps(report.to_dict(), indent=2, default=str))
     else:
@@ -100,10 +159,10 @@ def cmd_backup(env: CliEnvironment, args) -> int:
 
 def cmd_restore(env: CliEnvironment, args) -> int:
     from plan_pipeline.operations.backup import restore_backup
-
     from plan_pipeline.orchestration.launch import register_version_partition
 
-    result = restore_backup(args.backup_dir, env.db_path, force=args.force)
+    result = restore_backup(args.backup_dir, env.db_path, force=args.force,
+                            guard=lambda: _refuse_while_runs_write(env, "restore"))
     for line in result.lines():
         _out(line)
     instance = env.instance()
@@ -125,7 +184,7 @@ def cmd_export(env: CliEnvironment, args) -> int:
 
 
 def register_operations_commands(subparsers) -> None:
-    """Add ``trim``, ``backup``, ``restore``, ``restore-archived`` and ``export`` to ``plan-pipeline``."""
+    """Add ``trim``, ``row-guard``, ``backup``, ``restore``, ``restore-archived`` and ``export`` to ``plan-pipeline``."""
     from plan_pipeline.exports.export import EXPORT_FORMATS
     from plan_pipeline.operations.backup import BACKUP_DIR_ENV, DEFAULT_KEEP
 
@@ -145,8 +204,25 @@ def register_operations_commands(subparsers) -> None:
     p.add_argument("--kpi-max-age-months", type=_months, default=24, metavar="N|off", help="default 24")
     p.add_argument("--audit-max-age-months", type=_months, default=36, metavar="N|off", help="default 36")
     p.add_argument("--archive-dir", help="where removed versions are archived (default <home>/archive)")
+    p.add_argument("--actor", help="recorded in the archives (default $PLAN_PIPELINE_ACTOR or $USER)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_trim)
+
+    p = subparsers.add_parser(
+        "row-guard",
+        help="keep plan_series within PLANS_DB_MAX_ROWS rows (archive, then remove the oldest versions)",
+        description="When plan_series holds more rows than --max-rows (default $PLANS_DB_MAX_ROWS; unset or 0 = "
+        "off), archive and remove the oldest versions (created_at, then version id) until it fits. Approved "
+        "versions and versions with a queued or running run are never removed. Plan runs apply the same guard "
+        "after they publish a plan; this command runs it by hand. Restore with 'plan-pipeline restore-archived V'.",
+    )
+    p.add_argument("--max-rows", type=_rows, default=None, metavar="N",
+                   help="row limit (default $PLANS_DB_MAX_ROWS; 0 = off)")
+    p.add_argument("--dry-run", action="store_true", help="report what would be removed; change nothing")
+    p.add_argument("--archive-dir", help="where removed versions are archived (default <home>/archive)")
+    p.add_argument("--actor", help="recorded in the archives (default $PLAN_PIPELINE_ACTOR or $USER)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_row_guard)
 
     p = subparsers.add_parser("restore-archived", help="put a version removed by trim back (or list archived versions)")
     p.add_argument("version_id", nargs="?", help="omit to list the archive")
@@ -166,8 +242,8 @@ def register_operations_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "restore", help="restore a backup into an empty or new plan store (--db TARGET)",
         description="Rebuild the plan store at --db (default the project store) from a backup folder. Refuses a "
-        "store that holds rows unless --force (the old file is kept as <file>.pre-restore-<stamp>). Stop the "
-        "Dagster UI/daemon first: nothing may hold the file.",
+        "store that holds rows unless --force (the old file is kept as <file>.pre-restore-<stamp>), and refuses "
+        "to replace an existing store while a plan run is queued or running (the run ids are named).",
     )
     p.add_argument("backup_dir", metavar="DIR", help="a plan-store-<stamp> folder written by 'backup'")
     p.add_argument("--force", action="store_true", help="replace a non-empty store (kept beside it)")

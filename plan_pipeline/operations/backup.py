@@ -4,18 +4,23 @@ A backup is a folder ``<out>/plan-store-<UTC stamp>/`` holding one Parquet file 
 ``manifest.json`` (schema version, created time, rows / bytes / sha256 per table file, the
 last value of every id sequence). All tables are read on **one connection inside one
 transaction**, so the snapshot is consistent even while other work waits (the Dagster job also
-holds the ``duckdb`` pool). The folder is written under a temporary name and renamed when
-complete: a folder with the final name is always a whole backup. After a successful backup the
-newest ``keep`` backups in ``<out>`` are kept and older ones removed (only folders that carry
-our manifest are ever removed).
+holds the ``duckdb`` pool); a backup taken while a plan run is in progress holds what that run
+had committed when the backup's transaction began. The folder is staged under a hidden,
+locked name (:class:`~plan_pipeline.operations.tablecopy.Staging`), fsynced, verified and
+renamed when complete: a folder with the final name is always a whole backup. Leftovers of
+interrupted backups are removed by the next backup. After a successful backup the newest
+``keep`` backups in ``<out>`` are kept and older ones removed (only folders that carry our
+manifest; each is renamed to a hidden name before it is deleted).
 
 A restore builds a **new** DuckDB file beside the target: the schema from this code's
 migrations, then every table's rows in file order, then the sequences moved to the backed-up
 values (ids continue where they stopped), all in one transaction; the new file then replaces
-the target. It refuses a target that holds any rows unless ``force`` (the old file is then
-kept as ``<target>.pre-restore-<stamp>``), a backup whose files do not match their sha256,
-and a backup of another schema version (restore with the release that wrote it; opening the
-store with a newer release upgrades it in place).
+the target atomically, while this process holds the target's write lock. It refuses a target
+that holds any rows unless ``force`` (the old file is then kept as
+``<target>.pre-restore-<stamp>``), a backup whose files do not match their sha256, a backup of
+another schema version (restore it with the release that wrote it; opening the store with a
+newer release upgrades it in place), and whatever the caller's ``guard`` refuses (the CLI:
+plan runs in progress).
 """
 from __future__ import annotations
 
@@ -23,27 +28,34 @@ import json
 import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 
 import plan_pipeline
+from plan_pipeline.faults import crash_point
 from plan_pipeline.operations.tablecopy import (
+    Staging,
     advance_sequence,
     catch_up_sequences,
+    ensure_folder,
     file_entry,
+    fsync_path,
+    fsync_tree,
     ident,
+    leftovers,
     load_parquet_into,
-    parquet_rows,
+    remove_path,
+    removing_name,
     scalar,
     sequence_state,
-    sha256_file,
     user_tables,
+    verify_table_files,
     write_query_parquet,
+    write_text_durable,
 )
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.connection import open_connection, transaction
@@ -68,12 +80,14 @@ class BackupResult:
     path: Path
     manifest: dict[str, Any]
     removed: list[Path] = field(default_factory=list)
+    leftovers: list[Path] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         tables = self.manifest["tables"]
         rows = sum(t["rows"] for t in tables.values())
-        out = [f"backup {self.path} ({len(tables)} tables, {rows} rows, schema version "
-               f"{self.manifest['schema_version']})"]
+        out = [f"removed leftover of an interrupted backup {p}" for p in self.leftovers]
+        out.append(f"backup {self.path} ({len(tables)} tables, {rows} rows, schema version "
+                   f"{self.manifest['schema_version']})")
         out += [f"removed old backup {p}" for p in self.removed]
         return out
 
@@ -96,33 +110,48 @@ def _utc_now() -> datetime:
 
 
 # ---------------------------------------------------------------------------------- backup
+def _is_backup_name(name: str) -> bool:
+    return name.startswith(BACKUP_PREFIX)
+
+
+def clean_backup_leftovers(out_dir: str | Path) -> list[Path]:
+    """Remove what interrupted backups and prunes left in ``out_dir`` (their writers are gone;
+    a concurrent backup's staged folder is locked and left alone). Returns the removed paths."""
+    cleaned = []
+    for left in leftovers(Path(out_dir), ("partial", "removing"), final_names=_is_backup_name):
+        remove_path(left.path)
+        cleaned.append(left.path)
+    return cleaned
+
+
 def create_backup(
     store: PlanStore, out_dir: str | Path | None = None, *, keep: int = DEFAULT_KEEP, now: datetime | None = None
 ) -> BackupResult:
-    """Snapshot every table of ``store`` into a new folder under ``out_dir``; prune to ``keep``."""
+    """Snapshot every table of ``store`` into a new folder under ``out_dir``; prune to ``keep``.
+
+    The folder is staged under a hidden name, fsynced, verified (sha256 and rows of every
+    file) and only then renamed to ``plan-store-<stamp>``; leftovers of interrupted backups
+    are removed first. Crash points: ``backup.files_written``, ``backup.verified``,
+    ``backup.published``, ``backup.pruning``.
+    """
     if keep < 1:
         raise PlanStoreError(f"--keep must be at least 1 (got {keep})")
     if not store.path.exists():
         raise PlanStoreError(f"plan store {store.path} does not exist; nothing to back up")
-    out = Path(out_dir).resolve() if out_dir else default_backup_dir()
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_folder(Path(out_dir).resolve() if out_dir else default_backup_dir(), "backup folder")
+    cleaned = clean_backup_leftovers(out)
     now = now or _utc_now()
     name = BACKUP_PREFIX + now.strftime("%Y%m%dT%H%M%S%fZ")
-    final, n = out / name, 1
-    while final.exists():
-        n += 1
-        final = out / f"{name}-{n}"
-    partial = out / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
-    partial.mkdir()
-    try:
+    with Staging(out, name) as staging:
         tables: dict[str, Any] = {}
         with store.connect(read_only=True) as con, transaction(con):
             schema_version = current_schema_version(con)
             for table in user_tables(con):
-                path = partial / f"{table}.parquet"
+                path = staging.path / f"{table}.parquet"
                 rows = write_query_parquet(con, f"SELECT * FROM {ident(table)}", [], path)
                 tables[table] = file_entry(path, rows)
             sequences = sequence_state(con)
+        crash_point("backup.files_written")
         manifest = {
             "format": BACKUP_FORMAT,
             "format_version": 1,
@@ -134,13 +163,18 @@ def create_backup(
             "tables": tables,
             "sequences": sequences,
         }
-        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        partial.rename(final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+        write_text_durable(staging.path / MANIFEST, json.dumps(manifest, indent=2))
+        fsync_tree(staging.path)
+        verify_backup(staging.path)
+        crash_point("backup.verified")
+        final, n = out / name, 1
+        while final.exists():
+            n += 1
+            final = out / f"{name}-{n}"
+        staging.publish(final)
+    crash_point("backup.published")
     removed = prune_backups(out, keep)
-    return BackupResult(final, manifest, removed)
+    return BackupResult(final, manifest, removed, cleaned)
 
 
 def list_backups(out_dir: str | Path) -> list[Path]:
@@ -158,9 +192,19 @@ def list_backups(out_dir: str | Path) -> list[Path]:
 
 
 def prune_backups(out_dir: str | Path, keep: int) -> list[Path]:
+    """Remove all but the newest ``keep`` backups. Each goes to a hidden ``.removing-`` name
+    first (one rename), so a prune killed half-way never leaves a damaged folder that looks
+    like a backup; the next backup removes such leftovers."""
     removed = []
     for old in list_backups(out_dir)[keep:]:
-        shutil.rmtree(old)
+        doomed = removing_name(old)
+        try:
+            old.rename(doomed)
+        except FileNotFoundError:  # a concurrent prune took it
+            continue
+        fsync_path(doomed.parent)
+        crash_point("backup.pruning")
+        shutil.rmtree(doomed, ignore_errors=True)
         removed.append(old)
     return removed
 
@@ -168,21 +212,21 @@ def prune_backups(out_dir: str | Path, keep: int) -> list[Path]:
 def verify_backup(backup_dir: str | Path) -> dict[str, Any]:
     """The backup's manifest, after checking every file's sha256 and row count."""
     folder = Path(backup_dir)
+    if not folder.exists():
+        raise PlanStoreError(f"backup folder {folder} does not exist")
+    if not folder.is_dir():
+        raise PlanStoreError(f"{folder} is a file, not a backup folder (give the plan-store-<stamp> folder "
+                             "written by 'backup')")
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise PlanStoreError(f"{folder} is not a plan-store backup (no {MANIFEST})")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if manifest.get("format") != BACKUP_FORMAT:
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PlanStoreError(f"{manifest_path} cannot be read: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BACKUP_FORMAT:
         raise PlanStoreError(f"{manifest_path} is not a plan-pipeline backup manifest")
-    for table, entry in manifest["tables"].items():
-        ident(table)
-        path = folder / entry["file"]
-        if path.name != entry["file"] or not path.is_file():
-            raise PlanStoreError(f"backup file {entry['file']!r} of table {table!r} is missing")
-        if sha256_file(path) != entry["sha256"]:
-            raise PlanStoreError(f"backup file {path} is damaged (sha256 mismatch)")
-        if parquet_rows(path) != entry["rows"]:
-            raise PlanStoreError(f"backup file {path} holds {parquet_rows(path)} rows, manifest says {entry['rows']}")
+    verify_table_files(folder, manifest.get("tables"), f"backup {folder}")
     return manifest
 
 
@@ -191,38 +235,65 @@ def store_row_counts(db_path: Path) -> dict[str, int]:
     """Rows per table of an existing store file (opened briefly; fails if another process holds it)."""
     con = open_connection(db_path, read_only=True, retry_seconds=5.0)
     try:
-        return {t: int(scalar(con, f"SELECT count(*) FROM {ident(t)}")) for t in user_tables(con)}
+        return _row_counts(con)
     finally:
         con.close()
 
 
-def restore_backup(backup_dir: str | Path, target_db: str | Path, *, force: bool = False) -> RestoreResult:
-    manifest = verify_backup(backup_dir)
+def _row_counts(con) -> dict[str, int]:
+    return {t: int(scalar(con, f"SELECT count(*) FROM {ident(t)}")) for t in user_tables(con)}
+
+
+def _data_rows(counts: dict[str, int]) -> int:
+    return sum(n for t, n in counts.items() if t != "schema_migrations")
+
+
+def _refuse_non_empty(target: Path, rows: int, force: bool) -> None:
+    if rows and not force:
+        raise PlanStoreError(
+            f"{target} is not empty ({rows} rows); restore into a new file with --db, "
+            "or pass --force to replace it (the old file is kept beside it)"
+        )
+
+
+def restore_backup(
+    backup_dir: str | Path,
+    target_db: str | Path,
+    *,
+    force: bool = False,
+    guard: Callable[[], None] | None = None,
+) -> RestoreResult:
+    """Rebuild ``target_db`` from a backup (see the module docstring).
+
+    ``guard`` is called before anything is built and again at the swap, while this process
+    holds the target's write lock; it raises (``PlanStoreError``) to refuse, e.g. while plan
+    runs are in progress. Crash point ``restore.built`` (new file complete, not yet in place).
+    """
     folder = Path(backup_dir)
     target = Path(target_db).resolve()
+    if target.is_dir():
+        raise PlanStoreError(f"restore target {target} is a folder, not a plan store file (--db names the DuckDB file)")
+    manifest = verify_backup(folder)
     if manifest["schema_version"] != SCHEMA_VERSION:
         raise PlanStoreError(
             f"backup {folder} has schema version {manifest['schema_version']}, this plan-pipeline builds "
             f"{SCHEMA_VERSION}: restore it with the release that wrote it (opening the store with a newer "
             "release then upgrades it in place)"
         )
-    existing_rows = 0
     if target.exists():
+        if guard is not None:
+            guard()
         try:
             counts = store_row_counts(target)
         except duckdb.Error as exc:
             raise PlanStoreError(f"cannot open {target} to check that it is empty: {exc}") from None
-        existing_rows = sum(n for t, n in counts.items() if t != "schema_migrations")
-        if existing_rows and not force:
-            raise PlanStoreError(
-                f"{target} is not empty ({existing_rows} rows); restore into a new file with --db, "
-                "or pass --force to replace it (the old file is kept beside it)"
-            )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    building = target.with_name(f".{target.name}.restore-{uuid.uuid4().hex[:8]}")
+        _refuse_non_empty(target, _data_rows(counts), force)
+    parent = ensure_folder(target.parent, "folder of the restore target")
+    for left in leftovers(parent, ("restore",), final_names=lambda name: name == target.name):
+        remove_path(left.path)
     rows: dict[str, int] = {}
-    try:
-        con = duckdb.connect(str(building))
+    with Staging(parent, target.name, kind="restore", folder=False) as staging:
+        con = duckdb.connect(str(staging.path))
         try:
             apply_migrations(con)
             fresh = set(user_tables(con))
@@ -244,20 +315,50 @@ def restore_backup(backup_dir: str | Path, target_db: str | Path, *, force: bool
             con.execute("CHECKPOINT")
         finally:
             con.close()
-        moved = None
-        if target.exists():
-            stamp = _utc_now().strftime("%Y%m%dT%H%M%SZ")
-            if existing_rows:
-                moved = target.with_name(f"{target.name}.pre-restore-{stamp}")
-                target.rename(moved)
-                wal = Path(f"{target}.wal")
-                if wal.exists():
-                    wal.rename(Path(f"{moved}.wal"))
-            else:
-                target.unlink()
-                Path(f"{target}.wal").unlink(missing_ok=True)
-        os.replace(building, target)
-    finally:
-        building.unlink(missing_ok=True)
-        Path(f"{building}.wal").unlink(missing_ok=True)
+        Path(f"{staging.path}.wal").unlink(missing_ok=True)  # empty after the CHECKPOINT and close
+        crash_point("restore.built")
+        moved = _swap_in(staging, target, force=force, guard=guard)
     return RestoreResult(target, rows, moved)
+
+
+def _swap_in(staging: Staging, target: Path, *, force: bool, guard: Callable[[], None] | None) -> Path | None:
+    """Put the rebuilt file in place of ``target``; the old one, if it holds rows, stays as
+    ``<target>.pre-restore-<stamp>``.
+
+    While the target exists this holds its write lock (a writer that starts now waits and then
+    opens the new file), re-checks that it may be replaced (``guard``, rows vs ``force``),
+    checkpoints it (no write-ahead log may be left for the new file to pick up), hard-links it
+    to its pre-restore name and atomically renames the new file over it: at every moment the
+    target path holds a whole store.
+    """
+    if not target.exists():
+        staging.publish(target)
+        return None
+    con = open_connection(target)
+    try:
+        existing = _data_rows(_row_counts(con))
+        _refuse_non_empty(target, existing, force)
+        if guard is not None:
+            guard()
+        con.execute("CHECKPOINT")
+        if Path(f"{target}.wal").exists():
+            raise PlanStoreError(f"{target}.wal is still there after a CHECKPOINT; not replacing {target}")
+        moved = None
+        if existing:
+            stamp = _utc_now().strftime("%Y%m%dT%H%M%SZ")
+            moved, n = target.with_name(f"{target.name}.pre-restore-{stamp}"), 1
+            while moved.exists():
+                n += 1
+                moved = target.with_name(f"{target.name}.pre-restore-{stamp}-{n}")
+            try:
+                os.link(target, moved)
+            except OSError:  # no hard links here: a short moment without a file at the target path
+                target.rename(moved)
+        fsync_tree(staging.path)
+        os.replace(staging.path, target)
+        fsync_path(target.parent)
+        staging.published = target
+        crash_point("restore.swapped")
+        return moved
+    finally:
+        con.close()

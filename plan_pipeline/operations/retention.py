@@ -24,37 +24,61 @@ Safety:
 * Nothing is deleted without a copy: every removed version is first written to
   ``<archive>/<version_id>/`` (one Parquet file per table + ``archive.json`` with row counts
   and sha256), restorable with :func:`restore_archived_version`; trimmed KPI and audit rows
-  go to ``<archive>/_trimmed/<stamp>/``. The archive root defaults to
+  go to ``<archive>/_trimmed/<stamp>/`` (with ``rows.json``). The archive root defaults to
   ``<project home>/archive``.
-* The whole trim is **one transaction**: the archives are written from inside it (so they
-  show exactly what is deleted) under temporary names, and only renamed into place after the
-  commit; on any error the transaction rolls back and the temporary folders are removed.
+* **Archive, publish, then delete** (:func:`_archive_then_remove`, shared by trim, the row
+  guard and :func:`archive_and_remove_versions`): inside one write transaction the archives
+  are written to staged folders, fsynced and verified (sha256 and rows, equal to what the
+  store holds), then published under their final names (rename + fsync of the folder), and
+  only then are the rows deleted and the transaction committed. Killed at any moment, the
+  store still holds every version, or the version's complete archive is in place (a crash
+  between publishing and the commit leaves an archive of a version that still exists:
+  harmless, ``restore-archived`` refuses while the version exists and the next removal
+  replaces the archive). Named crash points: ``<operation>.archive_written``,
+  ``.archive_published``, ``.before_commit``, ``.after_commit`` (and ``trim.before_checkpoint``).
+* Staged folders of interrupted runs are handled by the next trim (:func:`_archive_leftovers`):
+  removed when the store still holds their rows, recovered (published) when a verified
+  archive is the only copy (an older release deleted before publishing).
 * A ``CHECKPOINT`` after the commit lets DuckDB give space back; the report gives the file
   size before and after (``bytes_reclaimed``).
 
-A dry run computes the same plan (versions, reasons, rows per table) inside a read
+A dry run computes the same plan (versions, reasons, rows per table, leftovers) inside a read
 transaction and changes nothing.
+
+**Row guard** (:func:`enforce_row_guard`, ``$PLANS_DB_MAX_ROWS``): after a plan write, keeps
+``plan_series`` at most that many rows by archiving and removing the oldest unprotected
+versions (never approved ones, never one with a run in progress, never the version just
+written).
 """
 from __future__ import annotations
 
 import calendar
 import json
-import shutil
-import uuid
+import os
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
+from plan_pipeline.faults import crash_point
 from plan_pipeline.operations.tablecopy import (
+    Staging,
     catch_up_sequences,
+    ensure_folder,
     file_entry,
+    fsync_path,
+    fsync_tree,
     ident,
+    leftovers,
     load_parquet_into,
+    publish_path,
+    remove_path,
     scalar,
-    sha256_file,
     store_file_bytes,
+    verify_table_files,
     write_query_parquet,
+    write_text_durable,
 )
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.connection import open_connection, transaction
@@ -65,6 +89,9 @@ ARCHIVE_DIR_NAME = "archive"
 ARCHIVE_MANIFEST = "archive.json"
 ARCHIVE_FORMAT = "plan-pipeline-version-archive"
 TRIMMED_DIR = "_trimmed"
+ROW_ARCHIVE_MANIFEST = "rows.json"
+ROW_ARCHIVE_FORMAT = "plan-pipeline-row-archive"
+MAX_ROWS_ENV = "PLANS_DB_MAX_ROWS"
 AGE_STATUSES = ("draft", "superseded", "imported")
 KEPT_STATUS = "approved"
 VERSION_TABLES = ("plan_versions", *VERSION_CHILD_TABLES)
@@ -118,6 +145,7 @@ class TrimReport:
     bytes_before: int = 0
     bytes_after: int | None = None
     bytes_reclaimed: int | None = None
+    leftovers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def removed_version_ids(self) -> list[str]:
@@ -144,6 +172,11 @@ class TrimReport:
                                      ("audit events", self.audit_events_trimmed, self.policy["audit_max_age_months"])):
             rule = "rule off" if months is None else f"older than {months} months"
             out.append(f"{label} {done}: {count} ({rule})")
+        for left in self.leftovers:
+            what = left.get("version_id") or TRIMMED_DIR
+            action = ("would be " if self.dry_run else "") + left["action"]
+            where = f" -> {left['to']}" if left.get("to") else ""
+            out.append(f"leftover of an interrupted run {left['path']} ({what}): {action}, {left['reason']}{where}")
         totals = ", ".join(f"{t} {n}" for t, n in self.rows_removed.items() if n) or "none"
         out.append(f"rows {done} per table: {totals}")
         if self.dry_run:
@@ -190,15 +223,7 @@ def _plan_trim(con, policy: RetentionPolicy, now: datetime, active: Mapping[str,
                             f"(would be removed: {'; '.join(reasons[vid])})"})
             continue
         meta = info[vid]
-        removals.append({
-            "version_id": vid,
-            "status": meta["status"],
-            "read_only": meta["read_only"],
-            "created_at": meta["created_at"].isoformat(sep=" ", timespec="seconds"),
-            "reasons": reasons[vid],
-            "rows": _version_rows(con, vid),
-            "archive": None,
-        })
+        removals.append(_removal_item(con, vid, meta["status"], meta["read_only"], meta["created_at"], reasons[vid]))
     protected = sorted({r["version_id"] for r in removals} | set(active))
     kpi_cutoff = months_before(now, policy.kpi_max_age_months) if policy.kpi_max_age_months is not None else None
     audit_cutoff = (months_before(now, policy.audit_max_age_months)
@@ -227,15 +252,21 @@ def _count_old(con, table: str, column: str, cutoff: datetime | None, protected:
 
 
 # ---------------------------------------------------------------------------------- archive
-def _write_version_archive(con, version_id: str, target: Path, reasons: list[str], now: datetime) -> dict[str, int]:
-    """Write every row of one version into ``target`` (a fresh folder); returns rows per table."""
-    target.mkdir(parents=True)
+def _archive_root(archive_dir: str | Path | None) -> Path:
+    root = Path(archive_dir).resolve() if archive_dir else default_archive_dir()
+    if root.exists() and not root.is_dir():
+        raise PlanStoreError(f"archive folder {root} is a file, not a folder")
+    return root
+
+
+def _write_version_archive(con, version_id: str, target: Path, *, reasons: list[str], now: datetime,
+                           operation: str, actor: str) -> None:
+    """Write every row of one version into ``target`` (an empty folder) with its manifest (written last)."""
     tables: dict[str, Any] = {}
-    rows: dict[str, int] = {}
     for table in VERSION_TABLES:
         path = target / f"{table}.parquet"
-        rows[table] = write_query_parquet(con, f"SELECT * FROM {ident(table)} WHERE version_id = ?", [version_id], path)
-        tables[table] = file_entry(path, rows[table])
+        rows = write_query_parquet(con, f"SELECT * FROM {ident(table)} WHERE version_id = ?", [version_id], path)
+        tables[table] = file_entry(path, rows)
     head = con.execute(
         "SELECT status, input_set, created_at FROM plan_versions WHERE version_id = ?", [version_id]
     ).fetchall()[0]
@@ -247,39 +278,321 @@ def _write_version_archive(con, version_id: str, target: Path, reasons: list[str
         "input_set": head[1],
         "created_at": head[2].isoformat(sep=" "),
         "archived_at": now.isoformat(sep=" ", timespec="seconds"),
+        "operation": operation,
+        "actor": actor,
         "reasons": reasons,
         "schema_version": current_schema_version(con),
         "tables": tables,
     }
-    (target / ARCHIVE_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return rows
+    write_text_durable(target / ARCHIVE_MANIFEST, json.dumps(manifest, indent=2))
 
 
-def _write_rows_archive(con, table: str, cutoff: datetime, protected: list[str], target: Path) -> int:
-    target.mkdir(parents=True, exist_ok=True)
-    order = _OLD_ROWS[table][1]
-    return write_query_parquet(
-        con, f"SELECT * FROM {ident(table)} WHERE {_old_rows_where(table)} ORDER BY {order}",
-        [cutoff, protected], target / f"{table}.parquet",
-    )
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PlanStoreError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise PlanStoreError(f"{path} is not a manifest")
+    return data
 
 
-def _delete_version(con, version_id: str) -> None:
-    for table in VERSION_CHILD_TABLES:  # children first (no declared FKs, explicit cascade)
-        con.execute(f"DELETE FROM {ident(table)} WHERE version_id = ?", [version_id])
-    con.execute("DELETE FROM plan_versions WHERE version_id = ?", [version_id])
+def verify_version_archive(folder: str | Path, version_id: str | None = None) -> dict[str, Any]:
+    """The manifest of a version archive, after checking every file's sha256 and row count."""
+    folder = Path(folder)
+    manifest_path = folder / ARCHIVE_MANIFEST
+    if not manifest_path.is_file():
+        raise PlanStoreError(f"{folder} is not a plan version archive (no {ARCHIVE_MANIFEST})")
+    manifest = _read_manifest(manifest_path)
+    if manifest.get("format") != ARCHIVE_FORMAT or (version_id is not None and manifest.get("version_id") != version_id):
+        raise PlanStoreError(f"{manifest_path} is not an archive of plan version {version_id!r}")
+    if "plan_versions" not in (manifest.get("tables") or {}):
+        raise PlanStoreError(f"{manifest_path} lists no plan_versions file")
+    verify_table_files(folder, manifest["tables"], f"archive of plan version {manifest.get('version_id')!r}")
+    return manifest
+
+
+def _delete_version(con, version_id: str, *, actor: str, reason: str, archive: str | None) -> dict[str, int]:
+    """Delete one version's rows, children first (explicit cascade), inside the caller's
+    transaction; returns rows removed per table of :data:`VERSION_TABLES`.
+
+    The only place archive-then-remove deletes a version. ``actor``, ``reason`` and ``archive``
+    describe the deletion for the store's record of deleted version ids; switch this body to the
+    store's delete when it takes them.
+    """
+    removed: dict[str, int] = {}
+    for table in VERSION_CHILD_TABLES:
+        removed[table] = int(scalar(con, f"DELETE FROM {ident(table)} WHERE version_id = ?", [version_id]))
+    removed["plan_versions"] = int(scalar(con, "DELETE FROM plan_versions WHERE version_id = ?", [version_id]))
+    return {table: removed[table] for table in VERSION_TABLES}
 
 
 def _stamp(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def _publish(partial: Path, final: Path, now: datetime) -> Path:
-    """Move a finished archive folder into place; an older archive of the same name is kept aside."""
-    if final.exists():
-        final.rename(final.with_name(f"{final.name}.replaced-{_stamp(now)}"))
-    partial.rename(final)
-    return final
+def _free_name(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def _move_aside(final: Path, now: datetime) -> Path | None:
+    """An older archive under ``final`` is kept as ``<name>.replaced-<stamp>``."""
+    if not final.exists():
+        return None
+    aside = _free_name(final.with_name(f"{final.name}.replaced-{_stamp(now)}"))
+    final.rename(aside)
+    fsync_path(final.parent)
+    return aside
+
+
+@dataclass
+class _RowSet:
+    """Old rows of one table (KPIs or audit events) trimmed by age."""
+
+    table: str
+    cutoff: datetime
+    protected: list[str]
+    expected: int
+
+    @property
+    def where(self) -> str:
+        return _old_rows_where(self.table)
+
+    @property
+    def params(self) -> list[Any]:
+        return [self.cutoff, self.protected]
+
+
+class _ArchiveBatch:
+    """The archives of one removing transaction: staged (written, fsynced, verified), then
+    published together before anything is deleted. Leaving removes what was not published."""
+
+    def __init__(self, root: Path, now: datetime, *, operation: str, actor: str):
+        self.root, self.now, self.operation, self.actor = root, now, operation, actor
+        self._stack = ExitStack()
+        self._staged: list[tuple[Staging, Path]] = []
+
+    def __enter__(self) -> "_ArchiveBatch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def _staging(self, final_name: str) -> Staging:
+        ensure_folder(self.root, "archive folder")
+        return self._stack.enter_context(Staging(self.root, final_name))
+
+    def stage_version(self, con, item: dict[str, Any]) -> None:
+        vid = check_identifier("version id", item["version_id"])
+        staging = self._staging(vid)
+        _write_version_archive(con, vid, staging.path, reasons=item["reasons"], now=self.now,
+                               operation=self.operation, actor=self.actor)
+        fsync_tree(staging.path)
+        manifest = verify_version_archive(staging.path, vid)
+        archived = {t: e["rows"] for t, e in manifest["tables"].items()}
+        if archived != item["rows"]:
+            raise PlanStoreError(f"archive of {vid} holds {archived}, expected {item['rows']}")
+        final = self.root / vid
+        self._staged.append((staging, final))
+        item["archive"] = str(final)
+
+    def stage_rows(self, con, row_sets: list[_RowSet]) -> list[str]:
+        """One ``_trimmed/<stamp>/`` folder with a Parquet file per table; returns the final file paths."""
+        if not row_sets:
+            return []
+        staging = self._staging(TRIMMED_DIR)
+        final = _free_name(self.root / TRIMMED_DIR / _stamp(self.now))
+        tables: dict[str, Any] = {}
+        for rs in row_sets:
+            path = staging.path / f"{rs.table}.parquet"
+            written = write_query_parquet(
+                con, f"SELECT * FROM {ident(rs.table)} WHERE {rs.where} ORDER BY {_OLD_ROWS[rs.table][1]}",
+                rs.params, path)
+            if written != rs.expected:
+                raise PlanStoreError(f"{rs.table}: archived {written} rows, expected {rs.expected}")
+            tables[rs.table] = file_entry(path, written)
+        manifest = {"format": ROW_ARCHIVE_FORMAT, "format_version": 1, "operation": self.operation,
+                    "actor": self.actor, "archived_at": self.now.isoformat(sep=" ", timespec="seconds"),
+                    "schema_version": current_schema_version(con), "tables": tables}
+        write_text_durable(staging.path / ROW_ARCHIVE_MANIFEST, json.dumps(manifest, indent=2, default=str))
+        fsync_tree(staging.path)
+        verify_table_files(staging.path, tables, "trimmed-rows archive")
+        self._staged.append((staging, final))
+        return [str(final / entry["file"]) for entry in tables.values()]
+
+    def publish(self) -> None:
+        for staging, final in self._staged:
+            ensure_folder(final.parent, "archive folder")
+            _move_aside(final, self.now)
+            staging.publish(final)
+
+
+def _archive_then_remove(con, batch: _ArchiveBatch, items: list[dict[str, Any]],
+                         row_sets: list[_RowSet] = ()) -> list[str]:
+    """The one sequence that removes versions (and old rows) from the store, inside the caller's
+    write transaction; the caller commits right after it returns.
+
+    1. every archive is written to a staged folder, fsynced and verified (sha256 + rows, and
+       the rows equal what the store holds), crash point ``<operation>.archive_written``;
+    2. every archive is published under its final name (fsync, rename, fsync the folder),
+       crash point ``<operation>.archive_published``;
+    3. the rows are deleted (in the still uncommitted transaction) and the deleted counts are
+       checked against the archives, crash point ``<operation>.before_commit``.
+
+    A crash before the commit leaves the store as it was; a published archive of a version that
+    still exists is harmless (``restore-archived`` refuses while the version exists; the next
+    removal replaces it). Returns the final paths of the trimmed-row files.
+    """
+    operation = batch.operation
+    for item in items:
+        batch.stage_version(con, item)
+    row_files = batch.stage_rows(con, list(row_sets))
+    crash_point(f"{operation}.archive_written")
+    batch.publish()
+    crash_point(f"{operation}.archive_published")
+    for item in items:
+        removed = _delete_version(con, item["version_id"], actor=batch.actor, reason="; ".join(item["reasons"]),
+                                  archive=item["archive"])
+        if removed != item["rows"]:
+            raise PlanStoreError(f"removing {item['version_id']} deleted {removed}, its archive holds {item['rows']}")
+    for rs in row_sets:
+        deleted = int(scalar(con, f"DELETE FROM {ident(rs.table)} WHERE {rs.where}", rs.params))
+        if deleted != rs.expected:
+            raise PlanStoreError(f"{rs.table}: archived {rs.expected} rows but {deleted} matched the delete")
+    crash_point(f"{operation}.before_commit")
+    return row_files
+
+
+def _version_head(con, version_id: str) -> tuple[str, bool, datetime]:
+    rows = con.execute(
+        "SELECT status, read_only, created_at FROM plan_versions WHERE version_id = ?", [version_id]).fetchall()
+    if not rows:
+        raise PlanStoreError(f"unknown plan version {version_id!r}")
+    return rows[0][0], bool(rows[0][1]), rows[0][2]
+
+
+def _removal_item(con, version_id: str, status: str, read_only: bool, created_at: datetime,
+                  reasons: list[str]) -> dict[str, Any]:
+    return {
+        "version_id": version_id,
+        "status": status,
+        "read_only": read_only,
+        "created_at": created_at.isoformat(sep=" ", timespec="seconds"),
+        "reasons": reasons,
+        "rows": _version_rows(con, version_id),
+        "archive": None,
+    }
+
+
+def archive_and_remove_versions(
+    store: PlanStore,
+    version_ids: Sequence[str],
+    *,
+    reason: str,
+    actor: str = "system",
+    archive_dir: str | Path | None = None,
+    now: datetime | None = None,
+    active_versions: Mapping[str, str] | None = None,
+    operation: str = "delete",
+) -> list[dict[str, Any]]:
+    """Archive, then remove, the given versions (any status) in one write transaction.
+
+    The home of "archive then remove" for callers outside trim and the row guard (an
+    administrator's delete of a frozen version). A version with a queued or running run
+    (``active_versions``: version -> run id) or an unknown version is refused before anything
+    is written. Returns one dict per version: ``version_id``, ``status``, ``created_at``,
+    ``reasons``, ``rows`` (per table) and ``archive`` (its folder). Crash points are named
+    ``<operation>.archive_written`` ... ``<operation>.after_commit``.
+    """
+    now = now or utc_now()
+    root = _archive_root(archive_dir)
+    ids = [check_identifier("version id", v) for v in version_ids]
+    if len(set(ids)) != len(ids):
+        raise PlanStoreError("a version id is listed twice")
+    active = dict(active_versions or {})
+    busy = [f"{v} (run {active[v]})" for v in ids if v in active]
+    if busy:
+        raise PlanStoreError(f"runs are in progress for plan version(s) {', '.join(busy)}; wait for them to finish")
+    if not store.path.exists():
+        raise PlanStoreError(f"plan store {store.path} does not exist")
+    with _ArchiveBatch(root, now, operation=operation, actor=actor) as batch:
+        with store.write() as con:
+            items = [_removal_item(con, vid, *_version_head(con, vid), [reason]) for vid in ids]
+            _archive_then_remove(con, batch, items)
+        crash_point(f"{operation}.after_commit")
+    return items
+
+
+# ---------------------------------------------------------------------------------- leftovers
+def _archive_leftovers(con, root: Path, now: datetime, *, dry_run: bool) -> list[dict[str, Any]]:
+    """Handle what interrupted removals left in ``root`` (staged folders whose writer died).
+
+    * a staged version archive is **recovered** (published under its final name) when it
+      verifies and its version is no longer in the store: an older release deleted before it
+      published, so this folder is the only copy;
+    * it is **removed** when the version is still in the store (the removal never committed)
+      or when it has no manifest (never finished; the removal never got to its delete);
+    * a staged archive with a manifest that does not verify, of a version not in the store,
+      is **kept** for inspection;
+    * staged trimmed-row folders are removed (this release publishes before deleting), except
+      those of older releases, which are recovered into ``_trimmed/recovered-<tag>``.
+    """
+    handled = []
+    for left in leftovers(root, ("partial",), dry_run=dry_run):
+        entry: dict[str, Any] = {"path": str(left.path), "legacy": left.legacy}
+        if left.final_name == TRIMMED_DIR:
+            if left.legacy and any(left.path.glob("*.parquet")):
+                entry.update(action="recovered", reason="trimmed rows of an older release's interrupted trim")
+                target = _free_name(root / TRIMMED_DIR / f"recovered-{left.path.name.rsplit('-', 1)[-1]}")
+                if not dry_run:
+                    try:
+                        ensure_folder(target.parent, "archive folder")
+                        entry["to"] = str(publish_path(left.path, target))
+                    except (OSError, PlanStoreError) as exc:
+                        entry.update(action="failed", reason=f"recovery failed: {exc}")
+            else:
+                entry.update(action="removed", reason="interrupted before its rows were deleted")
+                if not dry_run:
+                    remove_path(left.path)
+            handled.append(entry)
+            continue
+        try:
+            vid = check_identifier("version id", left.final_name)
+        except PlanStoreError:
+            continue  # not one of ours
+        entry["version_id"] = vid
+        exists = bool(scalar(con, "SELECT count(*) FROM plan_versions WHERE version_id = ?", [vid]))
+        problem = None
+        try:
+            verify_version_archive(left.path, vid)
+        except PlanStoreError as exc:
+            problem = str(exc)
+        if exists:
+            entry.update(action="removed", reason="the version is still in the store")
+        elif problem is None:
+            entry.update(action="recovered", reason="the version is not in the store; this was its only archive")
+        elif not (left.path / ARCHIVE_MANIFEST).exists():
+            entry.update(action="removed", reason="incomplete (no manifest): its removal never reached the delete")
+        else:
+            entry.update(action="kept", reason=f"damaged archive of a version not in the store: {problem}")
+        if not dry_run:
+            try:
+                if entry["action"] == "removed":
+                    remove_path(left.path)
+                elif entry["action"] == "recovered":
+                    final = root / vid
+                    aside = _move_aside(final, now)
+                    if aside is not None:
+                        entry["replaced"] = str(aside)
+                    entry["to"] = str(publish_path(left.path, final))
+            except (OSError, PlanStoreError) as exc:  # reported; a cleanup problem does not stop the trim
+                entry.update(action="failed", reason=f"{entry['action']} failed: {exc}")
+        handled.append(entry)
+    return handled
 
 
 # ---------------------------------------------------------------------------------- trim
@@ -291,13 +604,14 @@ def trim_store(
     archive_dir: str | Path | None = None,
     active_versions: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    actor: str = "system",
 ) -> TrimReport:
     """Apply ``policy`` to ``store`` (see the module docstring). ``active_versions`` maps a
     version with a queued/running run to that run's id; those versions are skipped."""
     policy = policy or RetentionPolicy()
     now = now or utc_now()
     active = dict(active_versions or {})
-    root = Path(archive_dir).resolve() if archive_dir else default_archive_dir()
+    root = _archive_root(archive_dir)
     report = TrimReport(dry_run=dry_run, policy=policy.to_dict(), now=now.isoformat(sep=" ", timespec="seconds"),
                         archive_dir=str(root))
     if not store.path.exists():
@@ -306,49 +620,24 @@ def trim_store(
 
     if dry_run:
         with store.connect(read_only=True) as con, transaction(con):
+            report.leftovers = _archive_leftovers(con, root, now, dry_run=True)
             removals, skipped, (_, kpi_rows), (_, audit_rows), _ = _plan_trim(con, policy, now, active)
         _fill(report, removals, skipped, kpi_rows, audit_rows)
         return report
 
-    partials: list[tuple[Path, Path]] = []
-    try:
+    with _ArchiveBatch(root, now, operation="trim", actor=actor) as batch:
         with store.write() as con:
+            report.leftovers = _archive_leftovers(con, root, now, dry_run=False)
             removals, skipped, (kpi_cutoff, kpi_rows), (audit_cutoff, audit_rows), protected = _plan_trim(
                 con, policy, now, active)
-            if removals or kpi_rows or audit_rows:
-                root.mkdir(parents=True, exist_ok=True)
-            for item in removals:
-                vid = check_identifier("version id", item["version_id"])
-                partial = root / f".{vid}.partial-{uuid.uuid4().hex[:8]}"
-                partials.append((partial, root / vid))
-                archived = _write_version_archive(con, vid, partial, item["reasons"], now)
-                if archived != item["rows"]:
-                    raise PlanStoreError(f"archive of {vid} holds {archived}, expected {item['rows']}")
-                _delete_version(con, vid)
-                item["archive"] = str(root / vid)
-            if kpi_rows or audit_rows:
-                partial = root / f".{TRIMMED_DIR}.partial-{uuid.uuid4().hex[:8]}"
-                final = root / TRIMMED_DIR / _stamp(now)
-                partials.append((partial, final))
-                for table, cutoff, expected in (("plan_kpis", kpi_cutoff, kpi_rows),
-                                                ("plan_override_events", audit_cutoff, audit_rows)):
-                    if not expected:
-                        continue
-                    written = _write_rows_archive(con, table, cutoff, protected, partial)
-                    deleted = len(con.execute(
-                        f"DELETE FROM {ident(table)} WHERE {_old_rows_where(table)} RETURNING 1",
-                        [cutoff, protected]).fetchall())
-                    if written != deleted:
-                        raise PlanStoreError(f"{table}: archived {written} rows but {deleted} matched the delete")
-                    report.row_archives.append(str(final / f"{table}.parquet"))
-    except BaseException:
-        for partial, _ in partials:
-            shutil.rmtree(partial, ignore_errors=True)
-        raise
-    for partial, final in partials:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _publish(partial, final, now)
+            row_sets = [_RowSet(table, cutoff, protected, expected)
+                        for table, cutoff, expected in (("plan_kpis", kpi_cutoff, kpi_rows),
+                                                        ("plan_override_events", audit_cutoff, audit_rows))
+                        if expected]
+            report.row_archives = _archive_then_remove(con, batch, removals, row_sets)
+        crash_point("trim.after_commit")
     _fill(report, removals, skipped, kpi_rows, audit_rows)
+    crash_point("trim.before_checkpoint")
     with open_connection(store.path) as con:
         con.execute("CHECKPOINT")
     report.bytes_after = store_file_bytes(store.path)
@@ -370,16 +659,184 @@ def _fill(report: TrimReport, removals, skipped, kpi_rows: int, audit_rows: int)
     report.rows_removed = totals
 
 
+# ---------------------------------------------------------------------------------- row guard
+def row_guard_limit(environ: Mapping[str, str] | None = None) -> int | None:
+    """``$PLANS_DB_MAX_ROWS`` as a row limit; ``None`` when unset, empty or ``0`` (guard off).
+
+    Anything else that is not a whole number >= 0 is an error, not a silent "off".
+    """
+    raw = (os.environ if environ is None else environ).get(MAX_ROWS_ENV)
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise PlanStoreError(f"{MAX_ROWS_ENV} must be a whole number of plan_series rows (0 or unset switches the "
+                             f"row guard off), got {raw!r}")
+    return value or None
+
+
+def _check_max_rows(max_rows: Any) -> int | None:
+    if max_rows is None:
+        return None
+    if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 0:
+        raise PlanStoreError(f"row guard max_rows must be a whole number >= 0 (0 = off), got {max_rows!r}")
+    return max_rows or None
+
+
+@dataclass
+class RowGuardReport:
+    """What the row guard found and did (``versions``: removed, or to remove in a dry run)."""
+
+    max_rows: int | None
+    dry_run: bool
+    now: str
+    archive_dir: str
+    rows_before: int = 0
+    rows_after: int = 0
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    protected: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_rows is not None
+
+    @property
+    def within_limit(self) -> bool:
+        return not self.enabled or self.rows_after <= self.max_rows
+
+    @property
+    def removed_version_ids(self) -> list[str]:
+        return [v["version_id"] for v in self.versions]
+
+    @property
+    def archives(self) -> list[str]:
+        return [v["archive"] for v in self.versions if v.get("archive")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "enabled": self.enabled, "within_limit": self.within_limit}
+
+    def log_line(self) -> str:
+        if not self.enabled:
+            return f"row guard off ({MAX_ROWS_ENV} unset or 0)"
+        head = f"row guard{' (dry run)' if self.dry_run else ''}: plan_series {self.rows_before} rows, limit {self.max_rows}"
+        if not self.versions and self.rows_before <= self.max_rows:
+            return head + ": within the limit"
+        verb = "would remove" if self.dry_run else "removed"
+        out = head + (f"; {verb} {len(self.versions)} version(s) ({', '.join(self.removed_version_ids)})"
+                      if self.versions else "; nothing may be removed")
+        out += f" -> {self.rows_after} rows"
+        if not self.within_limit:
+            out += " (still over the limit: the rest is protected)"
+        return out
+
+    def lines(self) -> list[str]:
+        out = [self.log_line()]
+        verb = "would remove" if self.dry_run else "removed"
+        for v in self.versions:
+            where = f" -> {v['archive']}" if v.get("archive") else ""
+            out.append(f"{verb} version {v['version_id']} ({v['status']}, created {v['created_at']}): "
+                       f"plan_series {v['rows']['plan_series']} rows{where}")
+        if self.versions or not self.within_limit:
+            for p in self.protected:
+                out.append(f"kept version {p['version_id']} ({p['plan_series_rows']} plan_series rows): {p['reason']}")
+        return out
+
+
+def _protection(version_id: str, status: str, protect: set[str], active: Mapping[str, str]) -> str | None:
+    if version_id in protect:
+        return "protected by the caller (the version just written)"
+    if version_id in active:
+        return f"run {active[version_id]} is in progress for this version"
+    if status == KEPT_STATUS:
+        return "approved versions are never removed"
+    return None
+
+
+def _plan_row_guard(con, max_rows: int, protect: set[str], active: Mapping[str, str]):
+    rows_before = int(scalar(con, "SELECT count(*) FROM plan_series"))
+    per_version = con.execute(
+        "SELECT v.version_id, v.status, v.read_only, v.created_at, coalesce(s.n, 0) FROM plan_versions v "
+        "LEFT JOIN (SELECT version_id, count(*) AS n FROM plan_series GROUP BY version_id) s USING (version_id) "
+        "ORDER BY v.created_at, v.version_id"
+    ).fetchall()
+    excess = rows_before - max_rows
+    picked, protected = [], []
+    for vid, status, read_only, created_at, n in per_version:  # oldest first; one row per version
+        if not n or rows_before <= max_rows:
+            continue  # a version without plan rows frees nothing
+        reason = _protection(vid, status, protect, active)
+        if reason:
+            protected.append({"version_id": vid, "status": status, "plan_series_rows": int(n), "reason": reason})
+        elif excess > 0:
+            picked.append(_removal_item(con, vid, status, bool(read_only), created_at, [
+                f"row guard: plan_series held {rows_before} rows, {MAX_ROWS_ENV} = {max_rows}"]))
+            excess -= int(n)
+    return rows_before, picked, protected
+
+
+def enforce_row_guard(
+    store: PlanStore,
+    *,
+    max_rows: int | None,
+    protect: Iterable[str] = (),
+    active_versions: Mapping[str, str] | None = None,
+    archive_dir: str | Path | None = None,
+    now: datetime | None = None,
+    actor: str = "system",
+    dry_run: bool = False,
+) -> RowGuardReport:
+    """Keep ``plan_series`` at most ``max_rows`` rows (``None``/``0``: off, nothing is opened).
+
+    When the store holds more, the oldest versions (``created_at``, then ``version_id``) that
+    hold plan rows are archived and removed (:func:`_archive_then_remove`, the same archive as
+    trim, restorable with ``restore-archived``) until the count is within the limit or only
+    protected versions are left. Never removed: approved versions, versions in ``protect``
+    (the version just written) and versions with a queued or running run (``active_versions``:
+    version -> run id). One write transaction; a dry run plans the same inside a read
+    transaction and changes nothing.
+    """
+    max_rows = _check_max_rows(max_rows)
+    now = now or utc_now()
+    root = _archive_root(archive_dir)
+    report = RowGuardReport(max_rows=max_rows, dry_run=dry_run, now=now.isoformat(sep=" ", timespec="seconds"),
+                            archive_dir=str(root))
+    if max_rows is None:
+        return report
+    if not store.path.exists():
+        raise PlanStoreError(f"plan store {store.path} does not exist")
+    protect_set, active = set(protect), dict(active_versions or {})
+    if dry_run:
+        with store.connect(read_only=True) as con, transaction(con):
+            report.rows_before, picked, report.protected = _plan_row_guard(con, max_rows, protect_set, active)
+    else:
+        with _ArchiveBatch(root, now, operation="row_guard", actor=actor) as batch:
+            with store.write() as con:
+                report.rows_before, picked, report.protected = _plan_row_guard(con, max_rows, protect_set, active)
+                _archive_then_remove(con, batch, picked)
+            crash_point("row_guard.after_commit")
+    report.versions = picked
+    report.rows_after = report.rows_before - sum(item["rows"]["plan_series"] for item in picked)
+    return report
+
+
 # ---------------------------------------------------------------------------------- restore
 def list_archived_versions(archive_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    root = Path(archive_dir).resolve() if archive_dir else default_archive_dir()
+    """Archived versions (folders with a version-archive manifest) in the archive folder."""
+    root = _archive_root(archive_dir)
     found = []
     if root.is_dir():
         for folder in sorted(root.iterdir()):
             manifest = folder / ARCHIVE_MANIFEST
-            if folder.is_dir() and manifest.is_file():
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-                if data.get("format") == ARCHIVE_FORMAT:
+            if folder.is_dir() and not folder.name.startswith(".") and manifest.is_file():
+                try:
+                    data = _read_manifest(manifest)
+                except PlanStoreError:
+                    continue
+                if data.get("format") == ARCHIVE_FORMAT and data.get("version_id") == folder.name:
                     found.append({"path": str(folder), **{k: data.get(k) for k in
                                   ("version_id", "status", "input_set", "created_at", "archived_at")}})
     return found
@@ -391,20 +848,14 @@ def restore_archived_version(
     """Put an archived version back, exactly as it was (same ids and timestamps), in one
     transaction. Refused when the version exists or its input set is gone. Returns rows per table."""
     check_identifier("version id", version_id)
-    root = Path(archive_dir).resolve() if archive_dir else default_archive_dir()
+    root = _archive_root(archive_dir)
     folder = root / version_id
-    manifest_path = folder / ARCHIVE_MANIFEST
-    if not manifest_path.is_file():
+    if not (folder / ARCHIVE_MANIFEST).is_file():
         raise PlanStoreError(f"no archive of plan version {version_id!r} in {root}")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if manifest.get("format") != ARCHIVE_FORMAT or manifest.get("version_id") != version_id:
-        raise PlanStoreError(f"{manifest_path} is not an archive of plan version {version_id!r}")
-    for table, entry in manifest["tables"].items():
+    manifest = verify_version_archive(folder, version_id)
+    for table in manifest["tables"]:
         if table not in VERSION_TABLES:
             raise PlanStoreError(f"archive of {version_id!r} names an unknown table {table!r}")
-        path = folder / entry["file"]
-        if not path.is_file() or sha256_file(path) != entry["sha256"]:
-            raise PlanStoreError(f"archive file {path} is missing or damaged (sha256 mismatch)")
     loaded: dict[str, int] = {}
     with store.write() as con:
         if manifest.get("schema_version") != current_schema_version(con):

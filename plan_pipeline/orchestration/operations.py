@@ -61,7 +61,23 @@ def trim_metadata(report) -> dict:
         else dg.MetadataValue.null(),
         "archive_dir": dg.MetadataValue.path(report.archive_dir),
         "policy": dg.MetadataValue.json(report.policy),
+        "leftovers": dg.MetadataValue.json(report.leftovers),
         "report": dg.MetadataValue.md("\n".join(f"* {line}" for line in report.lines())),
+    }
+
+
+def row_guard_metadata(report) -> dict:
+    """Dagster metadata of a :class:`~plan_pipeline.operations.retention.RowGuardReport` (for the
+    run that applied the guard after publishing a plan)."""
+    return {
+        "row_guard": dg.MetadataValue.text(report.log_line()),
+        "row_guard_max_rows": dg.MetadataValue.int(report.max_rows) if report.enabled else dg.MetadataValue.null(),
+        "row_guard_rows_before": dg.MetadataValue.int(report.rows_before),
+        "row_guard_rows_after": dg.MetadataValue.int(report.rows_after),
+        "row_guard_within_limit": dg.MetadataValue.bool(report.within_limit),
+        "row_guard_versions_removed": dg.MetadataValue.json(
+            [{k: v[k] for k in ("version_id", "status", "created_at", "rows", "archive")} for v in report.versions]),
+        "row_guard_protected": dg.MetadataValue.json(report.protected),
     }
 
 
@@ -132,6 +148,7 @@ def plan_store_backup_op(context: dg.OpExecutionContext, config: BackupConfig, p
         "rows": dg.MetadataValue.json({t: e["rows"] for t, e in tables.items()}),
         "bytes": dg.MetadataValue.int(sum(e["bytes"] for e in tables.values())),
         "removed_backups": dg.MetadataValue.json([str(p) for p in result.removed]),
+        "removed_leftovers": dg.MetadataValue.json([str(p) for p in result.leftovers]),
     })
     for line in result.lines():
         context.log.info(line)

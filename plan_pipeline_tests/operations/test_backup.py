@@ -105,3 +105,90 @@ def test_backup_job_runs_in_the_pool_and_reports(busy_store, plan_env, tmp_path)
     assert list_backups(tmp_path / "jb")[0].as_posix() == path
     event = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
     assert event.event_specific_data.metadata["rows"].value["plan_versions"] == 2
+
+
+def test_targets_that_are_files_or_folders_are_clear_errors(busy_store, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    backup = create_backup(busy_store, tmp_path / "b").path
+    before = all_rows(busy_store.path)
+    cases = [
+        (["backup", "--out", str(blocker)], f"error: backup folder {blocker} is a file, not a folder"),
+        (["backup", "--out", str(blocker / "sub")], f"error: cannot create backup folder {blocker / 'sub'}: "),
+        (["restore", str(blocker)], f"error: {blocker} is a file, not a backup folder"),
+        (["restore", str(tmp_path / "nothing")], f"error: backup folder {tmp_path / 'nothing'} does not exist"),
+        (["--db", str(tmp_path), "restore", str(backup)],
+         f"error: restore target {tmp_path} is a folder, not a plan store file"),
+    ]
+    for argv, message in cases:
+        assert run_ops_cli(argv) == 1, argv
+        assert capsys.readouterr().err.startswith(message), argv
+    assert all_rows(busy_store.path) == before
+
+
+def test_restore_is_refused_while_a_plan_run_is_in_progress(busy_store, plan_env, tmp_path, capsys):
+    import dagster as dg
+
+    backup = create_backup(busy_store, tmp_path / "b").path
+    before = all_rows(busy_store.path)
+    instance = plan_env.instance()
+    instance.add_run(dg.DagsterRun(job_name="plan_job", run_id="running-run-1",
+                                   status=dg.DagsterRunStatus.STARTED, tags={"plan/version": "v2"}))
+    assert run_ops_cli(["restore", str(backup), "--force"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: restore refused: plan runs are in progress: run running-run-1 (version v2); wait for them to "
+        "finish (or cancel them) and run restore again")
+    assert all_rows(busy_store.path) == before
+    assert sorted(p.name for p in busy_store.path.parent.iterdir() if "restore" in p.name) == []
+    # a new file is no store a run writes: restoring into it is fine
+    assert run_ops_cli(["--db", str(tmp_path / "copy.duckdb"), "restore", str(backup)]) == 0
+    instance.delete_run("running-run-1")  # the run is over
+    capsys.readouterr()
+    assert run_ops_cli(["restore", str(backup), "--force"]) == 0
+    assert "the previous store was kept as" in capsys.readouterr().out
+
+
+def test_restore_checks_again_at_the_swap_while_holding_the_store(busy_store, tmp_path):
+    backup = create_backup(busy_store, tmp_path / "b").path
+    before = all_rows(busy_store.path)
+    calls = []
+
+    def guard():
+        calls.append(len(calls))
+        if len(calls) > 1:  # a run started while the new file was being built
+            raise PlanStoreError("a run started")
+
+    with pytest.raises(PlanStoreError, match="a run started"):
+        restore_backup(backup, busy_store.path, force=True, guard=guard)
+    assert calls == [0, 1]
+    assert all_rows(busy_store.path) == before
+    assert [p.name for p in busy_store.path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_backup_removes_leftovers_of_dead_writers_only(busy_store, tmp_path):
+    import os
+
+    from plan_pipeline.operations.tablecopy import Staging
+
+    out = tmp_path / "b"
+    first = create_backup(busy_store, out, keep=5).path
+    dead = out / ".plan-store-20260101T000000000000Z.partial-999999-0123abcd"  # killed: lock file, no holder
+    dead.mkdir()
+    (out / (dead.name + ".lock")).touch()
+    pruning = out / ".plan-store-20250101T000000000000Z.removing-999999-4567abcd"  # killed while pruning
+    pruning.mkdir()
+    (pruning / "plan_series.parquet").write_bytes(b"half")
+    young_legacy = out / ".plan-store-20260102T000000000000Z.partial-89abcdef"  # an older release, maybe running
+    young_legacy.mkdir()
+    old_legacy = out / ".plan-store-20250102T000000000000Z.partial-fedcba98"
+    old_legacy.mkdir()
+    os.utime(old_legacy, (0, 0))
+    other = out / ".somebody-else.partial-999999-0123abcd"  # not a backup: not ours to judge
+    other.mkdir()
+    with Staging(out, "plan-store-20260103T000000000000Z") as live:  # a concurrent backup
+        result = create_backup(busy_store, out, keep=5)
+        assert live.path.is_dir() and live.lock_path.is_file()
+    assert sorted(p.name for p in result.leftovers) == sorted([dead.name, pruning.name, old_legacy.name])
+    assert sorted(p.name for p in out.iterdir()) == sorted([first.name, result.path.name, young_legacy.name,
+                                                            other.name])
+    assert f"removed leftover of an interrupted backup {dead}" in result.lines()

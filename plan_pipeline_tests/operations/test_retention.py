@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -13,11 +17,14 @@ import pytest
 from plan_pipeline.operations.retention import (
     RetentionPolicy,
     VERSION_TABLES,
+    archive_and_remove_versions,
     list_archived_versions,
     months_before,
     restore_archived_version,
     trim_store,
+    verify_version_archive,
 )
+from plan_pipeline.operations.tablecopy import Staging
 from plan_pipeline.orchestration.launch import materialize_version, register_version_partition
 from plan_pipeline.store import PlanStoreError
 
@@ -217,3 +224,114 @@ def test_trim_cli_dry_run_and_real_run(plan_env, sample_dir, tmp_path, capsys):
 def test_policy_rejects_nonsense():
     with pytest.raises(PlanStoreError, match="max_versions"):
         RetentionPolicy(max_versions=-1)
+
+
+# ---------------------------------------------------------------------------------- archive then remove
+def test_archive_and_remove_versions_archives_first_and_refuses_busy_or_unknown(aged_store, tmp_path):
+    store = aged_store
+    archive = tmp_path / "a"
+    expected = version_rows(store.path, "old-approved", VERSION_TABLES)
+    before = all_rows(store.path)
+    with pytest.raises(PlanStoreError, match=r"old-approved \(run run-9\)"):
+        archive_and_remove_versions(store, ["old-approved"], reason="x", archive_dir=archive,
+                                    active_versions={"old-approved": "run-9"})
+    with pytest.raises(PlanStoreError, match="unknown plan version 'nope'"):
+        archive_and_remove_versions(store, ["old-approved", "nope"], reason="x", archive_dir=archive)
+    assert all_rows(store.path) == before, "a refused removal changes nothing"
+    assert not archive.exists() or list(archive.iterdir()) == []
+
+    (item,) = archive_and_remove_versions(store, ["old-approved"], reason="frozen by mistake", actor="admin",
+                                          archive_dir=archive, now=NOW)
+    assert item["version_id"] == "old-approved" and item["status"] == "approved"
+    assert item["archive"] == str(archive / "old-approved")
+    assert item["rows"] == {t: len(rows) for t, rows in expected.items()}
+    assert store.find_version("old-approved") is None
+    manifest = verify_version_archive(archive / "old-approved", "old-approved")
+    assert (manifest["operation"], manifest["actor"], manifest["reasons"]) == ("delete", "admin",
+                                                                               ["frozen by mistake"])
+    assert sorted(p.name for p in archive.iterdir()) == ["old-approved"], "no staged folder or lock file is left"
+    restore_archived_version(store, "old-approved", archive)
+    assert version_rows(store.path, "old-approved", VERSION_TABLES) == expected
+
+
+def test_archive_folder_that_is_a_file_is_a_clear_error(aged_store, tmp_path, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    for argv in (["trim", "--archive-dir", str(blocker)], ["trim", "--dry-run", "--archive-dir", str(blocker)],
+                 ["restore-archived", "--archive-dir", str(blocker)],
+                 ["restore-archived", "old-draft", "--archive-dir", str(blocker)]):
+        assert run_ops_cli(argv) == 1, argv
+        assert capsys.readouterr().err.strip() == f"error: archive folder {blocker} is a file, not a folder"
+    # a file in the way further down the path
+    assert run_ops_cli(["trim", "--archive-dir", str(blocker / "sub")]) == 1
+    assert f"cannot create archive folder {blocker / 'sub'}" in capsys.readouterr().err
+    assert aged_store.find_version("old-draft") is not None
+
+
+# ---------------------------------------------------------------------------------- leftovers
+def _age(path, days: float = 2.0) -> None:
+    stamp = time.time() - days * 86400
+    os.utime(path, (stamp, stamp))
+
+
+def test_next_trim_removes_recovers_or_keeps_leftovers_of_interrupted_runs(aged_store, tmp_path):
+    store = aged_store
+    archive = tmp_path / "a"
+    off = RetentionPolicy(version_max_age_months=None, max_versions=None, kpi_max_age_months=None,
+                          audit_max_age_months=None)
+    # 1. what an older release left when killed after its commit: the version is gone, its only
+    #    archive sits in a staged folder without a lock file
+    only_copy = version_rows(store.path, "old-draft", VERSION_TABLES)
+    archive_and_remove_versions(store, ["old-draft"], reason="old", archive_dir=archive, now=NOW)
+    legacy = archive / ".old-draft.partial-0badc0de"
+    (archive / "old-draft").rename(legacy)
+    _age(legacy)
+    # 2. a killed writer of this release (lock file, nobody holds it) of a version still in the store
+    dead = archive / ".new-draft.partial-999999-0123abcd"
+    dead.mkdir()
+    (dead / "plan_versions.parquet").write_bytes(b"half")
+    (archive / (dead.name + ".lock")).touch()
+    # 3. the same, but young and without a lock file: an older release may still be writing it
+    young = archive / ".old-submitted.partial-1111aaaa"
+    young.mkdir()
+    # 4. a damaged archive of a version that is not in the store: kept for inspection
+    ghost = archive / ".ghost.partial-2222bbbb"
+    shutil.copytree(legacy, ghost)
+    manifest = json.loads((ghost / "archive.json").read_text())
+    manifest["version_id"] = "ghost"
+    (ghost / "archive.json").write_text(json.dumps(manifest))
+    (ghost / "plan_kpis.parquet").write_bytes(b"garbage")
+    _age(ghost)
+    # 5. trimmed KPI rows of an older release's killed trim: recovered, never deleted
+    rows = archive / "._trimmed.partial-3333cccc"
+    rows.mkdir()
+    pq.write_table(pq.read_table(legacy / "plan_kpis.parquet"), rows / "plan_kpis.parquet")
+    _age(rows)
+    # 6. an orphan lock file
+    (archive / ".old-imported.partial-42-4444dddd.lock").touch()
+    snapshot = sorted(p.name for p in archive.iterdir())
+    before = all_rows(store.path)
+
+    with Staging(archive, "old-superseded") as live:  # 7. a writer that is still running
+        dry = trim_store(store, off, dry_run=True, archive_dir=archive, now=NOW)
+        assert sorted(p.name for p in archive.iterdir()) == sorted(snapshot + [live.path.name, live.lock_path.name])
+        assert all_rows(store.path) == before
+        report = trim_store(store, off, archive_dir=archive, now=NOW)
+        assert live.path.is_dir() and live.lock_path.is_file()
+    actions = {Path(left["path"]).name: (left["action"], left["legacy"]) for left in report.leftovers}
+    assert actions == {
+        legacy.name: ("recovered", True),
+        dead.name: ("removed", False),
+        ghost.name: ("kept", True),
+        rows.name: ("recovered", True),
+    }
+    assert [(left["path"], left["action"]) for left in dry.leftovers] == \
+        [(left["path"], left["action"]) for left in report.leftovers]
+    assert "would be recovered" in "\n".join(dry.lines())
+    assert "reason" in report.leftovers[0] and any("still in the store" in left["reason"] for left in report.leftovers)
+    assert sorted(p.name for p in archive.iterdir()) == sorted(
+        ["_trimmed", "old-draft", young.name, ghost.name])
+    assert [p.name for p in (archive / "_trimmed").iterdir()] == ["recovered-3333cccc"]
+    assert pq.read_table(archive / "_trimmed" / "recovered-3333cccc" / "plan_kpis.parquet").num_rows == 3
+    restore_archived_version(store, "old-draft", archive)
+    assert version_rows(store.path, "old-draft", VERSION_TABLES) == only_copy
