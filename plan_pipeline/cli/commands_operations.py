@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from plan_pipeline.cli.environment import CliEnvironment
@@ -16,6 +17,10 @@ from plan_pipeline.cli.environment import CliEnvironment
 
 def _out(message: str = "") -> None:
     print(message, flush=True)
+
+
+def _err(message: str) -> None:
+    print(f"[plan-pipeline] {message}", file=sys.stderr, flush=True)
 
 
 def _months(value: str) -> int | None:
@@ -58,11 +63,12 @@ def _actor(args) -> str:
 def _runs_in_progress(env: CliEnvironment) -> dict[str, str]:
     """``{plan version: run id}`` of the queued or running plan runs on this project's instance.
 
-    The one place the maintenance commands ask which runs may be writing the store (stale-run
-    recovery goes in front of this call)."""
+    The one place the maintenance commands ask which runs may be writing the store; runs whose
+    process is gone are recovered first (docs/operations.md, "After a crash"), so a crashed run
+    never blocks maintenance."""
     from plan_pipeline.orchestration.run_state import versions_in_progress
 
-    return versions_in_progress(env.instance())
+    return versions_in_progress(env.recovered_instance(log=_err))
 
 
 def _refuse_while_runs_write(env: CliEnvironment, action: str) -> None:
@@ -80,7 +86,7 @@ def _drop_partitions_of_removed(env: CliEnvironment, instance, removed: list[str
     """Remove the ``plan_version`` partitions of removed versions, and of archived versions no
     longer in the store whose partition a crashed removal left behind."""
     from plan_pipeline.operations.retention import list_archived_versions
-    from plan_pipeline.orchestration.launch import remove_version_partition
+    from plan_pipeline.orchestration.partitions import remove_version_partition
 
     stale = set(removed)
     archived = {item["version_id"] for item in list_archived_versions(archive_dir)} - stale
@@ -131,7 +137,7 @@ def cmd_row_guard(env: CliEnvironment, args) -> int:
 
 def cmd_restore_archived(env: CliEnvironment, args) -> int:
     from plan_pipeline.operations.retention import list_archived_versions, restore_archived_version
-    from plan_pipeline.orchestration.launch import register_version_partition
+    from plan_pipeline.orchestration.partitions import register_version_partition
 
     if args.version_id is None:
         archived = list_archived_versions(args.archive_dir)
@@ -141,7 +147,7 @@ def cmd_restore_archived(env: CliEnvironment, args) -> int:
             _out(f"{item['version_id']:<24} {item['status']:<10} created {item['created_at']}  "
                  f"archived {item['archived_at']}  {item['path']}")
         return 0
-    rows = restore_archived_version(env.store, args.version_id, args.archive_dir)
+    rows = restore_archived_version(env.store, args.version_id, args.archive_dir, actor=_actor(args))
     register_version_partition(env.instance(), args.version_id)
     _out(f"restored plan version {args.version_id!r}: " + ", ".join(f"{t} {n}" for t, n in rows.items() if n))
     return 0
@@ -159,7 +165,7 @@ def cmd_backup(env: CliEnvironment, args) -> int:
 
 def cmd_restore(env: CliEnvironment, args) -> int:
     from plan_pipeline.operations.backup import restore_backup
-    from plan_pipeline.orchestration.launch import register_version_partition
+    from plan_pipeline.orchestration.partitions import register_version_partition
 
     result = restore_backup(args.backup_dir, env.db_path, force=args.force,
                             guard=lambda: _refuse_while_runs_write(env, "restore"))
@@ -224,8 +230,10 @@ def register_operations_commands(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_row_guard)
 
-    p = subparsers.add_parser("restore-archived", help="put a version removed by trim back (or list archived versions)")
+    p = subparsers.add_parser("restore-archived", help="put an archived (trimmed or deleted) version back "
+                              "(or list archived versions)")
     p.add_argument("version_id", nargs="?", help="omit to list the archive")
+    p.add_argument("--actor", help="recorded in the audit trail (default $PLAN_PIPELINE_ACTOR or $USER)")
     p.add_argument("--archive-dir", help="default <home>/archive")
     p.set_defaults(func=cmd_restore_archived)
 

@@ -135,7 +135,7 @@ def default_version_id() -> str:
 
 
 def cmd_version_create(env: CliEnvironment, args) -> int:
-    from plan_pipeline.orchestration.launch import register_version_partition
+    from plan_pipeline.orchestration.partitions import register_version_partition
 
     params = parameters_from_args(args)
     version_id = args.version_id or default_version_id()
@@ -184,11 +184,24 @@ def cmd_version_show(env: CliEnvironment, args) -> int:
 
 def cmd_version_delete(env: CliEnvironment, args) -> int:
     from plan_pipeline.cli.commands_planner import _actor, refuse_while_running
-    from plan_pipeline.orchestration.launch import remove_version_partition
+    from plan_pipeline.orchestration.partitions import remove_version_partition
 
     refuse_while_running(env, args.version_id, "deleting it")
-    removed = env.store.delete_version(args.version_id, actor=_actor(args),
-                                       reason=args.reason or "deleted with plan-pipeline version delete")
+    if args.admin:
+        from plan_pipeline.operations.retention import archive_and_remove_versions
+
+        if not args.reason:
+            raise CliError("version delete --admin needs --reason TEXT (kept with the archive, the tombstone "
+                           "and the audit trail)")
+        env.store.get_version(args.version_id)  # a clear error for an unknown version
+        item = archive_and_remove_versions(env.store, [args.version_id], reason=args.reason, actor=_actor(args),
+                                           archive_dir=args.archive_dir, operation="delete")[0]
+        removed = item["rows"]
+        out(f"archived plan version {args.version_id!r} to {item['archive']} "
+            f"(restore with: plan-pipeline restore-archived {args.version_id})")
+    else:
+        removed = env.store.delete_version(args.version_id, actor=_actor(args),
+                                           reason=args.reason or "deleted with plan-pipeline version delete")
     remove_version_partition(env.instance(), args.version_id)
     detail = ", ".join(f"{t} {n}" for t, n in removed.items() if n)
     out(f"deleted plan version {args.version_id!r} ({detail})")
@@ -259,7 +272,7 @@ def cmd_plan(env: CliEnvironment, args) -> int:
     from plan_pipeline.exports.reference import export_reference
     from plan_pipeline.inputs.importer import content_hash, import_input_dir
     from plan_pipeline.inputs.validation import InputValidationError
-    from plan_pipeline.orchestration.launch import register_version_partition
+    from plan_pipeline.orchestration.partitions import register_version_partition
 
     params = parameters_from_args(args)
     folder = Path(args.input_dir)
@@ -330,7 +343,7 @@ def cmd_sample_inputs(env: CliEnvironment, args) -> int:
 
 def cmd_demo(env: CliEnvironment, args) -> int:
     from plan_pipeline.inputs.importer import import_input_dir
-    from plan_pipeline.orchestration.launch import register_version_partition
+    from plan_pipeline.orchestration.partitions import register_version_partition
 
     store = env.store
     sample = bundled_sample_dir()
@@ -448,11 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_version_show)
     p = s_version.add_parser("delete", help="delete a draft or submitted version and all its rows (explicit cascade)",
                              description="Delete a version and everything that hangs off it in one transaction. "
-                             "Frozen versions (approved, superseded, imported) are refused. The id is never reused: "
-                             "its tombstone and a 'delete' event in the audit trail remain.")
+                             "Frozen versions (approved, superseded, imported) are refused unless --admin, which "
+                             "archives first. Refused while a run of the version is in progress. The id is never "
+                             "reused: its tombstone and a 'delete' event in the audit trail remain.")
     p.add_argument("version_id")
     p.add_argument("--reason", help="why (kept with the tombstone and the audit event)")
     p.add_argument("--actor", help="who (default $PLAN_PIPELINE_ACTOR or $USER)")
+    p.add_argument("--admin", action="store_true",
+                   help="administrator delete: archive the version first (restorable with restore-archived); "
+                   "the only way to delete an approved, superseded or imported version; needs --reason")
+    p.add_argument("--archive-dir", help="with --admin: where the archive goes (default <home>/archive)")
     p.set_defaults(func=cmd_version_delete)
 
     p = sub.add_parser("materialize", help="run every plan asset of a version in-process on the shared instance")

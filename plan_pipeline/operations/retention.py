@@ -82,7 +82,7 @@ from plan_pipeline.operations.tablecopy import (
 )
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.connection import open_connection, transaction
-from plan_pipeline.store.repository import check_identifier, project_home
+from plan_pipeline.store.repository import check_identifier, project_home, remove_version_in, revive_version_in
 from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version
 
 ARCHIVE_DIR_NAME = "archive"
@@ -316,15 +316,12 @@ def _delete_version(con, version_id: str, *, actor: str, reason: str, archive: s
     """Delete one version's rows, children first (explicit cascade), inside the caller's
     transaction; returns rows removed per table of :data:`VERSION_TABLES`.
 
-    The only place archive-then-remove deletes a version. ``actor``, ``reason`` and ``archive``
-    describe the deletion for the store's record of deleted version ids; switch this body to the
-    store's delete when it takes them.
+    The only place archive-then-remove deletes a version; the removal itself is the store's
+    (``remove_version_in``): the id keeps a tombstone naming ``actor``, ``reason`` and the
+    ``archive``, and the audit trail a ``delete`` event, so the id is never silently reused.
     """
-    removed: dict[str, int] = {}
-    for table in VERSION_CHILD_TABLES:
-        removed[table] = int(scalar(con, f"DELETE FROM {ident(table)} WHERE version_id = ?", [version_id]))
-    removed["plan_versions"] = int(scalar(con, "DELETE FROM plan_versions WHERE version_id = ?", [version_id]))
-    return {table: removed[table] for table in VERSION_TABLES}
+    removed = remove_version_in(con, version_id, actor=actor, reason=reason, archive_path=archive)
+    return {table: int(removed.get(table, 0)) for table in VERSION_TABLES}
 
 
 def _stamp(now: datetime) -> str:
@@ -843,7 +840,7 @@ def list_archived_versions(archive_dir: str | Path | None = None) -> list[dict[s
 
 
 def restore_archived_version(
-    store: PlanStore, version_id: str, archive_dir: str | Path | None = None
+    store: PlanStore, version_id: str, archive_dir: str | Path | None = None, *, actor: str = "system"
 ) -> dict[str, int]:
     """Put an archived version back, exactly as it was (same ids and timestamps), in one
     transaction. Refused when the version exists or its input set is gone. Returns rows per table."""
@@ -876,4 +873,5 @@ def restore_archived_version(
             if loaded[table] != entry["rows"]:
                 raise PlanStoreError(f"{table}: loaded {loaded[table]} rows, archive lists {entry['rows']}")
         catch_up_sequences(con)
+        revive_version_in(con, version_id, actor=actor, archive_path=str(folder))
     return loaded

@@ -211,7 +211,7 @@ class InboxImportConfig(dg.Config):
 def inbox_import_op(context: dg.OpExecutionContext, config: InboxImportConfig, plan_store: PlanStoreResource) -> str:
     from plan_pipeline.inputs.importer import import_input_dir
     from plan_pipeline.inputs.validation import InputValidationError
-    from plan_pipeline.orchestration.launch import register_version_partition
+    from plan_pipeline.orchestration.partitions import register_version_partition
 
     folder = Path(config.folder)
     check_identifier("input set label", config.label)

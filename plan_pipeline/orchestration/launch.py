@@ -13,7 +13,7 @@ from typing import Any, Callable
 import dagster as dg
 
 from plan_pipeline.orchestration.io_managers import RUN_CACHE
-from plan_pipeline.orchestration.partitions import PLAN_VERSION_PARTITIONS_NAME
+from plan_pipeline.orchestration.partitions import register_version_partition
 from plan_pipeline.orchestration.run_ledger import (
     LEDGER_INLINE,
     LEDGER_TAG,
@@ -58,16 +58,6 @@ def get_instance() -> dg.DagsterInstance:
     if not os.environ.get("DAGSTER_HOME"):
         raise RuntimeError("DAGSTER_HOME is not set")
     return dg.DagsterInstance.get()
-
-
-def register_version_partition(instance: dg.DagsterInstance, version_id: str) -> None:
-    if not instance.has_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, version_id):
-        instance.add_dynamic_partitions(PLAN_VERSION_PARTITIONS_NAME, [version_id])
-
-
-def remove_version_partition(instance: dg.DagsterInstance, version_id: str) -> None:
-    if instance.has_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, version_id):
-        instance.delete_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, version_id)
 
 
 @dataclass

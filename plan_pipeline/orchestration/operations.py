@@ -66,26 +66,11 @@ def trim_metadata(report) -> dict:
     }
 
 
-def row_guard_metadata(report) -> dict:
-    """Dagster metadata of a :class:`~plan_pipeline.operations.retention.RowGuardReport` (for the
-    run that applied the guard after publishing a plan)."""
-    return {
-        "row_guard": dg.MetadataValue.text(report.log_line()),
-        "row_guard_max_rows": dg.MetadataValue.int(report.max_rows) if report.enabled else dg.MetadataValue.null(),
-        "row_guard_rows_before": dg.MetadataValue.int(report.rows_before),
-        "row_guard_rows_after": dg.MetadataValue.int(report.rows_after),
-        "row_guard_within_limit": dg.MetadataValue.bool(report.within_limit),
-        "row_guard_versions_removed": dg.MetadataValue.json(
-            [{k: v[k] for k in ("version_id", "status", "created_at", "rows", "archive")} for v in report.versions]),
-        "row_guard_protected": dg.MetadataValue.json(report.protected),
-    }
-
-
 @dg.op(pool=DUCKDB_POOL, description="Apply the retention policies: archive, then remove old versions, KPI rows "
        "and audit events; never touches a version with a queued or running run.")
 def plan_store_trim_op(context: dg.OpExecutionContext, config: TrimConfig, plan_store: PlanStoreResource) -> dict:
     from plan_pipeline.operations.retention import RetentionPolicy, trim_store
-    from plan_pipeline.orchestration.launch import remove_version_partition
+    from plan_pipeline.orchestration.partitions import remove_version_partition
 
     policy = RetentionPolicy(
         version_max_age_months=config.version_max_age_months,

@@ -1054,9 +1054,15 @@ def remove_version_in(
     return removed
 
 
-def clear_tombstone_in(con, version_id: str) -> None:
-    """A version restored from its archive gets its id back (an explicit act: restore-archived)."""
+def revive_version_in(con, version_id: str, *, actor: str, archive_path: str) -> None:
+    """A version restored from its archive gets its id back (the one explicit way: restore-archived);
+    the audit trail records the ``restore`` after the ``delete``."""
     con.execute("DELETE FROM plan_version_tombstones WHERE version_id = ?", [version_id])
+    con.execute(
+        "INSERT INTO plan_override_events (override_id, version_id, level, key_hash, event_type, event_ts, "
+        "payload_json, actor, notes) VALUES (NULL, ?, 'version', 'version', 'restore', ?, ?, ?, NULL)",
+        [version_id, _now(), json.dumps({"archive": archive_path}), actor],
+    )
 
 
 def direct_write_id() -> str:

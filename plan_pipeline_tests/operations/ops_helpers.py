@@ -62,9 +62,15 @@ def all_rows(db_path: Path) -> dict[str, list[tuple]]:
 
 
 def version_rows(db_path: Path, version_id: str, tables) -> dict[str, list[tuple]]:
+    """Every row of a version per table, in a stable order. The audit trail's own record of a
+    removal and a restore (``delete`` / ``restore`` events, which outlive the version by design)
+    is left out, so a restored version compares equal to what was archived."""
     with duckdb.connect(str(db_path), read_only=True) as con:
-        return {t: con.execute(f'SELECT * FROM "{t}" WHERE version_id = ? ORDER BY ALL', [version_id]).fetchall()
-                for t in tables}
+        return {t: con.execute(
+            f'SELECT * FROM "{t}" WHERE version_id = ?'
+            + (" AND event_type NOT IN ('delete', 'restore')" if t == "plan_override_events" else "")
+            + " ORDER BY ALL", [version_id]).fetchall()
+            for t in tables}
 
 
 def run_ops_cli(argv: list[str]) -> int:

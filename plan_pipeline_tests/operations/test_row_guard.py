@@ -144,7 +144,7 @@ def test_guard_off_opens_nothing(tmp_path):
 def test_row_guard_cli_and_metadata(guarded, tmp_path, monkeypatch, capsys):
     import dagster as dg
 
-    from plan_pipeline.orchestration.operations import row_guard_metadata
+    from plan_pipeline.orchestration.assets.published_plan import row_guard_metadata
 
     store = guarded
     per_version = _series_rows(store, "b")

@@ -9,7 +9,8 @@ import pytest
 from plan_pipeline.definitions import defs
 from plan_pipeline.inputs.importer import import_input_dir
 from plan_pipeline.orchestration.io_managers import PLAN_LEVEL, PlanSeriesIOManager
-from plan_pipeline.orchestration.launch import materialize_version, register_version_partition
+from plan_pipeline.orchestration.launch import materialize_version
+from plan_pipeline.orchestration.partitions import register_version_partition
 from plan_pipeline.orchestration.partitions import plan_version_partitions
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.types import PlanningParameters

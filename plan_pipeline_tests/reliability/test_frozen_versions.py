@@ -84,3 +84,25 @@ def test_deleted_version_ids_are_never_reused_and_the_audit_event_survives(plan_
     events = store.read_override_events("tmp")
     assert events["event_type"].tolist() == ["delete"] and events["actor"].tolist() == ["ana"]
     assert store.tombstone("tmp")["status"] == "draft"
+
+
+def test_admin_delete_archives_first_and_only_restore_brings_the_id_back(approved, capsys):
+    store = approved
+    before = plan_snapshot(store, "gold")
+    trail = store.read_override_events("gold")["event_type"].tolist()
+    assert main(["version", "delete", "gold", "--admin"]) == 1
+    assert "needs --reason" in capsys.readouterr().err
+    assert main(["version", "delete", "gold", "--admin", "--reason", "approved by mistake", "--actor", "root"]) == 0
+    assert "archived plan version 'gold' to" in capsys.readouterr().out
+    assert store.find_version("gold") is None
+    tombstone = store.tombstone("gold")
+    assert tombstone["status"] == "approved" and tombstone["actor"] == "root" and tombstone["archive_path"]
+    events = store.read_override_events("gold")
+    assert events["event_type"].tolist() == ["delete"] and events["notes"].tolist() == ["approved by mistake"]
+    assert main(["version", "create", "--input-set", "s", "--version-id", "gold"]) == 1
+    assert "never reused" in capsys.readouterr().err
+    assert main(["restore-archived", "gold", "--actor", "root"]) == 0
+    assert_same_plan(store, "gold", before)
+    assert store.get_version("gold").status == "approved" and store.tombstone("gold") is None
+    restored_trail = store.read_override_events("gold")["event_type"].tolist()
+    assert restored_trail == trail + ["delete", "restore"]

@@ -10,11 +10,33 @@ stage or blocking check fails.
 """
 import dagster as dg
 
+from plan_pipeline.operations.retention import enforce_row_guard, row_guard_limit
 from plan_pipeline.orchestration.assets.common import step_order_tags
 from plan_pipeline.orchestration.assets.plan_stages import PLAN_LEVELS, STAGE_ASSET_KEYS
-from plan_pipeline.orchestration.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
+from plan_pipeline.orchestration.partitions import (
+    DUCKDB_POOL,
+    PLAN_GROUP,
+    plan_version_partitions,
+    remove_version_partition,
+)
 from plan_pipeline.orchestration.resources import PlanStoreResource
+from plan_pipeline.orchestration.run_state import versions_in_progress
 from plan_pipeline.store import PlanStoreError
+
+
+def row_guard_metadata(report) -> dict:
+    """Dagster metadata of a :class:`~plan_pipeline.operations.retention.RowGuardReport` (for the
+    run that applied the guard after publishing a plan)."""
+    return {
+        "row_guard": dg.MetadataValue.text(report.log_line()),
+        "row_guard_max_rows": dg.MetadataValue.int(report.max_rows) if report.enabled else dg.MetadataValue.null(),
+        "row_guard_rows_before": dg.MetadataValue.int(report.rows_before),
+        "row_guard_rows_after": dg.MetadataValue.int(report.rows_after),
+        "row_guard_within_limit": dg.MetadataValue.bool(report.within_limit),
+        "row_guard_versions_removed": dg.MetadataValue.json(
+            [{k: v[k] for k in ("version_id", "status", "created_at", "rows", "archive")} for v in report.versions]),
+        "row_guard_protected": dg.MetadataValue.json(report.protected),
+    }
 
 
 def run_lineage(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
@@ -50,7 +72,9 @@ def published_plan(context: dg.AssetExecutionContext, plan_store: PlanStoreResou
         f"published plan version {version!r}: {len(publication.levels)} levels, "
         f"{sum(publication.levels.values())} rows, from run(s) {', '.join(publication.runs)}"
     )
+    guard = apply_row_guard(context, store, version)
     return dg.MaterializeResult(metadata={
+        **guard,
         "plan_version": version,
         "published_runs": dg.MetadataValue.json(publication.runs),
         "published_at": publication.published_at.isoformat(sep=" ", timespec="seconds") + " UTC",
@@ -60,3 +84,19 @@ def published_plan(context: dg.AssetExecutionContext, plan_store: PlanStoreResou
         "rows_replaced": dg.MetadataValue.json(publication.removed),
         "db_path": dg.MetadataValue.path(str(store.path)),
     })
+
+
+def apply_row_guard(context: dg.AssetExecutionContext, store, version: str) -> dict:
+    """``PLANS_DB_MAX_ROWS``: after a plan is published, archive then remove the oldest
+    unprotected versions until ``plan_series`` is within the limit (never an approved version,
+    one with a run in progress, or the version just published). Off when unset."""
+    limit = row_guard_limit()
+    if not limit:
+        return {}
+    active = versions_in_progress(context.instance, exclude_run_ids=[context.run.run_id])
+    report = enforce_row_guard(store, max_rows=limit, protect={version}, active_versions=active,
+                               actor="row_guard")
+    for item in report.versions:
+        remove_version_partition(context.instance, item["version_id"])
+    (context.log.info if report.within_limit else context.log.warning)(report.log_line())
+    return row_guard_metadata(report)
