@@ -3,7 +3,7 @@
 A layout names the DataFrame columns that become the row key (bucket, period,
 item, family) and the measure columns of ``plan_series``; every other column
 goes into ``extra_json``. The DataFrame's own column list and dtypes are kept in
-``plan_series_layouts`` so a read returns exactly the frame that was written.
+``plan_levels`` (per version, level and run) so a read returns exactly the frame that was written.
 """
 from __future__ import annotations
 
