@@ -124,6 +124,8 @@ RULES: dict[str, tuple[str, str]] = {
     "bom_cycle": (ERROR, "a cycle in the BOM graph (path reported)"),
     "unknown_family": (ERROR, "mix shares for a family that has no demand rows"),
     "zero_shares": (ERROR, "all mix shares of a family with demand are 0 (its split is undefined)"),
+    "sku_in_several_families": (ERROR, "a SKU listed under several families, or named like the pseudo-SKU of a "
+                                       "family without mix rows"),
     # --- errors: calendar
     "calendar_json": (ERROR, "planning_calendar.json is not valid JSON or not a JSON object"),
     "calendar_schema": (ERROR, "a required calendar field is missing or has the wrong type"),
@@ -147,7 +149,6 @@ RULES: dict[str, tuple[str, str]] = {
     "lot_below_one": (WARNING, "a lot size below 1 (treated as 1)"),
     "item_defaults": (WARNING, "a planned SKU or component missing from item.csv (lt 0, lot 1, moq 0)"),
     "family_without_mix": (WARNING, "a family with demand but no mix rows (planned as a pseudo-SKU)"),
-    "sku_in_several_families": (WARNING, "a SKU listed under several families"),
     "capacity_without_demand": (WARNING, "a capacity period without demand (not planned)"),
     "demand_without_capacity": (WARNING, "a demand period without capacity (capacity 0)"),
     "negative_inventory": (WARNING, "a negative inventory quantity (used as is)"),
@@ -156,6 +157,10 @@ RULES: dict[str, tuple[str, str]] = {
     "calendar_week_outside_period": (WARNING, "a week fragment whose dates are not inside its period"),
     "calendar_zero_weights": (WARNING, "all week weights of a period are 0 (equal shares)"),
 }
+
+#: why a SKU may have one family only
+ONE_FAMILY = ("a SKU belongs to one family (the detail plan holds one row per week, period and SKU); "
+              "list it under one family only")
 
 _MONTH_RE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])\Z")  # use with .match (anchored at start)
 _ISO_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
@@ -1267,9 +1272,17 @@ def _cross_checks(
             out.add_rows(
                 mix.file, "sku_in_several_families", "sku", sub["line"],
                 (f"sku {_q(x)} is also listed under family {_q(first.at[x, 'family'])} "
-                 f"(line {first.at[x, 'line']}): its demand is added from every family"
+                 f"(line {first.at[x, 'line']}): {ONE_FAMILY}"
                  for x in sub["sku"]),
                 len(sub),
+            )
+        if pseudo:
+            clash = pairs.loc[_isin(pairs["sku"], pseudo) & (pairs["sku"] != pairs["family"]).to_numpy()]
+            out.add_rows(
+                mix.file, "sku_in_several_families", "sku", clash["line"],
+                (f"sku {_q(x)} is also the pseudo-SKU of family {_q(x)}, which has demand but no mix rows: "
+                 f"{ONE_FAMILY}" for x in clash["sku"]),
+                len(clash),
             )
 
     # --- BOM graph: self-loops and cycles
@@ -1365,7 +1378,7 @@ def _cross_checks(
         _check_requirements(
             demand_dated.assign(demand=numbers["demand_family"]["demand"].loc[demand_dated.index]),
             mix_ok.assign(share=numbers["mix_share"]["share"].loc[mix_ok.index]),
-            pseudo, edges, mix.file, bom.file if bom is not None else "bom.csv", out,
+            pseudo, edges, bom.file if bom is not None else "bom.csv", out,
         )
 
     # --- open PO dues: format and horizon
@@ -1471,17 +1484,17 @@ def _check_requirements(
     mix: pd.DataFrame,
     pseudo: set[str],
     edges: pd.DataFrame | None,
-    mix_file: str,
     bom_file: str,
     out: _Collector,
 ) -> None:
-    """value_too_large for an item whose requirement in one period can exceed MAX_PLAN_QUANTITY.
+    """value_too_large for a component whose requirement in one period can exceed MAX_PLAN_QUANTITY.
 
-    An upper bound, period by period: a SKU gets its normalised share of each family's largest
-    period demand (summed over the families listing it); a BOM child gets every parent's bound
-    times the row's qty, through the whole (acyclic) BOM. Only the items where the bound is first
-    crossed are reported (their descendants follow from them); a SKU of one family without BOM
-    parents cannot cross it unless its family's demand does (reported by the sum check).
+    An upper bound, period by period: a SKU gets its normalised share of its family's largest
+    period demand, a pseudo-SKU that whole demand; a BOM child gets every parent's bound times
+    the row's qty, through the whole (acyclic) BOM. Only the components where the bound is first
+    crossed are reported (their descendants follow from them); a SKU without BOM parents cannot
+    cross it unless its family's demand does (reported by the sum check; a SKU under several
+    families is refused by sku_in_several_families).
     """
     demand = demand.loc[demand["demand"].notna()]
     per_fp = demand.groupby(["family", "period"], sort=False)["demand"].sum()
@@ -1493,7 +1506,6 @@ def _check_requirements(
     norm = np.where(total > 0, share / total.where(total > 0, 1.0), 1.0 / count)
     req_sku = pd.Series(norm * fam_max.reindex(m["family"]).to_numpy(), index=m["sku"].to_numpy())
     req0 = req_sku.groupby(level=0, sort=False).sum()
-    n_fams = m.drop_duplicates(["family", "sku"]).groupby("sku", sort=False).size()
     pseudo_req = fam_max.loc[fam_max.index.isin(pseudo)]
     req0 = req0.add(pseudo_req, fill_value=0.0)
 
@@ -1547,18 +1559,6 @@ def _check_requirements(
              f"quantities), which exceeds {bound} (the largest quantity the planner accepts)"
              for x, r in zip(items[order], req[comp][order])),
             len(comp),
-        )
-    skus = [x for x in nodes[np.flatnonzero(first & ~has_parent)] if n_fams.get(x, 0) > 1]
-    if skus:
-        first_line = mix.loc[mix["sku"].isin(skus)].drop_duplicates("sku").set_index("sku")["line"]
-        skus.sort(key=lambda x: first_line.at[x])
-        pos = nodes.get_indexer(skus)
-        out.add_rows(
-            mix_file, "value_too_large", "sku", [first_line.at[x] for x in skus],
-            (f"sku {_q(x)} can need {r:.6g} units in one period (its shares of the demand of {n_fams[x]} "
-             f"families), which exceeds {bound} (the largest quantity the planner accepts)"
-             for x, r in zip(skus, req[pos])),
-            len(skus),
         )
 
 

@@ -34,6 +34,8 @@ NEVER_PLANNED = "is never planned (no demand and not a component of a planned it
 LARGEST = "(the largest quantity the planner accepts)"
 NOT_WHOLE = ("is not a whole number: lot sizes must be whole units (capacity leveling rounds finished-good "
              "releases to whole units, which breaks a fractional lot multiple)")
+ONE_FAMILY = ("a SKU belongs to one family (the detail plan holds one row per week, period and SKU); "
+              "list it under one family only")
 BEFORE_END = ("before the calendar's last week ends (2025-12-31): its fallback weeks would be planned after every "
               "calendar week, out of time order; give it weeks in the calendar")
 
@@ -119,11 +121,6 @@ CASES: list[tuple[str, str, object, list[str]]] = [
                                                 set_cell(f, "demand_family.csv", 2, "demand", "1e6")),
      [f"bom.csv line 16, column 'qty': component 'ORE' can need 2.5e+13 units in one period (its parents' demand "
       f"times the BOM quantities), which exceeds 1,000,000,000,000 {LARGEST} [value_too_large]"]),
-    ("value_too_large", "sku_of_two_families", lambda f: (append_lines(f, "mix_share.csv", "HELMETS,BK-100,100"),
-                                                          set_cell(f, "demand_family.csv", 2, "demand", "9e11"),
-                                                          set_cell(f, "demand_family.csv", 14, "demand", "9e11")),
-     [f"mix_share.csv line 2, column 'sku': sku 'BK-100' can need 1.11609e+12 units in one period (its shares of "
-      f"the demand of 2 families), which exceeds 1,000,000,000,000 {LARGEST} [value_too_large]"]),
     ("value_too_large", "calendar", lambda f: edit_calendar(f, lambda d: (
         d["periods"][0]["weeks"][0].update(weight=1e13), d["periods"][0]["weeks"][1].update(sequence=-10**10))),
      ["planning_calendar.json, at periods[0].weeks[0].weight: value 10000000000000.0 exceeds 1,000,000,000,000 "
@@ -174,6 +171,13 @@ CASES: list[tuple[str, str, object, list[str]]] = [
      ["mix_share.csv line 2, column 'share': all shares of family 'BIKES' are 0 but it has demand: the split "
       "between its SKUs is undefined (the reference splits equally with int rounding and drops the demand in the "
       "other round modes); give at least one SKU a positive share [zero_shares]"]),
+    ("sku_in_several_families", "bk100", lambda f: append_lines(f, "mix_share.csv", "HELMETS,BK-100,0.1"),
+     [f"mix_share.csv line 14, column 'sku': sku 'BK-100' is also listed under family 'BIKES' (line 2): "
+      f"{ONE_FAMILY} [sku_in_several_families]"]),
+    ("sku_in_several_families", "pseudo_sku", lambda f: (delete_lines(f, "mix_share.csv", 10, 11, 12, 13),
+                                                         append_lines(f, "mix_share.csv", "HELMETS,LIGHTS,0.1")),
+     [f"mix_share.csv line 10, column 'sku': sku 'LIGHTS' is also the pseudo-SKU of family 'LIGHTS', which has "
+      f"demand but no mix rows: {ONE_FAMILY} [sku_in_several_families]"]),
     ("unknown_family", "pumps", lambda f: append_lines(f, "mix_share.csv", "PUMPS,PU-100,1"),
      ["mix_share.csv line 14, column 'family': mix shares for unknown family 'PUMPS': it has no rows in demand_family.csv [unknown_family]"]),
     # ----------------------------------------------------------------- errors: calendar
@@ -314,9 +318,6 @@ CASES: list[tuple[str, str, object, list[str]]] = [
     ("family_without_mix", "lights", lambda f: delete_lines(f, "mix_share.csv", 10, 11, 12, 13),
      ["demand_family.csv line 26, column 'family': family 'LIGHTS' has demand but no rows in mix_share.csv: "
       "it is planned as a single pseudo-SKU 'LIGHTS' without capacity load [family_without_mix]"]),
-    ("sku_in_several_families", "bk100", lambda f: append_lines(f, "mix_share.csv", "HELMETS,BK-100,0.1"),
-     ["mix_share.csv line 14, column 'sku': sku 'BK-100' is also listed under family 'BIKES' (line 2): "
-      "its demand is added from every family [sku_in_several_families]"]),
     ("capacity_without_demand", "2026", lambda f: append_lines(f, "capacity.csv", "LINE-A,2026-01,900"),
      ["capacity.csv line 26, column 'period': period '2026-01' has capacity but no demand in demand_family.csv: "
       "it is not planned [capacity_without_demand]"]),
