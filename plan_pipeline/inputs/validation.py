@@ -51,6 +51,16 @@ Decisions on empty numeric cells: an empty ``demand``, ``capacity``, ``share``, 
 (inventory, open_po, bom), ``cost`` or ``score`` is an error; an empty ``lt``/``lot``/``moq`` in
 ``item.csv`` takes the reference default (0, 1, 0) silently. Numbers are parsed like the loader
 (``pandas.to_numeric``); ``nan``/``inf`` are rejected.
+
+Every file is read through :func:`plan_pipeline.inputs.loader.read_input_text` (UTF-8, a leading
+byte order mark dropped), like the loader, so validation and planning see the same text.
+
+What the planner cannot plan correctly is refused here, so an input set that validates plans
+(``plan_pipeline_tests/reliability/test_bad_inputs.py``): magnitudes are bounded
+(:data:`~plan_pipeline.planning.types.MAX_PLAN_QUANTITY` for every quantity and for the sums the
+planner forms, :data:`MAX_LEAD_TIME`, :data:`MAX_CALENDAR_SEQUENCE`), lot sizes are whole, a SKU
+has one family, and the calendar's planning order follows its dates without gaps or overlaps.
+``docs/inputs.md`` explains every rule and bound.
 """
 from __future__ import annotations
 
@@ -127,7 +137,8 @@ RULES: dict[str, tuple[str, str]] = {
     "sku_in_several_families": (ERROR, "a SKU listed under several families, or named like the pseudo-SKU of a "
                                        "family without mix rows"),
     # --- errors: calendar
-    "calendar_json": (ERROR, "planning_calendar.json is not valid JSON or not a JSON object"),
+    "calendar_json": (ERROR, "planning_calendar.json is not valid JSON (or nested too deeply, or a number too long) "
+                             "or not a JSON object"),
     "calendar_schema": (ERROR, "a required calendar field is missing or has the wrong type"),
     "calendar_date": (ERROR, "a calendar date is not a real YYYY-MM-DD date"),
     "calendar_date_order": (ERROR, "a calendar start_date after its end_date"),
@@ -152,7 +163,8 @@ RULES: dict[str, tuple[str, str]] = {
     "capacity_without_demand": (WARNING, "a capacity period without demand (not planned)"),
     "demand_without_capacity": (WARNING, "a demand period without capacity (capacity 0)"),
     "negative_inventory": (WARNING, "a negative inventory quantity (used as is)"),
-    "period_not_in_calendar": (WARNING, "a demand period the calendar does not define (fallback weeks)"),
+    "period_not_in_calendar": (WARNING, "a demand period the calendar gives no weeks, after the calendar's last week "
+                                        "(planned after it, with fallback weeks)"),
     "calendar_empty": (WARNING, "a calendar without periods, or a period without weeks (fallback weeks)"),
     "calendar_week_outside_period": (WARNING, "a week fragment whose dates are not inside its period"),
     "calendar_zero_weights": (WARNING, "all week weights of a period are 0 (equal shares)"),
@@ -1374,7 +1386,8 @@ def _cross_checks(
     # --- a component's requirement per period through the BOM stays within MAX_PLAN_QUANTITY
     if demand is not None and mix is not None and bom_acyclic and "demand" in numbers.get("demand_family", {}) \
             and "share" in numbers.get("mix_share", {}):
-        edges = bom_edges.assign(qty=numbers["bom"]["qty"].loc[bom_edges.index]) if len(bom_edges) else None
+        bom_qty = numbers.get("bom", {}).get("qty")
+        edges = bom_edges.assign(qty=bom_qty.loc[bom_edges.index]) if len(bom_edges) and bom_qty is not None else None
         _check_requirements(
             demand_dated.assign(demand=numbers["demand_family"]["demand"].loc[demand_dated.index]),
             mix_ok.assign(share=numbers["mix_share"]["share"].loc[mix_ok.index]),

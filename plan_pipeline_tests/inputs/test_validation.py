@@ -1,6 +1,7 @@
 """Input validation: one case per rule with the exact message text, reference folders, API."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -372,6 +373,32 @@ def test_rule_message(sample_copy, rule, case, mutate, expected):
 
 def test_every_rule_has_a_case():
     assert {c[0] for c in CASES} == set(RULES)
+
+
+@pytest.mark.parametrize("name", list(INPUT_COLUMNS))
+def test_any_column_or_file_missing_is_reported_never_raised(sample_copy, name):
+    """Dropping any column, emptying or removing any file: issues, never an exception."""
+    path = sample_copy / f"{name}.csv"
+    original = path.read_text(encoding="utf-8").splitlines()
+    header = original[0].split(",")
+    for k, column in enumerate(header):
+        write_lines(sample_copy, path.name, [",".join(c for j, c in enumerate(line.split(",")) if j != k)
+                                             for line in original])
+        report = validate_input_dir(sample_copy)
+        assert f"{path.name} line 1, column '{column}': required column '{column}' is missing" in str(report)
+    write_lines(sample_copy, path.name, original[:1])
+    validate_input_dir(sample_copy)
+    path.write_text("")
+    assert "file_format" in validate_input_dir(sample_copy).rules(ERROR)
+    path.unlink()
+    validate_input_dir(sample_copy)
+
+
+def test_every_rule_is_documented():
+    """docs/inputs.md lists every rule of RULES with its severity (and no other)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "inputs.md").read_text(encoding="utf-8")
+    table = dict(re.findall(r"^\| `(\w+)` \| (error|warning) \|", doc, flags=re.M))
+    assert table == {rule: severity for rule, (severity, _) in RULES.items()}
 
 
 def test_warnings_do_not_block_loading(sample_copy):
