@@ -1483,10 +1483,10 @@ def _check_sums(
         lines_of = g.groupby(list(keys), sort=False)["line"].agg(list)
         msgs = []
         for key, row in hit.head(out.cap).iterrows():
-            key = key if isinstance(key, tuple) else (key,)
-            what = label.format(*(_q(k) for k in key))
+            lines = _lines_text(lines_of.loc[key])
+            what = label.format(*(_q(k) for k in (key if isinstance(key, tuple) else (key,))))
             msgs.append(
-                f"{what} sums to {row['total']:.6g} over {row['n']} rows (lines {_lines_text(lines_of.loc[key if len(key) > 1 else key[0]])}), "
+                f"{what} sums to {row['total']:.6g} over {row['n']} rows (lines {lines}), "
                 f"which exceeds {bound} (the largest quantity the planner accepts)"
             )
         out.add_rows(t.file, "value_too_large", col, hit["first"], msgs, len(hit))
