@@ -8,6 +8,7 @@ lt/lot/moq do not all parse fall back to (0, 1, 0).
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -30,9 +31,20 @@ NUMERIC_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
+def read_input_text(path: Path) -> str:
+    """The text of an input file (CSV or JSON): UTF-8, a leading byte order mark dropped.
+
+    The validator and the loader both read through here, so a file with a BOM (as spreadsheet
+    programs write it) means the same to both. Raises ``UnicodeDecodeError`` for non-UTF-8 bytes.
+    """
+    return path.read_bytes().decode("utf-8-sig")
+
+
 def read_csv_text(path: Path) -> pd.DataFrame:
     """Read a CSV as text: every cell a ``str`` (empty cells are ``""``)."""
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+    return pd.read_csv(
+        io.StringIO(read_input_text(path), newline=""), dtype=str, keep_default_na=False, na_filter=False
+    )
 
 
 def parse_table(name: str, raw: pd.DataFrame) -> pd.DataFrame:
@@ -80,5 +92,5 @@ def load_input_dir(path: str | Path) -> PlanningInputs:
     calendar = None
     cal_file = folder / CALENDAR_FILE
     if cal_file.is_file():
-        calendar = json.loads(cal_file.read_text(encoding="utf-8"))
+        calendar = json.loads(read_input_text(cal_file))
     return PlanningInputs(calendar=calendar, **tables)

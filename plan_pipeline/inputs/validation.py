@@ -51,6 +51,16 @@ Decisions on empty numeric cells: an empty ``demand``, ``capacity``, ``share``, 
 (inventory, open_po, bom), ``cost`` or ``score`` is an error; an empty ``lt``/``lot``/``moq`` in
 ``item.csv`` takes the reference default (0, 1, 0) silently. Numbers are parsed like the loader
 (``pandas.to_numeric``); ``nan``/``inf`` are rejected.
+
+Every file is read through :func:`plan_pipeline.inputs.loader.read_input_text` (UTF-8, a leading
+byte order mark dropped), like the loader, so validation and planning see the same text.
+
+What the planner cannot plan correctly is refused here, so an input set that validates plans
+(``plan_pipeline_tests/reliability/test_bad_inputs.py``): magnitudes are bounded
+(:data:`~plan_pipeline.planning.types.MAX_PLAN_QUANTITY` for every quantity and for the sums the
+planner forms, :data:`MAX_LEAD_TIME`, :data:`MAX_CALENDAR_SEQUENCE`), lot sizes are whole, a SKU
+has one family, and the calendar's planning order follows its dates without gaps or overlaps.
+``docs/inputs.md`` explains every rule and bound.
 """
 from __future__ import annotations
 
@@ -61,20 +71,22 @@ import math
 import re
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
-from plan_pipeline.inputs.loader import CALENDAR_FILE, REQUIRED_FILES, load_input_dir
-from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs
+from plan_pipeline.inputs.loader import CALENDAR_FILE, REQUIRED_FILES, load_input_dir, read_input_text
+from plan_pipeline.planning.types import INPUT_COLUMNS, MAX_PLAN_QUANTITY, PlanningInputs
 
 __all__ = [
     "ERROR",
     "WARNING",
     "MAX_PER_RULE",
+    "MAX_LEAD_TIME",
+    "MAX_CALENDAR_SEQUENCE",
     "RULES",
     "InputIssue",
     "ValidationReport",
@@ -86,6 +98,14 @@ __all__ = [
 ERROR = "error"
 WARNING = "warning"
 MAX_PER_RULE = 20
+
+#: The largest lead time (``item.csv`` column ``lt``, in days or weeks per ``--lt-unit``): ten
+#: years of days. Every quantity column (demand, capacity, share, qty, lot, moq, cost, score) and
+#: every calendar weight is bounded by :data:`~plan_pipeline.planning.types.MAX_PLAN_QUANTITY`.
+MAX_LEAD_TIME = 3650
+#: The largest magnitude of a calendar week ``sequence`` (any real numbering, even ``YYYYWW``,
+#: is far below it; the planner keeps sequences in 32/64-bit integer arrays).
+MAX_CALENDAR_SEQUENCE = 1_000_000_000
 
 #: rule id -> (severity, meaning). Every issue's ``rule`` is one of these keys.
 RULES: dict[str, tuple[str, str]] = {
@@ -101,6 +121,11 @@ RULES: dict[str, tuple[str, str]] = {
     "not_a_number": (ERROR, "a quantity that is not a finite number"),
     "negative_number": (ERROR, "a negative quantity where it must be non-negative"),
     "non_positive_number": (ERROR, "a BOM quantity that is not > 0"),
+    "value_too_large": (ERROR, "a quantity above MAX_PLAN_QUANTITY (1e12), alone or as the sum the planner forms "
+                               "(demand per family and period, capacity per period, stock and open POs per item, "
+                               "a component's requirement through the BOM); a lead time above MAX_LEAD_TIME; "
+                               "a calendar weight or sequence beyond its bound"),
+    "fractional_lot": (ERROR, "a lot size of 1 or more that is not a whole number"),
     "bad_period": (ERROR, "a period that is neither YYYY-MM (month 01-12) nor a calendar period"),
     "bad_due": (ERROR, "an open PO due that is not a real ISO date, a month YYYY-MM or a calendar week code"),
     "duplicate_key": (ERROR, "duplicate item / (family, sku) / (parent, child) / period rows"),
@@ -108,13 +133,23 @@ RULES: dict[str, tuple[str, str]] = {
     "bom_self_loop": (ERROR, "a BOM row whose parent is its own child"),
     "bom_cycle": (ERROR, "a cycle in the BOM graph (path reported)"),
     "unknown_family": (ERROR, "mix shares for a family that has no demand rows"),
+    "zero_shares": (ERROR, "all mix shares of a family with demand are 0 (its split is undefined)"),
+    "sku_in_several_families": (ERROR, "a SKU listed under several families, or named like the pseudo-SKU of a "
+                                       "family without mix rows"),
     # --- errors: calendar
-    "calendar_json": (ERROR, "planning_calendar.json is not valid JSON or not a JSON object"),
+    "calendar_json": (ERROR, "planning_calendar.json is not valid JSON (or nested too deeply, or a number too long) "
+                             "or not a JSON object"),
     "calendar_schema": (ERROR, "a required calendar field is missing or has the wrong type"),
     "calendar_date": (ERROR, "a calendar date is not a real YYYY-MM-DD date"),
     "calendar_date_order": (ERROR, "a calendar start_date after its end_date"),
     "calendar_weight": (ERROR, "a calendar week weight that is not a non-negative number"),
     "calendar_duplicate": (ERROR, "a period listed twice, or a week_code listed twice in one period"),
+    "calendar_sequence": (ERROR, "periods or weeks whose planning order (period list order, then week sequence) "
+                                 "runs against their dates, or a week shared inconsistently by two periods"),
+    "calendar_gap": (ERROR, "days between two consecutive periods, or two consecutive weeks, that no period/week covers"),
+    "calendar_overlap": (ERROR, "two consecutive periods, or two consecutive different weeks, whose dates overlap"),
+    "calendar_missing_period": (ERROR, "a demand period without calendar weeks that starts before the calendar's "
+                                       "last week ends (its fallback weeks would be planned after every calendar week)"),
     # --- warnings
     "unknown_column": (WARNING, "a column the pipeline does not read (ignored)"),
     "key_whitespace": (WARNING, "a key with leading/trailing spaces (keys are compared exactly)"),
@@ -125,16 +160,19 @@ RULES: dict[str, tuple[str, str]] = {
     "lot_below_one": (WARNING, "a lot size below 1 (treated as 1)"),
     "item_defaults": (WARNING, "a planned SKU or component missing from item.csv (lt 0, lot 1, moq 0)"),
     "family_without_mix": (WARNING, "a family with demand but no mix rows (planned as a pseudo-SKU)"),
-    "zero_shares": (WARNING, "all mix shares of a family are 0"),
-    "sku_in_several_families": (WARNING, "a SKU listed under several families"),
     "capacity_without_demand": (WARNING, "a capacity period without demand (not planned)"),
     "demand_without_capacity": (WARNING, "a demand period without capacity (capacity 0)"),
     "negative_inventory": (WARNING, "a negative inventory quantity (used as is)"),
-    "period_not_in_calendar": (WARNING, "a demand period the calendar does not define (fallback weeks)"),
+    "period_not_in_calendar": (WARNING, "a demand period the calendar gives no weeks, after the calendar's last week "
+                                        "(planned after it, with fallback weeks)"),
     "calendar_empty": (WARNING, "a calendar without periods, or a period without weeks (fallback weeks)"),
     "calendar_week_outside_period": (WARNING, "a week fragment whose dates are not inside its period"),
     "calendar_zero_weights": (WARNING, "all week weights of a period are 0 (equal shares)"),
 }
+
+#: why a SKU may have one family only
+ONE_FAMILY = ("a SKU belongs to one family (the detail plan holds one row per week, period and SKU); "
+              "list it under one family only")
 
 _MONTH_RE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])\Z")  # use with .match (anchored at start)
 _ISO_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
@@ -158,13 +196,19 @@ class _NumberRule:
     required: bool  # empty cell -> missing_number error (else default, no issue)
     positive: bool = False  # > 0 (bom qty) instead of >= 0
     negative_warning: bool = False  # negative -> negative_inventory warning instead of an error
+    limit: float = MAX_PLAN_QUANTITY  # |value| above it -> value_too_large
+    what: str = "quantity"  # how the bound is named in the message
 
 
 _NUMBER_COLUMNS: dict[str, dict[str, _NumberRule]] = {
     "demand_family": {"demand": _NumberRule(True)},
     "capacity": {"capacity": _NumberRule(True)},
     "mix_share": {"share": _NumberRule(True)},
-    "item": {"lt": _NumberRule(False), "lot": _NumberRule(False), "moq": _NumberRule(False)},
+    "item": {
+        "lt": _NumberRule(False, limit=MAX_LEAD_TIME, what="lead time"),
+        "lot": _NumberRule(False),
+        "moq": _NumberRule(False),
+    },
     "inventory": {"qty": _NumberRule(True, negative_warning=True)},
     "open_po": {"qty": _NumberRule(True)},
     "bom": {"qty": _NumberRule(True, positive=True)},
@@ -393,7 +437,7 @@ def _read_table(folder: Path, name: str, out: _Collector) -> _Table | None:
             out.add(file, None, None, "missing_file", "required file is missing")
         return None
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = read_input_text(path)
     except UnicodeDecodeError as exc:
         out.add(file, None, None, "file_format", f"file is not valid UTF-8 (byte {exc.start}: {exc.reason})")
         return None
@@ -529,8 +573,19 @@ def _check_keys(t: _Table, out: _Collector) -> pd.Series:
     return ok
 
 
+def _bound_text(limit: float) -> str:
+    """``1,000,000,000,000`` (exact and readable)."""
+    return f"{limit:,.0f}"
+
+
+def _too_large_message(value: str, number: float, limit: float, what: str) -> str:
+    size = "in magnitude " if number < 0 else ""
+    return f"value {_q(value)} exceeds {_bound_text(limit)} {size}(the largest {what} the planner accepts)"
+
+
 def _check_numbers(t: _Table, out: _Collector) -> dict[str, pd.Series]:
-    """Numeric-cell checks; returns parsed float columns (NaN where empty or invalid)."""
+    """Numeric-cell checks; returns parsed float columns (NaN where empty, invalid or beyond
+    the column's bound, so the cross-file checks only see usable numbers)."""
     values: dict[str, pd.Series] = {}
     for col, rule in _NUMBER_COLUMNS[t.name].items():
         if col not in t.present:
@@ -553,6 +608,15 @@ def _check_numbers(t: _Table, out: _Collector) -> dict[str, pd.Series]:
                 (f"value {_q(x)} is not a finite number" for x in sub[col]), len(sub),
             )
         v = v.where(finite)
+        too_large = (v.abs() > rule.limit).to_numpy()
+        if too_large.any():
+            sub = t.df.loc[too_large]
+            out.add_rows(
+                t.file, "value_too_large", col, sub["line"],
+                (_too_large_message(x, n, rule.limit, rule.what) for x, n in zip(sub[col], v[too_large])),
+                len(sub),
+            )
+            v = v.where(~too_large)
         if rule.positive:
             bad = v <= 0
             if bad.any():
@@ -586,6 +650,16 @@ def _check_numbers(t: _Table, out: _Collector) -> dict[str, pd.Series]:
             out.add_rows(
                 t.file, "lot_below_one", "lot", sub["line"],
                 (f"value {_q(x)} is below 1: the lot size is treated as 1" for x in sub["lot"]), len(sub),
+            )
+        frac = (v >= 1) & (v != np.floor(v))
+        if frac.any():
+            sub = t.df.loc[frac]
+            out.add_rows(
+                t.file, "fractional_lot", "lot", sub["line"],
+                (f"value {_q(x)} is not a whole number: lot sizes must be whole units (capacity leveling "
+                 f"rounds finished-good releases to whole units, which breaks a fractional lot multiple)"
+                 for x in sub["lot"]),
+                len(sub),
             )
     return values
 
@@ -662,6 +736,8 @@ class _Calendar:
     week_ranges: list[tuple[date, date, str, str]] = field(default_factory=list)  # + period
     period_last_week: dict[str, str] = field(default_factory=dict)
     week_periods: dict[str, list[str]] = field(default_factory=dict)  # a shared week: 2 periods
+    period_dates: dict[str, tuple[date, date]] = field(default_factory=dict)  # valid period ranges
+    last_week_end: date | None = None  # the latest end_date of any valid week
 
 
 def _parse_iso_date(value: Any) -> tuple[date | None, str | None]:
@@ -681,12 +757,16 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
         return None
     file = CALENDAR_FILE
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8-sig"))
+        doc = json.loads(read_input_text(path))
     except UnicodeDecodeError as exc:
         out.add(file, None, None, "calendar_json", f"file is not valid UTF-8 (byte {exc.start}: {exc.reason})")
         return _Calendar()
     except json.JSONDecodeError as exc:
         out.add(file, exc.lineno, None, "calendar_json", f"invalid JSON: {exc.msg} (column {exc.colno})")
+        return _Calendar()
+    except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit integer, nesting too deep
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(":")[0]
+        out.add(file, None, None, "calendar_json", f"cannot be read as JSON: {reason}")
         return _Calendar()
     if not isinstance(doc, dict):
         out.add(file, None, None, "calendar_json", f"the document must be a JSON object, found {_type_name(doc)}")
@@ -732,6 +812,10 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
         return v
 
     seen_period: dict[str, int] = {}
+    # what the ordering checks need: (index, key, start, end) per period with valid dates, and
+    # the valid weeks of each valid period in the planner's order
+    dated_periods: list[tuple[int, str, date, date]] = []
+    planned_weeks: list[tuple[int, str, list[tuple[int, date, str, date, int]]]] = []
     for i, p in enumerate(periods):
         ppath = f"periods[{i}]"
         if not isinstance(p, dict):
@@ -753,6 +837,9 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
         pend = date_field(p, "end_date", ppath)
         if pstart and pend and pstart > pend:
             out.add(file, None, ppath, "calendar_date_order", f"start_date {pstart} is after end_date {pend}")
+        elif pstart and pend and p_ok:
+            dated_periods.append((i, pkey, pstart, pend))
+            cal.period_dates[pkey] = (pstart, pend)
         weeks = p.get("weeks", [])
         if not isinstance(weeks, list):
             out.add(file, None, f"{ppath}.weeks", "calendar_schema", f"must be a list, found {_type_name(weeks)}")
@@ -761,7 +848,7 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
             if pkey is not None:
                 out.add(file, None, ppath, "calendar_empty", f"period '{pkey}' has no weeks: it uses fallback weeks")
             continue
-        valid_weeks: list[tuple[int, date, str, date, float]] = []
+        valid_weeks: list[tuple[int, date, str, date, int]] = []
         seen_code: dict[str, int] = {}
         weights: list[float] = []
         for j, w in enumerate(weeks):
@@ -788,6 +875,13 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
                 w_ok = False
             elif "sequence" not in w:
                 w_ok = False
+            elif abs(seq) > MAX_CALENDAR_SEQUENCE:
+                out.add(
+                    file, None, f"{wpath}.sequence", "value_too_large",
+                    f"value {seq} exceeds {_bound_text(MAX_CALENDAR_SEQUENCE)} in magnitude "
+                    f"(the largest week sequence the planner accepts)",
+                )
+                w_ok = False
             wstart = date_field(w, "start_date", wpath)
             wend = date_field(w, "end_date", wpath)
             if wstart is None or wend is None:
@@ -805,6 +899,12 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
             if not wt_ok:
                 out.add(file, None, f"{wpath}.weight", "calendar_weight", f"value {_q(weight)} must be a non-negative number")
                 w_ok = False
+            elif weight > MAX_PLAN_QUANTITY:
+                out.add(
+                    file, None, f"{wpath}.weight", "value_too_large",
+                    f"value {_q(weight)} exceeds {_bound_text(MAX_PLAN_QUANTITY)} (the largest week weight the planner accepts)",
+                )
+                w_ok = False
             else:
                 weights.append(float(weight))
             if w_ok and wstart and wend and pstart and pend and not (pstart <= wstart and wend <= pend):
@@ -813,18 +913,106 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
                     f"week '{code}' ({wstart}..{wend}) is not inside period '{pkey}' ({pstart}..{pend})",
                 )
             if w_ok:
-                valid_weeks.append((seq, wstart, code, wend, float(weight)))
+                valid_weeks.append((seq, wstart, code, wend, j))
         if weights and len(weights) == len(weeks) and sum(weights) == 0 and pkey is not None:
             out.add(file, None, ppath, "calendar_zero_weights", f"all week weights of period '{pkey}' are 0: its weeks get equal shares")
         if p_ok and valid_weeks:
-            valid_weeks.sort(key=lambda x: (x[0], x[1], x[2]))
+            valid_weeks.sort(key=lambda x: (x[0], x[1], x[2]))  # the planner's order (spec §3.2)
+            planned_weeks.append((i, pkey, valid_weeks))
             cal.period_weeks[pkey] = [x[2] for x in valid_weeks]
             cal.period_last_week[pkey] = valid_weeks[-1][2]
             for _, ws, code, we, _ in valid_weeks:
                 cal.week_codes.add(code)
                 cal.week_ranges.append((ws, we, code, pkey))
                 cal.week_periods.setdefault(code, []).append(pkey)
+                if cal.last_week_end is None or we > cal.last_week_end:
+                    cal.last_week_end = we
+    # Planning order must follow the dates. Checked only on an otherwise valid calendar, so a
+    # broken field does not cascade into ordering errors.
+    if not any(sev == ERROR and f == file for (sev, f, _) in out.totals):
+        _check_calendar_order(dated_periods, planned_weeks, out)
     return cal
+
+
+def _days(first: date, last: date) -> str:
+    return f"the day {first}" if first == last else f"the days {first}..{last}"
+
+
+def _check_calendar_order(
+    periods: list[tuple[int, str, date, date]],
+    planned_weeks: list[tuple[int, str, list[tuple[int, date, str, date, int]]]],
+    out: _Collector,
+) -> None:
+    """calendar_sequence / calendar_gap / calendar_overlap.
+
+    The planner orders weeks by period list order, then by (sequence, start_date, week_code)
+    inside a period (pipeline spec §3.2/§3.4), and MRP offsets lead times along that order. So
+    consecutive periods, and consecutive week fragments in that order, must follow each other
+    in time without gaps or overlaps. A week shared by two months (one week_code, a fragment at
+    the end of one period and at the start of the next) is one week: its fragments may touch or
+    repeat the same dates, but it keeps one sequence and may not reappear later.
+
+    Only the first level that is wrong is reported, and order before gaps: a period listed out
+    of order also puts its weeks out of order and leaves gaps, which would only repeat it.
+    """
+    file = CALENDAR_FILE
+    one = timedelta(days=1)
+    order: list[tuple[str, str, str]] = []  # (path, rule, message); calendar_sequence issues
+    holes: list[tuple[str, str, str]] = []  # calendar_gap / calendar_overlap issues
+    for (_, ka, sa, ea), (ib, kb, sb, eb) in zip(periods, periods[1:]):
+        where = f"periods[{ib}]"
+        if sb < sa:
+            order.append((where, "calendar_sequence",
+                          f"period '{kb}' ({sb}..{eb}) is listed after period '{ka}' ({sa}..{ea}) but starts "
+                          f"before it: periods are planned in list order, so they must be listed in date order"))
+        elif sb <= ea:
+            holes.append((where, "calendar_overlap",
+                          f"period '{kb}' ({sb}..{eb}) overlaps period '{ka}' ({sa}..{ea}) listed before it"))
+        elif sb > ea + one:
+            holes.append((where, "calendar_gap",
+                          f"no period covers {_days(ea + one, sb - one)}, between period '{ka}' (ends {ea}) "
+                          f"and period '{kb}' (starts {sb})"))
+
+    if not order and not holes:
+        fragments = [
+            (pi, pkey, seq, ws, code, we, j)
+            for pi, pkey, weeks in planned_weeks
+            for seq, ws, code, we, j in weeks
+        ]
+        first_at: dict[str, tuple[int, int, str]] = {}  # code -> (period index, week index, period)
+        for prev, frag in zip(fragments, fragments[1:]):
+            ppi, ppkey, pseq, pws, pcode, pwe, pj = prev
+            pi, pkey, seq, ws, code, we, j = frag
+            first_at.setdefault(pcode, (ppi, pj, ppkey))
+            where = f"periods[{pi}].weeks[{j}]"
+            label = f"week '{code}' (sequence {seq}, {ws}..{we})"
+            plabel = f"week '{pcode}' (sequence {pseq}, {pws}..{pwe}) of period '{ppkey}'"
+            if code in first_at and pcode != code:
+                fpi, fj, fkey = first_at[code]
+                order.append((where, "calendar_sequence",
+                              f"week '{code}' appears again in period '{pkey}' (first at periods[{fpi}].weeks[{fj}] "
+                              f"of period '{fkey}'): a week may be shared only by consecutive periods, as the "
+                              f"last week of one and the first week of the next"))
+            elif ws < pws:
+                order.append((where, "calendar_sequence",
+                              f"{label} is planned after {plabel} but starts before it: weeks are planned in "
+                              f"period list order, then by sequence, so both must follow the dates"))
+            elif code == pcode:
+                if seq != pseq:
+                    order.append((f"{where}.sequence", "calendar_sequence",
+                                  f"shared week '{code}' has sequence {seq} here but {pseq} in period '{ppkey}': "
+                                  f"a week shared by two periods keeps one sequence"))
+                if ws > pwe + one:
+                    holes.append((where, "calendar_gap",
+                                  f"no week covers {_days(pwe + one, ws - one)}, between the fragments of week "
+                                  f"'{code}' in periods '{ppkey}' and '{pkey}'"))
+            elif ws <= pwe:
+                holes.append((where, "calendar_overlap", f"{label} overlaps {plabel}, the week planned before it"))
+            elif ws > pwe + one:
+                holes.append((where, "calendar_gap",
+                              f"no week covers {_days(pwe + one, ws - one)}, between {plabel} and {label}"))
+    for where, rule, message in order or holes:
+        out.add(file, None, where, rule, message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1074,11 +1262,17 @@ def _cross_checks(
             g = pd.DataFrame({"family": mix_ok["family"], "share": share.fillna(0.0), "bad": share.isna()})
             agg = g.groupby("family", sort=False).agg(total=("share", "sum"), bad=("bad", "any"))
             zero = agg.loc[~agg["bad"] & (agg["total"] == 0)]
+            if demand is not None and "demand" in numbers.get("demand_family", {}):
+                # a family whose demand is all 0 plans nothing, whatever its shares
+                dem = numbers["demand_family"]["demand"].loc[demand_keyed.index]
+                positive = set(demand_keyed.loc[(dem > 0).to_numpy(), "family"])
+                zero = zero.loc[_isin(pd.Series(zero.index), positive)]
             first_line = mix_ok.drop_duplicates("family").set_index("family")["line"]
             out.add_rows(
                 mix.file, "zero_shares", "share", first_line.loc[zero.index],
-                (f"all shares of family {_q(f)} are 0: the split between its SKUs is undefined "
-                 f"(the reference splits equally with int rounding and drops the demand otherwise)"
+                (f"all shares of family {_q(f)} are 0 but it has demand: the split between its SKUs is "
+                 f"undefined (the reference splits equally with int rounding and drops the demand in the "
+                 f"other round modes); give at least one SKU a positive share"
                  for f in zero.index),
                 len(zero),
             )
@@ -1090,13 +1284,22 @@ def _cross_checks(
             out.add_rows(
                 mix.file, "sku_in_several_families", "sku", sub["line"],
                 (f"sku {_q(x)} is also listed under family {_q(first.at[x, 'family'])} "
-                 f"(line {first.at[x, 'line']}): its demand is added from every family"
+                 f"(line {first.at[x, 'line']}): {ONE_FAMILY}"
                  for x in sub["sku"]),
                 len(sub),
+            )
+        if pseudo:
+            clash = pairs.loc[_isin(pairs["sku"], pseudo) & (pairs["sku"] != pairs["family"]).to_numpy()]
+            out.add_rows(
+                mix.file, "sku_in_several_families", "sku", clash["line"],
+                (f"sku {_q(x)} is also the pseudo-SKU of family {_q(x)}, which has demand but no mix rows: "
+                 f"{ONE_FAMILY}" for x in clash["sku"]),
+                len(clash),
             )
 
     # --- BOM graph: self-loops and cycles
     bom_edges = pd.DataFrame({"parent": [], "child": [], "line": []})
+    bom_acyclic = True
     if bom is not None:
         b = bom.df.loc[key_ok["bom"]]
         self_loop = b["parent"] == b["child"]
@@ -1110,11 +1313,16 @@ def _cross_checks(
         if "qty" in numbers.get("bom", {}):
             b = b.loc[numbers["bom"]["qty"].loc[b.index] > 0]
         bom_edges = b[["parent", "child", "line"]]
-        for path, lines in _bom_cycles(bom_edges):
+        cycles = _bom_cycles(bom_edges)
+        for path, lines in cycles:
             out.add(
                 bom.file, min(lines), None, "bom_cycle",
                 f"BOM cycle {' -> '.join(path)} (lines {', '.join(map(str, lines))}): a BOM must be acyclic",
             )
+        bom_acyclic = not cycles
+
+    # --- sums the planner forms before planning stay within MAX_PLAN_QUANTITY
+    _check_sums(usable, {**key_ok, **period_ok}, numbers, out)
 
     # --- planned items (DET SKUs, pseudo-SKUs, BOM descendants) need demand and mix
     if demand is not None and mix is not None:
@@ -1175,6 +1383,17 @@ def _cross_checks(
                 f"file is missing: all {len(planned - pseudo)} planned items use lt 0, lot 1, moq 0",
             )
 
+    # --- a component's requirement per period through the BOM stays within MAX_PLAN_QUANTITY
+    if demand is not None and mix is not None and bom_acyclic and "demand" in numbers.get("demand_family", {}) \
+            and "share" in numbers.get("mix_share", {}):
+        bom_qty = numbers.get("bom", {}).get("qty")
+        edges = bom_edges.assign(qty=bom_qty.loc[bom_edges.index]) if len(bom_edges) and bom_qty is not None else None
+        _check_requirements(
+            demand_dated.assign(demand=numbers["demand_family"]["demand"].loc[demand_dated.index]),
+            mix_ok.assign(share=numbers["mix_share"]["share"].loc[mix_ok.index]),
+            pseudo, edges, bom.file if bom is not None else "bom.csv", out,
+        )
+
     # --- open PO dues: format and horizon
     if po is not None and "due" in po.present:
         periods = sorted(set(demand_dated["period"])) if demand is not None else None
@@ -1197,16 +1416,172 @@ def _cross_checks(
             len(no_dem),
         )
 
-    # --- demand periods the calendar does not define
+    # --- demand periods the calendar does not define: fine after its last week (planned after
+    # it, in period order), out of time order before it
     if demand is not None and cal is not None and cal.period_weeks:
         dp = demand_dated.drop_duplicates("period")
         gaps = dp.loc[~_isin(dp["period"], set(cal.period_weeks))]
-        out.add_rows(
-            demand.file, "period_not_in_calendar", "period", gaps["line"],
-            (f"period {_q(p)} has no weeks in planning_calendar.json: it is split into equal fallback "
-             f"weeks ({p}-W1 ...)" for p in gaps["period"]),
-            len(gaps),
+        starts = [_period_start(p, cal) for p in gaps["period"]]
+        inside = np.fromiter(
+            (s is not None and cal.last_week_end is not None and s <= cal.last_week_end for s in starts),
+            dtype=bool, count=len(starts),
         )
+        after = gaps.loc[~inside]
+        out.add_rows(
+            demand.file, "period_not_in_calendar", "period", after["line"],
+            (f"period {_q(p)} has no weeks in planning_calendar.json: it is split into equal fallback "
+             f"weeks ({p}-W1 ...)" for p in after["period"]),
+            len(after),
+        )
+        before = gaps.loc[inside]
+        out.add_rows(
+            demand.file, "calendar_missing_period", "period", before["line"],
+            (f"period {_q(p)} has no weeks in planning_calendar.json but starts ({s}) before the calendar's "
+             f"last week ends ({cal.last_week_end}): its fallback weeks would be planned after every "
+             f"calendar week, out of time order; give it weeks in the calendar"
+             for p, s in zip(before["period"], (s for s, i in zip(starts, inside) if i))),
+            len(before),
+        )
+
+
+#: quantities the planner adds up before it plans: table -> (column, group keys, label format)
+_SUMMED: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "demand_family": ("demand", ("family", "period"), "the demand of family {} in period {}"),
+    "capacity": ("capacity", ("period",), "the capacity of period {} (its workcenters pooled)"),
+    "inventory": ("qty", ("item",), "the stock of item {} (its locations summed)"),
+    "open_po": ("qty", ("item",), "the open PO quantity of item {}"),
+}
+
+
+def _lines_text(lines: list[int], limit: int = 5) -> str:
+    shown = ", ".join(map(str, lines[:limit]))
+    return shown + (", ..." if len(lines) > limit else "")
+
+
+def _check_sums(
+    tables: dict[str, _Table], ok: dict[str, pd.Series], numbers: dict[str, dict[str, pd.Series]], out: _Collector
+) -> None:
+    """value_too_large for groups of rows the planner sums (every cell within the bound, the
+    sum not). Groups with a cell already refused are left out."""
+    bound = _bound_text(MAX_PLAN_QUANTITY)
+    for name, (col, keys, label) in _SUMMED.items():
+        t = tables.get(name)
+        if t is None or col not in numbers.get(name, {}):
+            continue
+        rows = t.df.loc[ok[name], [*keys, "line"]]
+        if len(rows) < 2:
+            continue
+        v = numbers[name][col].loc[rows.index]
+        g = rows.assign(v=v.fillna(0.0), bad=v.isna())
+        agg = g.groupby(list(keys), sort=False).agg(
+            total=("v", "sum"), n=("v", "size"), bad=("bad", "any"), first=("line", "min")
+        )
+        hit = agg.loc[(agg["n"] > 1) & ~agg["bad"] & (agg["total"].abs() > MAX_PLAN_QUANTITY)]
+        if hit.empty:
+            continue
+        hit = hit.sort_values("first")
+        lines_of = g.groupby(list(keys), sort=False)["line"].agg(list)
+        msgs = []
+        for key, row in hit.head(out.cap).iterrows():
+            lines = _lines_text(lines_of.loc[key])
+            what = label.format(*(_q(k) for k in (key if isinstance(key, tuple) else (key,))))
+            msgs.append(
+                f"{what} sums to {row['total']:.6g} over {row['n']} rows (lines {lines}), "
+                f"which exceeds {bound} (the largest quantity the planner accepts)"
+            )
+        out.add_rows(t.file, "value_too_large", col, hit["first"], msgs, len(hit))
+
+
+def _check_requirements(
+    demand: pd.DataFrame,
+    mix: pd.DataFrame,
+    pseudo: set[str],
+    edges: pd.DataFrame | None,
+    bom_file: str,
+    out: _Collector,
+) -> None:
+    """value_too_large for a component whose requirement in one period can exceed MAX_PLAN_QUANTITY.
+
+    An upper bound, period by period: a SKU gets its normalised share of its family's largest
+    period demand, a pseudo-SKU that whole demand; a BOM child gets every parent's bound times
+    the row's qty, through the whole (acyclic) BOM. Only the components where the bound is first
+    crossed are reported (their descendants follow from them); a SKU without BOM parents cannot
+    cross it unless its family's demand does (reported by the sum check; a SKU under several
+    families is refused by sku_in_several_families).
+    """
+    demand = demand.loc[demand["demand"].notna()]
+    per_fp = demand.groupby(["family", "period"], sort=False)["demand"].sum()
+    fam_max = per_fp.groupby(level=0, sort=False).max().clip(lower=0.0)
+    m = mix.loc[mix["family"].isin(fam_max.index)]
+    share = m["share"].fillna(0.0).clip(lower=0.0)
+    total = share.groupby(m["family"], sort=False).transform("sum")
+    count = share.groupby(m["family"], sort=False).transform("size")
+    norm = np.where(total > 0, share / total.where(total > 0, 1.0), 1.0 / count)
+    req_sku = pd.Series(norm * fam_max.reindex(m["family"]).to_numpy(), index=m["sku"].to_numpy())
+    req0 = req_sku.groupby(level=0, sort=False).sum()
+    pseudo_req = fam_max.loc[fam_max.index.isin(pseudo)]
+    req0 = req0.add(pseudo_req, fill_value=0.0)
+
+    have_edges = edges is not None and len(edges) > 0
+    names = [req0.index.to_numpy(dtype=object)]
+    if have_edges:
+        names += [edges["parent"].to_numpy(dtype=object), edges["child"].to_numpy(dtype=object)]
+    nodes = pd.Index(pd.unique(np.concatenate(names)), dtype=object)
+    req = np.zeros(len(nodes))
+    req[nodes.get_indexer(req0.index)] = req0.to_numpy()
+    if have_edges:
+        par = nodes.get_indexer(edges["parent"])
+        chi = nodes.get_indexer(edges["child"])
+        qty = edges["qty"].to_numpy(dtype=np.float64)
+        # Kahn's algorithm level by level: a node's bound is final once all its parents are.
+        order = np.argsort(par, kind="stable")
+        par_s, chi_s, qty_s = par[order], chi[order], qty[order]
+        starts = np.searchsorted(par_s, np.arange(len(nodes) + 1))
+        indeg = np.bincount(chi, minlength=len(nodes))
+        frontier = np.flatnonzero(indeg == 0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            while len(frontier):
+                lo, hi = starts[frontier], starts[frontier + 1]
+                sizes = hi - lo
+                if not sizes.sum():
+                    break
+                idx = np.repeat(lo - np.cumsum(np.r_[0, sizes[:-1]]), sizes) + np.arange(sizes.sum())
+                np.add.at(req, chi_s[idx], req[par_s[idx]] * qty_s[idx])
+                np.subtract.at(indeg, chi_s[idx], 1)
+                touched = np.unique(chi_s[idx])
+                frontier = touched[indeg[touched] == 0]
+    over = ~(req <= MAX_PLAN_QUANTITY)  # NaN / inf count as over
+    if not over.any():
+        return
+    parent_over = np.zeros(len(nodes), dtype=bool)
+    has_parent = np.zeros(len(nodes), dtype=bool)
+    if have_edges:
+        np.logical_or.at(parent_over, chi, over[par])
+        has_parent[chi] = True
+    bound = _bound_text(MAX_PLAN_QUANTITY)
+    first = over & ~parent_over
+    comp = np.flatnonzero(first & has_parent)
+    if len(comp):
+        first_line = edges.groupby("child", sort=False)["line"].min()
+        items = nodes[comp]
+        lines = first_line.loc[items].to_numpy()
+        order = np.argsort(lines, kind="stable")
+        out.add_rows(
+            bom_file, "value_too_large", "qty", lines[order],
+            (f"component {_q(x)} can need {r:.6g} units in one period (its parents' demand times the BOM "
+             f"quantities), which exceeds {bound} (the largest quantity the planner accepts)"
+             for x, r in zip(items[order], req[comp][order])),
+            len(comp),
+        )
+
+
+def _period_start(period: str, cal: _Calendar) -> date | None:
+    """First day of a demand period: the calendar's start_date, else the month of a YYYY-MM key."""
+    if period in cal.period_dates:
+        return cal.period_dates[period][0]
+    if _MONTH_RE.match(period):
+        return date(int(period[:4]), int(period[5:7]), 1)
+    return None
 
 
 def _check_dues(po: _Table, demand_periods: list[str] | None, cal: _Calendar | None, out: _Collector) -> None:

@@ -1,13 +1,16 @@
 """Input validation: one case per rule with the exact message text, reference folders, API."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from plan_pipeline.inputs.sample import BUNDLED_SAMPLE_DIR, generate_sample_inputs
 from plan_pipeline.inputs.validation import (
     ERROR,
+    MAX_LEAD_TIME,
     MAX_PER_RULE,
     RULES,
     WARNING,
@@ -16,6 +19,7 @@ from plan_pipeline.inputs.validation import (
     load_validated_input_dir,
     validate_input_dir,
 )
+from plan_pipeline.planning.types import INPUT_COLUMNS, MAX_PLAN_QUANTITY
 from plan_pipeline_tests.inputs.helpers import (
     append_lines,
     copy_sample,
@@ -28,6 +32,13 @@ from plan_pipeline_tests.inputs.helpers import (
 
 HORIZON = "outside the planning horizon (demand periods 2025-01..2025-12): the open PO is ignored"
 NEVER_PLANNED = "is never planned (no demand and not a component of a planned item)"
+LARGEST = "(the largest quantity the planner accepts)"
+NOT_WHOLE = ("is not a whole number: lot sizes must be whole units (capacity leveling rounds finished-good "
+             "releases to whole units, which breaks a fractional lot multiple)")
+ONE_FAMILY = ("a SKU belongs to one family (the detail plan holds one row per week, period and SKU); "
+              "list it under one family only")
+BEFORE_END = ("before the calendar's last week ends (2025-12-31): its fallback weeks would be planned after every "
+              "calendar week, out of time order; give it weeks in the calendar")
 
 
 def _del(key):
@@ -82,6 +93,45 @@ CASES: list[tuple[str, str, object, list[str]]] = [
       "open_po.csv line 2, column 'qty': value '-3' must be a non-negative number [negative_number]"]),
     ("non_positive_number", "bom_qty", lambda f: set_cell(f, "bom.csv", 2, "qty", "0"),
      ["bom.csv line 2, column 'qty': value '0' must be a positive number (> 0) [non_positive_number]"]),
+    ("value_too_large", "cells", lambda f: (set_cell(f, "demand_family.csv", 2, "demand", "1e308"),
+                                            set_cell(f, "capacity.csv", 3, "capacity", "1000000000001"),
+                                            set_cell(f, "item.csv", 2, "lt", "3651"),
+                                            set_cell(f, "inventory.csv", 2, "qty", "-2e12"),
+                                            set_cell(f, "period_score.csv", 2, "score", "1e20")),
+     [f"demand_family.csv line 2, column 'demand': value '1e308' exceeds 1,000,000,000,000 {LARGEST} [value_too_large]",
+      f"capacity.csv line 3, column 'capacity': value '1000000000001' exceeds 1,000,000,000,000 {LARGEST} [value_too_large]",
+      "item.csv line 2, column 'lt': value '3651' exceeds 3,650 (the largest lead time the planner accepts) [value_too_large]",
+      f"inventory.csv line 2, column 'qty': value '-2e12' exceeds 1,000,000,000,000 in magnitude {LARGEST} [value_too_large]",
+      f"period_score.csv line 2, column 'score': value '1e20' exceeds 1,000,000,000,000 {LARGEST} [value_too_large]"]),
+    ("value_too_large", "sums", lambda f: (set_cell(f, "capacity.csv", 2, "capacity", "6e11"),
+                                           set_cell(f, "capacity.csv", 3, "capacity", "6e11"),
+                                           append_lines(f, "demand_family.csv", "BIKES,2025-01,1e12"),
+                                           append_lines(f, "inventory.csv", "BK-100,DC-SOUTH,1e12"),
+                                           append_lines(f, "open_po.csv", "BK-100,2025-01-20,999999999999")),
+     [f"demand_family.csv line 2, column 'demand': the demand of family 'BIKES' in period '2025-01' sums to 1e+12 "
+      f"over 2 rows (lines 2, 38), which exceeds 1,000,000,000,000 {LARGEST} [value_too_large]",
+      f"capacity.csv line 2, column 'capacity': the capacity of period '2025-01' (its workcenters pooled) sums to "
+      f"1.2e+12 over 2 rows (lines 2, 3), which exceeds 1,000,000,000,000 {LARGEST} [value_too_large]",
+      f"inventory.csv line 2, column 'qty': the stock of item 'BK-100' (its locations summed) sums to 1e+12 over "
+      f"2 rows (lines 2, 28), which exceeds 1,000,000,000,000 {LARGEST} [value_too_large]",
+      f"open_po.csv line 5, column 'qty': the open PO quantity of item 'BK-100' sums to 1e+12 over 2 rows "
+      f"(lines 5, 6), which exceeds 1,000,000,000,000 {LARGEST} [value_too_large]"]),
+    ("value_too_large", "bom_chain", lambda f: (append_lines(f, "bom.csv", "BK-100-FRAME,TUBE,100", "TUBE,RAW,100",
+                                                             "RAW,ORE,100"),
+                                                set_cell(f, "bom.csv", 2, "qty", "100"),
+                                                set_cell(f, "demand_family.csv", 2, "demand", "1e6")),
+     [f"bom.csv line 16, column 'qty': component 'ORE' can need 2.5e+13 units in one period (its parents' demand "
+      f"times the BOM quantities), which exceeds 1,000,000,000,000 {LARGEST} [value_too_large]"]),
+    ("value_too_large", "calendar", lambda f: edit_calendar(f, lambda d: (
+        d["periods"][0]["weeks"][0].update(weight=1e13), d["periods"][0]["weeks"][1].update(sequence=-10**10))),
+     ["planning_calendar.json, at periods[0].weeks[0].weight: value 10000000000000.0 exceeds 1,000,000,000,000 "
+      "(the largest week weight the planner accepts) [value_too_large]",
+      "planning_calendar.json, at periods[0].weeks[1].sequence: value -10000000000 exceeds 1,000,000,000 in "
+      "magnitude (the largest week sequence the planner accepts) [value_too_large]"]),
+    ("fractional_lot", "sku_and_component", lambda f: (set_cell(f, "item.csv", 2, "lot", "2.5"),
+                                                       set_cell(f, "item.csv", 14, "lot", "10.01")),
+     [f"item.csv line 2, column 'lot': value '2.5' {NOT_WHOLE} [fractional_lot]",
+      f"item.csv line 14, column 'lot': value '10.01' {NOT_WHOLE} [fractional_lot]"]),
     ("bad_period", "month_13", lambda f: (set_cell(f, "demand_family.csv", 3, "period", "2025-13"),
                                           set_cell(f, "period_cost.csv", 2, "period", "Jan-25")),
      ["demand_family.csv line 3, column 'period': value '2025-13' is not a period: expected YYYY-MM with month 01-12 [bad_period]",
@@ -118,11 +168,28 @@ CASES: list[tuple[str, str, object, list[str]]] = [
                                                        "HM-100-SHELL,RAW-X,2", "RAW-X,HM-100,1"),
      ["bom.csv line 2: BOM cycle BK-100 -> BK-100-FRAME -> BK-100 (lines 2, 14): a BOM must be acyclic [bom_cycle]",
       "bom.csv line 6: BOM cycle HM-100 -> HM-100-SHELL -> RAW-X -> HM-100 (lines 6, 15, 16): a BOM must be acyclic [bom_cycle]"]),
+    ("zero_shares", "bikes", lambda f: [set_cell(f, "mix_share.csv", n, "share", "0") for n in (2, 3, 4, 5)],
+     ["mix_share.csv line 2, column 'share': all shares of family 'BIKES' are 0 but it has demand: the split "
+      "between its SKUs is undefined (the reference splits equally with int rounding and drops the demand in the "
+      "other round modes); give at least one SKU a positive share [zero_shares]"]),
+    ("sku_in_several_families", "bk100", lambda f: append_lines(f, "mix_share.csv", "HELMETS,BK-100,0.1"),
+     [f"mix_share.csv line 14, column 'sku': sku 'BK-100' is also listed under family 'BIKES' (line 2): "
+      f"{ONE_FAMILY} [sku_in_several_families]"]),
+    ("sku_in_several_families", "pseudo_sku", lambda f: (delete_lines(f, "mix_share.csv", 10, 11, 12, 13),
+                                                         append_lines(f, "mix_share.csv", "HELMETS,LIGHTS,0.1")),
+     [f"mix_share.csv line 10, column 'sku': sku 'LIGHTS' is also the pseudo-SKU of family 'LIGHTS', which has "
+      f"demand but no mix rows: {ONE_FAMILY} [sku_in_several_families]"]),
     ("unknown_family", "pumps", lambda f: append_lines(f, "mix_share.csv", "PUMPS,PU-100,1"),
      ["mix_share.csv line 14, column 'family': mix shares for unknown family 'PUMPS': it has no rows in demand_family.csv [unknown_family]"]),
     # ----------------------------------------------------------------- errors: calendar
     ("calendar_json", "syntax", lambda f: (f / "planning_calendar.json").write_text('{\n  "periods": [\n    {"period": "2025-01",}\n  ]\n}\n'),
      ["planning_calendar.json line 3: invalid JSON: Expecting property name enclosed in double quotes (column 26) [calendar_json]"]),
+    ("calendar_json", "nested_too_deeply", lambda f: (f / "planning_calendar.json").write_text("[" * 100000 + "]" * 100000),
+     ["planning_calendar.json: cannot be read as JSON: nested too deeply [calendar_json]"]),
+    ("calendar_json", "huge_integer", lambda f: (f / "planning_calendar.json").write_text(
+        '{"periods": [], "x": 1' + "0" * 5000 + "}"),
+     ["planning_calendar.json: cannot be read as JSON: Exceeds the limit (4300 digits) for integer string "
+      "conversion [calendar_json]"]),
     ("calendar_json", "not_an_object", lambda f: (f / "planning_calendar.json").write_text("[]"),
      ["planning_calendar.json: the document must be a JSON object, found list [calendar_json]"]),
     ("calendar_schema", "fields", lambda f: edit_calendar(f, lambda d: (
@@ -158,6 +225,48 @@ CASES: list[tuple[str, str, object, list[str]]] = [
         d["periods"][1].update(period="2025-01"))),
      ["planning_calendar.json, at periods[0].weeks[1].week_code: duplicate week_code '2025-W01' in period '2025-01' (first at periods[0].weeks[0]) [calendar_duplicate]",
       "planning_calendar.json, at periods[1].period: duplicate period '2025-01' (first at periods[0]) [calendar_duplicate]"]),
+    ("calendar_sequence", "periods_swapped", lambda f: edit_calendar(f, lambda d: d["periods"].insert(0, d["periods"].pop(1))),
+     ["planning_calendar.json, at periods[1]: period '2025-01' (2025-01-01..2025-01-31) is listed after period "
+      "'2025-02' (2025-02-01..2025-02-28) but starts before it: periods are planned in list order, so they must "
+      "be listed in date order [calendar_sequence]"]),
+    ("calendar_sequence", "weeks_swapped", lambda f: edit_calendar(f, lambda d: (
+        d["periods"][0]["weeks"][1].update(sequence=3), d["periods"][0]["weeks"][2].update(sequence=2))),
+     ["planning_calendar.json, at periods[0].weeks[1]: week '2025-W02' (sequence 3, 2025-01-06..2025-01-12) is "
+      "planned after week '2025-W03' (sequence 2, 2025-01-13..2025-01-19) of period '2025-01' but starts before "
+      "it: weeks are planned in period list order, then by sequence, so both must follow the dates [calendar_sequence]"]),
+    ("calendar_sequence", "shared_week", lambda f: edit_calendar(f, lambda d: (
+        d["periods"][1]["weeks"][0].update(sequence=6), d["periods"][3]["weeks"][1].update(week_code="2025-W05"))),
+     ["planning_calendar.json, at periods[1].weeks[0].sequence: shared week '2025-W05' has sequence 6 here but 5 "
+      "in period '2025-01': a week shared by two periods keeps one sequence [calendar_sequence]",
+      "planning_calendar.json, at periods[3].weeks[1]: week '2025-W05' appears again in period '2025-04' (first at "
+      "periods[0].weeks[4] of period '2025-01'): a week may be shared only by consecutive periods, as the last "
+      "week of one and the first week of the next [calendar_sequence]"]),
+    ("calendar_gap", "weeks", lambda f: edit_calendar(f, lambda d: (
+        d["periods"][0]["weeks"][2].update(start_date="2025-01-14"),
+        d["periods"][1]["weeks"][0].update(start_date="2025-02-02"))),
+     ["planning_calendar.json, at periods[0].weeks[2]: no week covers the day 2025-01-13, between week '2025-W02' "
+      "(sequence 2, 2025-01-06..2025-01-12) of period '2025-01' and week '2025-W03' (sequence 3, "
+      "2025-01-14..2025-01-19) [calendar_gap]",
+      "planning_calendar.json, at periods[1].weeks[0]: no week covers the day 2025-02-01, between the fragments "
+      "of week '2025-W05' in periods '2025-01' and '2025-02' [calendar_gap]"]),
+    ("calendar_gap", "period", lambda f: edit_calendar(f, lambda d: (
+        d["periods"][1].update(start_date="2025-02-02"), d["periods"][1]["weeks"][0].update(start_date="2025-02-02"))),
+     ["planning_calendar.json, at periods[1]: no period covers the day 2025-02-01, between period '2025-01' "
+      "(ends 2025-01-31) and period '2025-02' (starts 2025-02-02) [calendar_gap]"]),
+    ("calendar_overlap", "week", lambda f: edit_calendar(
+        f, lambda d: d["periods"][0]["weeks"][2].update(start_date="2025-01-12")),
+     ["planning_calendar.json, at periods[0].weeks[2]: week '2025-W03' (sequence 3, 2025-01-12..2025-01-19) "
+      "overlaps week '2025-W02' (sequence 2, 2025-01-06..2025-01-12) of period '2025-01', the week planned "
+      "before it [calendar_overlap]"]),
+    ("calendar_overlap", "period", lambda f: edit_calendar(f, lambda d: d["periods"][0].update(end_date="2025-02-01")),
+     ["planning_calendar.json, at periods[1]: period '2025-02' (2025-02-01..2025-02-28) overlaps period '2025-01' "
+      "(2025-01-01..2025-02-01) listed before it [calendar_overlap]"]),
+    ("calendar_missing_period", "before_the_calendar", lambda f: append_lines(f, "demand_family.csv", "BIKES,2024-12,5"),
+     [f"demand_family.csv line 38, column 'period': period '2024-12' has no weeks in planning_calendar.json but "
+      f"starts (2024-12-01) {BEFORE_END} [calendar_missing_period]"]),
+    ("calendar_missing_period", "month_without_weeks", lambda f: edit_calendar(f, lambda d: d["periods"][1].update(weeks=[])),
+     [f"demand_family.csv line 3, column 'period': period '2025-02' has no weeks in planning_calendar.json but "
+      f"starts (2025-02-01) {BEFORE_END} [calendar_missing_period]"]),
     # ----------------------------------------------------------------- warnings
     ("unknown_column", "comment", lambda f: write_lines(
         f, "period_score.csv", ["period,score,comment", "2025-01,0.9,ok"]),
@@ -210,12 +319,6 @@ CASES: list[tuple[str, str, object, list[str]]] = [
     ("family_without_mix", "lights", lambda f: delete_lines(f, "mix_share.csv", 10, 11, 12, 13),
      ["demand_family.csv line 26, column 'family': family 'LIGHTS' has demand but no rows in mix_share.csv: "
       "it is planned as a single pseudo-SKU 'LIGHTS' without capacity load [family_without_mix]"]),
-    ("zero_shares", "bikes", lambda f: [set_cell(f, "mix_share.csv", n, "share", "0") for n in (2, 3, 4, 5)],
-     ["mix_share.csv line 2, column 'share': all shares of family 'BIKES' are 0: the split between its SKUs is "
-      "undefined (the reference splits equally with int rounding and drops the demand otherwise) [zero_shares]"]),
-    ("sku_in_several_families", "bk100", lambda f: append_lines(f, "mix_share.csv", "HELMETS,BK-100,0.1"),
-     ["mix_share.csv line 14, column 'sku': sku 'BK-100' is also listed under family 'BIKES' (line 2): "
-      "its demand is added from every family [sku_in_several_families]"]),
     ("capacity_without_demand", "2026", lambda f: append_lines(f, "capacity.csv", "LINE-A,2026-01,900"),
      ["capacity.csv line 26, column 'period': period '2026-01' has capacity but no demand in demand_family.csv: "
       "it is not planned [capacity_without_demand]"]),
@@ -270,6 +373,32 @@ def test_rule_message(sample_copy, rule, case, mutate, expected):
 
 def test_every_rule_has_a_case():
     assert {c[0] for c in CASES} == set(RULES)
+
+
+@pytest.mark.parametrize("name", list(INPUT_COLUMNS))
+def test_any_column_or_file_missing_is_reported_never_raised(sample_copy, name):
+    """Dropping any column, emptying or removing any file: issues, never an exception."""
+    path = sample_copy / f"{name}.csv"
+    original = path.read_text(encoding="utf-8").splitlines()
+    header = original[0].split(",")
+    for k, column in enumerate(header):
+        write_lines(sample_copy, path.name, [",".join(c for j, c in enumerate(line.split(",")) if j != k)
+                                             for line in original])
+        report = validate_input_dir(sample_copy)
+        assert f"{path.name} line 1, column '{column}': required column '{column}' is missing" in str(report)
+    write_lines(sample_copy, path.name, original[:1])
+    validate_input_dir(sample_copy)
+    path.write_text("")
+    assert "file_format" in validate_input_dir(sample_copy).rules(ERROR)
+    path.unlink()
+    validate_input_dir(sample_copy)
+
+
+def test_every_rule_is_documented():
+    """docs/inputs.md lists every rule of RULES with its severity (and no other)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "inputs.md").read_text(encoding="utf-8")
+    table = dict(re.findall(r"^\| `(\w+)` \| (error|warning) \|", doc, flags=re.M))
+    assert table == {rule: severity for rule, (severity, _) in RULES.items()}
 
 
 def test_warnings_do_not_block_loading(sample_copy):
@@ -330,6 +459,67 @@ def test_due_forms_accepted(sample_copy):
     set_cell(sample_copy, "open_po.csv", 3, "due", "2025-03")
     set_cell(sample_copy, "open_po.csv", 4, "due", "2025-12-31")
     assert validate_input_dir(sample_copy).issues == []
+
+
+def test_byte_order_marks_and_line_ends_are_accepted_and_read_alike(sample_copy, tmp_path):
+    """A UTF-8 BOM (any file, CSV or JSON) and CRLF / CR line ends: validation and loading agree."""
+    plain, _ = load_validated_input_dir(BUNDLED_SAMPLE_DIR)
+    for k, path in enumerate(sorted(sample_copy.iterdir())):
+        data = path.read_bytes()
+        if k % 2 == 0:
+            data = data.replace(b"\n", b"\r\n")
+        elif path.suffix == ".csv":
+            data = data.replace(b"\n", b"\r")
+        path.write_bytes(b"\xef\xbb\xbf" + data)
+    assert validate_input_dir(sample_copy).issues == []
+    inputs, report = load_validated_input_dir(sample_copy)
+    assert report.issues == []
+    for name in INPUT_COLUMNS:
+        pd.testing.assert_frame_equal(inputs.table(name), plain.table(name))
+    assert inputs.calendar == plain.calendar
+
+
+def test_a_week_shared_by_two_months_is_not_a_gap_or_overlap(sample_copy):
+    """Both fragments of 2025-W05 carrying the whole week (not clipped at the month end) overlap in
+    dates, but they are one week: only the 'outside its period' warnings remain."""
+    edit_calendar(sample_copy, lambda d: (d["periods"][0]["weeks"][4].update(end_date="2025-02-02"),
+                                          d["periods"][1]["weeks"][0].update(start_date="2025-01-27")))
+    report = validate_input_dir(sample_copy)
+    assert report.errors == []
+    assert report.rules() == {"calendar_week_outside_period"}
+
+
+def test_zero_shares_of_a_family_without_demand_are_harmless(sample_copy):
+    for n in (2, 3, 4, 5):
+        set_cell(sample_copy, "mix_share.csv", n, "share", "0")
+    for n in range(2, 14):
+        set_cell(sample_copy, "demand_family.csv", n, "demand", "0")
+    assert validate_input_dir(sample_copy).issues == []
+
+
+def test_values_at_the_bounds_are_accepted(sample_copy):
+    """MAX_PLAN_QUANTITY itself, a whole lot, a fractional MOQ and the longest lead time pass."""
+    set_cell(sample_copy, "demand_family.csv", 2, "demand", "1e12")
+    set_cell(sample_copy, "capacity.csv", 2, "capacity", "999999999999")
+    set_cell(sample_copy, "capacity.csv", 3, "capacity", "1")
+    set_cell(sample_copy, "item.csv", 2, "lot", "1e12")
+    set_cell(sample_copy, "item.csv", 3, "moq", "2.5")
+    set_cell(sample_copy, "item.csv", 4, "lt", "3650")
+    set_cell(sample_copy, "inventory.csv", 2, "qty", "-1e12")
+    edit_calendar(sample_copy, lambda d: (d["periods"][0]["weeks"][0].update(weight=1e12),
+                                          d["periods"][0]["weeks"][1].update(sequence=2)))
+    report = validate_input_dir(sample_copy)
+    assert report.errors == []
+    assert report.rules() == {"negative_inventory"}
+    assert MAX_PLAN_QUANTITY == 1e12 and MAX_LEAD_TIME == 3650
+
+
+def test_calendar_order_is_not_checked_on_a_broken_calendar(sample_copy):
+    """A schema error in the calendar does not cascade into ordering errors."""
+    edit_calendar(sample_copy, lambda d: (d["periods"][0]["weeks"][1].pop("start_date"),
+                                          d["periods"].insert(0, d["periods"].pop(2))))
+    report = validate_input_dir(sample_copy)
+    assert report.rules(ERROR) == {"calendar_schema"}
 
 
 def test_blank_lines_and_quoted_multiline_keep_line_numbers(sample_copy):
