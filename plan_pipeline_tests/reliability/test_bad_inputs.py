@@ -509,3 +509,18 @@ def test_accepted_inputs_plan(name, template, base_outputs, home, tmp_path, caps
         assert json.loads((out_dir / "mrp.json").read_text())["rows"] == []
     if name != "nothing_to_plan":
         assert (out_dir / "report.csv").is_file()
+
+
+@pytest.mark.parametrize("round_mode", ["none", "dec1", "dec2"])
+def test_values_at_the_bounds_plan_in_every_round_mode(round_mode, template, home, tmp_path, capsys):
+    """The conservation checks compare large float sums with a relative tolerance, so quantities
+    up to MAX_PLAN_QUANTITY plan in the decimal round modes too, anchor branch included."""
+    folder = make_folder(template, tmp_path / "bounds", _at_the_bounds)
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "plan", "-I", str(folder), "-o", str(out_dir), "--round", round_mode,
+                         "--preset", "blend", "--cutover-date", "2025-02-12", "--apply-adjusted")
+    assert "Traceback" not in out + err
+    assert code == 0, err
+    assert_outputs_finite(out_dir)
+    rows = json.loads((out_dir / "aggregate.json").read_text())["rows"]
+    assert all(row["supply"] + row["backlog"] == row["demand"] == MAX_PLAN_QUANTITY for row in rows)
