@@ -40,6 +40,7 @@ from typing import Any
 import dagster as dg
 
 from plan_pipeline.inputs.importer import KNOWN_FILES, content_hash
+from plan_pipeline.inputs.loader import read_input_text
 from plan_pipeline.orchestration.jobs import plan_job
 from plan_pipeline.orchestration.partitions import DUCKDB_POOL, plan_version_partitions
 from plan_pipeline.orchestration.resources import PlanStoreResource
@@ -111,7 +112,7 @@ def read_plan_parameters(folder: Path) -> tuple[PlanningParameters, str | None, 
     if not path.is_file():
         return PlanningParameters(), None, None
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(read_input_text(path))  # a byte order mark means what it does in the inputs
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{PARAMETERS_FILE}: not valid JSON ({exc})") from None
     if not isinstance(document, dict):

@@ -231,3 +231,11 @@ def test_fingerprints_recorded_with_the_materialization_are_compared_exactly(pla
     assert request.tags["plan/replan_reason"] == "inputs or overrides changed"
     materialized()
     assert isinstance(_tick(instance, defs), dg.SkipReason)
+
+
+def test_parameters_file_with_a_byte_order_mark_reads_like_the_inputs(tmp_path):
+    from plan_pipeline.orchestration.inbox import read_plan_parameters
+
+    (tmp_path / "plan_parameters.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({"round": "dec1"}).encode())
+    params, _, _ = read_plan_parameters(tmp_path)
+    assert params.round_mode == "dec1"
