@@ -419,8 +419,8 @@ def test_screenshots(server, scenario, browser):
         {"group": {"groupName": PLAN_GROUP, **server.repository_selector()}})["assetNodes"]]
 
     def shoot(name: str, path: str, texts: list[str], absent: list[str] = (), arrange=None, height=None,
-              width=1920):
-        browser.set_viewport(width, 1080)
+              width=1920, view_height=1080):
+        browser.set_viewport(width, view_height)
         browser.goto(base + path)
         if not shots:
             browser.skip_first_visit_modal()
@@ -464,7 +464,8 @@ def test_screenshots(server, scenario, browser):
             browser.drag(x, divider["y"] + 80, x + 160, divider["y"] + 80)
 
     shoot("asset-lineage.png", f"/locations/{LOCATION}/asset-groups/{PLAN_GROUP}/lineage",
-          ["planning_inputs", "detail_plan", "plan_report", "Materialize all"], arrange=fit_lineage)
+          ["planning_inputs", "detail_plan", "plan_report", "published_plan", "Materialize all"],
+          arrange=fit_lineage, width=2400, view_height=1350)
     shoot("run-steps.png", f"/runs/{anchor_run}",
           ["Success", "RUN_SUCCESS", "partition: v3", "planning_inputs", "anchored_detail_plan"],
           arrange=show_run_steps, width=2160)
