@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 from plan_pipeline.cli.environment import CliEnvironment
 
@@ -173,6 +172,8 @@ def register_operations_commands(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="replace a non-empty store (kept beside it)")
     p.set_defaults(func=cmd_restore)
 
+    from plan_pipeline.cli.arguments import ACTOR, path_arg
+
     p = subparsers.add_parser(
         "export", help="write a version from the store (csv, json, parquet or the reference file set) + manifest",
         description="Write one plan version into --out with manifest.json (version, status, parameters, input-set "
@@ -180,6 +181,8 @@ def register_operations_commands(subparsers) -> None:
     )
     p.add_argument("version_id")
     p.add_argument("--format", choices=EXPORT_FORMATS, default="reference")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--actor", help="recorded with the export audit event (default $PLAN_PIPELINE_ACTOR or $USER)")
+    p.add_argument("--out", required=True, type=path_arg,
+                   help="a new or empty folder, or one holding an earlier export of the same version (replaced)")
+    p.add_argument("--actor", type=ACTOR,
+                   help="recorded with the export audit event (default $PLAN_PIPELINE_ACTOR or $USER)")
     p.set_defaults(func=cmd_export)
