@@ -104,7 +104,7 @@ def validate_override_payload(payload: Mapping[str, Any]) -> dict[str, float | N
         elif value > MAX_PLAN_QUANTITY:
             problems.append(f"{name} {value!r} is larger than the largest plan quantity {MAX_PLAN_QUANTITY:g}")
         else:
-            clean[name] = float(value)
+            clean[name] = float(value) + 0.0  # -0.0 becomes 0.0
     if problems:
         raise OverrideError("override refused: " + "; ".join(problems))
     return clean
