@@ -37,6 +37,13 @@ def whole_number(low: int, high: int):
 
 PORT = whole_number(1, 65535)
 
+
+def host_arg(value: str) -> str:
+    """A host name or address to listen on: not empty, no spaces or control characters."""
+    if not value or any(ch.isspace() for ch in value) or has_control_characters(value) or len(value) > 253:
+        raise argparse.ArgumentTypeError(f"{value[:80]!r} is not a host name or address")
+    return value
+
 #: The most rows a ``--limit`` may ask for.
 MAX_LISTED = 1_000_000_000
 

@@ -16,7 +16,7 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any, Callable
 
-from plan_pipeline.cli.arguments import NOTE, PORT, path_arg, whole_number
+from plan_pipeline.cli.arguments import NOTE, PORT, host_arg, path_arg, whole_number
 from plan_pipeline.cli.environment import CliEnvironment, require_folder_location, resolve_environment
 from plan_pipeline.cli.errors import (
     EXIT_BROKEN_PIPE,
@@ -388,7 +388,7 @@ def cmd_ui(env: CliEnvironment, args) -> int:
     env.prepare_dagster_home()
     workspace = Path(args.workspace).resolve() if args.workspace else None
     cmd = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port)]
-    if workspace and workspace.exists():
+    if workspace and workspace.is_file():
         cmd += ["-w", str(workspace)]
     else:
         cmd += ["-m", "plan_pipeline.definitions"]
@@ -515,9 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this project's instance")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", type=host_arg, default="127.0.0.1")
     p.add_argument("--port", type=PORT, default=3000, help="1-65535 (default 3000)")
-    p.add_argument("--workspace", default="workspace.yaml")
+    p.add_argument("--workspace", type=path_arg, default="workspace.yaml")
     p.set_defaults(func=cmd_ui)
     return parser
 

@@ -212,6 +212,8 @@ CASES = [
          id="db-not-duckdb"),
     case(["--home", "{file}", "ui"], 1, "project home (--home, $PLAN_PIPELINE_HOME) {file} is a file", id="ui-home"),
     case(["ui", "--port", "99999"], 2, "argument --port: 99999 is out of range: use 1..65535", id="ui-port"),
+    case(["ui", "--host", ""], 2, "argument --host: '' is not a host name or address", id="ui-host-empty"),
+    case(["ui", "--workspace", ""], 2, "argument --workspace: an empty path is not allowed", id="ui-workspace-empty"),
     case(["--db", "", "version", "list"], 2, "error: --db: an empty path is not allowed", id="db-empty"),
     case(["--home", "", "version", "list"], 2, "error: --home: an empty path is not allowed", id="home-empty"),
 ]
