@@ -153,8 +153,9 @@ def cmd_version_create(env: CliEnvironment, args) -> int:
 
     params = parameters_from_args(args)
     version_id = default_version_id() if args.version_id is None else args.version_id
+    instance = env.instance()  # a bad Dagster home fails before the version is stored
     record = env.store.create_version(version_id, args.input_set, params, note=args.note, source="cli")
-    register_version_partition(env.instance(), version_id)
+    register_version_partition(instance, version_id)
     out(f"created plan version {record.version_id!r} on input set {record.input_set!r} (status {record.status})")
     return 0
 
@@ -258,7 +259,6 @@ def cmd_plan(env: CliEnvironment, args) -> int:
     from plan_pipeline.inputs.importer import content_hash, import_input_dir
     from plan_pipeline.inputs.validation import InputValidationError
     from plan_pipeline.orchestration.launch import register_version_partition
-
     from plan_pipeline.store.repository import check_identifier
 
     params = parameters_from_args(args)
@@ -267,6 +267,7 @@ def cmd_plan(env: CliEnvironment, args) -> int:
         raise CliError(f"input folder {folder} does not exist")
     require_folder_location(Path(args.output_dir).resolve(), "output folder (-o)")
     store = env.store
+    instance = env.instance()  # a bad Dagster home fails before anything is imported
     if args.version_id is not None:  # refuse before anything is imported
         check_identifier("version id", args.version_id)
         if store.path.exists() and store.find_version(args.version_id) is not None:
@@ -282,7 +283,7 @@ def cmd_plan(env: CliEnvironment, args) -> int:
         progress(f"warning: {warning}")
     version_id = unique_version_id(store, args.version_id)
     store.create_version(version_id, label, params, source="plan")
-    register_version_partition(env.instance(), version_id)
+    register_version_partition(instance, version_id)
     progress(f"created plan version {version_id!r}")
     run_version(env, version_id, verbose=args.verbose)
     for path in export_reference(store, version_id, args.output_dir, log_label=args.version_id):
@@ -315,6 +316,8 @@ def cmd_jobs_sync(env: CliEnvironment, args) -> int:
 #: sample-inputs bounds: 50x the largest benchmark (20,000 SKUs) and a century of months.
 MAX_SAMPLE_SKUS = 1_000_000
 MAX_SAMPLE_MONTHS = 1200
+
+
 def bundled_sample_dir() -> Path:
     return Path(str(importlib_resources.files("plan_pipeline").joinpath("sample_data", "sample_plan")))
 
@@ -345,6 +348,7 @@ def cmd_demo(env: CliEnvironment, args) -> int:
     from plan_pipeline.orchestration.launch import register_version_partition
 
     store = env.store
+    instance = env.instance()  # a bad Dagster home fails before anything is imported
     sample = bundled_sample_dir()
     progress(f"importing the bundled sample {sample}")
     outcome = import_input_dir(store, sample, "sample")
@@ -356,7 +360,7 @@ def cmd_demo(env: CliEnvironment, args) -> int:
         n += 1
         version_id = f"demo-{n}"
     store.create_version(version_id, "sample", PlanningParameters(), note="plan-pipeline demo", source="demo")
-    register_version_partition(env.instance(), version_id)
+    register_version_partition(instance, version_id)
     progress(f"created plan version {version_id!r}")
     outcome = run_version(env, version_id, verbose=args.verbose, trigger="cli")
     levels = store.series_levels(version_id)

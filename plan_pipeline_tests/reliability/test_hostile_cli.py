@@ -258,6 +258,20 @@ def test_refused_override_records_nothing(home, capsys):
     assert "version 'demo' has no audit events" in capsys.readouterr().out
 
 
+def test_bad_dagster_home_fails_before_anything_is_stored(home, tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "plain.txt"
+    monkeypatch.setenv("DAGSTER_HOME", str(bad))
+    for argv in (["version", "create", "--input-set", "sample", "--version-id", "fresh"],
+                 ["plan", "-I", str(BUNDLED_SAMPLE), "-o", str(tmp_path / "o"), "--version-id", "fresh"]):
+        assert run_main(["--home", str(home), *argv]) == 1
+        assert capsys.readouterr().err == f"error: Dagster home ($DAGSTER_HOME) {bad} is a file, not a folder\n"
+    monkeypatch.delenv("DAGSTER_HOME")
+    assert run_main(["--home", str(home), "version", "show", "fresh"]) == 1
+    assert "unknown plan version 'fresh'" in capsys.readouterr().err
+    assert run_main(["--home", str(home), "inputs", "list"]) == 0
+    assert capsys.readouterr().out.count("\n") == 1  # still only the input set 'sample'
+
+
 def test_debug_variable_adds_the_traceback(home, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PLAN_PIPELINE_DEBUG", "1")
     bad = tmp_path / "plain.txt"
