@@ -14,7 +14,6 @@ import time
 from datetime import datetime, timezone
 from importlib import resources as importlib_resources
 from pathlib import Path
-from typing import Any, Callable
 
 from plan_pipeline.cli.arguments import NOTE, PORT, host_arg, path_arg, whole_number
 from plan_pipeline.cli.environment import CliEnvironment, require_folder_location, resolve_environment
