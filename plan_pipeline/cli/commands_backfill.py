@@ -18,6 +18,7 @@ from plan_pipeline.cli.environment import CliEnvironment
 
 def register_backfill_commands(subparsers) -> None:
     """Add ``backfill`` and ``backfill-runs`` to the ``plan-pipeline`` sub-command parser."""
+    from plan_pipeline.cli.arguments import MAX_LISTED, whole_number
     from plan_pipeline.orchestration.backfill import LEGACY_SOURCE_ENV
 
     p = subparsers.add_parser(
@@ -39,7 +40,7 @@ def register_backfill_commands(subparsers) -> None:
     p.set_defaults(func=cmd_backfill)
 
     p = subparsers.add_parser("backfill-runs", help="list legacy backfill runs (plan_backfill_runs)")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=whole_number(1, MAX_LISTED), default=20, help="runs shown (default 20)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_backfill_runs)
 

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from plan_pipeline.cli.environment import CliEnvironment
 
@@ -23,16 +22,26 @@ def _err(message: str) -> None:
     print(f"[plan-pipeline] {message}", file=sys.stderr, flush=True)
 
 
-def _months(value: str) -> int | None:
-    if value.lower() in ("off", "none"):
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or 'off', got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return number
+def _whole_or_off(high: int):
+    """An argparse type: a whole number from 0 to ``high``, or 'off' (the rule switched off)."""
+    def parse(value: str) -> int | None:
+        if value.lower() in ("off", "none"):
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number or 'off', got {value!r}") from None
+        if number < 0:
+            raise argparse.ArgumentTypeError("must not be negative")
+        if number > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}")
+        return number
+
+    return parse
+
+
+_months = _whole_or_off(1200)  # a century of calendar months
+_versions_kept = _whole_or_off(10**9)
 
 
 def _rows(value: str) -> int:
@@ -205,7 +214,7 @@ def register_operations_commands(subparsers) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="report what would be removed; change nothing")
     p.add_argument("--version-max-age-months", type=_months, default=18, metavar="N|off", help="default 18")
-    p.add_argument("--max-versions", type=_months, default=600, metavar="N|off",
+    p.add_argument("--max-versions", type=_versions_kept, default=600, metavar="N|off",
                    help="non-approved versions kept (default 600)")
     p.add_argument("--kpi-max-age-months", type=_months, default=24, metavar="N|off", help="default 24")
     p.add_argument("--audit-max-age-months", type=_months, default=36, metavar="N|off", help="default 36")
@@ -257,6 +266,8 @@ def register_operations_commands(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="replace a non-empty store (kept beside it)")
     p.set_defaults(func=cmd_restore)
 
+    from plan_pipeline.cli.arguments import ACTOR, path_arg
+
     p = subparsers.add_parser(
         "export", help="write a version from the store (csv, json, parquet or the reference file set) + manifest",
         description="Write one plan version into --out with manifest.json (version, status, parameters, input-set "
@@ -264,6 +275,8 @@ def register_operations_commands(subparsers) -> None:
     )
     p.add_argument("version_id")
     p.add_argument("--format", choices=EXPORT_FORMATS, default="reference")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--actor", help="recorded with the export audit event (default $PLAN_PIPELINE_ACTOR or $USER)")
+    p.add_argument("--out", required=True, type=path_arg,
+                   help="a new or empty folder, or one holding an earlier export of the same version (replaced)")
+    p.add_argument("--actor", type=ACTOR,
+                   help="recorded with the export audit event (default $PLAN_PIPELINE_ACTOR or $USER)")
     p.set_defaults(func=cmd_export)

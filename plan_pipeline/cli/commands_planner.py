@@ -6,6 +6,7 @@ import os
 import pandas as pd
 
 from plan_pipeline.cli.environment import CliEnvironment
+from plan_pipeline.cli.errors import UsageError
 
 
 def _actor(args) -> str:
@@ -13,13 +14,14 @@ def _actor(args) -> str:
 
 
 def cmd_override_set(env: CliEnvironment, args) -> int:
-    from plan_pipeline.planning.overrides import detail_key
+    from plan_pipeline.planning.overrides import detail_key, validate_override_payload
 
     payload = {name: getattr(args, name) for name in ("demand", "supply", "backlog") if getattr(args, name) is not None}
     lock = True if args.lock else (False if args.unlock else None)
     if not payload and lock is None:
-        raise SystemExit("plan-pipeline override: give at least one of --demand --supply --backlog --lock --unlock")
+        raise UsageError("override set: give at least one of --demand --supply --backlog --lock --unlock")
     key = detail_key(args.week, args.sku, args.period)
+    payload = validate_override_payload(payload)
     result = env.store.record_override(args.version_id, "det", key, payload, lock=lock, actor=_actor(args),
                                        notes=args.note)
     if result["events"]:
@@ -31,6 +33,7 @@ def cmd_override_set(env: CliEnvironment, args) -> int:
 
 
 def cmd_override_list(env: CliEnvironment, args) -> int:
+    env.store.get_version(args.version_id)  # an unknown version is an error, not "no overrides"
     frame = env.store.read_overrides(args.version_id)
     if frame.empty:
         print(f"version {args.version_id!r} has no overrides")
@@ -42,6 +45,7 @@ def cmd_override_list(env: CliEnvironment, args) -> int:
 
 
 def cmd_override_events(env: CliEnvironment, args) -> int:
+    env.store.get_version(args.version_id)
     frame = env.store.read_override_events(args.version_id)
     if frame.empty:
         print(f"version {args.version_id!r} has no audit events")
@@ -127,6 +131,9 @@ def cmd_diff(env: CliEnvironment, args) -> int:
 
 
 def register_planner_commands(sub) -> None:
+    from plan_pipeline.cli.arguments import ACTOR, MAX_LISTED, NOTE, whole_number
+    from plan_pipeline.store.layouts import LAYOUTS
+
     p_over = sub.add_parser("override", help="planner edits and locks on a version's detail plan")
     s_over = p_over.add_subparsers(dest="override_command", metavar="ACTION", required=True)
     p = s_over.add_parser("set", help="edit and/or lock one SKU x week row (then re-materialize the version)")
@@ -140,8 +147,8 @@ def register_planner_commands(sub) -> None:
     lock = p.add_mutually_exclusive_group()
     lock.add_argument("--lock", action="store_true", help="pin the row: later stages leave it as it is")
     lock.add_argument("--unlock", action="store_true")
-    p.add_argument("--note", help="why (kept in the audit trail)")
-    p.add_argument("--actor", help="who (default $PLAN_PIPELINE_ACTOR or $USER)")
+    p.add_argument("--note", type=NOTE, help="why (kept in the audit trail)")
+    p.add_argument("--actor", type=ACTOR, help="who (default $PLAN_PIPELINE_ACTOR or $USER)")
     p.set_defaults(func=cmd_override_set)
     p = s_over.add_parser("list", help="current overrides of a version")
     p.add_argument("version_id")
@@ -158,15 +165,16 @@ def register_planner_commands(sub) -> None:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("version_id")
-        p.add_argument("--note")
-        p.add_argument("--actor")
+        p.add_argument("--note", type=NOTE)
+        p.add_argument("--actor", type=ACTOR)
         p.set_defaults(func=cmd_status(to))
 
     p = sub.add_parser("diff", help="compare two versions level by level")
     p.add_argument("left")
     p.add_argument("right")
-    p.add_argument("--level", default="aggregate", help="plan level (default aggregate)")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--level", default="aggregate", choices=list(LAYOUTS), metavar="LEVEL",
+                   help=f"plan level: {', '.join(LAYOUTS)} (default aggregate)")
+    p.add_argument("--limit", type=whole_number(0, MAX_LISTED), default=20, help="rows shown (default 20)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diff)
 

@@ -10,8 +10,28 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from plan_pipeline.cli.errors import CliError, UsageError
 from plan_pipeline.store import PlanStore
 from plan_pipeline.store.repository import DB_ENV, HOME_ENV, project_home
+
+
+def require_folder_location(path: Path, what: str) -> Path:
+    """Refuse a folder path that is a file, or that lies under a file (it could never be created)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            if not candidate.is_dir():
+                where = "is a file" if candidate == path else f"cannot be created: {candidate} is a file"
+                raise CliError(f"{what} {path} {where}, not a folder")
+            return path
+    return path
+
+
+def require_file_location(path: Path, what: str) -> Path:
+    """Refuse a file path that is a folder, or whose folder could never be created."""
+    if path.is_dir():
+        raise CliError(f"{what} {path} is a folder, not a file")
+    require_folder_location(path.parent, f"the folder of {what}")
+    return path
 
 
 @dataclass
@@ -20,14 +40,29 @@ class CliEnvironment:
     db_path: Path
     dagster_home: Path
 
+    def _check_home_for(self, path: Path) -> None:
+        if path.is_relative_to(self.home):
+            require_folder_location(self.home, "project home (--home, $PLAN_PIPELINE_HOME)")
+
     @property
     def store(self) -> PlanStore:
+        self._check_home_for(self.db_path)
+        require_file_location(self.db_path, "plan store (--db, $PLAN_PIPELINE_DB)")
         return PlanStore(self.db_path)
 
-    def instance(self):
-        from plan_pipeline.orchestration.launch import get_instance, prepare_dagster_home
+    def prepare_dagster_home(self) -> Path:
+        """Create ``$DAGSTER_HOME`` with the project's dagster.yaml (refusing a path that cannot be a folder)."""
+        from plan_pipeline.orchestration.launch import prepare_dagster_home
 
+        self._check_home_for(self.dagster_home)
+        require_folder_location(self.dagster_home, "Dagster home ($DAGSTER_HOME)")
         prepare_dagster_home(self.dagster_home)
+        return self.dagster_home
+
+    def instance(self):
+        from plan_pipeline.orchestration.launch import get_instance
+
+        self.prepare_dagster_home()
         return get_instance()
 
     def recovered_instance(self, log=None):
@@ -42,6 +77,9 @@ class CliEnvironment:
 
 
 def resolve_environment(home: str | None, db: str | None) -> CliEnvironment:
+    for flag, value in (("--home", home), ("--db", db)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag}: an empty path is not allowed")
     if home:
         os.environ[HOME_ENV] = str(Path(home).resolve())
     home_path = project_home()

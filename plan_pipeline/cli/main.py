@@ -1,6 +1,8 @@
 """``plan-pipeline``: everything a script or a planner does, from the shell.
 
-Exit codes: 0 success, 1 a refused or failed operation (message on stderr), 2 bad usage.
+Exit codes: 0 success, 1 a refused or failed operation (one line ``error: ...`` on stderr, never
+a traceback), 2 bad usage, 130 interrupted (Ctrl-C), 141 stdout closed by its reader
+(``plan-pipeline version list | head -1``). ``PLAN_PIPELINE_DEBUG=1`` adds the traceback.
 """
 from __future__ import annotations
 
@@ -12,9 +14,19 @@ import time
 from datetime import datetime, timezone
 from importlib import resources as importlib_resources
 from pathlib import Path
-from typing import Any, Callable
 
-from plan_pipeline.cli.environment import CliEnvironment, resolve_environment
+from plan_pipeline.cli.arguments import NOTE, PORT, host_arg, path_arg, whole_number
+from plan_pipeline.cli.environment import CliEnvironment, require_folder_location, resolve_environment
+from plan_pipeline.cli.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    CliError,
+    UsageError,
+    error_message,
+    exit_code,
+    report_failure,
+    silence_stdout,
+)
 from plan_pipeline.planning.types import (
     BLEND_WEIGHT_MODES,
     CARRYOVER_MODES,
@@ -23,10 +35,6 @@ from plan_pipeline.planning.types import (
     ROUND_MODES,
     PlanningParameters,
 )
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as ``error: <message>``, exit status 1."""
 
 
 def out(message: str = "") -> None:
@@ -41,22 +49,27 @@ def progress(message: str) -> None:
 def add_planning_parameter_flags(parser: argparse.ArgumentParser) -> None:
     """The reference driver's planning flags, same names and defaults."""
     g = parser.add_argument_group("planning parameters (reference driver flags)")
-    g.add_argument("--weeks", type=int, default=4, help="fallback weeks per period without a calendar (default 4)")
+    g.add_argument("--weeks", type=int, default=4, help="fallback weeks per period without a calendar, 1-6 (default 4)")
     g.add_argument("--round", dest="round_mode", choices=ROUND_MODES, default="int", help="round mode (default int)")
     g.add_argument("--lt-unit", choices=LT_UNITS, default="day", help="lead-time unit (default day)")
-    g.add_argument("--week-days", type=int, default=7, help="days per week for day lead times (default 7)")
+    g.add_argument("--week-days", type=int, default=7, help="days per week for day lead times, 1-7 (default 7)")
     g.add_argument("--cutover-date", default=None, help="cutover date YYYY-MM-DD (or month YYYY-MM)")
-    g.add_argument("--recon-window-days", type=int, default=None, help="reconciliation window in days")
+    g.add_argument("--recon-window-days", type=int, default=None, help="reconciliation window in days, 0-366")
     g.add_argument("--anchor-policy", default=None, help="DET_near | AGG_far | blend")
     g.add_argument("--preset", choices=sorted(PRESETS), default=None, help="fills policy/window when not given")
-    g.add_argument("--blend-split-next", type=float, default=None, help="blend: share of spill sent to the next month")
+    g.add_argument("--blend-split-next", type=float, default=None,
+                   help="blend: share of spill sent to the next month, 0-1")
     g.add_argument("--blend-weight-mode", choices=BLEND_WEIGHT_MODES, default="tri", help="blend weights (default tri)")
     g.add_argument("--apply-adjusted", action="store_true", help="re-plan MRP/capacity/report on the anchored detail")
-    g.add_argument("--max-adjust-ratio", type=float, default=None, help="anchor: max change per row as a ratio")
+    g.add_argument("--max-adjust-ratio", type=float, default=None,
+                   help="anchor: max change per row as a ratio, 0 (unlimited) to 1e6")
     g.add_argument("--carryover", choices=CARRYOVER_MODES, default="none", help="anchor residual carryover (default none)")
-    g.add_argument("--carryover-split", type=float, default=None, help="carryover 'both': share sent to next month")
-    g.add_argument("--tol-abs", type=float, default=1e-6, help="reconciliation absolute tolerance (default 1e-6)")
-    g.add_argument("--tol-rel", type=float, default=1e-6, help="reconciliation relative tolerance (default 1e-6)")
+    g.add_argument("--carryover-split", type=float, default=None,
+                   help="carryover 'both': share sent to next month, 0-1")
+    g.add_argument("--tol-abs", type=float, default=1e-6,
+                   help="reconciliation absolute tolerance, 0 to 1e12 (default 1e-6)")
+    g.add_argument("--tol-rel", type=float, default=1e-6,
+                   help="reconciliation relative tolerance, 0 to 1e6 (default 1e-6)")
 
 
 def parameters_from_args(args: argparse.Namespace) -> PlanningParameters:
@@ -138,9 +151,10 @@ def cmd_version_create(env: CliEnvironment, args) -> int:
     from plan_pipeline.orchestration.partitions import register_version_partition
 
     params = parameters_from_args(args)
-    version_id = args.version_id or default_version_id()
+    version_id = default_version_id() if args.version_id is None else args.version_id
+    instance = env.instance()  # a bad Dagster home fails before the version is stored
     record = env.store.create_version(version_id, args.input_set, params, note=args.note, source="cli")
-    register_version_partition(env.instance(), version_id)
+    register_version_partition(instance, version_id)
     out(f"created plan version {record.version_id!r} on input set {record.input_set!r} (status {record.status})")
     return 0
 
@@ -232,7 +246,8 @@ def run_version(env: CliEnvironment, version_id: str, verbose: bool = False, tri
     started = time.monotonic()
     try:
         outcome = materialize_version(
-            env.instance(), env.store, version_id, trigger=trigger, log_level="DEBUG" if verbose else "WARNING",
+            # Dagster's own log only with -v: a failed run is summarised below in a few lines
+            env.instance(), env.store, version_id, trigger=trigger, log_level="DEBUG" if verbose else "CRITICAL",
             progress=progress,
         )
     except RunAborted as exc:
@@ -241,6 +256,8 @@ def run_version(env: CliEnvironment, version_id: str, verbose: bool = False, tri
                 exc.exit_code)
     elapsed = time.monotonic() - started
     if not outcome.success:
+        if any("DagsterExecutionInterruptedError" in error for error in outcome.errors):
+            raise KeyboardInterrupt  # Ctrl-C during the run: main() reports "interrupted", exit 130
         details = "\n".join(f"  {e}" for e in outcome.errors) or "  (see the run in the Dagster UI)"
         raise CliError(f"run {outcome.run_id} for version {version_id!r} failed after {elapsed:.1f}s:\n{details}")
     progress(f"run {outcome.run_id} succeeded in {elapsed:.1f}s")
@@ -255,7 +272,7 @@ def cmd_materialize(env: CliEnvironment, args) -> int:
 
 
 def unique_version_id(store, wanted: str | None) -> str:
-    if wanted:
+    if wanted is not None:
         return wanted
     existing = {v.version_id for v in store.list_versions()} if store.path.exists() else set()
     base = default_version_id()
@@ -273,12 +290,19 @@ def cmd_plan(env: CliEnvironment, args) -> int:
     from plan_pipeline.inputs.importer import content_hash, import_input_dir
     from plan_pipeline.inputs.validation import InputValidationError
     from plan_pipeline.orchestration.partitions import register_version_partition
+    from plan_pipeline.store.repository import check_identifier
 
     params = parameters_from_args(args)
     folder = Path(args.input_dir)
     if not folder.is_dir():
         raise CliError(f"input folder {folder} does not exist")
+    require_folder_location(Path(args.output_dir).resolve(), "output folder (-o)")
     store = env.store
+    instance = env.instance()  # a bad Dagster home fails before anything is imported
+    if args.version_id is not None:  # refuse before anything is imported
+        check_identifier("version id", args.version_id)
+        if store.path.exists() and store.find_version(args.version_id) is not None:
+            raise CliError(f"plan version {args.version_id!r} already exists")
     digest, _ = content_hash(folder)
     label = args.input_set or f"{re.sub(r'[^A-Za-z0-9._-]+', '-', folder.resolve().name).strip('.-')[:40] or 'inputs'}-{digest[:10]}"
     try:
@@ -290,7 +314,7 @@ def cmd_plan(env: CliEnvironment, args) -> int:
         progress(f"warning: {warning}")
     version_id = unique_version_id(store, args.version_id)
     store.create_version(version_id, label, params, source="plan")
-    register_version_partition(env.instance(), version_id)
+    register_version_partition(instance, version_id)
     progress(f"created plan version {version_id!r}")
     run_version(env, version_id, verbose=args.verbose)
     for path in export_reference(store, version_id, args.output_dir, log_label=args.version_id):
@@ -320,6 +344,11 @@ def cmd_jobs_sync(env: CliEnvironment, args) -> int:
 
 
 # ---------------------------------------------------------------------------- sample and demo
+#: sample-inputs bounds: 50x the largest benchmark (20,000 SKUs) and a century of months.
+MAX_SAMPLE_SKUS = 1_000_000
+MAX_SAMPLE_MONTHS = 1200
+
+
 def bundled_sample_dir() -> Path:
     return Path(str(importlib_resources.files("plan_pipeline").joinpath("sample_data", "sample_plan")))
 
@@ -327,6 +356,10 @@ def bundled_sample_dir() -> Path:
 def cmd_sample_inputs(env: CliEnvironment, args) -> int:
     from plan_pipeline.inputs.sample import generate_sample_inputs
 
+    if args.families * args.skus_per_family > MAX_SAMPLE_SKUS:
+        raise UsageError(f"sample-inputs: --families x --skus-per-family is {args.families * args.skus_per_family:,} "
+                         f"SKUs; at most {MAX_SAMPLE_SKUS:,}")
+    require_folder_location(Path(args.out).resolve(), "sample folder (--out)")
     started = time.monotonic()
     summary = generate_sample_inputs(
         args.out,
@@ -346,6 +379,7 @@ def cmd_demo(env: CliEnvironment, args) -> int:
     from plan_pipeline.orchestration.partitions import register_version_partition
 
     store = env.store
+    instance = env.instance()  # a bad Dagster home fails before anything is imported
     sample = bundled_sample_dir()
     progress(f"importing the bundled sample {sample}")
     outcome = import_input_dir(store, sample, "sample")
@@ -357,7 +391,7 @@ def cmd_demo(env: CliEnvironment, args) -> int:
         n += 1
         version_id = f"demo-{n}"
     store.create_version(version_id, "sample", PlanningParameters(), note="plan-pipeline demo", source="demo")
-    register_version_partition(env.instance(), version_id)
+    register_version_partition(instance, version_id)
     progress(f"created plan version {version_id!r}")
     outcome = run_version(env, version_id, verbose=args.verbose, trigger="cli")
     levels = store.series_levels(version_id)
@@ -386,12 +420,10 @@ def cmd_demo(env: CliEnvironment, args) -> int:
 
 
 def cmd_ui(env: CliEnvironment, args) -> int:
-    from plan_pipeline.orchestration.launch import prepare_dagster_home
-
-    prepare_dagster_home(env.dagster_home)
+    env.prepare_dagster_home()
     workspace = Path(args.workspace).resolve() if args.workspace else None
     cmd = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port)]
-    if workspace and workspace.exists():
+    if workspace and workspace.is_file():
         cmd += ["-w", str(workspace)]
     else:
         cmd += ["-m", "plan_pipeline.definitions"]
@@ -435,10 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_inputs = sub.add_parser("inputs", help="validate and import input sets")
     s_inputs = p_inputs.add_subparsers(dest="inputs_command", metavar="ACTION", required=True)
     p = s_inputs.add_parser("validate", help="check an input folder; prints every error and warning")
-    p.add_argument("dir")
+    p.add_argument("dir", type=path_arg)
     p.set_defaults(func=cmd_inputs_validate)
     p = s_inputs.add_parser("import", help="validate and store an input folder as an immutable input set")
-    p.add_argument("dir")
+    p.add_argument("dir", type=path_arg)
     p.add_argument("--label", required=True, help="input set label (A-Z a-z 0-9 . _ -)")
     p.set_defaults(func=cmd_inputs_import)
     p = s_inputs.add_parser("list", help="list stored input sets")
@@ -450,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = s_version.add_parser("create", help="create a plan version (a plan_version partition) on an input set")
     p.add_argument("--input-set", required=True)
     p.add_argument("--version-id", help="default: v<UTC timestamp>")
-    p.add_argument("--note")
+    p.add_argument("--note", type=NOTE)
     add_planning_parameter_flags(p)
     p.set_defaults(func=cmd_version_create)
     p = s_version.add_parser("list", help="list plan versions")
@@ -492,8 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Drop-in for the reference driver: same planning flags and defaults; the output files are "
         "exported from the plan store after the run.",
     )
-    p.add_argument("-I", "--input-dir", required=True, help="input folder (reference format)")
-    p.add_argument("-o", "--output-dir", required=True, help="where to write the reference output files")
+    p.add_argument("-I", "--input-dir", required=True, type=path_arg, help="input folder (reference format)")
+    p.add_argument("-o", "--output-dir", required=True, type=path_arg, help="where to write the reference output files")
     p.add_argument("--version-id", help="plan version id (default: v<UTC timestamp>)")
     p.add_argument("--input-set", help="input set label (default: <folder name>-<content hash>)")
     p.add_argument("--storage", choices=["db", "files", "both"], default=None,
@@ -513,12 +545,14 @@ def build_parser() -> argparse.ArgumentParser:
     register_operations_commands(sub)
 
     p = sub.add_parser("sample-inputs", help="write a deterministic sample input folder of any size")
-    p.add_argument("--out", required=True)
-    p.add_argument("--families", type=int, default=3)
-    p.add_argument("--skus-per-family", type=int, default=4)
-    p.add_argument("--months", type=int, default=12)
-    p.add_argument("--components-per-sku", type=int, default=1)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", required=True, type=path_arg)
+    p.add_argument("--families", type=whole_number(1, MAX_SAMPLE_SKUS), default=3, help="default 3")
+    p.add_argument("--skus-per-family", type=whole_number(1, MAX_SAMPLE_SKUS), default=4,
+                   help=f"default 4; families x SKUs at most {MAX_SAMPLE_SKUS:,}")
+    p.add_argument("--months", type=whole_number(1, MAX_SAMPLE_MONTHS), default=12,
+                   help=f"1-{MAX_SAMPLE_MONTHS} (default 12)")
+    p.add_argument("--components-per-sku", type=whole_number(0, 100), default=1, help="0-100 (default 1)")
+    p.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=7, help="default 7")
     p.set_defaults(func=cmd_sample_inputs)
 
     p = sub.add_parser("demo", help="import the bundled sample, create a version, materialize it, summarise")
@@ -526,32 +560,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this project's instance")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--workspace", default="workspace.yaml")
+    p.add_argument("--host", type=host_arg, default="127.0.0.1")
+    p.add_argument("--port", type=PORT, default=3000, help="1-65535 (default 3000)")
+    p.add_argument("--workspace", type=path_arg, default="workspace.yaml")
     p.set_defaults(func=cmd_ui)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is one ``error: ...`` line on stderr and a non-zero status.
+
+    Usage errors exit through argparse (``SystemExit(2)``, its usage text on stderr). Our own
+    errors print their message; anything else prints ``<ExceptionClass>: <message>``.
+    """
     import warnings
 
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     warnings.filterwarnings("ignore", message=".*is currently in preview.*")
     warnings.filterwarnings("ignore", message=".*is superseded.*")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    env = resolve_environment(getattr(args, "home", None), getattr(args, "db", None))
-    from plan_pipeline.store import PlanStoreError
-
     try:
-        return int(args.func(env, args) or 0)
-    except (CliError, PlanStoreError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        env = resolve_environment(getattr(args, "home", None), getattr(args, "db", None))
+        status = int(args.func(env, args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return status
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt as exc:
+        report_failure("interrupted", exc)
+        return EXIT_INTERRUPTED
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - one line, never a traceback (PLAN_PIPELINE_DEBUG=1 shows it)
+        if type(exc).__name__ == "DagsterExecutionInterruptedError":  # Ctrl-C inside a Dagster step
+            report_failure("interrupted", exc)
+            return EXIT_INTERRUPTED
+        if not isinstance(exc, Exception):
+            raise
+        report_failure(error_message(exc), exc)
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

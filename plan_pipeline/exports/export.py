@@ -15,6 +15,12 @@ and always ``manifest.json``: version, status, read-only flag, input set and its
 parameters, levels with their row counts, schema version, export time, and for every file its
 row count, size and sha256. Everything is read first (one read transaction), then written;
 an unknown version or one that was never materialized is an error and writes nothing.
+
+The target folder must be new, empty, or hold an earlier export of the **same** version (its
+``manifest.json`` says so, and it holds nothing the manifest does not list): that export is then
+replaced as a whole, no file of it is left behind. Anything else (a file, a folder holding other
+files or another version's export) is refused before anything is written. The export is written
+into a hidden sibling folder first and moved into place when complete.
 A successful CLI export appends an ``export`` event to the version's audit trail (G15).
 
 ``export_dwh(store, dir)`` writes the ``plan_series`` and ``plan_kpis`` rows of every
@@ -184,6 +190,64 @@ def _reference_rows(path: Path) -> int | None:
     return None
 
 
+def _is_partial_name(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".partial")  # our own interrupted writes
+
+
+def check_export_target(out: Path, version_id: str) -> bool:
+    """Refuse a target ``export_version`` must not write into; True when it holds an earlier
+    export of ``version_id`` that is to be replaced."""
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise PlanStoreError(f"export folder {out} cannot be created: {parent} is a file, not a folder")
+            break
+    if not out.exists() and not out.is_symlink():
+        return False
+    if not out.is_dir():
+        raise PlanStoreError(f"export target {out} is a file, not a folder: choose a new or empty folder")
+    entries = [p.name for p in out.iterdir()]
+    if not entries:
+        return False
+    try:
+        previous = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = None
+    if not isinstance(previous, dict) or previous.get("format") != EXPORT_FORMAT_NAME:
+        raise PlanStoreError(f"export folder {out} is not empty and holds no plan-pipeline export "
+                             f"(no {MANIFEST} of one): choose a new or empty folder")
+    if previous.get("version_id") != version_id:
+        raise PlanStoreError(f"export folder {out} holds an export of plan version {previous.get('version_id')!r}, "
+                             f"not {version_id!r}: choose a new or empty folder")
+    files = previous.get("files")
+    listed = {MANIFEST} | {f.get("file") for f in files if isinstance(f, dict)} if isinstance(files, list) else {MANIFEST}
+    extra = sorted(name for name in entries if name not in listed and not _is_partial_name(name))
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise PlanStoreError(f"export folder {out} holds files that are not part of its export of {version_id!r} "
+                             f"({shown}): move them away or choose a new folder")
+    return True
+
+
+def _publish(staging: Path, out: Path, replacing: bool) -> None:
+    """Move a complete export from ``staging`` to ``out`` (new, empty, or the export it replaces)."""
+    if replacing:
+        trash = out.with_name(f".{out.name}.replaced-{uuid.uuid4().hex[:8]}")
+        out.rename(trash)
+        try:
+            staging.rename(out)
+        except OSError:
+            trash.rename(out)  # put the earlier export back
+            raise
+        shutil.rmtree(trash, ignore_errors=True)
+    elif out.is_dir():  # an empty folder the caller made: keep it, fill it
+        for item in staging.iterdir():
+            os.replace(item, out / item.name)
+        staging.rmdir()
+    else:
+        staging.rename(out)
+
+
 def export_version(
     store: PlanStore,
     version_id: str,
@@ -198,6 +262,21 @@ def export_version(
         raise PlanStoreError(f"unknown export format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}")
     header = _version_header(store, version_id)
     out = Path(out_dir).resolve()
+    replacing = check_export_target(out, version_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.export-{uuid.uuid4().hex[:8]}")
+    try:
+        files, schema_version = _write_export(store, version_id, fmt, staging)
+        manifest = _write_manifest(staging, fmt, header, schema_version, files)
+        _publish(staging, out, replacing)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if record_event:
+        record_export_event(store, version_id, fmt, out, files, actor=actor)
+    return ExportResult(out, files, manifest)
+
+
+def _write_export(store: PlanStore, version_id: str, fmt: str, out: Path) -> tuple[list[dict[str, Any]], int]:
     files: list[dict[str, Any]] = []
     if fmt == "reference":
         written = export_reference(store, version_id, out)  # reads everything before writing
@@ -216,6 +295,11 @@ def export_version(
             else:
                 write_table_parquet(table, path)
             files.append(file_entry(path, table.num_rows))
+    return files, schema_version
+
+
+def _write_manifest(out: Path, fmt: str, header: dict[str, Any], schema_version: int,
+                    files: list[dict[str, Any]]) -> dict[str, Any]:
     manifest = {
         "format": EXPORT_FORMAT_NAME,
         "format_version": 1,
@@ -228,9 +312,7 @@ def export_version(
     tmp = out / f".{MANIFEST}.partial"
     tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, out / MANIFEST)
-    if record_event:
-        record_export_event(store, version_id, fmt, out, files, actor=actor)
-    return ExportResult(out, files, manifest)
+    return manifest
 
 
 def record_export_event(store: PlanStore, version_id: str, fmt: str, out: Path, files, *, actor: str = "system") -> None:

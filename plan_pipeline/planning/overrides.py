@@ -6,25 +6,59 @@ edit is meant for one fragment. Its payload sets ``demand``, ``supply`` and/or `
 ``supply_plan`` follows ``supply``, and an edit of demand or supply without an explicit
 backlog recomputes ``backlog = max(0, demand - supply)``. A lock pins the row: later stages
 (the anchor correction) must leave it as it is.
+
+Whatever records an override (the CLI, the store, an API) checks it here first:
+:func:`detail_key` / :func:`check_detail_key` for the key, :func:`validate_override_payload`
+for the values. A refused override raises :class:`OverrideError` (a ``ValueError``).
 """
 from __future__ import annotations
 
+import math
+import numbers
 import re
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from plan_pipeline.planning.types import MAX_PLAN_QUANTITY
+
 DETAIL_FIELDS = ("demand", "supply", "backlog")
+#: The longest week, SKU or period an override key may name.
+MAX_KEY_PART_LENGTH = 200
 _KEY_RE = re.compile(r"^det:week=(?P<week>[^,]+),sku=(?P<sku>[^,]+)(?:,period=(?P<period>[^,]+))?$")
 
 
+class OverrideError(ValueError):
+    """An override key or value that cannot be recorded; the message says which rule it breaks."""
+
+
+def _check_key_part(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise OverrideError(f"override {name} {value!r} must be text")
+    if not value.strip():
+        raise OverrideError(f"override {name} {value!r} must not be empty")
+    if "," in value or "=" in value:
+        raise OverrideError(f"override {name} {value!r} must not contain ',' or '=' (they separate the key's parts)")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise OverrideError(f"override {name} {value!r} must not contain control characters")
+    if value != value.strip():
+        raise OverrideError(f"override {name} {value!r} must not start or end with spaces")
+    if len(value) > MAX_KEY_PART_LENGTH:
+        raise OverrideError(f"override {name} is {len(value)} characters long; at most {MAX_KEY_PART_LENGTH} are allowed")
+    return value
+
+
 def detail_key(week: str, sku: str, period: str | None = None) -> str:
+    """``det:week=W,sku=S[,period=P]``; raises OverrideError for a part the key cannot hold."""
     for name, value in (("week", week), ("sku", sku), ("period", period)):
-        if value is not None and ("," in value or "=" in value or not value.strip()):
-            raise ValueError(f"override {name} {value!r} must be non-empty and contain no ',' or '='")
+        if value is not None or name != "period":
+            _check_key_part(name, value)
     key = f"det:week={week},sku={sku}"
-    return key + (f",period={period}" if period else "")
+    return key + (f",period={period}" if period is not None else "")
 
 
 def parse_detail_key(key: str) -> tuple[str, str, str | None]:
@@ -32,6 +66,48 @@ def parse_detail_key(key: str) -> tuple[str, str, str | None]:
     if not match:
         raise ValueError(f"not a detail override key: {key!r} (expected det:week=W,sku=S[,period=P])")
     return match["week"], match["sku"], match["period"]
+
+
+def check_detail_key(key: str) -> str:
+    """Return ``key`` when it is a detail key :func:`detail_key` could have built, else raise OverrideError."""
+    if not isinstance(key, str):
+        raise OverrideError(f"override key {key!r} must be text")
+    try:
+        parts = parse_detail_key(key)
+    except ValueError as exc:
+        raise OverrideError(str(exc)) from None
+    detail_key(*parts)
+    return key
+
+
+def validate_override_payload(payload: Mapping[str, Any]) -> dict[str, float | None]:
+    """Check an override's values; return them as floats (``None`` kept: it removes a field).
+
+    Every field must be one of ``demand``, ``supply``, ``backlog``; every value a real, finite
+    number from 0 to ``MAX_PLAN_QUANTITY``. All problems are reported in one OverrideError.
+    """
+    if not isinstance(payload, Mapping):
+        raise OverrideError(f"override values must be a mapping of field -> number, got {type(payload).__name__}")
+    problems: list[str] = []
+    clean: dict[str, float | None] = {}
+    for name, value in payload.items():
+        if name not in DETAIL_FIELDS:
+            problems.append(f"{name!r} is not an override field (one of {', '.join(DETAIL_FIELDS)})")
+        elif value is None:
+            clean[name] = None
+        elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+            problems.append(f"{name} {value!r} is not a number")
+        elif not math.isfinite(value):
+            problems.append(f"{name} {value!r} is not a finite number")
+        elif value < 0:
+            problems.append(f"{name} {value!r} must not be negative")
+        elif value > MAX_PLAN_QUANTITY:
+            problems.append(f"{name} {value!r} is larger than the largest plan quantity {MAX_PLAN_QUANTITY:g}")
+        else:
+            clean[name] = float(value) + 0.0  # -0.0 becomes 0.0
+    if problems:
+        raise OverrideError("override refused: " + "; ".join(problems))
+    return clean
 
 
 @dataclass

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from plan_pipeline.faults import crash_point, pause_point
+from plan_pipeline.planning.overrides import OverrideError, check_detail_key, validate_override_payload
 from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs, PlanningParameters
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag, layout_for
@@ -744,6 +745,12 @@ class PlanStore:
         (reference gap G8). Approved and read-only versions are frozen (G10).
         Returns ``{"override_id", "events": [...]}``.
         """
+        try:  # the one home of the rules: every path that records an override goes through here
+            payload = validate_override_payload(payload)
+            if level == "det":
+                check_detail_key(key)
+        except OverrideError as exc:
+            raise PlanStoreError(str(exc)) from None
         now = _now()
         events: list[str] = []
         with self.write() as con:
