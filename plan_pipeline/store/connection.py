@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import duckdb
+
+from plan_pipeline.store.errors import PlanStoreError
 
 log = logging.getLogger("plan_pipeline.store")
 
@@ -25,19 +28,38 @@ def _is_lock_error(exc: Exception) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+def _holder(exc: Exception) -> str:
+    """The lock holder DuckDB names in its message ("... held in <program> (PID N)")."""
+    match = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+    return f"process {match.group(2)} ({match.group(1)})" if match else "another process"
+
+
 def open_connection(path: Path, read_only: bool = False, retry_seconds: float = LOCK_RETRY_SECONDS):
-    """Open ``path``; on a lock held by another process retry with backoff for ``retry_seconds``."""
-    deadline = time.monotonic() + retry_seconds
+    """Open ``path``; while another process holds its lock, retry with backoff for ``retry_seconds``.
+
+    The wait is reported (first at once, then every 10 s, naming the holder), Ctrl-C stops it
+    (``KeyboardInterrupt`` from the sleep), and when it runs out the error says what happened.
+    """
+    started = time.monotonic()
+    deadline = started + retry_seconds
     delay = 0.05
-    attempt = 0
+    said = -1e9
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or time.monotonic() >= deadline:
+            if not _is_lock_error(exc):
                 raise
-            attempt += 1
-            log.warning("plan store %s is locked by another process (attempt %d), retrying", path, attempt)
+            waited = time.monotonic() - started
+            if time.monotonic() >= deadline:
+                raise PlanStoreError(
+                    f"gave up after {waited:.0f}s waiting for the plan store {path}: {_holder(exc)} holds its "
+                    "lock (DuckDB allows one writer process; stop that process or wait for it, then retry)"
+                ) from None
+            if waited - said >= 10:
+                log.warning("waiting for the plan store %s: %s holds its lock (waited %.0fs, gives up after %.0fs; "
+                            "Ctrl-C to stop)", path, _holder(exc), waited, retry_seconds)
+                said = waited
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
 

@@ -22,6 +22,7 @@ from plan_pipeline.faults import crash_point, pause_point
 from plan_pipeline.planning.overrides import OverrideError, check_detail_key, validate_override_payload
 from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs, PlanningParameters
 from plan_pipeline.store.connection import open_connection, transaction
+from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag, layout_for
 from plan_pipeline.store.schema import (
     NUMERIC_INPUT_COLUMNS,
@@ -54,8 +55,6 @@ def is_frozen(status: str, read_only: bool) -> bool:
     return bool(read_only) or status in FROZEN_STATUSES
 
 
-class PlanStoreError(RuntimeError):
-    """A store operation was refused or failed; the message says which and why."""
 
 
 def project_home() -> Path:
