@@ -186,6 +186,15 @@ def cmd_version_show(env: CliEnvironment, args) -> int:
     record = store.get_version(args.version_id)
     info = record.to_dict()
     info["levels"] = store.series_levels(args.version_id)
+    publication = store.publication(args.version_id)
+    info["plan"] = {
+        "complete": publication["complete"],
+        "published_by_runs": publication["runs"],
+        "published_at": publication["published_at"],
+        "not_applicable": publication["not_applicable"],
+        "kpi_levels": publication["kpi_levels"],
+        "runs_staged_not_published": publication["staged_runs"],
+    }
     jobs = store.list_jobs(args.version_id)
     info["jobs"] = [
         {k: (None if str(v) in ("NaT", "nan", "None") else str(v)) for k, v in row.items() if k in
