@@ -50,13 +50,16 @@ class CliEnvironment:
         require_file_location(self.db_path, "plan store (--db, $PLAN_PIPELINE_DB)")
         return PlanStore(self.db_path)
 
+    def check_dagster_home(self) -> Path:
+        """Refuse a ``$DAGSTER_HOME`` that can never be a folder, creating nothing."""
+        self._check_home_for(self.dagster_home)
+        return require_folder_location(self.dagster_home, "Dagster home ($DAGSTER_HOME)")
+
     def prepare_dagster_home(self) -> Path:
         """Create ``$DAGSTER_HOME`` with the project's dagster.yaml (refusing a path that cannot be a folder)."""
         from plan_pipeline.orchestration.launch import prepare_dagster_home
 
-        self._check_home_for(self.dagster_home)
-        require_folder_location(self.dagster_home, "Dagster home ($DAGSTER_HOME)")
-        prepare_dagster_home(self.dagster_home)
+        prepare_dagster_home(self.check_dagster_home())
         return self.dagster_home
 
     def instance(self):

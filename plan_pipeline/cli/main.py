@@ -307,7 +307,7 @@ def cmd_plan(env: CliEnvironment, args) -> int:
         raise CliError(f"input folder {folder} does not exist")
     require_folder_location(Path(args.output_dir).resolve(), "output folder (-o)")
     store = env.store
-    instance = env.instance()  # a bad Dagster home fails before anything is imported
+    env.check_dagster_home()  # a bad Dagster home fails before anything is imported (nothing created)
     if args.version_id is not None:  # refuse before anything is imported
         check_identifier("version id", args.version_id)
         if store.path.exists() and store.find_version(args.version_id) is not None:
@@ -322,6 +322,7 @@ def cmd_plan(env: CliEnvironment, args) -> int:
     for warning in outcome.report.warnings if outcome.report else []:
         progress(f"warning: {warning}")
     version_id = unique_version_id(store, args.version_id)
+    instance = env.instance()  # before the version is stored: no version without its partition
     store.create_version(version_id, label, params, source="plan")
     register_version_partition(instance, version_id)
     progress(f"created plan version {version_id!r}")

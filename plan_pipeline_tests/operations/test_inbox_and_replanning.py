@@ -225,7 +225,7 @@ def test_fingerprints_recorded_with_the_materialization_are_compared_exactly(pla
     materialized()
     _scan(instance, defs)
     assert isinstance(_tick(instance, defs), dg.SkipReason)
-    store.record_override("draft", "det", "det:week=2025-W02,sku=A1", {"lock": None}, lock=True)
+    store.record_override("draft", "det", "det:week=2025-W02,sku=A1", {}, lock=True)
     _scan(instance, defs)
     (request,) = _tick(instance, defs)
     assert request.tags["plan/replan_reason"] == "inputs or overrides changed"
