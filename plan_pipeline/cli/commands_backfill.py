@@ -68,15 +68,11 @@ def _failure_texts(result) -> list[str]:
 
 
 def cmd_backfill(env: CliEnvironment, args) -> int:
-    from plan_pipeline.cli.main import CliError, abandon, progress
+    from plan_pipeline.cli.errors import CliError
+    from plan_pipeline.cli.output import abandon, progress
     from plan_pipeline.operations.legacy_backfill import get_backfill_run
-    from plan_pipeline.orchestration.launch import RunAborted
-    from plan_pipeline.orchestration.backfill import (
-        BACKFILL_OP_NAME,
-        LEGACY_SOURCE_ENV,
-        format_report,
-        run_backfill_in_process,
-    )
+    from plan_pipeline.orchestration.backfill import BACKFILL_OP_NAME, LEGACY_SOURCE_ENV, format_report
+    from plan_pipeline.orchestration.launch import RunAborted, run_backfill_in_process
 
     source = args.source or os.environ.get(LEGACY_SOURCE_ENV, "").strip()
     if not source:

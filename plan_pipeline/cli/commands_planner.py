@@ -59,7 +59,8 @@ def cmd_override_events(env: CliEnvironment, args) -> int:
 def refuse_while_running(env: CliEnvironment, version_id: str, what: str) -> None:
     """Refuse ``what`` while a Dagster run of the version is queued or running (after crash
     recovery, so a run whose process died does not block it)."""
-    from plan_pipeline.cli.main import CliError, progress
+    from plan_pipeline.cli.errors import CliError
+    from plan_pipeline.cli.output import progress
     from plan_pipeline.orchestration.run_state import versions_in_progress
 
     run_id = versions_in_progress(env.recovered_instance(log=progress)).get(version_id)

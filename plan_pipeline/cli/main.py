@@ -27,6 +27,7 @@ from plan_pipeline.cli.errors import (
     report_failure,
     silence_stdout,
 )
+from plan_pipeline.cli.output import abandon, out, progress
 from plan_pipeline.planning.types import (
     BLEND_WEIGHT_MODES,
     CARRYOVER_MODES,
@@ -35,14 +36,6 @@ from plan_pipeline.planning.types import (
     ROUND_MODES,
     PlanningParameters,
 )
-
-
-def out(message: str = "") -> None:
-    print(message, flush=True)
-
-
-def progress(message: str) -> None:
-    print(f"[plan-pipeline] {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -232,15 +225,6 @@ def cmd_version_delete(env: CliEnvironment, args) -> int:
 
 
 # ---------------------------------------------------------------------------- runs
-def abandon(message: str, exit_code: int) -> None:
-    """End the process now, after a run was given up: its steps may still be executing in a
-    worker thread that cannot be stopped cleanly; the run is already closed in the instance,
-    and nothing it staged is published."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os._exit(exit_code)
-
-
 def run_version(env: CliEnvironment, version_id: str, verbose: bool = False, trigger: str = "cli"):
     from plan_pipeline.orchestration.launch import RunAborted, materialize_version
 

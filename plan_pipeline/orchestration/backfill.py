@@ -198,44 +198,5 @@ def backfill_run_config(source: str, dry_run: bool = False, force: bool = False)
     return {"ops": {BACKFILL_OP_NAME: {"config": {"source": source, "dry_run": dry_run, "force": force}}}}
 
 
-def run_backfill_in_process(
-    instance: dg.DagsterInstance,
-    db_path: str | None,
-    source: str,
-    *,
-    dry_run: bool = False,
-    force: bool = False,
-    trigger: str = "cli",
-    log_level: str = "WARNING",
-    progress=None,
-) -> dg.ExecuteInProcessResult:
-    """Run the ``legacy_backfill`` job in this process on ``instance`` (the CLI's path).
-
-    Like a plan run: runs whose process is gone are recovered first, and the run executes in a
-    watched worker thread (bounded, reported pool waits; Ctrl-C closes it), see
-    :func:`plan_pipeline.orchestration.launch.execute_watched`.
-    """
-    from plan_pipeline.definitions import build_resources
-    from plan_pipeline.orchestration.launch import execute_watched
-    from plan_pipeline.orchestration.run_recovery import recover_orphaned_runs
-    from plan_pipeline.store import PlanStore
-
-    store = PlanStore(db_path)
-    recover_orphaned_runs(instance, store if store.path.exists() else None, log=progress)
-    defs = dg.Definitions(jobs=[legacy_backfill_job], resources=build_resources(db_path))
-    job = defs.resolve_job_def(BACKFILL_JOB_NAME)
-    run_config = backfill_run_config(source, dry_run, force)
-    run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}
-
-    def execute(launch_tags: dict[str, str]) -> dg.ExecuteInProcessResult:
-        return job.execute_in_process(
-            instance=instance, run_config=run_config, tags={TRIGGER_TAG: trigger, **launch_tags}, raise_on_error=False
-        )
-
-    if not instance.is_persistent:
-        return execute({})
-    return execute_watched(instance, execute, progress=progress)
-
-
 BACKFILL_JOBS = [legacy_backfill_job]
 BACKFILL_SCHEDULES = [legacy_backfill_schedule]

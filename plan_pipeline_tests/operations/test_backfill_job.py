@@ -15,10 +15,9 @@ from plan_pipeline.orchestration.backfill import (
     BACKFILL_SCHEDULES,
     LEGACY_SOURCE_ENV,
     legacy_backfill_schedule,
-    run_backfill_in_process,
 )
 from plan_pipeline.orchestration.assets.plan_stages import stage_level_keys
-from plan_pipeline.orchestration.launch import materialize_version
+from plan_pipeline.orchestration.launch import materialize_version, run_backfill_in_process
 from plan_pipeline.orchestration.partitions import PLAN_VERSION_PARTITIONS_NAME
 from plan_pipeline_tests.operations.legacy_helpers import LEGACY_VERSIONS, legacy_db, legacy_dir, sqlite_exec, writable_db_copy
 
