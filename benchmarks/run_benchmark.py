@@ -551,6 +551,8 @@ def run_one_size_subprocess(args: argparse.Namespace, skus: int) -> dict[str, An
         cmd.append("--keep")
     if args.profile:
         cmd += ["--profile", args.profile]
+    if args.rerun:
+        cmd.append("--rerun")
     started = time.perf_counter()
     proc = subprocess.run(cmd, text=True, capture_output=True)
     elapsed = time.perf_counter() - started

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 from plan_pipeline.orchestration.assets.plan_stages import stage_level_keys
+from plan_pipeline.orchestration.assets.published_plan import published_plan
 from plan_pipeline.orchestration.partitions import DUCKDB_POOL, PLAN_VERSION_PARTITIONS_NAME
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.orchestration.run_ledger import TRIGGER_TAG
@@ -120,6 +121,21 @@ def register_and_mark(context: dg.OpExecutionContext, store, report) -> None:
                     "db_path": dg.MetadataValue.path(str(store.path)),
                 },
             ))
+        # the import wrote the whole plan in one transaction: it is the version's published plan
+        rows = {level: int(count) for level, (_, count) in levels.items()}
+        context.log_event(dg.AssetMaterialization(
+            asset_key=published_plan.key,
+            partition=outcome.version_id,
+            description=f"imported from {outcome.origin} by the legacy backfill",
+            metadata={
+                "imported": True,
+                "plan_version": outcome.version_id,
+                "published_runs": dg.MetadataValue.json([context.run_id]),
+                "levels": dg.MetadataValue.json(rows),
+                "dagster/row_count": dg.MetadataValue.int(sum(rows.values())),
+                "db_path": dg.MetadataValue.path(str(store.path)),
+            },
+        ))
 
 
 def format_report(summary: dict[str, Any]) -> list[str]:

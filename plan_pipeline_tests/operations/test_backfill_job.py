@@ -74,6 +74,11 @@ def test_job_registers_partitions_and_records_imported_materializations(referenc
     assert materializations(instance, "adjusted_plan_report", "legacy-tight-detnear")
     assert not materializations(instance, "anchored_detail_plan", "legacy-dec2")
     assert "legacy-dec2" not in instance.get_materialized_partitions(dg.AssetKey("planning_inputs"))
+    # each import is the version's published plan
+    published = materializations(instance, "published_plan", "legacy-dec2")[0].metadata
+    publication = store.publication("legacy-dec2")
+    assert published["imported"].value is True and published["published_runs"].value == publication["runs"]
+    assert published["levels"].value == {**publication["levels"], **publication["kpi_levels"]}
 
     # a second run is a no-op: nothing imported, no new materializations
     again = run_backfill_in_process(instance, str(plan_env.db_path), str(legacy_dir()))
