@@ -565,7 +565,9 @@ def run_one_size_subprocess(args: argparse.Namespace, skus: int) -> dict[str, An
     finally:
         Path(out_path).unlink(missing_ok=True)
     result["subprocess_wall_s"] = elapsed
-    rerun = f", re-plan {result['rerun_wall_s']:.1f} s" if "rerun_wall_s" in result else ""
+    rerun = ""
+    if "rerun_wall_s" in result:
+        rerun = f", re-plan {result['rerun_wall_s']:.1f} s" + ("" if result["rerun_success"] else " (FAILED)")
     print(f"[benchmark] {skus} SKUs: run {result['run_wall_s']:.1f} s{rerun}, peak RSS "
           f"{result['peak_rss_run_process_mb']:.0f} MB, success={result['run_success']}", file=sys.stderr, flush=True)
     return result

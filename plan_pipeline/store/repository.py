@@ -532,31 +532,37 @@ class PlanStore:
                     "a plan is published whole, so the version keeps its previous plan. Materialize every plan "
                     "asset of the version (plan_job, or 'plan-pipeline materialize V')"
                 )
-            keep_runs = _active_jobs(con, version_id, exclude=run_ids)
-            con.execute(
-                "CREATE TEMP TABLE publish_choice (level VARCHAR, run_id VARCHAR)"
-            )
-            con.executemany("INSERT INTO publish_choice VALUES (?, ?)", [[lvl, c[0]] for lvl, c in chosen.items()])
-            con.execute(
-                "UPDATE plan_levels SET state = ?, published_at = ? WHERE version_id = ? "
-                "AND (level, run_id) IN (SELECT (level, run_id) FROM publish_choice)",
-                [PUBLISHED, now, version_id],
-            )
-            con.execute(
-                "DELETE FROM plan_levels WHERE version_id = ? "
-                "AND (level, run_id) NOT IN (SELECT (level, run_id) FROM publish_choice) "
-                "AND NOT (state = ? AND list_contains(?::VARCHAR[], run_id))",
-                [version_id, STAGED, keep_runs],
-            )
-            removed = {}
+            keep_runs = set(_active_jobs(con, version_id, exclude=run_ids))
+            entries = con.execute(
+                "SELECT level, run_id, state FROM plan_levels WHERE version_id = ?", [version_id]
+            ).fetchall()
+            chosen_pairs = {(level, c[0]) for level, c in chosen.items()}
+            dropped = [(level, run) for level, run, state in entries if (level, run) not in chosen_pairs
+                       and not (state == STAGED and run in keep_runs)]
+            # rows go by run where a run loses every level, else by (level, run): plain filtered
+            # scans (no join), so the delete stays within the write memory limit at any size
+            kept_by_run = {run for _, run in chosen_pairs} | keep_runs
+            whole_runs = sorted({run for _, run in dropped if run not in kept_by_run})
+            partial = sorted({(level, run) for level, run in dropped if run in kept_by_run})
+            removed = {table: 0 for table in PLAN_TABLES}
             for table in PLAN_TABLES:
-                removed[table] = len(con.execute(
-                    f"DELETE FROM {table} WHERE version_id = ? AND NOT EXISTS (SELECT 1 FROM plan_levels l "
-                    f"WHERE l.version_id = {table}.version_id AND l.level = {table}.level "
-                    f"AND l.run_id = {table}.source_run_id) RETURNING 1",
-                    [version_id],
-                ).fetchall())
-            con.execute("DROP TABLE publish_choice")
+                if whole_runs:
+                    removed[table] += con.execute(
+                        f"DELETE FROM {table} WHERE version_id = ? AND list_contains(?::VARCHAR[], source_run_id)",
+                        [version_id, whole_runs],
+                    ).fetchone()[0]
+                for level, run in partial:
+                    removed[table] += con.execute(
+                        f"DELETE FROM {table} WHERE version_id = ? AND level = ? AND source_run_id = ?",
+                        [version_id, level, run],
+                    ).fetchone()[0]
+            for level, run in dropped:
+                con.execute("DELETE FROM plan_levels WHERE version_id = ? AND level = ? AND run_id = ?",
+                            [version_id, level, run])
+            con.executemany(
+                "UPDATE plan_levels SET state = ?, published_at = ? WHERE version_id = ? AND level = ? AND run_id = ?",
+                [[PUBLISHED, now, version_id, level, run] for level, run in sorted(chosen_pairs)],
+            )
             crash_point("publish.before_commit")
         crash_point("publish.after_commit")
         levels = {lvl: c[3] for lvl, c in chosen.items() if c[2]}
@@ -1039,10 +1045,8 @@ def remove_version_in(
     if head is None:
         raise PlanStoreError(f"unknown plan version {version_id!r}")
     removed: dict[str, int] = {}
-    for table in VERSION_CHILD_TABLES:
-        removed[table] = len(
-            con.execute(f"DELETE FROM {table} WHERE version_id = ? RETURNING 1", [version_id]).fetchall()
-        )
+    for table in VERSION_CHILD_TABLES:  # DuckDB answers a DELETE with its row count
+        removed[table] = int(con.execute(f"DELETE FROM {table} WHERE version_id = ?", [version_id]).fetchone()[0])
     con.execute("DELETE FROM plan_versions WHERE version_id = ?", [version_id])
     removed["plan_versions"] = 1
     now = _now()

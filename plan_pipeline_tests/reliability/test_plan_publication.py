@@ -119,3 +119,23 @@ def test_exports_of_a_version_without_a_complete_plan_are_refused(plan_env, samp
     assert main(["export", "v1", "--format", "csv", "--out", str(tmp_path / "out")]) == 1
     assert "has no complete plan to export" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_replanning_a_5000_sku_version_publishes_within_the_write_memory_limit(tmp_path):
+    """At the benchmark's size (3.8 M plan rows) the publication replaces the previous plan under
+    the default DuckDB write memory limit: a re-plan succeeds and leaves exactly one plan."""
+    home = Home(tmp_path / "home")
+    ok(home.run("sample-inputs", "--out", str(tmp_path / "in"), "--families", "100", "--skus-per-family", "50",
+                "--components-per-sku", "2"))
+    ok(home.run("inputs", "import", str(tmp_path / "in"), "--label", "big"))
+    ok(home.run("version", "create", "--input-set", "big", "--version-id", "big", "--preset", "det_near",
+                "--cutover-date", "2025-06-15", "--apply-adjusted"))
+    ok(home.run("materialize", "big", timeout=600))
+    first = home.store.publication("big")
+    ok(home.run("materialize", "big", timeout=600))
+    second = home.store.publication("big")
+    assert second["levels"] == first["levels"] and sum(second["levels"].values()) > 3_000_000
+    assert second["runs"] != first["runs"] and second["staged_runs"] == []
+    with home.store.connect(read_only=True) as con:
+        runs = con.execute("SELECT DISTINCT source_run_id FROM plan_series WHERE version_id = 'big'").fetchall()
+    assert [r[0] for r in runs] == second["runs"]
