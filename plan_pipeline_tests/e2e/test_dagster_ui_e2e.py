@@ -64,7 +64,7 @@ LOCK_ERRORS = ("Could not set lock", "Conflicting lock is held")
 
 SCREENSHOT_DIR = Path(os.environ.get("PLAN_PIPELINE_SCREENSHOT_DIR") or REPO_ROOT / "docs" / "images")
 SCREENSHOTS = ["asset-lineage.png", "run-steps.png", "backfill.png", "asset-partition.png", "plan-report-kpis.png",
-               "asset-checks.png"]
+               "asset-checks.png", "published-plan.png"]
 
 RUN_FIELDS = "runId jobName status tags { key value }"
 EVENT_FIELDS = """
@@ -475,6 +475,8 @@ def test_screenshots(server, scenario, browser):
           ["Materialized", "dagster/row_count", "plan_level", "source_run_id", scenario.launched_run_id[:8]])
     shoot("plan-report-kpis.png", f"/assets/plan_report?view=partitions&partition={LAUNCHED_VERSION}",
           ["Materialized", "kpi/fill_rate", "kpi/backlog_total", "max_utilization"])
+    shoot("published-plan.png", f"/assets/published_plan?view=partitions&partition={LAUNCHED_VERSION}",
+          ["Materialized", "published_runs", "levels", "not_applicable", scenario.launched_run_id[:8]])
     shoot("asset-checks.png", "/assets/detail_plan?view=checks",
           ["detail_conserves_aggregate", "detail_locks_respected", "Passed"], absent=["Failed"])
 

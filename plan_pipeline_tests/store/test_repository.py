@@ -304,3 +304,18 @@ def test_mrp_alias_column_must_equal_its_original(version_store: PlanStore):
     mrp["sku"] = mrp["item"]
     assert version_store.replace_series("v1", "mrp", mrp) == 2
     pd.testing.assert_frame_equal(version_store.read_series("v1", "mrp"), mrp)
+
+
+def test_a_failed_plan_write_reports_its_real_error_and_keeps_the_previous_rows(version_store: PlanStore):
+    """A write that DuckDB refuses (here: an empty demand for a NOT NULL column) fails with
+    DuckDB's own message, not with "Current transaction is aborted" from a statement run after
+    it, and the level keeps its previous rows."""
+    version_store.replace_series("v1", "det", det_frame(), run_id="good")
+    before = version_store.read_series("v1", "det")
+    broken = det_frame()
+    broken["demand"] = broken["demand"].astype(object)
+    broken.loc[0, "demand"] = None
+    with pytest.raises(duckdb.ConstraintException, match="NOT NULL constraint failed"):
+        version_store.stage_series("v1", "det", broken, run_id="bad")
+    pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), before)
+    assert version_store.level_state("v1", "det", "bad") is None
