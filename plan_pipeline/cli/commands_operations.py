@@ -120,7 +120,12 @@ def cmd_trim(env: CliEnvironment, args) -> int:
                         active_versions=_runs_in_progress(env), actor=_actor(args))
     if not args.dry_run:
         _drop_partitions_of_removed(env, env.instance(), report.removed_version_ids, report.archive_dir)
-    if args.json:
+    return _print_report(report, args.json)
+
+
+def _print_report(report, as_json: bool) -> int:
+    """A maintenance report as JSON (``--json``) or as its lines."""
+    if as_json:
         _out(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         for line in report.lines():
@@ -136,12 +141,7 @@ def cmd_row_guard(env: CliEnvironment, args) -> int:
                                archive_dir=args.archive_dir, dry_run=args.dry_run, actor=_actor(args))
     if report.versions and not args.dry_run:
         _drop_partitions_of_removed(env, env.instance(), report.removed_version_ids, report.archive_dir)
-    if args.json:
-        _out(json.dumps(report.to_dict(), indent=2, default=str))
-    else:
-        for line in report.lines():
-            _out(line)
-    return 0
+    return _print_report(report, args.json)
 
 
 def cmd_restore_archived(env: CliEnvironment, args) -> int:
