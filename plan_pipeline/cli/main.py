@@ -267,7 +267,7 @@ def cmd_materialize(env: CliEnvironment, args) -> int:
 def unique_version_id(store, wanted: str | None) -> str:
     if wanted is not None:
         return wanted
-    existing = {v.version_id for v in store.list_versions()} if store.path.exists() else set()
+    existing = store.taken_version_ids()
     base = default_version_id()
     candidate, n = base, 1
     while candidate in existing:
@@ -378,7 +378,7 @@ def cmd_demo(env: CliEnvironment, args) -> int:
     progress(f"importing the bundled sample {sample}")
     outcome = import_input_dir(store, sample, "sample")
     progress(f"input set 'sample' {outcome.status} ({outcome.content_hash[:12]})")
-    existing = {v.version_id for v in store.list_versions()}
+    existing = store.taken_version_ids()
     version_id = "demo"
     n = 1
     while version_id in existing:

@@ -411,6 +411,16 @@ class PlanStore:
                 )
             return remove_version_in(con, version_id, actor=actor, reason=reason, archive_path=archive_path)
 
+    def taken_version_ids(self) -> set[str]:
+        """Ids a new version cannot use: existing versions and deleted ones (ids are never reused)."""
+        if not self.path.exists():
+            return set()
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT version_id FROM plan_versions UNION SELECT version_id FROM plan_version_tombstones"
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def tombstone(self, version_id: str) -> dict[str, Any] | None:
         """Why and when a deleted version id went away (None if it never was deleted)."""
         with self.connect() as con:

@@ -106,3 +106,12 @@ def test_admin_delete_archives_first_and_only_restore_brings_the_id_back(approve
     assert store.get_version("gold").status == "approved" and store.tombstone("gold") is None
     restored_trail = store.read_override_events("gold")["event_type"].tolist()
     assert restored_trail == trail + ["delete", "restore"]
+
+
+def test_automatic_version_ids_skip_deleted_ones(plan_env, capsys):
+    assert main(["demo"]) == 0
+    assert main(["version", "delete", "demo"]) == 0
+    capsys.readouterr()
+    assert main(["demo"]) == 0  # picks the next free id instead of reusing the deleted one
+    assert "plan version : demo-2" in capsys.readouterr().out
+    assert plan_env.store.taken_version_ids() == {"demo", "demo-2"}
