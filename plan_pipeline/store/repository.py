@@ -24,6 +24,7 @@ from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs, Planning
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag, layout_for
+from plan_pipeline.store.unit_of_work import StoreTransaction
 from plan_pipeline.store.schema import (
     NUMERIC_INPUT_COLUMNS,
     VERSION_CHILD_TABLES,
@@ -172,6 +173,18 @@ class PlanStore:
                 con.execute("SET memory_limit = ?", [bulk_write_memory_limit()])
             with transaction(con):
                 yield con
+
+    @contextmanager
+    def transaction(self, *, bulk: bool = False) -> Iterator["StoreTransaction"]:
+        """A unit of work: every statement called on the yielded object commits together."""
+        with self.write(bulk=bulk) as con:
+            yield StoreTransaction(con, read_only=False)
+
+    @contextmanager
+    def snapshot(self) -> Iterator["StoreTransaction"]:
+        """A read-only unit of work: every read sees the same consistent state of the store."""
+        with self.connect(read_only=True) as con, transaction(con):
+            yield StoreTransaction(con, read_only=True)
 
     def initialise(self) -> int:
         """Create or upgrade the schema; returns the schema version."""
