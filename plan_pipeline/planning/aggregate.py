@@ -8,7 +8,6 @@ target ``min(rounded capacity, Σ rounded demand)`` is apportioned with
 from __future__ import annotations
 
 import gc
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,11 +108,6 @@ def aggregate_inputs_summary(inputs: PlanningInputs) -> dict[str, int]:
         "capacity_rows": int(len(inputs.capacity)),
         "mix_rows": int(len(inputs.mix_share)),
     }
-
-
-def json_number(value: float, as_int: bool) -> Any:
-    """A JSON value as the reference emits it: ``int`` in int mode, else ``float``."""
-    return int(value) if as_int else float(value)
 
 
 def frame_records(rows: pd.DataFrame, text_cols: list[str], num_cols: list[str], int_cols: set[str]) -> list[dict]:

@@ -181,8 +181,3 @@ def report_from_kpi_frame(long: pd.DataFrame) -> pd.DataFrame:
     frame["type"] = frame["type"].astype(object)
     frame["week"] = frame["week"].astype(object)
     return frame
-
-
-def plan_kpis_from_kpi_frame(long: pd.DataFrame) -> pd.DataFrame:
-    plan = long[long["category"] == "plan"]
-    return plan[["metric", "bucket_type", "bucket_key", "value", "unit"]].reset_index(drop=True)

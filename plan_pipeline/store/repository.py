@@ -372,17 +372,6 @@ class PlanStore:
             names = [d[0] for d in cur.description]
         return [self._version_from_row(r, names) for r in rows]
 
-    def set_version_status(self, version_id: str, status: str) -> None:
-        if status not in VERSION_STATUSES:
-            raise PlanStoreError(f"invalid status {status!r}; one of {', '.join(VERSION_STATUSES)}")
-        with self.write() as con:
-            n = con.execute(
-                "UPDATE plan_versions SET status = ?, updated_at = ? WHERE version_id = ? RETURNING 1",
-                [status, _now(), version_id],
-            ).fetchall()
-            if not n:
-                raise PlanStoreError(f"unknown plan version {version_id!r}")
-
     def delete_version(
         self,
         version_id: str,
@@ -1339,8 +1328,6 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
     if layout.window_index:
         used.add(layout.window_index)
     extras = [c for c in frame.columns if c not in used]
-    if layout.zone and layout.zone not in frame.columns:
-        extras = extras
     bucket = _quote(layout.bucket_key)
     if layout.bucket_type == "auto":
         bucket_type = (
