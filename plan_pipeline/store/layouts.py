@@ -8,6 +8,7 @@ goes into ``extra_json``. The DataFrame's own column list and dtypes are kept in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -36,7 +37,7 @@ class SeriesLayout:
         return [c for c in cols if c]
 
 
-_DET = dict(
+_DET: dict[str, Any] = dict(
     bucket_type="week",
     bucket_key="week",
     item_key="sku",
@@ -53,7 +54,7 @@ _MRP_ITEM_FIELDS = (
     ("min_order_qty", "moq"),
     ("lead_time_weeks", "lt_weeks"),
 )
-_MRP = dict(
+_MRP: dict[str, Any] = dict(
     bucket_type="week",
     bucket_key="week",
     item_key="item",
@@ -69,7 +70,7 @@ _MRP = dict(
     aliases=(("sku", "item"),),
     source="mrp",
 )
-_MRP_FINAL = dict(
+_MRP_FINAL: dict[str, Any] = dict(
     bucket_type="week",
     bucket_key="week",
     item_key="item",
@@ -87,7 +88,7 @@ _MRP_FINAL = dict(
     aliases=(("sku", "item"),),
     source="capacity",
 )
-_WEEKLY = dict(
+_WEEKLY: dict[str, Any] = dict(
     bucket_type="week",
     bucket_key="week",
     item_const="summary",
@@ -103,7 +104,7 @@ _WEEKLY = dict(
     ),
     source="capacity",
 )
-_RECON = dict(
+_RECON: dict[str, Any] = dict(
     bucket_type="auto",
     bucket_key="period",
     item_key="family",
