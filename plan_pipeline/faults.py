@@ -31,7 +31,7 @@ PAUSE_LIMIT_SECONDS = 300.0
 
 def _named(env: str, name: str) -> bool:
     wanted = os.environ.get(env)
-    return bool(wanted) and name in {part.strip() for part in wanted.split(",")}
+    return bool(wanted) and name in {part.strip() for part in (wanted or "").split(",")}
 
 
 def crash_point(name: str) -> None:

@@ -466,7 +466,7 @@ def anchor_adjust(
                     h /= 1.0 + headroom_cost_weight * _norm(maps["cost"], period)
             return h
 
-        requests: list[tuple[str, str, np.ndarray]] = []  # (family, to_period, residual)
+        requests: list[tuple[str, str | None, np.ndarray]] = []  # (family, to_period, residual)
         default_next = kind != "agg_far"
         for gi, g in enumerate(act_groups):
             f = str(gfams[g])

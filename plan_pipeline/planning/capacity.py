@@ -356,8 +356,14 @@ def plan_capacity(
     if month is not None:
         at_set = {i: k for k, i in enumerate(sorted(at, key=lambda i: i), start=1)}
         n_at = len(at)
-        bp, bi, bs, wpre, wpost, zone = [], [], [], [], [], []
-        wwin = max(1, int(math.ceil(p.recon_window_days / 7))) if has_window else None
+        # Per week, in output order; None where the week is not a boundary week (or no window).
+        bp: list[Any] = []
+        bi: list[Any] = []
+        bs: list[Any] = []
+        wpre: list[Any] = []
+        wpost: list[Any] = []
+        zone: list[str | None] = []
+        wwin = max(1, math.ceil((p.recon_window_days or 0) / 7))
         for i in order:
             if i in at_set:
                 idx = at_set[i]

@@ -243,7 +243,7 @@ def reconcile_levels(
     b_idx = np.flatnonzero(bmask)
     b_max = {m: round6(float(absd[m][b_idx].max())) if len(b_idx) else 0.0 for m in METRICS}
     score = np.maximum(np.maximum(absd["demand"], absd["supply"]), absd["backlog"])[b_idx]
-    top_idx = b_idx[np.argsort(-score, kind="stable")][:10] if len(b_idx) else []
+    top_idx = b_idx[np.argsort(-score, kind="stable")][:10] if len(b_idx) else np.zeros(0, dtype=np.int64)
     top = [
         {
             "family": fams[i],

@@ -156,7 +156,7 @@ def plan_mrp(detail: pd.DataFrame, inputs: PlanningInputs, params: PlanningParam
     # Open POs kept in the horizon (counted even for items outside the item set).
     po_items, po_weeks, po_qty = _open_po_cells(inputs.open_po, lookup, horizon)
     sched = np.zeros((n_items, max(nw, 1)), dtype=np.float64)
-    po_keys = {}
+    po_keys: dict[tuple[str, int], int] = {}
     for it, wk in zip(po_items, po_weeks):
         po_keys.setdefault((it, wk), len(po_keys))
     if po_items:

@@ -99,9 +99,9 @@ def validate_override_payload(payload: Mapping[str, Any]) -> dict[str, float | N
             problems.append(f"{name} {value!r} is not a number")
         elif not math.isfinite(value):
             problems.append(f"{name} {value!r} is not a finite number")
-        elif value < 0:
+        elif float(value) < 0:
             problems.append(f"{name} {value!r} must not be negative")
-        elif value > MAX_PLAN_QUANTITY:
+        elif float(value) > MAX_PLAN_QUANTITY:
             problems.append(f"{name} {value!r} is larger than the largest plan quantity {MAX_PLAN_QUANTITY:g}")
         else:
             clean[name] = float(value) + 0.0  # -0.0 becomes 0.0
