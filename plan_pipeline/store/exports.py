@@ -1,5 +1,6 @@
-"""Export statements: one version's published rows written to files by DuckDB's own writer
-(``COPY (<query>) TO ? (FORMAT csv | json | parquet)``), and the export event.
+"""Export statements: one version's published rows written to files (CSV and JSON by DuckDB's
+own writer, ``COPY (<query>) TO ? (FORMAT csv | json)``; Parquet as Arrow batches, see
+:func:`~plan_pipeline.store.table_copy.copy_query_to`), and the export event.
 
 :class:`ExportStatements` is a statement group of
 :class:`~plan_pipeline.store.unit_of_work.StoreTransaction`; the export's layout (folders,

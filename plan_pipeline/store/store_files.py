@@ -5,11 +5,12 @@ Used by :mod:`plan_pipeline.operations.backup`, which keeps the policy (folder n
 manifests, staging and publishing, pruning, guards, crash points) and never sees a connection.
 
 Why not DuckDB's ``EXPORT DATABASE`` / ``IMPORT DATABASE``: both take the folder only as SQL
-text (no bound parameter), and ``IMPORT DATABASE`` runs the ``schema.sql`` / ``load.sql``
-found in the backup folder. A restore here builds the schema from this release's migrations
-and loads nothing but data (``read_parquet(?)``, columns matched by name), refusing a backup
-whose tables or columns differ; the files themselves are written by DuckDB's own writer
-(``COPY ... TO ?``), one per table, on one transaction (docs/operations.md).
+text (no bound parameter), ``IMPORT DATABASE`` runs the ``schema.sql`` / ``load.sql`` found in
+the backup folder, and ``EXPORT DATABASE`` measured slower than the Arrow stream used here. A
+restore builds the schema from this release's migrations and loads nothing but data
+(``read_parquet(?)``, columns matched by name), refusing a backup whose tables differ; the
+files are written one per table on one transaction (:func:`~plan_pipeline.store.table_copy.copy_query_to`,
+docs/operations.md).
 """
 from __future__ import annotations
 
