@@ -13,8 +13,10 @@
 
 and always ``manifest.json``: version, status, read-only flag, input set and its content hash,
 parameters, levels with their row counts, schema version, export time, and for every file its
-row count, size and sha256. Everything is read first (one read transaction), then written;
-an unknown version or one that was never materialized is an error and writes nothing.
+row count, size and sha256. Every table file is written by the store with DuckDB's own
+writer (``COPY ... TO``, :mod:`plan_pipeline.store.exports`) on one read transaction, so the
+files agree with each other; the JSON document is the header around the array of rows DuckDB
+writes. An unknown version or one that was never materialized is an error and writes nothing.
 
 The target folder must be new, empty, or hold an earlier export of the **same** version (its
 ``manifest.json`` says so, and it holds nothing the manifest does not list): that export is then
@@ -35,48 +37,28 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from plan_pipeline.exports.reference import export_reference
-from plan_pipeline.operations.tablecopy import (
-    file_entry,
-    ident,
-    table_columns,
-    write_table_parquet,
-)
 from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.store.connection import transaction
+from plan_pipeline.store.clock import utc_now
+from plan_pipeline.store.exports import EXPORT_TABLES, VersionTableRows
 from plan_pipeline.store.repository import check_identifier, project_home
-from plan_pipeline.store.schema import current_schema_version
+from plan_pipeline.store.staging import file_entry
+
+__all__ = ["EXPORT_TABLES"]  # re-exported: the exported tables and their order are the store's
 
 EXPORT_FORMATS = ("csv", "json", "parquet", "reference")
 MANIFEST = "manifest.json"
 EXPORT_FORMAT_NAME = "plan-pipeline-export"
-# table -> natural row order
-EXPORT_TABLES = {
-    "plan_series": "level, row_seq",
-    "plan_kpis": "level, row_seq",
-    "plan_overrides": "id",
-    "plan_override_events": "event_ts, id",
-}
-# what each exported table is read from: plan rows come from the published plan only
-EXPORT_SOURCES = {"plan_series": "plan_series_current", "plan_kpis": "plan_kpis_current"}
 DWH_DIR_ENV = "PLAN_PIPELINE_DWH_DIR"
 DWH_TABLES = ("plan_series", "plan_kpis")
 DWH_MANIFEST = "_plan_pipeline_dwh.json"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass
@@ -116,67 +98,39 @@ def _version_header(store: PlanStore, version_id: str) -> dict[str, Any]:
     }
 
 
-def _read_tables(store: PlanStore, version_id: str) -> tuple[dict[str, pa.Table], dict[str, list[str]], int]:
-    tables: dict[str, pa.Table] = {}
-    json_columns: dict[str, list[str]] = {}
-    with store.connect(read_only=True) as con, transaction(con):
-        schema_version = current_schema_version(con)
-        for table, order in EXPORT_TABLES.items():
-            json_columns[table] = [c for c, t in table_columns(con, table) if t.upper() == "JSON"]
-            con.execute("SELECT 1").fetchall()
-            source = EXPORT_SOURCES.get(table, table)
-            tables[table] = con.sql(
-                f"SELECT * FROM {ident(source)} WHERE version_id = ? ORDER BY {order}", params=[version_id]
-            ).to_arrow_table()
-    return tables, json_columns, schema_version
-
-
 # ---------------------------------------------------------------------------------- writers
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    return value
+def _write_csv(table: VersionTableRows, path: Path) -> int:
+    return table.write(path, "csv")
 
 
-def _csv_cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    return str(value)
+def _write_parquet(table: VersionTableRows, path: Path) -> int:
+    return table.write(path, "parquet")
 
 
-def _write_csv(table: pa.Table, path: Path) -> None:
+def _write_json(table: VersionTableRows, path: Path) -> int:
+    """``{"table", "version_id", "row_count", "rows": [...]}``: the header written here, the
+    array of rows by the store (copied in, never parsed row by row)."""
+    rows_path = path.with_name(f".{path.name}.rows")
     tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(table.column_names)
-        for batch in table.to_batches(max_chunksize=50_000):
-            for row in batch.to_pylist():
-                writer.writerow([_csv_cell(v) for v in row.values()])
-    os.replace(tmp, path)
+    try:
+        rows = table.write(rows_path, "json")
+        head = json.dumps({"table": table.table, "version_id": table.version_id, "row_count": rows},
+                          ensure_ascii=False)
+        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(head[:-1] + ', "rows": ')
+            with open(rows_path, encoding="utf-8", newline="\n") as array:
+                shutil.copyfileobj(array, handle, 1 << 20)
+            handle.write("}\n")
+        os.replace(tmp, path)
+    finally:
+        rows_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return rows
 
 
-def _write_json(table: pa.Table, name: str, version_id: str, json_cols: list[str], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    head = json.dumps({"table": name, "version_id": version_id, "row_count": table.num_rows}, ensure_ascii=False)
-    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(head[:-1] + ', "rows": [')
-        first = True
-        for batch in table.to_batches(max_chunksize=50_000):
-            for row in batch.to_pylist():
-                record = {k: _plain(v) for k, v in row.items()}
-                for col in json_cols:
-                    if record.get(col) is not None:
-                        record[col] = json.loads(record[col])
-                handle.write(("\n" if first else ",\n") + json.dumps(record, ensure_ascii=False, allow_nan=False))
-                first = False
-        handle.write("\n]}\n")
-    os.replace(tmp, path)
+def _table_writer(fmt: str):
+    """The writer of one table file in ``fmt`` (looked up when called, so it can be replaced)."""
+    return {"csv": _write_csv, "json": _write_json, "parquet": _write_parquet}[fmt]
 
 
 def _reference_rows(path: Path) -> int | None:
@@ -284,17 +238,14 @@ def _write_export(store: PlanStore, version_id: str, fmt: str, out: Path) -> tup
         for path in written:
             files.append(file_entry(path, _reference_rows(path)))
     else:
-        tables, json_cols, schema_version = _read_tables(store, version_id)
         out.mkdir(parents=True, exist_ok=True)
-        for name, table in tables.items():
-            path = out / f"{name}.{fmt}"
-            if fmt == "csv":
-                _write_csv(table, path)
-            elif fmt == "json":
-                _write_json(table, name, version_id, json_cols[name], path)
-            else:
-                write_table_parquet(table, path)
-            files.append(file_entry(path, table.num_rows))
+        write = _table_writer(fmt)
+        with store.snapshot() as tx:  # every table from one consistent view
+            schema_version = tx.schema_version()
+            for name in EXPORT_TABLES:
+                path = out / f"{name}.{fmt}"
+                rows = write(tx.version_table_rows(name, version_id), path)
+                files.append(file_entry(path, rows))
     return files, schema_version
 
 
@@ -306,7 +257,7 @@ def _write_manifest(out: Path, fmt: str, header: dict[str, Any], schema_version:
         "export_format": fmt,
         **header,
         "schema_version": schema_version,
-        "exported_at": _utc_now().isoformat(sep=" ", timespec="seconds") + " UTC",
+        "exported_at": utc_now().isoformat(sep=" ", timespec="seconds") + " UTC",
         "files": files,
     }
     tmp = out / f".{MANIFEST}.partial"
@@ -318,12 +269,8 @@ def _write_manifest(out: Path, fmt: str, header: dict[str, Any], schema_version:
 def record_export_event(store: PlanStore, version_id: str, fmt: str, out: Path, files, *, actor: str = "system") -> None:
     """Append a plan-level ``export`` event to the version's audit trail (one transaction)."""
     payload = {"format": fmt, "out_dir": str(out), "files": [f["file"] for f in files]}
-    with store.write() as con:
-        con.execute(
-            "INSERT INTO plan_override_events (override_id, version_id, level, key_hash, event_type, event_ts, "
-            "payload_json, actor, notes) VALUES (NULL, ?, 'version', 'version', 'export', ?, ?, ?, NULL)",
-            [version_id, _utc_now(), json.dumps(payload), actor],
-        )
+    with store.transaction() as tx:
+        tx.record_export_event(version_id, payload, actor=actor)
 
 
 # ---------------------------------------------------------------------------------- DWH
@@ -348,47 +295,35 @@ class DwhResult:
 def export_dwh(store: PlanStore, dwh_dir: str | Path | None = None, *, prune: bool = False) -> DwhResult:
     """Write approved versions' plan_series and plan_kpis as hive-partitioned Parquet."""
     root = Path(dwh_dir).resolve() if dwh_dir else default_dwh_dir()
-    data: dict[str, dict[str, pa.Table]] = {}
-    with store.connect(read_only=True) as con, transaction(con):
-        approved = [r[0] for r in con.execute(
-            "SELECT version_id FROM plan_versions WHERE status = 'approved' ORDER BY created_at, version_id"
-        ).fetchall()]
-        for vid in approved:
-            check_identifier("version id", vid)
-            data[vid] = {}
-            for table in DWH_TABLES:
-                con.execute("SELECT 1").fetchall()
-                data[vid][table] = con.sql(
-                    f"SELECT * EXCLUDE (version_id) FROM {ident(EXPORT_SOURCES.get(table, table))} WHERE version_id = ? "
-                    f"ORDER BY {EXPORT_TABLES[table]}", params=[vid]
-                ).to_arrow_table()
     result = DwhResult(root)
-    for vid, tables in data.items():
-        result.versions[vid] = {}
-        for table, rows in tables.items():
-            part = root / table / f"version_id={vid}"
-            staging = root / table / f".version_id={vid}.partial-{uuid.uuid4().hex[:8]}"
-            staging.mkdir(parents=True)
-            try:
-                write_table_parquet(rows, staging / "part-0.parquet")
-                if part.exists():
-                    shutil.rmtree(part)
-                staging.rename(part)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            result.versions[vid][table] = rows.num_rows
+    with store.snapshot() as tx:  # every partition from one consistent view
+        approved = [check_identifier("version id", vid) for vid in tx.approved_version_ids()]
+        for vid in approved:
+            result.versions[vid] = {}
+            for table in DWH_TABLES:
+                part = root / table / f"version_id={vid}"
+                staging = root / table / f".version_id={vid}.partial-{uuid.uuid4().hex[:8]}"
+                staging.mkdir(parents=True)
+                try:
+                    rows = tx.write_dwh_partition(table, vid, staging / "part-0.parquet")
+                    if part.exists():
+                        shutil.rmtree(part)
+                    staging.rename(part)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
+                result.versions[vid][table] = rows
     if prune:
         for table in DWH_TABLES:
             folder = root / table
             for part in sorted(folder.glob("version_id=*")) if folder.is_dir() else []:
                 vid = part.name.split("=", 1)[1]
-                if vid not in data:
+                if vid not in result.versions:
                     shutil.rmtree(part)
                     if vid not in result.pruned:
                         result.pruned.append(vid)
     root.mkdir(parents=True, exist_ok=True)
     summary = {
-        "exported_at": _utc_now().isoformat(sep=" ", timespec="seconds") + " UTC",
+        "exported_at": utc_now().isoformat(sep=" ", timespec="seconds") + " UTC",
         "layout": "<table>/version_id=<version>/part-0.parquet (hive partitioning)",
         "versions": result.versions,
     }

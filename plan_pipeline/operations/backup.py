@@ -1,18 +1,19 @@
 """Consistent backups of the plan store and exact restores.
 
-A backup is a folder ``<out>/plan-store-<UTC stamp>/`` holding one Parquet file per table and
-``manifest.json`` (schema version, created time, rows / bytes / sha256 per table file, the
+A backup is a folder ``<out>/plan-store-<UTC stamp>/`` holding one Parquet file per table
+(written by the store's own writer, :mod:`plan_pipeline.store.store_files`) and ``manifest.json`` (schema version, created time, rows / bytes / sha256 per table file, the
 last value of every id sequence). All tables are read on **one connection inside one
 transaction**, so the snapshot is consistent even while other work waits (the Dagster job also
 holds the ``duckdb`` pool); a backup taken while a plan run is in progress holds what that run
 had committed when the backup's transaction began. The folder is staged under a hidden,
-locked name (:class:`~plan_pipeline.operations.tablecopy.Staging`), fsynced, verified and
+locked name (:class:`~plan_pipeline.store.staging.Staging`), fsynced, verified and
 renamed when complete: a folder with the final name is always a whole backup. Leftovers of
 interrupted backups are removed by the next backup. After a successful backup the newest
 ``keep`` backups in ``<out>`` are kept and older ones removed (only folders that carry our
 manifest; each is renamed to a hidden name before it is deleted).
 
-A restore builds a **new** DuckDB file beside the target: the schema from this code's
+A restore builds a **new** store file beside the target
+(:func:`~plan_pipeline.store.store_files.build_store_file`): the schema from this code's
 migrations, then every table's rows in file order, then the sequences moved to the backed-up
 values (ids continue where they stopped), all in one transaction; the new file then replaces
 the target atomically, while this process holds the target's write lock. It refuses a target
@@ -29,38 +30,29 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-import duckdb
-
 import plan_pipeline
 from plan_pipeline.faults import crash_point
-from plan_pipeline.operations.tablecopy import (
+from plan_pipeline.store import PlanStore, PlanStoreError
+from plan_pipeline.store.clock import utc_now
+from plan_pipeline.store.repository import project_home
+from plan_pipeline.store.schema import SCHEMA_VERSION
+from plan_pipeline.store.staging import (
     Staging,
-    advance_sequence,
-    catch_up_sequences,
     ensure_folder,
     file_entry,
     fsync_path,
     fsync_tree,
-    ident,
     leftovers,
-    load_parquet_into,
     remove_path,
     removing_name,
-    scalar,
-    sequence_state,
-    user_tables,
     verify_table_files,
-    write_query_parquet,
     write_text_durable,
 )
-from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.store.connection import open_connection, transaction
-from plan_pipeline.store.repository import project_home
-from plan_pipeline.store.schema import SCHEMA_VERSION, apply_migrations, current_schema_version
+from plan_pipeline.store.store_files import ENGINE, build_store_file, data_rows, hold_store_file, store_row_counts
 
 BACKUP_DIR_ENV = "PLAN_PIPELINE_BACKUP_DIR"
 BACKUP_PREFIX = "plan-store-"
@@ -105,10 +97,6 @@ class RestoreResult:
         return out
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 # ---------------------------------------------------------------------------------- backup
 def _is_backup_name(name: str) -> bool:
     return name.startswith(BACKUP_PREFIX)
@@ -140,17 +128,14 @@ def create_backup(
         raise PlanStoreError(f"plan store {store.path} does not exist; nothing to back up")
     out = ensure_folder(Path(out_dir).resolve() if out_dir else default_backup_dir(), "backup folder")
     cleaned = clean_backup_leftovers(out)
-    now = now or _utc_now()
+    now = now or utc_now()
     name = BACKUP_PREFIX + now.strftime("%Y%m%dT%H%M%S%fZ")
     with Staging(out, name) as staging:
-        tables: dict[str, Any] = {}
-        with store.connect(read_only=True) as con, transaction(con):
-            schema_version = current_schema_version(con)
-            for table in user_tables(con):
-                path = staging.path / f"{table}.parquet"
-                rows = write_query_parquet(con, f"SELECT * FROM {ident(table)}", [], path)
-                tables[table] = file_entry(path, rows)
-            sequences = sequence_state(con)
+        with store.snapshot() as tx:  # one consistent view of every table and sequence
+            schema_version = tx.schema_version()
+            written = tx.write_all_table_files(staging.path)
+            sequences = tx.sequence_state()
+        tables: dict[str, Any] = {table: file_entry(path, rows) for table, (path, rows) in written.items()}
         crash_point("backup.files_written")
         manifest = {
             "format": BACKUP_FORMAT,
@@ -159,7 +144,7 @@ def create_backup(
             "created_at": now.isoformat(sep=" ", timespec="microseconds") + " UTC",
             "source_db": str(store.path),
             "plan_pipeline_version": plan_pipeline.__version__,
-            "duckdb_version": duckdb.__version__,
+            f"{ENGINE['name']}_version": ENGINE["version"],
             "tables": tables,
             "sequences": sequences,
         }
@@ -231,23 +216,6 @@ def verify_backup(backup_dir: str | Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- restore
-def store_row_counts(db_path: Path) -> dict[str, int]:
-    """Rows per table of an existing store file (opened briefly; fails if another process holds it)."""
-    con = open_connection(db_path, read_only=True, retry_seconds=5.0)
-    try:
-        return _row_counts(con)
-    finally:
-        con.close()
-
-
-def _row_counts(con) -> dict[str, int]:
-    return {t: int(scalar(con, f"SELECT count(*) FROM {ident(t)}")) for t in user_tables(con)}
-
-
-def _data_rows(counts: dict[str, int]) -> int:
-    return sum(n for t, n in counts.items() if t != "schema_migrations")
-
-
 def _refuse_non_empty(target: Path, rows: int, force: bool) -> None:
     if rows and not force:
         raise PlanStoreError(
@@ -283,39 +251,12 @@ def restore_backup(
     if target.exists():
         if guard is not None:
             guard()
-        try:
-            counts = store_row_counts(target)
-        except duckdb.Error as exc:
-            raise PlanStoreError(f"cannot open {target} to check that it is empty: {exc}") from None
-        _refuse_non_empty(target, _data_rows(counts), force)
+        _refuse_non_empty(target, data_rows(store_row_counts(target)), force)
     parent = ensure_folder(target.parent, "folder of the restore target")
     for left in leftovers(parent, ("restore",), final_names=lambda name: name == target.name):
         remove_path(left.path)
-    rows: dict[str, int] = {}
     with Staging(parent, target.name, kind="restore", folder=False) as staging:
-        con = duckdb.connect(str(staging.path))
-        try:
-            apply_migrations(con)
-            fresh = set(user_tables(con))
-            wanted = set(manifest["tables"])
-            if fresh != wanted:
-                raise PlanStoreError(
-                    f"backup tables do not match this schema (only in backup: {sorted(wanted - fresh)}, "
-                    f"missing from backup: {sorted(fresh - wanted)})")
-            with transaction(con):
-                con.execute("DELETE FROM schema_migrations")
-                for table, entry in manifest["tables"].items():
-                    rows[table] = load_parquet_into(con, table, folder / entry["file"])
-                    if rows[table] != entry["rows"]:
-                        raise PlanStoreError(f"{table}: loaded {rows[table]} rows, manifest lists {entry['rows']}")
-                for sequence, last_value in manifest.get("sequences", {}).items():
-                    ident(sequence)
-                    advance_sequence(con, sequence, last_value)
-                catch_up_sequences(con)
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        Path(f"{staging.path}.wal").unlink(missing_ok=True)  # empty after the CHECKPOINT and close
+        rows = build_store_file(staging.path, folder, manifest["tables"], manifest.get("sequences", {}))
         crash_point("restore.built")
         moved = _swap_in(staging, target, force=force, guard=guard)
     return RestoreResult(target, rows, moved)
@@ -334,18 +275,15 @@ def _swap_in(staging: Staging, target: Path, *, force: bool, guard: Callable[[],
     if not target.exists():
         staging.publish(target)
         return None
-    con = open_connection(target)
-    try:
-        existing = _data_rows(_row_counts(con))
+    with hold_store_file(target) as held:
+        existing = held.data_rows()
         _refuse_non_empty(target, existing, force)
         if guard is not None:
             guard()
-        con.execute("CHECKPOINT")
-        if Path(f"{target}.wal").exists():
-            raise PlanStoreError(f"{target}.wal is still there after a CHECKPOINT; not replacing {target}")
+        held.checkpoint()
         moved = None
         if existing:
-            stamp = _utc_now().strftime("%Y%m%dT%H%M%SZ")
+            stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
             moved, n = target.with_name(f"{target.name}.pre-restore-{stamp}"), 1
             while moved.exists():
                 n += 1
@@ -360,5 +298,3 @@ def _swap_in(staging: Staging, target: Path, *, force: bool, guard: Callable[[],
         staging.published = target
         crash_point("restore.swapped")
         return moved
-    finally:
-        con.close()

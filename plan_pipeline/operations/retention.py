@@ -57,33 +57,30 @@ import json
 import os
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from plan_pipeline.faults import crash_point
-from plan_pipeline.operations.tablecopy import (
+from plan_pipeline.store import PlanStore, PlanStoreError
+from plan_pipeline.store.clock import utc_now
+from plan_pipeline.store.maintenance import VERSION_TABLES, reclaim_space, store_file_bytes
+from plan_pipeline.store.repository import check_identifier, project_home
+from plan_pipeline.store.staging import (
     Staging,
-    catch_up_sequences,
     ensure_folder,
     file_entry,
     fsync_path,
     fsync_tree,
-    ident,
     leftovers,
-    load_parquet_into,
     publish_path,
     remove_path,
-    scalar,
-    store_file_bytes,
     verify_table_files,
-    write_query_parquet,
     write_text_durable,
 )
-from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.store.connection import open_connection, transaction
-from plan_pipeline.store.repository import check_identifier, project_home, remove_version_in, revive_version_in
-from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version
+from plan_pipeline.store.unit_of_work import StoreTransaction
+
+__all__ = ["VERSION_TABLES", "utc_now"]  # re-exported: tests and callers import them from here
 
 ARCHIVE_DIR_NAME = "archive"
 ARCHIVE_MANIFEST = "archive.json"
@@ -94,7 +91,6 @@ ROW_ARCHIVE_FORMAT = "plan-pipeline-row-archive"
 MAX_ROWS_ENV = "PLANS_DB_MAX_ROWS"
 AGE_STATUSES = ("draft", "superseded", "imported")
 KEPT_STATUS = "approved"
-VERSION_TABLES = ("plan_versions", *VERSION_CHILD_TABLES)
 
 
 def default_archive_dir() -> Path:
@@ -107,10 +103,6 @@ def months_before(moment: datetime, months: int) -> datetime:
     year, month = divmod(index, 12)
     day = min(moment.day, calendar.monthrange(year, month + 1)[1])
     return moment.replace(year=year, month=month + 1, day=day)
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -188,17 +180,8 @@ class TrimReport:
 
 
 # ---------------------------------------------------------------------------------- planning
-def _version_rows(con, version_id: str) -> dict[str, int]:
-    return {
-        table: int(scalar(con, f"SELECT count(*) FROM {ident(table)} WHERE version_id = ?", [version_id]))
-        for table in VERSION_TABLES
-    }
-
-
-def _plan_trim(con, policy: RetentionPolicy, now: datetime, active: Mapping[str, str]):
-    versions = con.execute(
-        "SELECT version_id, status, read_only, created_at FROM plan_versions ORDER BY created_at, version_id"
-    ).fetchall()
+def _plan_trim(tx: StoreTransaction, policy: RetentionPolicy, now: datetime, active: Mapping[str, str]):
+    versions = tx.version_heads()
     reasons: dict[str, list[str]] = {}
     info = {v[0]: {"status": v[1], "read_only": bool(v[2]), "created_at": v[3]} for v in versions}
     if policy.version_max_age_months is not None:
@@ -223,32 +206,14 @@ def _plan_trim(con, policy: RetentionPolicy, now: datetime, active: Mapping[str,
                             f"(would be removed: {'; '.join(reasons[vid])})"})
             continue
         meta = info[vid]
-        removals.append(_removal_item(con, vid, meta["status"], meta["read_only"], meta["created_at"], reasons[vid]))
+        removals.append(_removal_item(tx, vid, meta["status"], meta["read_only"], meta["created_at"], reasons[vid]))
     protected = sorted({r["version_id"] for r in removals} | set(active))
     kpi_cutoff = months_before(now, policy.kpi_max_age_months) if policy.kpi_max_age_months is not None else None
     audit_cutoff = (months_before(now, policy.audit_max_age_months)
                     if policy.audit_max_age_months is not None else None)
-    kpi_rows = _count_old(con, "plan_kpis", "created_at", kpi_cutoff, protected)
-    audit_rows = _count_old(con, "plan_override_events", "event_ts", audit_cutoff, protected)
+    kpi_rows = tx.count_aged_rows("plan_kpis", kpi_cutoff, protected)
+    audit_rows = tx.count_aged_rows("plan_override_events", audit_cutoff, protected)
     return removals, skipped, (kpi_cutoff, kpi_rows), (audit_cutoff, audit_rows), protected
-
-
-_OLD_ROWS = {
-    # table -> (timestamp column, natural order)
-    "plan_kpis": ("created_at", "version_id, level, row_seq"),
-    "plan_override_events": ("event_ts", "event_ts, id"),
-}
-
-
-def _old_rows_where(table: str) -> str:
-    column = _OLD_ROWS[table][0]
-    return f"{ident(column)} < ? AND NOT list_contains(?::VARCHAR[], version_id)"
-
-
-def _count_old(con, table: str, column: str, cutoff: datetime | None, protected: list[str]) -> int:
-    if cutoff is None:
-        return 0
-    return int(scalar(con, f"SELECT count(*) FROM {ident(table)} WHERE {_old_rows_where(table)}", [cutoff, protected]))
 
 
 # ---------------------------------------------------------------------------------- archive
@@ -259,17 +224,11 @@ def _archive_root(archive_dir: str | Path | None) -> Path:
     return root
 
 
-def _write_version_archive(con, version_id: str, target: Path, *, reasons: list[str], now: datetime,
-                           operation: str, actor: str) -> None:
+def _write_version_archive(tx: StoreTransaction, version_id: str, target: Path, *, reasons: list[str],
+                           now: datetime, operation: str, actor: str) -> None:
     """Write every row of one version into ``target`` (an empty folder) with its manifest (written last)."""
-    tables: dict[str, Any] = {}
-    for table in VERSION_TABLES:
-        path = target / f"{table}.parquet"
-        rows = write_query_parquet(con, f"SELECT * FROM {ident(table)} WHERE version_id = ?", [version_id], path)
-        tables[table] = file_entry(path, rows)
-    head = con.execute(
-        "SELECT status, input_set, created_at FROM plan_versions WHERE version_id = ?", [version_id]
-    ).fetchall()[0]
+    tables = {table: file_entry(path, rows) for table, (path, rows) in tx.write_version_files(version_id, target).items()}
+    head = tx.version_archive_head(version_id)
     manifest = {
         "format": ARCHIVE_FORMAT,
         "format_version": 1,
@@ -281,7 +240,7 @@ def _write_version_archive(con, version_id: str, target: Path, *, reasons: list[
         "operation": operation,
         "actor": actor,
         "reasons": reasons,
-        "schema_version": current_schema_version(con),
+        "schema_version": tx.schema_version(),
         "tables": tables,
     }
     write_text_durable(target / ARCHIVE_MANIFEST, json.dumps(manifest, indent=2))
@@ -310,18 +269,6 @@ def verify_version_archive(folder: str | Path, version_id: str | None = None) ->
         raise PlanStoreError(f"{manifest_path} lists no plan_versions file")
     verify_table_files(folder, manifest["tables"], f"archive of plan version {manifest.get('version_id')!r}")
     return manifest
-
-
-def _delete_version(con, version_id: str, *, actor: str, reason: str, archive: str | None) -> dict[str, int]:
-    """Delete one version's rows, children first (explicit cascade), inside the caller's
-    transaction; returns rows removed per table of :data:`VERSION_TABLES`.
-
-    The only place archive-then-remove deletes a version; the removal itself is the store's
-    (``remove_version_in``): the id keeps a tombstone naming ``actor``, ``reason`` and the
-    ``archive``, and the audit trail a ``delete`` event, so the id is never silently reused.
-    """
-    removed = remove_version_in(con, version_id, actor=actor, reason=reason, archive_path=archive)
-    return {table: int(removed.get(table, 0)) for table in VERSION_TABLES}
 
 
 def _stamp(now: datetime) -> str:
@@ -355,14 +302,6 @@ class _RowSet:
     protected: list[str]
     expected: int
 
-    @property
-    def where(self) -> str:
-        return _old_rows_where(self.table)
-
-    @property
-    def params(self) -> list[Any]:
-        return [self.cutoff, self.protected]
-
 
 class _ArchiveBatch:
     """The archives of one removing transaction: staged (written, fsynced, verified), then
@@ -383,10 +322,10 @@ class _ArchiveBatch:
         ensure_folder(self.root, "archive folder")
         return self._stack.enter_context(Staging(self.root, final_name))
 
-    def stage_version(self, con, item: dict[str, Any]) -> None:
+    def stage_version(self, tx: StoreTransaction, item: dict[str, Any]) -> None:
         vid = check_identifier("version id", item["version_id"])
         staging = self._staging(vid)
-        _write_version_archive(con, vid, staging.path, reasons=item["reasons"], now=self.now,
+        _write_version_archive(tx, vid, staging.path, reasons=item["reasons"], now=self.now,
                                operation=self.operation, actor=self.actor)
         fsync_tree(staging.path)
         manifest = verify_version_archive(staging.path, vid)
@@ -397,7 +336,7 @@ class _ArchiveBatch:
         self._staged.append((staging, final))
         item["archive"] = str(final)
 
-    def stage_rows(self, con, row_sets: list[_RowSet]) -> list[str]:
+    def stage_rows(self, tx: StoreTransaction, row_sets: list[_RowSet]) -> list[str]:
         """One ``_trimmed/<stamp>/`` folder with a Parquet file per table; returns the final file paths."""
         if not row_sets:
             return []
@@ -406,15 +345,13 @@ class _ArchiveBatch:
         tables: dict[str, Any] = {}
         for rs in row_sets:
             path = staging.path / f"{rs.table}.parquet"
-            written = write_query_parquet(
-                con, f"SELECT * FROM {ident(rs.table)} WHERE {rs.where} ORDER BY {_OLD_ROWS[rs.table][1]}",
-                rs.params, path)
+            written = tx.write_aged_rows_file(rs.table, rs.cutoff, rs.protected, path)
             if written != rs.expected:
                 raise PlanStoreError(f"{rs.table}: archived {written} rows, expected {rs.expected}")
             tables[rs.table] = file_entry(path, written)
         manifest = {"format": ROW_ARCHIVE_FORMAT, "format_version": 1, "operation": self.operation,
                     "actor": self.actor, "archived_at": self.now.isoformat(sep=" ", timespec="seconds"),
-                    "schema_version": current_schema_version(con), "tables": tables}
+                    "schema_version": tx.schema_version(), "tables": tables}
         write_text_durable(staging.path / ROW_ARCHIVE_MANIFEST, json.dumps(manifest, indent=2, default=str))
         fsync_tree(staging.path)
         verify_table_files(staging.path, tables, "trimmed-rows archive")
@@ -428,7 +365,7 @@ class _ArchiveBatch:
             staging.publish(final)
 
 
-def _archive_then_remove(con, batch: _ArchiveBatch, items: list[dict[str, Any]],
+def _archive_then_remove(tx: StoreTransaction, batch: _ArchiveBatch, items: list[dict[str, Any]],
                          row_sets: list[_RowSet] = ()) -> list[str]:
     """The one sequence that removes versions (and old rows) from the store, inside the caller's
     write transaction; the caller commits right after it returns.
@@ -446,33 +383,26 @@ def _archive_then_remove(con, batch: _ArchiveBatch, items: list[dict[str, Any]],
     """
     operation = batch.operation
     for item in items:
-        batch.stage_version(con, item)
-    row_files = batch.stage_rows(con, list(row_sets))
+        batch.stage_version(tx, item)
+    row_files = batch.stage_rows(tx, list(row_sets))
     crash_point(f"{operation}.archive_written")
     batch.publish()
     crash_point(f"{operation}.archive_published")
     for item in items:
-        removed = _delete_version(con, item["version_id"], actor=batch.actor, reason="; ".join(item["reasons"]),
-                                  archive=item["archive"])
+        # the store's one removal: tombstone naming actor, reason and archive, plus a ``delete`` event
+        removed = tx.remove_version(item["version_id"], actor=batch.actor, reason="; ".join(item["reasons"]),
+                                    archive_path=item["archive"])
         if removed != item["rows"]:
             raise PlanStoreError(f"removing {item['version_id']} deleted {removed}, its archive holds {item['rows']}")
     for rs in row_sets:
-        deleted = int(scalar(con, f"DELETE FROM {ident(rs.table)} WHERE {rs.where}", rs.params))
+        deleted = tx.delete_aged_rows(rs.table, rs.cutoff, rs.protected)
         if deleted != rs.expected:
             raise PlanStoreError(f"{rs.table}: archived {rs.expected} rows but {deleted} matched the delete")
     crash_point(f"{operation}.before_commit")
     return row_files
 
 
-def _version_head(con, version_id: str) -> tuple[str, bool, datetime]:
-    rows = con.execute(
-        "SELECT status, read_only, created_at FROM plan_versions WHERE version_id = ?", [version_id]).fetchall()
-    if not rows:
-        raise PlanStoreError(f"unknown plan version {version_id!r}")
-    return rows[0][0], bool(rows[0][1]), rows[0][2]
-
-
-def _removal_item(con, version_id: str, status: str, read_only: bool, created_at: datetime,
+def _removal_item(tx: StoreTransaction, version_id: str, status: str, read_only: bool, created_at: datetime,
                   reasons: list[str]) -> dict[str, Any]:
     return {
         "version_id": version_id,
@@ -480,7 +410,7 @@ def _removal_item(con, version_id: str, status: str, read_only: bool, created_at
         "read_only": read_only,
         "created_at": created_at.isoformat(sep=" ", timespec="seconds"),
         "reasons": reasons,
-        "rows": _version_rows(con, version_id),
+        "rows": tx.version_row_counts(version_id),
         "archive": None,
     }
 
@@ -517,15 +447,15 @@ def archive_and_remove_versions(
     if not store.path.exists():
         raise PlanStoreError(f"plan store {store.path} does not exist")
     with _ArchiveBatch(root, now, operation=operation, actor=actor) as batch:
-        with store.write() as con:
-            items = [_removal_item(con, vid, *_version_head(con, vid), [reason]) for vid in ids]
-            _archive_then_remove(con, batch, items)
+        with store.transaction() as tx:
+            items = [_removal_item(tx, vid, *tx.version_head(vid), [reason]) for vid in ids]
+            _archive_then_remove(tx, batch, items)
         crash_point(f"{operation}.after_commit")
     return items
 
 
 # ---------------------------------------------------------------------------------- leftovers
-def _archive_leftovers(con, root: Path, now: datetime, *, dry_run: bool) -> list[dict[str, Any]]:
+def _archive_leftovers(tx: StoreTransaction, root: Path, now: datetime, *, dry_run: bool) -> list[dict[str, Any]]:
     """Handle what interrupted removals left in ``root`` (staged folders whose writer died).
 
     * a staged version archive is **recovered** (published under its final name) when it
@@ -562,7 +492,7 @@ def _archive_leftovers(con, root: Path, now: datetime, *, dry_run: bool) -> list
         except PlanStoreError:
             continue  # not one of ours
         entry["version_id"] = vid
-        exists = bool(scalar(con, "SELECT count(*) FROM plan_versions WHERE version_id = ?", [vid]))
+        exists = tx.version_exists(vid)
         problem = None
         try:
             verify_version_archive(left.path, vid)
@@ -616,27 +546,26 @@ def trim_store(
     report.bytes_before = store_file_bytes(store.path)
 
     if dry_run:
-        with store.connect(read_only=True) as con, transaction(con):
-            report.leftovers = _archive_leftovers(con, root, now, dry_run=True)
-            removals, skipped, (_, kpi_rows), (_, audit_rows), _ = _plan_trim(con, policy, now, active)
+        with store.snapshot() as tx:
+            report.leftovers = _archive_leftovers(tx, root, now, dry_run=True)
+            removals, skipped, (_, kpi_rows), (_, audit_rows), _ = _plan_trim(tx, policy, now, active)
         _fill(report, removals, skipped, kpi_rows, audit_rows)
         return report
 
     with _ArchiveBatch(root, now, operation="trim", actor=actor) as batch:
-        with store.write() as con:
-            report.leftovers = _archive_leftovers(con, root, now, dry_run=False)
+        with store.transaction() as tx:
+            report.leftovers = _archive_leftovers(tx, root, now, dry_run=False)
             removals, skipped, (kpi_cutoff, kpi_rows), (audit_cutoff, audit_rows), protected = _plan_trim(
-                con, policy, now, active)
+                tx, policy, now, active)
             row_sets = [_RowSet(table, cutoff, protected, expected)
                         for table, cutoff, expected in (("plan_kpis", kpi_cutoff, kpi_rows),
                                                         ("plan_override_events", audit_cutoff, audit_rows))
                         if expected]
-            report.row_archives = _archive_then_remove(con, batch, removals, row_sets)
+            report.row_archives = _archive_then_remove(tx, batch, removals, row_sets)
         crash_point("trim.after_commit")
     _fill(report, removals, skipped, kpi_rows, audit_rows)
     crash_point("trim.before_checkpoint")
-    with open_connection(store.path) as con:
-        con.execute("CHECKPOINT")
+    reclaim_space(store.path)
     report.bytes_after = store_file_bytes(store.path)
     report.bytes_reclaimed = report.bytes_before - report.bytes_after
     return report
@@ -753,13 +682,9 @@ def _protection(version_id: str, status: str, protect: set[str], active: Mapping
     return None
 
 
-def _plan_row_guard(con, max_rows: int, protect: set[str], active: Mapping[str, str]):
-    rows_before = int(scalar(con, "SELECT count(*) FROM plan_series"))
-    per_version = con.execute(
-        "SELECT v.version_id, v.status, v.read_only, v.created_at, coalesce(s.n, 0) FROM plan_versions v "
-        "LEFT JOIN (SELECT version_id, count(*) AS n FROM plan_series GROUP BY version_id) s USING (version_id) "
-        "ORDER BY v.created_at, v.version_id"
-    ).fetchall()
+def _plan_row_guard(tx: StoreTransaction, max_rows: int, protect: set[str], active: Mapping[str, str]):
+    rows_before = tx.plan_series_rows()
+    per_version = tx.plan_series_rows_per_version()
     excess = rows_before - max_rows
     picked, protected = [], []
     for vid, status, read_only, created_at, n in per_version:  # oldest first; one row per version
@@ -769,7 +694,7 @@ def _plan_row_guard(con, max_rows: int, protect: set[str], active: Mapping[str, 
         if reason:
             protected.append({"version_id": vid, "status": status, "plan_series_rows": int(n), "reason": reason})
         elif excess > 0:
-            picked.append(_removal_item(con, vid, status, bool(read_only), created_at, [
+            picked.append(_removal_item(tx, vid, status, bool(read_only), created_at, [
                 f"row guard: plan_series held {rows_before} rows, {MAX_ROWS_ENV} = {max_rows}"]))
             excess -= int(n)
     return rows_before, picked, protected
@@ -807,13 +732,13 @@ def enforce_row_guard(
         raise PlanStoreError(f"plan store {store.path} does not exist")
     protect_set, active = set(protect), dict(active_versions or {})
     if dry_run:
-        with store.connect(read_only=True) as con, transaction(con):
-            report.rows_before, picked, report.protected = _plan_row_guard(con, max_rows, protect_set, active)
+        with store.snapshot() as tx:
+            report.rows_before, picked, report.protected = _plan_row_guard(tx, max_rows, protect_set, active)
     else:
         with _ArchiveBatch(root, now, operation="row_guard", actor=actor) as batch:
-            with store.write() as con:
-                report.rows_before, picked, report.protected = _plan_row_guard(con, max_rows, protect_set, active)
-                _archive_then_remove(con, batch, picked)
+            with store.transaction() as tx:
+                report.rows_before, picked, report.protected = _plan_row_guard(tx, max_rows, protect_set, active)
+                _archive_then_remove(tx, batch, picked)
             crash_point("row_guard.after_commit")
     report.versions = picked
     report.rows_after = report.rows_before - sum(item["rows"]["plan_series"] for item in picked)
@@ -854,24 +779,24 @@ def restore_archived_version(
         if table not in VERSION_TABLES:
             raise PlanStoreError(f"archive of {version_id!r} names an unknown table {table!r}")
     loaded: dict[str, int] = {}
-    with store.write() as con:
-        if manifest.get("schema_version") != current_schema_version(con):
+    with store.transaction() as tx:
+        if manifest.get("schema_version") != tx.schema_version():
             raise PlanStoreError(
                 f"archive of {version_id!r} has schema version {manifest.get('schema_version')}, "
-                f"the store has {current_schema_version(con)}")
-        if scalar(con, "SELECT count(*) FROM plan_versions WHERE version_id = ?", [version_id]):
+                f"the store has {tx.schema_version()}")
+        if tx.version_exists(version_id):
             raise PlanStoreError(f"plan version {version_id!r} exists; delete it before restoring its archive")
         input_set = manifest.get("input_set")
-        if input_set is not None and not scalar(con, "SELECT count(*) FROM input_sets WHERE label = ?", [input_set]):
+        if input_set is not None and not tx.input_set_exists(input_set):
             raise PlanStoreError(f"input set {input_set!r} of archived version {version_id!r} is not in the store; "
                                  "import it again under the same label first")
         for table in VERSION_TABLES:  # parent first
             entry = manifest["tables"].get(table)
             if entry is None:
                 continue
-            loaded[table] = load_parquet_into(con, table, folder / entry["file"])
+            loaded[table] = tx.load_table_file(table, folder / entry["file"])
             if loaded[table] != entry["rows"]:
                 raise PlanStoreError(f"{table}: loaded {loaded[table]} rows, archive lists {entry['rows']}")
-        catch_up_sequences(con)
-        revive_version_in(con, version_id, actor=actor, archive_path=str(folder))
+        tx.catch_up_sequences()
+        tx.revive_version(version_id, actor=actor, archive_path=str(folder))
     return loaded

@@ -106,15 +106,8 @@ def scan_version_states(store: PlanStore, version_id: str | None = None) -> dict
     states: dict[str, dict[str, Any]] = {}
     versions = [store.get_version(version_id)] if version_id else store.list_versions()
     hashes = {s["label"]: s["content_hash"] for s in store.list_input_sets()}
-    sql = "SELECT version_id, id, row_version, lock_flag, payload_json, updated_at FROM plan_overrides"
-    args: list[Any] = []
-    if version_id:
-        sql += " WHERE version_id = ?"
-        args.append(version_id)
-    with store.connect(read_only=True) as con:
-        overrides: dict[str, list[tuple]] = {}
-        for row in con.execute(sql + " ORDER BY version_id, id", args).fetchall():
-            overrides.setdefault(row[0], []).append(row[1:])
+    with store.snapshot() as tx:
+        overrides = tx.override_states(version_id)
     for v in versions:
         try:
             params = validate_parameters(v.params).resolved().to_dict()

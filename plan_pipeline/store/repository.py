@@ -11,7 +11,7 @@ import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -21,13 +21,14 @@ import pandas as pd
 from plan_pipeline.faults import crash_point, pause_point
 from plan_pipeline.planning.overrides import OverrideError, check_detail_key, validate_override_payload
 from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs, PlanningParameters
+from plan_pipeline.store.clock import utc_now as _now
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag, layout_for
+from plan_pipeline.store.maintenance import remove_version_in
 from plan_pipeline.store.unit_of_work import StoreTransaction
 from plan_pipeline.store.schema import (
     NUMERIC_INPUT_COLUMNS,
-    VERSION_CHILD_TABLES,
     apply_migrations,
     current_schema_version,
     input_table_name,
@@ -94,8 +95,6 @@ def check_identifier(kind: str, value: str) -> str:
     return value
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -1040,51 +1039,6 @@ def _require_replannable(con, version_id: str, action: str = "re-planned") -> No
             f"plan version {version_id!r} is {status}: its plan is frozen and cannot be {action} "
             "(create a new version to change it)"
         )
-
-
-def remove_version_in(
-    con, version_id: str, *, actor: str, reason: str, archive_path: str | None = None
-) -> dict[str, int]:
-    """Delete a version's rows, children first, on an open transaction; leave its tombstone.
-
-    The one place a version is removed (explicit delete, retention trim, row guard): the id gets
-    a ``plan_version_tombstones`` row (so it is never silently reused) and the audit trail a
-    ``delete`` event that survives the version. Callers check frozen/active rules first.
-    """
-    head = con.execute(
-        "SELECT status, input_set FROM plan_versions WHERE version_id = ?", [version_id]
-    ).fetchone()
-    if head is None:
-        raise PlanStoreError(f"unknown plan version {version_id!r}")
-    removed: dict[str, int] = {}
-    for table in VERSION_CHILD_TABLES:  # DuckDB answers a DELETE with its row count
-        removed[table] = int(con.execute(f"DELETE FROM {table} WHERE version_id = ?", [version_id]).fetchone()[0])
-    con.execute("DELETE FROM plan_versions WHERE version_id = ?", [version_id])
-    removed["plan_versions"] = 1
-    now = _now()
-    con.execute(
-        "INSERT INTO plan_version_tombstones VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version_id) DO UPDATE SET "
-        "status = excluded.status, input_set = excluded.input_set, deleted_at = excluded.deleted_at, "
-        "actor = excluded.actor, reason = excluded.reason, archive_path = excluded.archive_path",
-        [version_id, head[0], head[1], now, actor, reason, archive_path],
-    )
-    con.execute(
-        "INSERT INTO plan_override_events (override_id, version_id, level, key_hash, event_type, event_ts, "
-        "payload_json, actor, notes) VALUES (NULL, ?, 'version', 'version', 'delete', ?, ?, ?, ?)",
-        [version_id, now, json.dumps({"status": head[0], "archive": archive_path}), actor, reason],
-    )
-    return removed
-
-
-def revive_version_in(con, version_id: str, *, actor: str, archive_path: str) -> None:
-    """A version restored from its archive gets its id back (the one explicit way: restore-archived);
-    the audit trail records the ``restore`` after the ``delete``."""
-    con.execute("DELETE FROM plan_version_tombstones WHERE version_id = ?", [version_id])
-    con.execute(
-        "INSERT INTO plan_override_events (override_id, version_id, level, key_hash, event_type, event_ts, "
-        "payload_json, actor, notes) VALUES (NULL, ?, 'version', 'version', 'restore', ?, ?, ?, NULL)",
-        [version_id, _now(), json.dumps({"archive": archive_path}), actor],
-    )
 
 
 def direct_write_id() -> str:

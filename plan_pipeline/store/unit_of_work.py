@@ -7,10 +7,19 @@ interface is the seam a second backend plugs into: nothing outside the store may
 
 Statements are grouped by table group, one mixin per store module (for example the legacy
 import's writes live in ``store/legacy_import.py``); :class:`StoreTransaction` combines them.
+A mixin declares ``_con`` and imports nothing from this module or the repository (no cycle):
+``maintenance`` (retention reads, removals), ``archive`` (archive table files), ``store_files``
+(backup table files), ``exports`` (export files, export event), ``version_state`` (override state).
 """
 from __future__ import annotations
 
 from typing import Any
+
+from plan_pipeline.store.archive import ArchiveStatements
+from plan_pipeline.store.exports import ExportStatements
+from plan_pipeline.store.maintenance import MaintenanceStatements
+from plan_pipeline.store.store_files import BackupStatements
+from plan_pipeline.store.version_state import VersionStateStatements
 
 
 class TransactionBase:
@@ -21,5 +30,12 @@ class TransactionBase:
         self.read_only = read_only
 
 
-class StoreTransaction(TransactionBase):
+class StoreTransaction(
+    MaintenanceStatements,
+    ArchiveStatements,
+    BackupStatements,
+    ExportStatements,
+    VersionStateStatements,
+    TransactionBase,
+):
     """One open transaction on the plan store, with every statement group's methods."""

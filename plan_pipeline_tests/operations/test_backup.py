@@ -168,7 +168,7 @@ def test_restore_checks_again_at_the_swap_while_holding_the_store(busy_store, tm
 def test_backup_removes_leftovers_of_dead_writers_only(busy_store, tmp_path):
     import os
 
-    from plan_pipeline.operations.tablecopy import Staging
+    from plan_pipeline.store.staging import Staging
 
     out = tmp_path / "b"
     first = create_backup(busy_store, out, keep=5).path

@@ -24,7 +24,7 @@ from plan_pipeline.operations.retention import (
     trim_store,
     verify_version_archive,
 )
-from plan_pipeline.operations.tablecopy import Staging
+from plan_pipeline.store.staging import Staging
 from plan_pipeline.orchestration.launch import materialize_version
 from plan_pipeline.orchestration.partitions import register_version_partition
 from plan_pipeline.store import PlanStoreError

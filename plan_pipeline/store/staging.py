@@ -1,9 +1,5 @@
-"""Table <-> Parquet copies on an open DuckDB connection (shared by backup, retention, exports),
-and the crash-safe way those copies reach their final place on disk.
-
-Every statement is parameterized: values and file paths are bound (``read_parquet(?)``), and
-the only names spliced into SQL are table, column and sequence names read from DuckDB's own
-catalog and checked against a plain-identifier pattern.
+"""Durable files the store's copies are written to: staging beside the final place, publishing,
+checksums, and finding what interrupted writers left.
 
 **Staging.** A backup, an archive or a rebuilt store file is written under a hidden name
 beside its final place, ``.<final>.<kind>-<pid>-<tag>``, next to a lock file
@@ -17,6 +13,8 @@ backup, say), whose staged files are left alone. The pid in the name is only for
 liveness is not used, because pids are reused and differ between containers sharing a volume.
 Staged paths of older releases (``.<final>.partial-<tag>``, no lock file) are only touched
 once they are older than :data:`LEGACY_LEFTOVER_AGE_SECONDS`.
+
+No SQL here: the table files themselves are written and read by :mod:`plan_pipeline.store.table_copy`.
 """
 from __future__ import annotations
 
@@ -32,130 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from plan_pipeline.store import PlanStoreError
-
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-BATCH_ROWS = 100_000
-
-
-def scalar(con, sql: str, params: Sequence[Any] = ()) -> Any:
-    """The first column of the first row (the result is fetched to its end)."""
-    rows = con.execute(sql, list(params)).fetchall()
-    return rows[0][0] if rows else None
-
-
-def ident(name: str) -> str:
-    """``name`` as a quoted SQL identifier; refuses anything but a plain identifier."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise PlanStoreError(f"{name!r} is not a plain SQL identifier")
-    return f'"{name}"'
-
-
-def user_tables(con) -> list[str]:
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal ORDER BY table_name"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def table_columns(con, table: str) -> list[tuple[str, str]]:
-    """(column, DuckDB type) of ``table`` in declaration order."""
-    rows = con.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
-        "ORDER BY column_index",
-        [table],
-    ).fetchall()
-    if not rows:
-        raise PlanStoreError(f"table {table!r} does not exist in this plan store")
-    return [(r[0], r[1]) for r in rows]
-
-
-def sequence_state(con) -> dict[str, int | None]:
-    """``{sequence: last value handed out}`` (``None`` = never used)."""
-    rows = con.execute(
-        "SELECT sequence_name, last_value FROM duckdb_sequences() WHERE schema_name = 'main' ORDER BY sequence_name"
-    ).fetchall()
-    return {r[0]: (int(r[1]) if r[1] is not None else None) for r in rows}
-
-
-def advance_sequence(con, name: str, last_value: int | None) -> None:
-    """Move a sequence forward until it has handed out ``last_value`` (never backwards)."""
-    if last_value is None:
-        return
-    rows = con.execute(
-        "SELECT start_value, last_value, increment_by FROM duckdb_sequences() WHERE sequence_name = ?", [name]
-    ).fetchall()
-    row = rows[0] if rows else None
-    if row is None:
-        raise PlanStoreError(f"sequence {name!r} does not exist in this plan store")
-    start, current, step = int(row[0]), row[1], int(row[2])
-    if step != 1:
-        raise PlanStoreError(f"sequence {name!r} has increment {step}; only 1 is supported")
-    current = start - 1 if current is None else int(current)
-    missing = int(last_value) - current
-    if missing > 0:
-        con.execute("SELECT max(nextval(?)) FROM range(?)", [name, missing]).fetchall()
-    after = sequence_state(con).get(name)
-    if after is not None and after < int(last_value):
-        raise PlanStoreError(f"sequence {name!r} stopped at {after}, expected {last_value}")
-
-
-def write_query_parquet(con, sql: str, params: Sequence[Any], path: Path) -> int:
-    """Stream a query's rows into one Parquet file (schema kept even with no rows); returns rows.
-
-    Written to a temporary name and renamed, so a file that exists is complete.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    # DuckDB 2 refuses a relation while an execute() result is not fully fetched (a fetchone()
-    # elsewhere); a finished statement clears that state.
-    con.execute("SELECT 1").fetchall()
-    reader = con.sql(sql, params=list(params)).to_arrow_reader(BATCH_ROWS)
-    rows = 0
-    with pq.ParquetWriter(str(tmp), reader.schema) as writer:
-        for batch in reader:
-            if batch.num_rows:
-                writer.write_batch(batch)
-                rows += batch.num_rows
-    os.replace(tmp, path)
-    return rows
-
-
-def write_table_parquet(table: pa.Table, path: Path) -> int:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    pq.write_table(table, str(tmp))
-    os.replace(tmp, path)
-    return table.num_rows
+from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.table_copy import ident
 
 
 def parquet_rows(path: Path) -> int:
     return int(pq.ParquetFile(str(path)).metadata.num_rows)
-
-
-def load_parquet_into(con, table: str, path: Path) -> int:
-    """Insert every row of a Parquet file into ``table`` (columns matched by name); returns rows.
-
-    The file must have exactly the table's columns: a backup or archive of another schema is
-    refused instead of being loaded half-way.
-    """
-    columns = [c for c, _ in table_columns(con, table)]
-    file_columns = pq.ParquetFile(str(path)).schema_arrow.names
-    if sorted(file_columns) != sorted(columns):
-        missing = sorted(set(columns) - set(file_columns))
-        extra = sorted(set(file_columns) - set(columns))
-        raise PlanStoreError(
-            f"{Path(path).name} does not match table {table!r} (missing columns: {', '.join(missing) or '-'}; "
-            f"unknown columns: {', '.join(extra) or '-'})"
-        )
-    names = ", ".join(ident(c) for c in columns)
-    before = scalar(con, f"SELECT count(*) FROM {ident(table)}")
-    con.execute(f"INSERT INTO {ident(table)} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)]).fetchall()
-    after = scalar(con, f"SELECT count(*) FROM {ident(table)}")
-    return int(after - before)
 
 
 def verify_table_files(folder: Path, tables: Any, what: str) -> None:
@@ -187,42 +69,6 @@ def sha256_file(path: Path) -> str:
 def file_entry(path: Path, rows: int | None) -> dict[str, Any]:
     path = Path(path)
     return {"file": path.name, "rows": rows, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
-
-
-def store_file_bytes(db_path: Path) -> int:
-    """Bytes on disk of a DuckDB store: the file plus its write-ahead log."""
-    total = 0
-    for p in (Path(db_path), Path(f"{db_path}.wal")):
-        if p.exists():
-            total += p.stat().st_size
-    return total
-
-
-_NEXTVAL_RE = re.compile(r"^nextval\('([A-Za-z_][A-Za-z0-9_]*)'\)$")
-
-
-def sequence_columns(con) -> list[tuple[str, str, str]]:
-    """(table, column, sequence) for every column whose default is ``nextval('sequence')``."""
-    rows = con.execute(
-        "SELECT table_name, column_name, column_default FROM duckdb_columns() "
-        "WHERE schema_name = 'main' AND column_default IS NOT NULL ORDER BY table_name, column_index"
-    ).fetchall()
-    found = []
-    for table, column, default in rows:
-        match = _NEXTVAL_RE.match(str(default).strip())
-        if match:
-            found.append((table, column, match.group(1)))
-    return found
-
-
-def catch_up_sequences(con) -> None:
-    """Make every id sequence hand out values above the ids already stored (after loading rows)."""
-    for table, column, sequence in sequence_columns(con):
-        top = scalar(con, f"SELECT max({ident(column)}) FROM {ident(table)}")
-        if top is not None:
-            current = sequence_state(con).get(sequence)
-            if current is None or current < int(top):
-                advance_sequence(con, sequence, int(top))
 
 
 # ---------------------------------------------------------------------------------- durable files

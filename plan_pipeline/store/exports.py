@@ -1,0 +1,106 @@
+"""Export statements: one version's published rows written to files (CSV and JSON by DuckDB's
+own writer, ``COPY (<query>) TO ? (FORMAT csv | json)``; Parquet as Arrow batches, see
+:func:`~plan_pipeline.store.table_copy.copy_query_to`), and the export event.
+
+:class:`ExportStatements` is a statement group of
+:class:`~plan_pipeline.store.unit_of_work.StoreTransaction`; the export's layout (folders,
+manifest, the JSON document around the rows, staging) is :mod:`plan_pipeline.exports.export`.
+
+Text formats are written as the export documents them (docs/operations.md): timestamps
+``YYYY-MM-DD HH:MM:SS`` with ``.ffffff`` only when there are microseconds; in CSV an empty cell
+is NULL (NaN and an empty string are written as one too) and floats use the shortest
+round-trip form; in JSON, NaN and infinities are ``null`` and JSON columns are embedded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plan_pipeline.store.clock import utc_now
+from plan_pipeline.store.maintenance import insert_version_event
+from plan_pipeline.store.table_copy import copy_query_to, ident, table_columns
+
+# Exported tables -> natural row order.
+EXPORT_TABLES = {
+    "plan_series": "level, row_seq",
+    "plan_kpis": "level, row_seq",
+    "plan_overrides": "id",
+    "plan_override_events": "event_ts, id",
+}
+# What each exported table is read from: plan rows come from the published plan only.
+EXPORT_SOURCES = {"plan_series": "plan_series_current", "plan_kpis": "plan_kpis_current"}
+FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
+
+
+def _timestamp_text(col: str) -> str:
+    return (f"strftime({col}, '%Y-%m-%d %H:%M:%S') || "
+            f"CASE WHEN date_trunc('second', {col}) = {col} THEN '' ELSE strftime({col}, '.%f') END")
+
+
+def _projection(columns: list[tuple[str, str]], fmt: str, exclude: tuple[str, ...] = ()) -> str:
+    """The SELECT list that writes each column as the export format documents it."""
+    out = []
+    for name, kind in columns:
+        if name in exclude:
+            continue
+        col, kind = ident(name), kind.upper()
+        if fmt == "parquet":
+            expr = col
+        elif kind.startswith("TIMESTAMP") and "TIME ZONE" not in kind:
+            expr = _timestamp_text(col)
+        elif kind in FLOAT_TYPES:
+            bad = f"isnan({col})" if fmt == "csv" else f"isnan({col}) OR isinf({col})"
+            expr = f"CASE WHEN {bad} THEN NULL ELSE {col} END"
+        elif kind == "VARCHAR" and fmt == "csv":
+            expr = f"nullif({col}, '')"
+        else:
+            expr = col
+        out.append(f"{expr} AS {col}")
+    return ", ".join(out)
+
+
+@dataclass
+class VersionTableRows:
+    """One exported table of one version on an open read transaction; ``write`` copies its rows
+    (natural order) into a file of ``fmt`` and returns the row count."""
+
+    _con: Any
+    table: str
+    version_id: str
+
+    def write(self, path: Path, fmt: str) -> int:
+        source = EXPORT_SOURCES.get(self.table, self.table)
+        select = _projection(table_columns(self._con, source), fmt)
+        sql = f"SELECT {select} FROM {ident(source)} WHERE version_id = ? ORDER BY {EXPORT_TABLES[self.table]}"
+        return copy_query_to(self._con, sql, [self.version_id], path, fmt)
+
+
+class ExportStatements:
+    """Exports of a version (a mixin of ``StoreTransaction``)."""
+
+    _con: Any
+
+    def version_table_rows(self, table: str, version_id: str) -> VersionTableRows:
+        """The rows of exported ``table`` (one of :data:`EXPORT_TABLES`) of ``version_id``."""
+        if table not in EXPORT_TABLES:
+            raise ValueError(table)
+        return VersionTableRows(self._con, table, version_id)
+
+    def approved_version_ids(self) -> list[str]:
+        rows = self._con.execute(
+            "SELECT version_id FROM plan_versions WHERE status = 'approved' ORDER BY created_at, version_id"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def write_dwh_partition(self, table: str, version_id: str, path: Path) -> int:
+        """The published rows of ``table`` of ``version_id`` without the ``version_id`` column (it is
+        the partition's folder name) into one Parquet file; returns rows."""
+        source = EXPORT_SOURCES.get(table, table)
+        select = _projection(table_columns(self._con, source), "parquet", exclude=("version_id",))
+        sql = f"SELECT {select} FROM {ident(source)} WHERE version_id = ? ORDER BY {EXPORT_TABLES[table]}"
+        return copy_query_to(self._con, sql, [version_id], path)
+
+    def record_export_event(self, version_id: str, payload: dict[str, Any], *, actor: str) -> None:
+        """Append a plan-level ``export`` event to the version's audit trail."""
+        insert_version_event(self._con, version_id, "export", payload, actor=actor, at=utc_now())

@@ -1,0 +1,172 @@
+"""Store maintenance statements: what retention and the row guard read, and how versions and
+aged rows leave the store (and an archived version comes back).
+
+:class:`MaintenanceStatements` is one of the statement groups of
+:class:`~plan_pipeline.store.unit_of_work.StoreTransaction` (``with store.transaction() as tx:
+tx.remove_version(...)``); the policy (what to keep, archives, crash points) lives in
+:mod:`plan_pipeline.operations.retention`. The module functions work on a store *file*
+(``CHECKPOINT``, its size on disk).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+from plan_pipeline.store.clock import utc_now
+from plan_pipeline.store.connection import open_connection
+from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version
+from plan_pipeline.store.table_copy import ident, scalar
+
+# Every table holding a version's rows, parent first (the order a restore loads them in).
+VERSION_TABLES = ("plan_versions", *VERSION_CHILD_TABLES)
+# Tables whose rows are trimmed by age on their own: table -> (timestamp column, natural order).
+AGED_ROW_TABLES = {
+    "plan_kpis": ("created_at", "version_id, level, row_seq"),
+    "plan_override_events": ("event_ts", "event_ts, id"),
+}
+
+
+def aged_rows_where(table: str) -> str:
+    """Rows of ``table`` older than a cutoff (``?``) outside the versions listed in the second ``?``."""
+    column = AGED_ROW_TABLES[table][0]
+    return f"{ident(column)} < ? AND NOT list_contains(?::VARCHAR[], version_id)"
+
+
+def insert_version_event(con, version_id: str, event_type: str, payload: dict[str, Any], *, actor: str,
+                         notes: str | None = None, at: datetime | None = None) -> None:
+    """Append a plan-level event (``delete``, ``restore``, ``export``) to a version's audit trail."""
+    con.execute(
+        "INSERT INTO plan_override_events (override_id, version_id, level, key_hash, event_type, event_ts, "
+        "payload_json, actor, notes) VALUES (NULL, ?, 'version', 'version', ?, ?, ?, ?, ?)",
+        [version_id, event_type, at or utc_now(), json.dumps(payload), actor, notes],
+    )
+
+
+def remove_version_in(
+    con, version_id: str, *, actor: str, reason: str, archive_path: str | None = None
+) -> dict[str, int]:
+    """Delete a version's rows, children first, on an open transaction; leave its tombstone.
+
+    The one place a version is removed (explicit delete, retention trim, row guard): the id gets
+    a ``plan_version_tombstones`` row (so it is never silently reused) and the audit trail a
+    ``delete`` event that survives the version. Callers check frozen/active rules first.
+    """
+    head = con.execute(
+        "SELECT status, input_set FROM plan_versions WHERE version_id = ?", [version_id]
+    ).fetchone()
+    if head is None:
+        raise PlanStoreError(f"unknown plan version {version_id!r}")
+    removed: dict[str, int] = {}
+    for table in VERSION_CHILD_TABLES:  # DuckDB answers a DELETE with its row count
+        removed[table] = int(con.execute(f"DELETE FROM {table} WHERE version_id = ?", [version_id]).fetchone()[0])
+    con.execute("DELETE FROM plan_versions WHERE version_id = ?", [version_id])
+    removed["plan_versions"] = 1
+    now = utc_now()
+    con.execute(
+        "INSERT INTO plan_version_tombstones VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (version_id) DO UPDATE SET "
+        "status = excluded.status, input_set = excluded.input_set, deleted_at = excluded.deleted_at, "
+        "actor = excluded.actor, reason = excluded.reason, archive_path = excluded.archive_path",
+        [version_id, head[0], head[1], now, actor, reason, archive_path],
+    )
+    insert_version_event(con, version_id, "delete", {"status": head[0], "archive": archive_path},
+                         actor=actor, notes=reason, at=now)
+    return removed
+
+
+def revive_version_in(con, version_id: str, *, actor: str, archive_path: str) -> None:
+    """A version restored from its archive gets its id back (the one explicit way: restore-archived);
+    the audit trail records the ``restore`` after the ``delete``."""
+    con.execute("DELETE FROM plan_version_tombstones WHERE version_id = ?", [version_id])
+    insert_version_event(con, version_id, "restore", {"archive": archive_path}, actor=actor)
+
+
+class MaintenanceStatements:
+    """Retention reads, removals and restores of archived versions (a mixin of ``StoreTransaction``)."""
+
+    _con: Any
+
+    def schema_version(self) -> int:
+        return current_schema_version(self._con)
+
+    # ---------------------------------------------------------------- versions
+    def version_heads(self) -> list[tuple[str, str, bool, datetime]]:
+        """``(version_id, status, read_only, created_at)`` of every version, oldest first."""
+        rows = self._con.execute(
+            "SELECT version_id, status, read_only, created_at FROM plan_versions ORDER BY created_at, version_id"
+        ).fetchall()
+        return [(r[0], r[1], bool(r[2]), r[3]) for r in rows]
+
+    def version_head(self, version_id: str) -> tuple[str, bool, datetime]:
+        """``(status, read_only, created_at)`` of one version; an unknown version is an error."""
+        rows = self._con.execute(
+            "SELECT status, read_only, created_at FROM plan_versions WHERE version_id = ?", [version_id]).fetchall()
+        if not rows:
+            raise PlanStoreError(f"unknown plan version {version_id!r}")
+        return rows[0][0], bool(rows[0][1]), rows[0][2]
+
+    def version_exists(self, version_id: str) -> bool:
+        return bool(scalar(self._con, "SELECT count(*) FROM plan_versions WHERE version_id = ?", [version_id]))
+
+    def input_set_exists(self, label: str) -> bool:
+        return bool(scalar(self._con, "SELECT count(*) FROM input_sets WHERE label = ?", [label]))
+
+    def version_row_counts(self, version_id: str) -> dict[str, int]:
+        """Rows of ``version_id`` per table of :data:`VERSION_TABLES`."""
+        return {
+            table: int(scalar(self._con, f"SELECT count(*) FROM {ident(table)} WHERE version_id = ?", [version_id]))
+            for table in VERSION_TABLES
+        }
+
+    def plan_series_rows(self) -> int:
+        return int(scalar(self._con, "SELECT count(*) FROM plan_series"))
+
+    def plan_series_rows_per_version(self) -> list[tuple[str, str, bool, datetime, int]]:
+        """``(version_id, status, read_only, created_at, plan_series rows)`` of every version, oldest first."""
+        rows = self._con.execute(
+            "SELECT v.version_id, v.status, v.read_only, v.created_at, coalesce(s.n, 0) FROM plan_versions v "
+            "LEFT JOIN (SELECT version_id, count(*) AS n FROM plan_series GROUP BY version_id) s USING (version_id) "
+            "ORDER BY v.created_at, v.version_id"
+        ).fetchall()
+        return [(r[0], r[1], bool(r[2]), r[3], int(r[4])) for r in rows]
+
+    def remove_version(self, version_id: str, *, actor: str, reason: str, archive_path: str | None) -> dict[str, int]:
+        """Remove one version (children first, tombstone, ``delete`` event); rows removed per table of
+        :data:`VERSION_TABLES`."""
+        removed = remove_version_in(self._con, version_id, actor=actor, reason=reason, archive_path=archive_path)
+        return {table: int(removed.get(table, 0)) for table in VERSION_TABLES}
+
+    def revive_version(self, version_id: str, *, actor: str, archive_path: str) -> None:
+        revive_version_in(self._con, version_id, actor=actor, archive_path=archive_path)
+
+    # ---------------------------------------------------------------- aged rows
+    def count_aged_rows(self, table: str, cutoff: datetime | None, keep_versions: Sequence[str]) -> int:
+        """Rows of ``table`` (one of :data:`AGED_ROW_TABLES`) older than ``cutoff`` outside
+        ``keep_versions``; 0 when the rule is off (``cutoff`` None)."""
+        if cutoff is None:
+            return 0
+        return int(scalar(self._con, f"SELECT count(*) FROM {ident(table)} WHERE {aged_rows_where(table)}",
+                          [cutoff, list(keep_versions)]))
+
+    def delete_aged_rows(self, table: str, cutoff: datetime, keep_versions: Sequence[str]) -> int:
+        """Delete what :meth:`count_aged_rows` counts; returns the rows deleted."""
+        return int(scalar(self._con, f"DELETE FROM {ident(table)} WHERE {aged_rows_where(table)}",
+                          [cutoff, list(keep_versions)]))
+
+
+# ---------------------------------------------------------------------------------- store files
+def store_file_bytes(db_path: Path) -> int:
+    """Bytes on disk of a store: the file plus its write-ahead log."""
+    total = 0
+    for p in (Path(db_path), Path(f"{db_path}.wal")):
+        if p.exists():
+            total += p.stat().st_size
+    return total
+
+
+def reclaim_space(db_path: Path) -> None:
+    """Let the store give the space of deleted rows back (DuckDB: a ``CHECKPOINT`` with its defaults)."""
+    with open_connection(Path(db_path)) as con:
+        con.execute("CHECKPOINT")

@@ -1,0 +1,169 @@
+"""Table <-> file copies on an open DuckDB connection (used by backup, archives and exports).
+
+Rows leave the store as text through DuckDB's own writer (``COPY (<query>) TO ? (FORMAT csv |
+json)``) and as Parquet through Arrow batches and pyarrow's writer, and come back through
+DuckDB's reader (``INSERT ... SELECT ... FROM read_parquet(?)``), matched by column name. Every statement is parameterized: values and file paths are bound, and the only
+names spliced into SQL are table, column and sequence names read from DuckDB's own catalog (or
+the store's fixed table lists) and checked against a plain-identifier pattern.
+
+Internal to ``plan_pipeline/store``: code outside the store calls the statement groups of the
+unit of work (:mod:`plan_pipeline.store.unit_of_work`), never these functions. Where the files
+go (staging, publishing, checksums) is :mod:`plan_pipeline.store.staging`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import pyarrow.parquet as pq
+
+from plan_pipeline.store.errors import PlanStoreError
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def scalar(con, sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the first row (the result is fetched to its end)."""
+    rows = con.execute(sql, list(params)).fetchall()
+    return rows[0][0] if rows else None
+
+
+def ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier; refuses anything but a plain identifier."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise PlanStoreError(f"{name!r} is not a plain SQL identifier")
+    return f'"{name}"'
+
+
+def user_tables(con) -> list[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal ORDER BY table_name"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def table_columns(con, table: str) -> list[tuple[str, str]]:
+    """(column, DuckDB type) of ``table`` in declaration order."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
+        "ORDER BY column_index",
+        [table],
+    ).fetchall()
+    if not rows:
+        raise PlanStoreError(f"table {table!r} does not exist in this plan store")
+    return [(r[0], r[1]) for r in rows]
+
+
+def sequence_state(con) -> dict[str, int | None]:
+    """``{sequence: last value handed out}`` (``None`` = never used)."""
+    rows = con.execute(
+        "SELECT sequence_name, last_value FROM duckdb_sequences() WHERE schema_name = 'main' ORDER BY sequence_name"
+    ).fetchall()
+    return {r[0]: (int(r[1]) if r[1] is not None else None) for r in rows}
+
+
+def advance_sequence(con, name: str, last_value: int | None) -> None:
+    """Move a sequence forward until it has handed out ``last_value`` (never backwards)."""
+    if last_value is None:
+        return
+    rows = con.execute(
+        "SELECT start_value, last_value, increment_by FROM duckdb_sequences() WHERE sequence_name = ?", [name]
+    ).fetchall()
+    row = rows[0] if rows else None
+    if row is None:
+        raise PlanStoreError(f"sequence {name!r} does not exist in this plan store")
+    start, current, step = int(row[0]), row[1], int(row[2])
+    if step != 1:
+        raise PlanStoreError(f"sequence {name!r} has increment {step}; only 1 is supported")
+    current = start - 1 if current is None else int(current)
+    missing = int(last_value) - current
+    if missing > 0:
+        con.execute("SELECT max(nextval(?)) FROM range(?)", [name, missing]).fetchall()
+    after = sequence_state(con).get(name)
+    if after is not None and after < int(last_value):
+        raise PlanStoreError(f"sequence {name!r} stopped at {after}, expected {last_value}")
+
+
+COPY_FORMATS = {"csv": "FORMAT csv, HEADER true", "json": "FORMAT json, ARRAY true"}
+BATCH_ROWS = 100_000
+
+
+def copy_query_to(con, sql: str, params: Sequence[Any], path: Path, fmt: str = "parquet") -> int:
+    """Write a query's rows to one file; returns the row count.
+
+    CSV (with a header row) and JSON (one array of objects) are written by DuckDB's own writer
+    (``COPY (<query>) TO ?``). Parquet is streamed as Arrow batches into pyarrow's writer: on
+    the 3.8 M-row benchmark store that was faster than ``COPY ... (FORMAT parquet)`` and
+    ``EXPORT DATABASE`` (docs/operations.md), and it keeps the files of earlier releases'
+    schema; the schema is kept even with no rows. Written to a temporary name and renamed, so
+    a file that exists is complete.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    if fmt == "parquet":
+        # DuckDB 2 refuses a relation while an execute() result is not fully fetched (a
+        # fetchone() elsewhere); a finished statement clears that state.
+        con.execute("SELECT 1").fetchall()
+        reader = con.sql(sql, params=list(params)).to_arrow_reader(BATCH_ROWS)
+        rows = 0
+        with pq.ParquetWriter(str(tmp), reader.schema) as writer:
+            for batch in reader:
+                if batch.num_rows:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+    else:
+        result = con.execute(f"COPY ({sql}) TO ? ({COPY_FORMATS[fmt]})", [*params, str(tmp)]).fetchall()
+        rows = int(result[0][0]) if result else 0
+    os.replace(tmp, path)
+    return rows
+
+
+def load_parquet_into(con, table: str, path: Path) -> int:
+    """Insert every row of a Parquet file into ``table`` (columns matched by name); returns rows.
+
+    The file must have exactly the table's columns: a backup or archive of another schema is
+    refused instead of being loaded half-way.
+    """
+    columns = [c for c, _ in table_columns(con, table)]
+    file_columns = pq.ParquetFile(str(path)).schema_arrow.names
+    if sorted(file_columns) != sorted(columns):
+        missing = sorted(set(columns) - set(file_columns))
+        extra = sorted(set(file_columns) - set(columns))
+        raise PlanStoreError(
+            f"{Path(path).name} does not match table {table!r} (missing columns: {', '.join(missing) or '-'}; "
+            f"unknown columns: {', '.join(extra) or '-'})"
+        )
+    names = ", ".join(ident(c) for c in columns)
+    before = scalar(con, f"SELECT count(*) FROM {ident(table)}")
+    con.execute(f"INSERT INTO {ident(table)} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)]).fetchall()
+    after = scalar(con, f"SELECT count(*) FROM {ident(table)}")
+    return int(after - before)
+
+
+_NEXTVAL_RE = re.compile(r"^nextval\('([A-Za-z_][A-Za-z0-9_]*)'\)$")
+
+
+def sequence_columns(con) -> list[tuple[str, str, str]]:
+    """(table, column, sequence) for every column whose default is ``nextval('sequence')``."""
+    rows = con.execute(
+        "SELECT table_name, column_name, column_default FROM duckdb_columns() "
+        "WHERE schema_name = 'main' AND column_default IS NOT NULL ORDER BY table_name, column_index"
+    ).fetchall()
+    found = []
+    for table, column, default in rows:
+        match = _NEXTVAL_RE.match(str(default).strip())
+        if match:
+            found.append((table, column, match.group(1)))
+    return found
+
+
+def catch_up_sequences(con) -> None:
+    """Make every id sequence hand out values above the ids already stored (after loading rows)."""
+    for table, column, sequence in sequence_columns(con):
+        top = scalar(con, f"SELECT max({ident(column)}) FROM {ident(table)}")
+        if top is not None:
+            current = sequence_state(con).get(sequence)
+            if current is None or current < int(top):
+                advance_sequence(con, sequence, int(top))
