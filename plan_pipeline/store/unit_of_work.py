@@ -7,10 +7,14 @@ interface is the seam a second backend plugs into: nothing outside the store may
 
 Statements are grouped by table group, one mixin per store module (for example the legacy
 import's writes live in ``store/legacy_import.py``); :class:`StoreTransaction` combines them.
+A mixin declares ``_con: Any`` instead of subclassing :class:`TransactionBase` (this module
+imports the mixins); helpers the repository shares with them live in ``store/plan_rows.py``.
 """
 from __future__ import annotations
 
 from typing import Any
+
+from plan_pipeline.store.legacy_import import LegacyImportStatements
 
 
 class TransactionBase:
@@ -21,5 +25,5 @@ class TransactionBase:
         self.read_only = read_only
 
 
-class StoreTransaction(TransactionBase):
+class StoreTransaction(LegacyImportStatements, TransactionBase):
     """One open transaction on the plan store, with every statement group's methods."""
