@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -47,23 +46,26 @@ from plan_pipeline.planning.anchor import carryover_frame
 from plan_pipeline.planning.parameters import ParameterError, normalise_anchor_policy, validate_parameters
 from plan_pipeline.planning.report import REPORT_COLUMNS, plan_kpis, plan_report
 from plan_pipeline.planning.types import PRESETS, PlanningInputs, PlanningParameters, empty_frame
+from plan_pipeline.store.legacy_sqlite import (
+    LegacyDatabaseError,
+    LegacyDatabaseOpenError,
+    is_sqlite_file,
+    version_headers,
+    version_rows,
+)
 from plan_pipeline.store.repository import (
-    PARAM_FIELDS,
     PlanStore,
     PlanStoreError,
     check_identifier,
     direct_write_id,
-    drop_plan_in,
     prepare_kpi_level,
     prepare_series_level,
-    write_published_levels,
 )
 
 SOURCE_PREFIX = "legacy:"
 IMPORTED_STATUS = "imported"
 HEADER_ARTIFACT = "legacy_version.json"
 KPI_SOURCE = "legacy_backfill"
-SQLITE_MAGIC = b"SQLite format 3\x00"
 CORE_ARTIFACTS = ("aggregate.json", "sku_week.json", "mrp.json", "plan_final.json")
 LEGACY_HEADER_COLUMNS = (
     "version_id", "created_at", "base_scenario_id", "status", "cutover_date", "recon_window_days",
@@ -116,14 +118,6 @@ class LegacySource:
         return f"{SOURCE_PREFIX}{self.path}"
 
 
-def is_sqlite_file(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
-    except OSError:
-        return False
-
-
 def is_output_folder(path: Path) -> bool:
     return path.is_dir() and any((path / name).is_file() for name in CORE_ARTIFACTS)
 
@@ -166,14 +160,6 @@ class LegacyVersion:
     duplicates: list[str] = field(default_factory=list)  # other places holding the same id
 
 
-def _sqlite_connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-
-
-def _sqlite_tables(con: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
-
-
 def list_versions(sources: list[LegacySource]) -> tuple[list[LegacyVersion], list[str]]:
     """Every version of every source (first occurrence of an id wins) and source-level problems."""
     versions: dict[str, LegacyVersion] = {}
@@ -184,19 +170,9 @@ def list_versions(sources: list[LegacySource]) -> tuple[list[LegacyVersion], lis
             found.append(LegacyVersion(folder_version_id(src.path), src))
         else:
             try:
-                con = _sqlite_connect(src.path)
-                try:
-                    if "plan_versions" not in _sqlite_tables(con):
-                        raise LegacySourceError(f"{src.path}: table plan_versions is missing (not a legacy plan database)")
-                    cols = {r[1] for r in con.execute("PRAGMA table_info(plan_versions)").fetchall()}
-                    select = ", ".join(c if c in cols else f"NULL AS {c}" for c in LEGACY_HEADER_COLUMNS)
-                    rows = con.execute(
-                        f"SELECT {select} FROM plan_versions ORDER BY created_at, version_id"
-                    ).fetchall()
-                finally:
-                    con.close()
-            except (sqlite3.Error, LegacySourceError) as exc:
-                problems.append(f"{src.path}: {exc}" if isinstance(exc, sqlite3.Error) else str(exc))
+                rows = version_headers(src.path, LEGACY_HEADER_COLUMNS)
+            except LegacyDatabaseError as exc:  # also: no plan_versions table
+                problems.append(f"{src.path}: {exc}")
                 continue
             for row in rows:
                 header = dict(zip(LEGACY_HEADER_COLUMNS, row))
@@ -244,37 +220,19 @@ def _read_folder(folder: Path) -> LegacyContent:
 
 
 def _read_sqlite(path: Path, version_id: str) -> LegacyContent:
-    content = LegacyContent()
     try:
-        con = _sqlite_connect(path)
-    except sqlite3.Error as exc:
+        found = version_rows(path, version_id)
+    except LegacyDatabaseOpenError as exc:
         raise LegacyDataError(f"cannot open {path}: {exc}") from None
-    try:
-        tables = _sqlite_tables(con)
-        for table in ("plan_series", "plan_kpis", "plan_artifacts"):
-            if table not in tables:
-                content.notes.append(f"table {table} is missing in the legacy database")
-        if "plan_series" in tables:
-            raw = pd.read_sql_query(
-                "SELECT * FROM plan_series WHERE version_id = ? ORDER BY rowid", con, params=[version_id]
-            )
-            for level, rows in raw.groupby("level", sort=False):
-                content.series[str(level)] = rows.reset_index(drop=True)
-        if "plan_kpis" in tables:
-            kpis = pd.read_sql_query(
-                "SELECT metric, bucket_type, bucket_key, value, unit FROM plan_kpis WHERE version_id = ? ORDER BY rowid",
-                con, params=[version_id],
-            )
-            content.kpis = kpis if len(kpis) else None
-        if "plan_artifacts" in tables:
-            for name, text in con.execute(
-                "SELECT name, json_text FROM plan_artifacts WHERE version_id = ? ORDER BY name", [version_id]
-            ).fetchall():
-                content.artifacts[str(name)] = text if isinstance(text, str) else (text or b"").decode("utf-8")
-    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+    except LegacyDatabaseError as exc:
         raise LegacyDataError(f"reading {path}: {exc}") from None
-    finally:
-        con.close()
+    content = LegacyContent(artifacts=found.artifacts)
+    content.notes.extend(f"table {table} is missing in the legacy database" for table in found.missing_tables)
+    if found.series is not None:
+        for level, rows in found.series.groupby("level", sort=False):
+            content.series[str(level)] = rows.reset_index(drop=True)
+    if found.kpis is not None:
+        content.kpis = found.kpis if len(found.kpis) else None
     return content
 
 
@@ -881,40 +839,22 @@ def write_imported_version(store: PlanStore, payload: VersionPayload, *, replace
     vid = payload.version_id
     levels = [prepare_series_level(level, frame) for level, frame in payload.series.items()]
     levels += [prepare_kpi_level(level, frame, source=KPI_SOURCE) for level, frame in payload.kpis.items()]
-    values = payload.params.to_dict()
     now = _now()
-    with store.write() as con:
-        existing = con.execute("SELECT status, source FROM plan_versions WHERE version_id = ?", [vid]).fetchone()
+    with store.transaction() as tx:
+        existing = tx.version_status_source(vid)
         if existing is not None:
-            if not is_imported_version(existing[0], existing[1]):
+            if not is_imported_version(*existing):
                 raise VersionExistsError(
                     f"plan version {vid!r} already exists and is not an imported legacy version; not overwritten"
                 )
             if not replace:
                 raise VersionExistsError(f"plan version {vid!r} is already imported")
-            drop_plan_in(con, vid)
-            con.execute("DELETE FROM plan_artifacts WHERE version_id = ?", [vid])
-            assignments = ", ".join(f"{c} = ?" for c in ["input_set", "status", "read_only", *PARAM_FIELDS,
-                                                        "note", "source", "created_at", "updated_at"])
-            con.execute(
-                f"UPDATE plan_versions SET {assignments} WHERE version_id = ?",
-                [None, payload.status, payload.read_only, *[values[f] for f in PARAM_FIELDS], payload.note,
-                 payload.source, payload.created_at, now, vid],
-            )
-        else:
-            cols = ["version_id", "input_set", "status", "read_only", *PARAM_FIELDS, "note", "source",
-                    "created_at", "updated_at"]
-            con.execute(
-                f"INSERT INTO plan_versions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                [vid, None, payload.status, payload.read_only, *[values[f] for f in PARAM_FIELDS], payload.note,
-                 payload.source, payload.created_at, now],
-            )
-        written = write_published_levels(con, vid, levels, run_id or direct_write_id(), now)
-        for name, text in sorted(payload.artifacts.items()):
-            con.execute(
-                "INSERT INTO plan_artifacts VALUES (?, ?, ?, ?, ?)",
-                [vid, name, text, payload.source, now],
-            )
+            tx.clear_imported_version(vid)
+        tx.write_imported_version_row(vid, params=payload.params, status=payload.status, read_only=payload.read_only,
+                                      note=payload.note, source=payload.source, created_at=payload.created_at,
+                                      updated_at=now, replace=existing is not None)
+        written = tx.write_imported_levels(vid, levels, run_id or direct_write_id(), now)
+        tx.insert_imported_artifacts(vid, payload.artifacts, payload.source, now)
     return written
 
 
@@ -923,59 +863,43 @@ BACKFILL_RUN_STATUSES = ("running", "success", "partial", "failed")
 
 
 def start_backfill_run(store: PlanStore, run_id: str, source: str, dry_run: bool, started_at: datetime) -> None:
-    with store.write() as con:
-        con.execute(
-            "INSERT INTO plan_backfill_runs (run_id, source, status, dry_run, started_at) VALUES (?, ?, 'running', ?, ?)",
-            [run_id, source, dry_run, started_at],
-        )
+    with store.transaction() as tx:
+        tx.start_legacy_import_run(run_id, source, dry_run, started_at)
 
 
 def finish_backfill_run(store: PlanStore, report: "BackfillReport") -> None:
-    with store.write() as con:
-        con.execute(
-            "UPDATE plan_backfill_runs SET status = ?, versions_imported = ?, versions_skipped = ?, "
-            "versions_failed = ?, rows_written = ?, finished_at = ?, duration_ms = ?, message = ? WHERE run_id = ?",
-            [report.status, report.imported, report.skipped, report.failed, report.rows_written,
-             report.finished_at, report.duration_ms, report.message, report.run_id],
+    with store.transaction() as tx:
+        tx.finish_legacy_import_run(
+            report.run_id, status=report.status, imported=report.imported, skipped=report.skipped,
+            failed=report.failed, rows_written=report.rows_written, finished_at=report.finished_at,
+            duration_ms=report.duration_ms, message=report.message,
         )
 
 
 def running_backfill_runs(store: PlanStore) -> list[str]:
     """Run ids of ``plan_backfill_runs`` rows still marked running."""
-    with store.connect() as con:
-        return [r[0] for r in con.execute(
-            "SELECT run_id FROM plan_backfill_runs WHERE status = 'running' ORDER BY started_at, run_id"
-        ).fetchall()]
+    with store.transaction() as tx:  # a writable connection: it brings an older store's schema up to date
+        return tx.running_legacy_import_runs()
 
 
 def close_backfill_runs(store: PlanStore, reasons: dict[str, str]) -> None:
     """Mark interrupted backfill runs failed with the reason (crash recovery); one transaction."""
     now = _now()
-    with store.write() as con:
+    with store.transaction() as tx:
         for run_id, reason in reasons.items():
-            con.execute(
-                "UPDATE plan_backfill_runs SET status = 'failed', finished_at = ?, "
-                "duration_ms = CAST(epoch_ms(?::TIMESTAMP) - epoch_ms(started_at) AS BIGINT), message = ? "
-                "WHERE run_id = ? AND status = 'running'",
-                [now, now, reason, run_id],
-            )
+            tx.fail_legacy_import_run(run_id, reason, now)
 
 
 def list_backfill_runs(store: PlanStore, limit: int = 50) -> pd.DataFrame:
     if not store.path.exists():
         return pd.DataFrame()
-    with store.connect() as con:
-        return con.execute(
-            "SELECT * FROM plan_backfill_runs ORDER BY started_at DESC, run_id LIMIT ?", [int(limit)]
-        ).df()
+    with store.transaction() as tx:
+        return tx.legacy_import_runs(limit)
 
 
 def get_backfill_run(store: PlanStore, run_id: str) -> dict[str, Any] | None:
-    with store.connect() as con:
-        cur = con.execute("SELECT * FROM plan_backfill_runs WHERE run_id = ?", [run_id])
-        row = cur.fetchone()
-        names = [d[0] for d in cur.description]
-    return dict(zip(names, row)) if row else None
+    with store.transaction() as tx:
+        return tx.legacy_import_run(run_id)
 
 
 # =============================================================================== the run

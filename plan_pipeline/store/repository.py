@@ -10,7 +10,7 @@ import os
 import re
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,6 +26,17 @@ from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag, layout_for
 from plan_pipeline.store.maintenance import remove_version_in
+from plan_pipeline.store.plan_rows import (
+    PARAM_FIELDS,
+    PLAN_TABLES,
+    PUBLISHED,
+    STAGED,
+    PreparedLevel,
+    _insert_kpi_level,
+    _insert_series_level,
+    _registered,
+    insert_version_row,
+)
 from plan_pipeline.store.unit_of_work import StoreTransaction
 from plan_pipeline.store.schema import (
     NUMERIC_INPUT_COLUMNS,
@@ -47,9 +58,6 @@ JOB_STATUSES = ("queued", "started", "success", "failure", "canceled")
 ACTIVE_JOB_STATUSES = ("queued", "started")
 KPI_COLUMNS = ["category", "metric", "bucket_type", "bucket_key", "value", "unit"]
 KPI_KEY = ["category", "metric", "bucket_type", "bucket_key"]
-# plan_levels states: a run's levels are staged, then published together.
-STAGED, PUBLISHED = "staged", "published"
-PLAN_TABLES = ("plan_series", "plan_kpis")
 
 
 def is_frozen(status: str, read_only: bool) -> bool:
@@ -123,7 +131,6 @@ class VersionRecord:
         }
 
 
-PARAM_FIELDS = [f.name for f in fields(PlanningParameters)]
 
 
 class PlanStore:
@@ -326,12 +333,8 @@ class PlanStore:
                 "SELECT 1 FROM input_sets WHERE label = ?", [input_set]
             ).fetchone():
                 raise PlanStoreError(f"unknown input set {input_set!r}; import it first")
-            values = params.to_dict()
-            cols = ["version_id", "input_set", "status", "read_only", *PARAM_FIELDS, "note", "source", "created_at", "updated_at"]
-            con.execute(
-                f"INSERT INTO plan_versions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                [version_id, input_set, status, read_only, *[values[f] for f in PARAM_FIELDS], note, source, now, now],
-            )
+            insert_version_row(con, version_id, input_set=input_set, status=status, read_only=read_only,
+                               params=params, note=note, source=source, created_at=now, updated_at=now)
         return self.get_version(version_id)
 
     def _version_from_row(self, row: tuple, names: list[str]) -> VersionRecord:
@@ -976,19 +979,6 @@ def attrs_json(attrs: dict) -> str:
     return json.dumps(attrs or {}, ensure_ascii=False, default=_json_default)
 
 
-@contextmanager
-def _registered(con, name: str, frame: pd.DataFrame) -> Iterator[None]:
-    """Expose ``frame`` to SQL as ``name`` for the duration of the block."""
-    con.register(name, frame)
-    try:
-        yield
-    finally:
-        try:
-            con.unregister(name)
-        except Exception:  # an aborted transaction refuses this; the view dies with the connection
-            pass
-
-
 # ---------------------------------------------------------------------- jobs
 JOB_COLUMNS = [
     "job_id", "version_id", "job_name", "status", "trigger", "submitted_at", "started_at",
@@ -1059,20 +1049,6 @@ class Publication:
     published_at: datetime
 
 
-@dataclass(frozen=True)
-class PreparedLevel:
-    """A level's frame checked and laid out for one INSERT (built before any transaction opens)."""
-
-    level: str
-    table: str
-    rows: pd.DataFrame
-    row_count: int
-    columns_json: str | None
-    attrs_json: str
-    insert_sql: str | None = None
-    source: str | None = None
-
-
 def prepare_series_level(level: str, frame: pd.DataFrame) -> PreparedLevel:
     prepared, columns_meta, sql = _prepare_series(layout_for(level), frame)
     return PreparedLevel(level, "plan_series", prepared, len(prepared), json.dumps(columns_meta),
@@ -1099,50 +1075,6 @@ def prepare_kpi_level(level: str, frame: pd.DataFrame, *, source: str | None = N
     incoming["unit"] = incoming["unit"].astype(object).where(incoming["unit"].notna(), None)
     incoming.insert(0, "row_seq", range(len(incoming)))
     return PreparedLevel(level, "plan_kpis", incoming, len(incoming), None, "{}", source=source or level)
-
-
-def _insert_series_level(con, version_id: str, level: PreparedLevel, run_id: str, state: str, now: datetime) -> None:
-    insert_series(con, level.rows, level.insert_sql, [version_id, level.level, run_id, now, now])
-    con.execute(
-        "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
-        "attrs_json, row_count, written_at, published_at) VALUES (?, ?, ?, 'plan_series', ?, TRUE, ?, ?, ?, ?, ?)",
-        [version_id, level.level, run_id, state, level.columns_json, level.attrs_json, level.row_count, now,
-         now if state == PUBLISHED else None],
-    )
-
-
-def _insert_kpi_level(con, version_id: str, level: PreparedLevel, run_id: str, state: str, now: datetime) -> None:
-    with _registered(con, "incoming_kpis", level.rows):
-        con.execute(
-            "INSERT INTO plan_kpis (version_id, level, row_seq, category, metric, bucket_type, bucket_key, "
-            "value, unit, source, source_run_id, created_at, updated_at) "
-            "SELECT ?, ?, row_seq, category, metric, bucket_type, bucket_key, value, unit, ?, ?, ?, ? "
-            "FROM incoming_kpis",
-            [version_id, level.level, level.source, run_id, now, now],
-        )
-    con.execute(
-        "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
-        "attrs_json, row_count, written_at, published_at) VALUES (?, ?, ?, 'plan_kpis', ?, TRUE, NULL, '{}', ?, ?, ?)",
-        [version_id, level.level, run_id, state, level.row_count, now, now if state == PUBLISHED else None],
-    )
-
-
-def write_published_levels(con, version_id: str, levels: list[PreparedLevel], run_id: str, now: datetime) -> int:
-    """Insert prepared levels as the version's published plan (the caller removed the old one)."""
-    written = 0
-    for level in levels:
-        if level.table == "plan_series":
-            _insert_series_level(con, version_id, level, run_id, PUBLISHED, now)
-        else:
-            _insert_kpi_level(con, version_id, level, run_id, PUBLISHED, now)
-        written += level.row_count
-    return written
-
-
-def drop_plan_in(con, version_id: str) -> None:
-    """Remove every plan row and level of a version (published and staged), on an open transaction."""
-    for table in (*PLAN_TABLES, "plan_levels"):
-        con.execute(f"DELETE FROM {table} WHERE version_id = ?", [version_id])
 
 
 def _drop_run_level(con, version_id: str, level: str, run_id: str) -> None:
@@ -1237,21 +1169,6 @@ def _same_values(a: pd.Series, b: pd.Series) -> bool:
             and left.__array_interface__["data"][0] == right.__array_interface__["data"][0]):
         return True
     return bool((left.astype(object, copy=False) == right.astype(object, copy=False)).all())
-
-
-def insert_series(con, prepared: pd.DataFrame, select_sql: str, args: list[Any]) -> None:
-    """Run the INSERT ... SELECT built by :func:`_prepare_series` over ``prepared``.
-
-    Rows carry their order in ``row_seq`` (reads sort on it), so the insert lets DuckDB write
-    in parallel without preserving the scan order: measured 0.45 s instead of 0.63 s (sorted)
-    or 1.07 s (order-preserving) for a 795k-row MRP level.
-    """
-    # Set for the rest of this short-lived connection: no RESET afterwards, because a RESET run
-    # inside a transaction that the INSERT aborted would raise "Current transaction is aborted"
-    # and hide the INSERT's real error.
-    con.execute("SET preserve_insertion_order = false")
-    with _registered(con, "incoming_series", prepared):
-        con.execute(select_sql, args)
 
 
 def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):

@@ -5,11 +5,14 @@ and calls named statements on it. Everything done through one ``tx`` commits tog
 at all (``store.snapshot()`` gives the same object on a read-only, consistent view). This
 interface is the seam a second backend plugs into: nothing outside the store may assume DuckDB.
 
-Statements are grouped by table group, one mixin per store module (for example the legacy
-import's writes live in ``store/legacy_import.py``); :class:`StoreTransaction` combines them.
-A mixin declares ``_con`` and imports nothing from this module or the repository (no cycle):
+Statements are grouped by table group, one mixin per store module; :class:`StoreTransaction`
+combines them: ``legacy_import`` (the legacy import's version rows and run history),
 ``maintenance`` (retention reads, removals), ``archive`` (archive table files), ``store_files``
-(backup table files), ``exports`` (export files, export event), ``version_state`` (override state).
+(backup table files), ``exports`` (export files, export event), ``version_state`` (override
+state). A mixin declares ``_con: Any`` instead of subclassing :class:`TransactionBase` and
+imports nothing from this module or the repository (this module imports the mixins, the
+repository imports this module); helpers the repository shares with them live in
+``store/plan_rows.py``.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from typing import Any
 
 from plan_pipeline.store.archive import ArchiveStatements
 from plan_pipeline.store.exports import ExportStatements
+from plan_pipeline.store.legacy_import import LegacyImportStatements
 from plan_pipeline.store.maintenance import MaintenanceStatements
 from plan_pipeline.store.store_files import BackupStatements
 from plan_pipeline.store.version_state import VersionStateStatements
@@ -31,6 +35,7 @@ class TransactionBase:
 
 
 class StoreTransaction(
+    LegacyImportStatements,
     MaintenanceStatements,
     ArchiveStatements,
     BackupStatements,

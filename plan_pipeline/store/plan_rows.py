@@ -1,0 +1,140 @@
+"""Statements on a plan version's own rows, shared by the repository facade and the statement mixins.
+
+The statement mixins (``store/legacy_import.py`` ...) may not import the repository (it imports
+them through the unit of work), so what both use lives here: the ``plan_versions`` row, inserting
+a prepared level into ``plan_series`` / ``plan_kpis`` + ``plan_levels``, dropping a version's plan.
+Every function runs on a connection inside the caller's transaction.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Iterator
+
+import pandas as pd
+
+from plan_pipeline.planning.types import PlanningParameters
+
+# plan_levels states: a run's levels are staged, then published together.
+STAGED, PUBLISHED = "staged", "published"
+PLAN_TABLES = ("plan_series", "plan_kpis")
+
+PARAM_FIELDS = [f.name for f in fields(PlanningParameters)]
+
+# The plan_versions columns a version row is written with (besides version_id).
+VERSION_ROW_COLUMNS = ["input_set", "status", "read_only", *PARAM_FIELDS, "note", "source", "created_at", "updated_at"]
+
+
+def _version_row_values(input_set: str | None, status: str, read_only: bool, params: PlanningParameters,
+                        note: str | None, source: str | None, created_at: datetime, updated_at: datetime) -> list[Any]:
+    values = params.to_dict()
+    return [input_set, status, read_only, *[values[f] for f in PARAM_FIELDS], note, source, created_at, updated_at]
+
+
+def insert_version_row(con, version_id: str, *, input_set: str | None, status: str, read_only: bool,
+                       params: PlanningParameters, note: str | None, source: str | None,
+                       created_at: datetime, updated_at: datetime) -> None:
+    """Insert a ``plan_versions`` row (the caller checked that the id is free)."""
+    cols = ["version_id", *VERSION_ROW_COLUMNS]
+    con.execute(
+        f"INSERT INTO plan_versions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        [version_id, *_version_row_values(input_set, status, read_only, params, note, source, created_at, updated_at)],
+    )
+
+
+def update_version_row(con, version_id: str, *, input_set: str | None, status: str, read_only: bool,
+                       params: PlanningParameters, note: str | None, source: str | None,
+                       created_at: datetime, updated_at: datetime) -> None:
+    """Overwrite every column of an existing ``plan_versions`` row."""
+    assignments = ", ".join(f"{c} = ?" for c in VERSION_ROW_COLUMNS)
+    con.execute(
+        f"UPDATE plan_versions SET {assignments} WHERE version_id = ?",
+        [*_version_row_values(input_set, status, read_only, params, note, source, created_at, updated_at), version_id],
+    )
+
+
+@contextmanager
+def _registered(con, name: str, frame: pd.DataFrame) -> Iterator[None]:
+    """Expose ``frame`` to SQL as ``name`` for the duration of the block."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        try:
+            con.unregister(name)
+        except Exception:  # an aborted transaction refuses this; the view dies with the connection
+            pass
+
+
+@dataclass(frozen=True)
+class PreparedLevel:
+    """A level's frame checked and laid out for one INSERT (built before any transaction opens)."""
+
+    level: str
+    table: str
+    rows: pd.DataFrame
+    row_count: int
+    columns_json: str | None
+    attrs_json: str
+    insert_sql: str | None = None
+    source: str | None = None
+
+
+def insert_series(con, prepared: pd.DataFrame, select_sql: str, args: list[Any]) -> None:
+    """Run the INSERT ... SELECT built by :func:`plan_pipeline.store.repository._prepare_series` over ``prepared``.
+
+    Rows carry their order in ``row_seq`` (reads sort on it), so the insert lets DuckDB write
+    in parallel without preserving the scan order: measured 0.45 s instead of 0.63 s (sorted)
+    or 1.07 s (order-preserving) for a 795k-row MRP level.
+    """
+    # Set for the rest of this short-lived connection: no RESET afterwards, because a RESET run
+    # inside a transaction that the INSERT aborted would raise "Current transaction is aborted"
+    # and hide the INSERT's real error.
+    con.execute("SET preserve_insertion_order = false")
+    with _registered(con, "incoming_series", prepared):
+        con.execute(select_sql, args)
+
+
+def _insert_series_level(con, version_id: str, level: PreparedLevel, run_id: str, state: str, now: datetime) -> None:
+    insert_series(con, level.rows, level.insert_sql, [version_id, level.level, run_id, now, now])
+    con.execute(
+        "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
+        "attrs_json, row_count, written_at, published_at) VALUES (?, ?, ?, 'plan_series', ?, TRUE, ?, ?, ?, ?, ?)",
+        [version_id, level.level, run_id, state, level.columns_json, level.attrs_json, level.row_count, now,
+         now if state == PUBLISHED else None],
+    )
+
+
+def _insert_kpi_level(con, version_id: str, level: PreparedLevel, run_id: str, state: str, now: datetime) -> None:
+    with _registered(con, "incoming_kpis", level.rows):
+        con.execute(
+            "INSERT INTO plan_kpis (version_id, level, row_seq, category, metric, bucket_type, bucket_key, "
+            "value, unit, source, source_run_id, created_at, updated_at) "
+            "SELECT ?, ?, row_seq, category, metric, bucket_type, bucket_key, value, unit, ?, ?, ?, ? "
+            "FROM incoming_kpis",
+            [version_id, level.level, level.source, run_id, now, now],
+        )
+    con.execute(
+        "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
+        "attrs_json, row_count, written_at, published_at) VALUES (?, ?, ?, 'plan_kpis', ?, TRUE, NULL, '{}', ?, ?, ?)",
+        [version_id, level.level, run_id, state, level.row_count, now, now if state == PUBLISHED else None],
+    )
+
+
+def write_published_levels(con, version_id: str, levels: list[PreparedLevel], run_id: str, now: datetime) -> int:
+    """Insert prepared levels as the version's published plan (the caller removed the old one)."""
+    written = 0
+    for level in levels:
+        if level.table == "plan_series":
+            _insert_series_level(con, version_id, level, run_id, PUBLISHED, now)
+        else:
+            _insert_kpi_level(con, version_id, level, run_id, PUBLISHED, now)
+        written += level.row_count
+    return written
+
+
+def drop_plan_in(con, version_id: str) -> None:
+    """Remove every plan row and level of a version (published and staged), on an open transaction."""
+    for table in (*PLAN_TABLES, "plan_levels"):
+        con.execute(f"DELETE FROM {table} WHERE version_id = ?", [version_id])
