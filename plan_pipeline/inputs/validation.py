@@ -57,7 +57,7 @@ byte order mark dropped), like the loader, so validation and planning see the sa
 
 What the planner cannot plan correctly is refused here, so an input set that validates plans
 (``plan_pipeline_tests/reliability/test_bad_inputs.py``): magnitudes are bounded
-(:data:`~plan_pipeline.planning.types.MAX_PLAN_QUANTITY` for every quantity and for the sums the
+(:data:`~plan_pipeline.planning.vocabulary.MAX_PLAN_QUANTITY` for every quantity and for the sums the
 planner forms, :data:`MAX_LEAD_TIME`, :data:`MAX_CALENDAR_SEQUENCE`), lot sizes are whole, a SKU
 has one family, and the calendar's planning order follows its dates without gaps or overlaps.
 ``docs/inputs.md`` explains every rule and bound.
@@ -79,7 +79,8 @@ import numpy as np
 import pandas as pd
 
 from plan_pipeline.inputs.loader import CALENDAR_FILE, REQUIRED_FILES, load_input_dir, read_input_text
-from plan_pipeline.planning.types import INPUT_COLUMNS, MAX_PLAN_QUANTITY, PlanningInputs
+from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs
+from plan_pipeline.planning.vocabulary import MAX_PLAN_QUANTITY
 
 __all__ = [
     "ERROR",
@@ -101,7 +102,7 @@ MAX_PER_RULE = 20
 
 #: The largest lead time (``item.csv`` column ``lt``, in days or weeks per ``--lt-unit``): ten
 #: years of days. Every quantity column (demand, capacity, share, qty, lot, moq, cost, score) and
-#: every calendar weight is bounded by :data:`~plan_pipeline.planning.types.MAX_PLAN_QUANTITY`.
+#: every calendar weight is bounded by :data:`~plan_pipeline.planning.vocabulary.MAX_PLAN_QUANTITY`.
 MAX_LEAD_TIME = 3650
 #: The largest magnitude of a calendar week ``sequence`` (any real numbering, even ``YYYYWW``,
 #: is far below it; the planner keeps sequences in 32/64-bit integer arrays).

@@ -10,7 +10,7 @@ import os
 import re
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,7 +20,8 @@ import pandas as pd
 
 from plan_pipeline.faults import crash_point, pause_point
 from plan_pipeline.planning.overrides import OverrideError, check_detail_key, validate_override_payload
-from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs, PlanningParameters
+from plan_pipeline.planning.parameters import PARAMETER_NAMES, PlanningParameters
+from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag, layout_for
@@ -124,7 +125,8 @@ class VersionRecord:
         }
 
 
-PARAM_FIELDS = [f.name for f in fields(PlanningParameters)]
+#: The version table's parameter columns: the parameter model's fields, in order.
+PARAM_FIELDS = list(PARAMETER_NAMES)
 
 
 class PlanStore:
@@ -337,7 +339,7 @@ class PlanStore:
 
     def _version_from_row(self, row: tuple, names: list[str]) -> VersionRecord:
         data = dict(zip(names, row))
-        params = PlanningParameters(**{f: data[f] for f in PARAM_FIELDS})
+        params = PlanningParameters.unchecked(**{f: data[f] for f in PARAM_FIELDS})  # validated where used
         return VersionRecord(
             version_id=data["version_id"],
             input_set=data["input_set"],
