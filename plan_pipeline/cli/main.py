@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from importlib import resources as importlib_resources
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from plan_pipeline.cli.errors import (
 )
 from plan_pipeline.cli.output import abandon, out, progress
 from plan_pipeline.planning.parameters import ParameterError, PlanningParameters, parameter_specs
+from plan_pipeline.timeutil import utc_now
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -103,7 +103,7 @@ def cmd_inputs_list(env: CliEnvironment, args) -> int:
 
 # ---------------------------------------------------------------------------- versions
 def default_version_id() -> str:
-    return "v" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return "v" + utc_now().strftime("%Y%m%d-%H%M%S")
 
 
 def cmd_version_create(env: CliEnvironment, args) -> int:

@@ -40,7 +40,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.connection import transaction
 from plan_pipeline.store.repository import check_identifier, project_home
 from plan_pipeline.store.schema import current_schema_version
+from plan_pipeline.timeutil import utc_now as _utc_now
 
 EXPORT_FORMATS = ("csv", "json", "parquet", "reference")
 MANIFEST = "manifest.json"
@@ -73,10 +74,6 @@ EXPORT_SOURCES = {"plan_series": "plan_series_current", "plan_kpis": "plan_kpis_
 DWH_DIR_ENV = "PLAN_PIPELINE_DWH_DIR"
 DWH_TABLES = ("plan_series", "plan_kpis")
 DWH_MANIFEST = "_plan_pipeline_dwh.json"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass

@@ -29,7 +29,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -61,6 +61,7 @@ from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.repository import project_home
 from plan_pipeline.store.schema import SCHEMA_VERSION, apply_migrations, current_schema_version
+from plan_pipeline.timeutil import utc_now as _utc_now
 
 BACKUP_DIR_ENV = "PLAN_PIPELINE_BACKUP_DIR"
 BACKUP_PREFIX = "plan-store-"
@@ -103,10 +104,6 @@ class RestoreResult:
         if self.moved_aside:
             out.append(f"the previous store was kept as {self.moved_aside}")
         return out
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 # ---------------------------------------------------------------------------------- backup

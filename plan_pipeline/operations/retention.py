@@ -57,7 +57,7 @@ import json
 import os
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -84,6 +84,7 @@ from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.repository import check_identifier, project_home, remove_version_in, revive_version_in
 from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version
+from plan_pipeline.timeutil import utc_now
 
 ARCHIVE_DIR_NAME = "archive"
 ARCHIVE_MANIFEST = "archive.json"
@@ -107,10 +108,6 @@ def months_before(moment: datetime, months: int) -> datetime:
     year, month = divmod(index, 12)
     day = min(moment.day, calendar.monthrange(year, month + 1)[1])
     return moment.replace(year=year, month=month + 1, day=day)
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

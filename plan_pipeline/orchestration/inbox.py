@@ -33,7 +33,6 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from plan_pipeline.orchestration.run_ledger import TRIGGER_TAG, VERSION_TAG
 from plan_pipeline.orchestration.run_state import run_failure_text
 from plan_pipeline.planning.parameters import ParameterError, PlanningParameters, parameter_specs
 from plan_pipeline.store.repository import IDENTIFIER_RE, check_identifier, project_home
+from plan_pipeline.timeutil import utc_now_text as _now_text
 
 INBOX_ENV = "PLAN_PIPELINE_INBOX"
 SETTLE_ENV = "PLAN_PIPELINE_INBOX_SETTLE_SECONDS"
@@ -70,10 +70,6 @@ def inbox_dir() -> Path:
 
 def settle_seconds() -> float:
     return float(os.environ.get(SETTLE_ENV) or DEFAULT_SETTLE_SECONDS)
-
-
-def _now_text() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # ---------------------------------------------------------------------------------- folder checks

@@ -19,10 +19,10 @@ from plan_pipeline.planning.rounding import (
     sequential_group_sum,
 )
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import AGGREGATE_COLUMNS
 
 SCHEMA_VERSION = "agg-1.0"
 AGGREGATE_NOTE = "aggregate: coarse family x period supply from demand and pooled capacity (proportional rationing on shortage)"
-AGGREGATE_COLUMNS = ["family", "period", "demand", "supply", "backlog", "capacity_total"]
 _QUANTITY_COLUMNS = ["demand", "supply", "backlog", "capacity_total"]
 
 

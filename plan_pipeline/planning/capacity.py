@@ -52,6 +52,15 @@ from plan_pipeline.planning.calendar import (
 )
 from plan_pipeline.planning.rounding import round6, round_quantity_array
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import (
+    ADJ_COLUMNS,
+    BOUNDARY_COLUMNS,
+    MRP_COLUMNS,
+    MRP_KEY_COLUMNS,
+    WEEKLY_COLUMNS,
+    parse_cutover,
+    policy_kind,
+)
 
 __all__ = [
     "CapacityPlan",
@@ -65,16 +74,6 @@ __all__ = [
     "boundary_month",
 ]
 
-MRP_COLUMNS = [
-    "item", "sku", "week", "gross_req", "scheduled_receipts", "on_hand_start", "net_req",
-    "planned_order_receipt", "planned_order_release", "lt_weeks", "lot", "moq", "on_hand_end",
-]
-ADJ_COLUMNS = ["planned_order_release_adj", "planned_order_receipt_adj"]
-WEEKLY_COLUMNS = [
-    "week", "capacity", "original_load", "carried_slack_in", "spill_in", "adjusted_load",
-    "spill_out", "slack_carry_out",
-]
-BOUNDARY_COLUMNS = ["boundary_period", "boundary_index", "boundary_size", "in_window_pre", "in_window_post", "zone"]
 PLAN_FINAL_NOTE = "PR5: CRPライト（週次能力に合わせて解放を前倒し/繰越で調整）"
 
 
@@ -109,27 +108,14 @@ class CapacityPlan:
 
 
 def boundary_month(cutover_date: Any) -> str | None:
-    """``M = cutover[:7]`` when the cutover string has length >= 7 and a dash at index 4."""
-    if cutover_date is None:
-        return None
-    s = str(cutover_date)
-    if len(s) >= 7 and s[4] == "-":
-        return s[:7]
-    return None
+    """The boundary month ``YYYY-MM`` of a cutover (``None`` without one)."""
+    cutover = parse_cutover(cutover_date)
+    return None if cutover is None else cutover.month
 
 
 def leveling_mode(policy: Any, month: str | None) -> str:
-    """Leveling algorithm for a policy: forward, det_near, agg_far or blend."""
-    if month is None or not policy:
-        return "forward"
-    up = str(policy).upper()
-    if up in ("DET_NEAR", "DET-NEAR"):
-        return "det_near"
-    if up in ("AGG_FAR", "AGG-FAR"):
-        return "agg_far"
-    if up == "BLEND":
-        return "blend"
-    return "forward"
+    """Leveling algorithm for a policy: forward (no boundary month or no policy), det_near, agg_far or blend."""
+    return (policy_kind(policy) if month is not None else None) or "forward"
 
 
 def _period_of(lookup, code: str) -> str:
@@ -464,7 +450,7 @@ def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0") -> 
     rows_df = plan.rows
     fg_set = set(plan.fg_items)
     lists = {c: rows_df[c].tolist() for c in MRP_COLUMNS + ADJ_COLUMNS}
-    float_cols = [c for c in MRP_COLUMNS if c not in ("item", "sku", "week")]
+    float_cols = [c for c in MRP_COLUMNS if c not in MRP_KEY_COLUMNS]
     out_rows = []
     for k in range(len(rows_df)):
         row = {"item": lists["item"][k], "sku": lists["sku"][k], "week": lists["week"][k]}

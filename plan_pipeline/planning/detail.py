@@ -27,9 +27,9 @@ from plan_pipeline.planning.rounding import (
     sequential_group_sum,
 )
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import DETAIL_COLUMNS, DETAIL_KEY_COLUMNS
 
 DETAIL_NOTE = "allocate: family->SKU and period->week proportional split (rounding with residual absorption)"
-DETAIL_COLUMNS = ["family", "period", "sku", "week", "demand", "supply", "supply_plan", "backlog"]
 _QUANTITY_COLUMNS = ["demand", "supply", "supply_plan", "backlog"]
 
 
@@ -74,7 +74,7 @@ def _period_ratios(lookup: CalendarLookup, period: str) -> tuple[list[str], list
 
 
 def _empty_detail() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object" if c in ("family", "period", "sku", "week") else "float64")
+    return pd.DataFrame({c: pd.Series(dtype="object" if c in DETAIL_KEY_COLUMNS else "float64")
                          for c in DETAIL_COLUMNS})
 
 
@@ -251,4 +251,4 @@ def detail_document(
 
 def detail_rows_as_json(rows: pd.DataFrame, params: PlanningParameters) -> list[dict[str, Any]]:
     int_cols = set(_QUANTITY_COLUMNS) if params.round_mode == "int" else set()
-    return frame_records(rows, ["family", "period", "sku", "week"], _QUANTITY_COLUMNS, int_cols)
+    return frame_records(rows, DETAIL_KEY_COLUMNS, _QUANTITY_COLUMNS, int_cols)

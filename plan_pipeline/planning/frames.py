@@ -16,6 +16,7 @@ from plan_pipeline.planning.anchor import AnchorResult, carryover_frame
 from plan_pipeline.planning.capacity import BOUNDARY_COLUMNS, CapacityPlan
 from plan_pipeline.planning.level_reconciliation import deltas_frame
 from plan_pipeline.planning.report import REPORT_COLUMNS
+from plan_pipeline.planning.vocabulary import PLAN_KPI_COLUMNS, STORED_KPI_COLUMNS
 
 # ----------------------------------------------------------------------------- capacity
 _CAPACITY_ATTRS = (
@@ -157,7 +158,7 @@ def report_kpi_frame(report: pd.DataFrame, kpis: pd.DataFrame) -> pd.DataFrame:
             "value": kpis["value"].to_numpy(dtype=float),
             "unit": kpis["unit"].to_numpy(),
         }))
-    columns = ["category", "metric", "bucket_type", "bucket_key", "value", "unit"]
+    columns = STORED_KPI_COLUMNS
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c == "value" else object) for c in columns})
     return pd.concat(parts, ignore_index=True)[columns]
@@ -185,4 +186,4 @@ def report_from_kpi_frame(long: pd.DataFrame) -> pd.DataFrame:
 
 def plan_kpis_from_kpi_frame(long: pd.DataFrame) -> pd.DataFrame:
     plan = long[long["category"] == "plan"]
-    return plan[["metric", "bucket_type", "bucket_key", "value", "unit"]].reset_index(drop=True)
+    return plan[PLAN_KPI_COLUMNS].reset_index(drop=True)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-from datetime import date
 from typing import Any, Iterable
 
 import numpy as np
@@ -22,6 +20,7 @@ import pandas as pd
 from plan_pipeline.planning.calendar import build_calendar, effective_fallback_weeks, period_of_week
 from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import parse_cutover
 
 __all__ = [
     "METRICS",
@@ -45,8 +44,6 @@ RECON_CSV_COLUMNS = [
     "agg_backlog", "det_backlog", "delta_backlog", "rel_backlog", "ok_backlog",
     "ok",
 ]
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def cutover_tags(cutover_date: Any) -> tuple[str | None, str | None]:
@@ -55,19 +52,8 @@ def cutover_tags(cutover_date: Any) -> tuple[str | None, str | None]:
     ``YYYY-MM-DD`` gives both; ``YYYY-MM`` gives the month only (fix of §19.12);
     anything else gives (None, None).
     """
-    if cutover_date is None:
-        return None, None
-    s = str(cutover_date).strip()
-    if _DATE_RE.match(s):
-        try:
-            d = date.fromisoformat(s)
-        except ValueError:
-            return None, None
-        y, w, _ = d.isocalendar()
-        return s[:7], f"{y:04d}-W{w:02d}"
-    if _MONTH_RE.match(s):
-        return s, None
-    return None, None
+    cutover = parse_cutover(cutover_date)
+    return (None, None) if cutover is None else (cutover.month, cutover.week_code)
 
 
 def text_array(frame: pd.DataFrame, col: str) -> np.ndarray:

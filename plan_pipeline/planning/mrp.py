@@ -19,12 +19,9 @@ from plan_pipeline.planning.calendar import CalendarLookup, map_due_to_week, ord
 from plan_pipeline.planning.detail import calendar_for
 from plan_pipeline.planning.rounding import round_half_even, sequential_group_sum
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import MRP_COLUMNS, MRP_KEY_COLUMNS
 
 MRP_NOTE = "mrp: MRP-lite (lead time, lot size, MOQ, optional BOM)"
-MRP_COLUMNS = [
-    "item", "sku", "week", "gross_req", "scheduled_receipts", "on_hand_start", "net_req",
-    "planned_order_receipt", "planned_order_release", "lt_weeks", "lot", "moq", "on_hand_end",
-]
 _FLOAT_COLUMNS = [
     "gross_req", "scheduled_receipts", "on_hand_start", "net_req", "planned_order_receipt",
     "planned_order_release",
@@ -94,7 +91,7 @@ def _item_params(item: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
 
 
 def _empty_mrp() -> pd.DataFrame:
-    data = {c: pd.Series(dtype="object") for c in ("item", "sku", "week")}
+    data = {c: pd.Series(dtype="object") for c in MRP_KEY_COLUMNS}
     for c in _FLOAT_COLUMNS + ["lot", "moq", "on_hand_end"]:
         data[c] = pd.Series(dtype="float64")
     data["lt_weeks"] = pd.Series(dtype="int64")

@@ -21,14 +21,14 @@ from plan_pipeline.planning.capacity import CapacityPlan
 from plan_pipeline.planning.level_reconciliation import csv_text
 from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.types import PlanningInputs
+from plan_pipeline.planning.vocabulary import PLAN_KPI_COLUMNS
 
-__all__ = ["REPORT_COLUMNS", "KPI_COLUMNS", "plan_report", "report_csv_text", "plan_kpis", "fill_rate"]
+__all__ = ["REPORT_COLUMNS", "plan_report", "report_csv_text", "plan_kpis", "fill_rate"]
 
 REPORT_COLUMNS = [
     "type", "week", "capacity", "original_load", "adjusted_load", "utilization",
     "spill_in", "spill_out", "demand", "supply_plan", "fill_rate",
 ]
-KPI_COLUMNS = ["metric", "bucket_type", "bucket_key", "value", "unit"]
 
 
 def plan_report(capacity_plan: CapacityPlan, inputs: PlanningInputs) -> pd.DataFrame:
@@ -130,7 +130,7 @@ def plan_kpis(aggregate: pd.DataFrame) -> pd.DataFrame:
     ``supply_total``. Empty aggregate => no rows. A missing period is bucketed as ``"None"``.
     """
     if aggregate is None or len(aggregate) == 0:
-        return pd.DataFrame({c: pd.Series(dtype="float64" if c == "value" else object) for c in KPI_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c == "value" else object) for c in PLAN_KPI_COLUMNS})
     periods = aggregate["period"].astype(object).where(aggregate["period"].notna(), "None").astype(str).to_numpy()
     codes, uniq = pd.factorize(periods, sort=False)
     vals = {}
@@ -148,6 +148,6 @@ def plan_kpis(aggregate: pd.DataFrame) -> pd.DataFrame:
     records.append(("backlog_total", "total", "total", B, "units"))
     records.append(("demand_total", "total", "total", D, "units"))
     records.append(("supply_total", "total", "total", S, "units"))
-    df = pd.DataFrame.from_records(records, columns=KPI_COLUMNS)
+    df = pd.DataFrame.from_records(records, columns=PLAN_KPI_COLUMNS)
     df["value"] = df["value"].astype("float64")
     return df

@@ -131,3 +131,6 @@ BOUNDARY_COLUMNS = ["boundary_period", "boundary_index", "boundary_size", "in_wi
 PLAN_KPI_COLUMNS = ["metric", "bucket_type", "bucket_key", "value", "unit"]
 #: The stored KPI rows: the computed KPIs under a ``category`` (``plan``, ``legacy``, ...).
 STORED_KPI_COLUMNS = ["category", *PLAN_KPI_COLUMNS]
+#: The key columns of a detail row and of an MRP row.
+DETAIL_KEY_COLUMNS = DETAIL_COLUMNS[:4]
+MRP_KEY_COLUMNS = MRP_COLUMNS[:3]

@@ -11,7 +11,7 @@ import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -22,6 +22,7 @@ from plan_pipeline.faults import crash_point, pause_point
 from plan_pipeline.planning.overrides import OverrideError, check_detail_key, validate_override_payload
 from plan_pipeline.planning.parameters import PARAMETER_NAMES, PlanningParameters
 from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs
+from plan_pipeline.planning.vocabulary import STORED_KPI_COLUMNS
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag, layout_for
@@ -33,6 +34,7 @@ from plan_pipeline.store.schema import (
     current_schema_version,
     input_table_name,
 )
+from plan_pipeline.timeutil import utc_now as _now
 
 DB_ENV = "PLAN_PIPELINE_DB"
 HOME_ENV = "PLAN_PIPELINE_HOME"
@@ -45,7 +47,6 @@ VERSION_STATUSES = ("draft", "submitted", "approved", "superseded", "imported")
 FROZEN_STATUSES = ("approved", "superseded", "imported")
 JOB_STATUSES = ("queued", "started", "success", "failure", "canceled")
 ACTIVE_JOB_STATUSES = ("queued", "started")
-KPI_COLUMNS = ["category", "metric", "bucket_type", "bucket_key", "value", "unit"]
 KPI_KEY = ["category", "metric", "bucket_type", "bucket_key"]
 # plan_levels states: a run's levels are staged, then published together.
 STAGED, PUBLISHED = "staged", "published"
@@ -55,8 +56,6 @@ PLAN_TABLES = ("plan_series", "plan_kpis")
 def is_frozen(status: str, read_only: bool) -> bool:
     """Approved, superseded, imported and read-only versions are frozen."""
     return bool(read_only) or status in FROZEN_STATUSES
-
-
 
 
 def project_home() -> Path:
@@ -93,10 +92,6 @@ def check_identifier(kind: str, value: str) -> str:
             "starting with a letter or digit (no '..')"
         )
     return value
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -1142,10 +1137,10 @@ def prepare_kpi_level(level: str, frame: pd.DataFrame, *, source: str | None = N
     """Check a KPI frame (columns, non-empty unique keys, numeric values) and lay it out."""
     if not isinstance(frame, pd.DataFrame):
         raise PlanStoreError(f"KPI level {level!r} expects a pandas DataFrame, got {type(frame).__name__}")
-    missing = [c for c in KPI_COLUMNS if c not in frame.columns]
+    missing = [c for c in STORED_KPI_COLUMNS if c not in frame.columns]
     if missing:
         raise PlanStoreError(f"KPI frame for level {level!r} lacks column(s): {', '.join(missing)}")
-    incoming = frame[KPI_COLUMNS].copy().reset_index(drop=True)
+    incoming = frame[STORED_KPI_COLUMNS].copy().reset_index(drop=True)
     for col in KPI_KEY:
         if incoming[col].isna().any():
             raise PlanStoreError(f"KPI column {col!r} has empty values (level {level!r})")
