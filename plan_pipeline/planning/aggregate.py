@@ -7,7 +7,6 @@ target ``min(rounded capacity, Σ rounded demand)`` is apportioned with
 """
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,6 @@ from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
 from plan_pipeline.planning.vocabulary import AGGREGATE_COLUMNS
 
 SCHEMA_VERSION = "agg-1.0"
-AGGREGATE_NOTE = "aggregate: coarse family x period supply from demand and pooled capacity (proportional rationing on shortage)"
 _QUANTITY_COLUMNS = ["demand", "supply", "backlog", "capacity_total"]
 
 
@@ -103,44 +101,8 @@ def plan_aggregate(inputs: PlanningInputs, params: PlanningParameters) -> pd.Dat
     )
 
 
-def aggregate_inputs_summary(inputs: PlanningInputs) -> dict[str, int]:
-    return {
-        "demand_rows": int(len(inputs.demand_family)),
-        "capacity_rows": int(len(inputs.capacity)),
-        "mix_rows": int(len(inputs.mix_share)),
-    }
-
-
 def json_number(value: float, as_int: bool) -> Any:
     """A JSON value as the reference emits it: ``int`` in int mode, else ``float``."""
     return int(value) if as_int else float(value)
 
 
-def frame_records(rows: pd.DataFrame, text_cols: list[str], num_cols: list[str], int_cols: set[str]) -> list[dict]:
-    """Rows as JSON-ready dicts (keys ``text_cols + num_cols``; ``int_cols`` as Python ints)."""
-    cols = []
-    for c in text_cols:
-        values = rows[c].tolist()
-        cols.append(values if all(type(v) is str for v in values) else [str(v) for v in values])
-    for c in num_cols:
-        arr = rows[c].to_numpy()
-        cols.append(arr.astype(np.int64).tolist() if c in int_cols else arr.astype(np.float64).tolist())
-    names = text_cols + num_cols
-    enabled = gc.isenabled()
-    gc.disable()  # hundreds of thousands of small dicts: skip pointless generational collections
-    try:
-        return [dict(zip(names, vals)) for vals in zip(*cols)]
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def aggregate_document(rows: pd.DataFrame, inputs: PlanningInputs, params: PlanningParameters) -> dict:
-    """The ``aggregate.json`` document."""
-    int_cols = set(_QUANTITY_COLUMNS) if params.round_mode == "int" else set()
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "note": AGGREGATE_NOTE,
-        "inputs_summary": aggregate_inputs_summary(inputs),
-        "rows": frame_records(rows, ["family", "period"], _QUANTITY_COLUMNS, int_cols),
-    }

@@ -58,12 +58,11 @@ from plan_pipeline.planning.calendar import (
 from plan_pipeline.planning.level_reconciliation import factorize_pairs, text_array
 from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
-from plan_pipeline.planning.vocabulary import DETAIL_COLUMNS, DETAIL_KEY_COLUMNS, parse_cutover, policy_kind
+from plan_pipeline.planning.vocabulary import parse_cutover, policy_kind
 
 __all__ = [
     "AnchorResult",
     "anchor_adjust",
-    "sku_week_adjusted_document",
     "carryover_csv_rows",
     "carryover_frame",
     "CARRYOVER_CSV_COLUMNS",
@@ -518,46 +517,6 @@ def _metrics(res: np.ndarray) -> dict:
 
 
 # --------------------------------------------------------------------------- documents
-
-
-def sku_week_adjusted_document(
-    result: AnchorResult,
-    schema_version: str = "agg-1.0",
-    inputs_summary: dict | None = None,
-    round_mode: str = "int",
-) -> dict:
-    """``sku_week_adjusted.json`` as a dict.
-
-    Untouched cells are emitted like the detail stage writes them (ints in ``int`` mode);
-    rewritten cells are floats (they were rounded to 6 decimals).
-    """
-    df = result.rows
-    int_mode = round_mode == "int"
-    cols = {c: df[c].tolist() for c in DETAIL_COLUMNS if c in df.columns}
-    touched = result.touched
-    rows = []
-    for i in range(len(df)):
-        row = {}
-        for c in DETAIL_COLUMNS:
-            if c not in cols:
-                continue
-            v = cols[c][i]
-            if c in DETAIL_KEY_COLUMNS:
-                row[c] = v
-                continue
-            t = touched[i, METRICS.index(c)] if c in METRICS else False
-            v = float(v)
-            row[c] = int(v) if (int_mode and not t and v.is_integer()) else v
-        rows.append(row)
-    return {
-        "schema_version": schema_version,
-        "note": result.note,
-        "inputs_summary": dict(inputs_summary or {}),
-        "cutover": dict(result.cutover),
-        "rows": rows,
-        "carryover": [dict(e) for e in result.carryover],
-        "carryover_summary": dict(result.summary),
-    }
 
 
 def carryover_csv_rows(carryover: list[dict] | AnchorResult) -> list[dict]:

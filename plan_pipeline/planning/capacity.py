@@ -53,10 +53,8 @@ from plan_pipeline.planning.calendar import (
 from plan_pipeline.planning.rounding import round6, round_quantity_array
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
 from plan_pipeline.planning.vocabulary import (
-    ADJ_COLUMNS,
     BOUNDARY_COLUMNS,
     MRP_COLUMNS,
-    MRP_KEY_COLUMNS,
     WEEKLY_COLUMNS,
     parse_cutover,
     policy_kind,
@@ -67,14 +65,10 @@ __all__ = [
     "MRP_COLUMNS",
     "WEEKLY_COLUMNS",
     "BOUNDARY_COLUMNS",
-    "PLAN_FINAL_NOTE",
     "plan_capacity",
-    "plan_final_document",
     "leveling_mode",
     "boundary_month",
 ]
-
-PLAN_FINAL_NOTE = "PR5: CRPライト（週次能力に合わせて解放を前倒し/繰越で調整）"
 
 
 @dataclass
@@ -412,61 +406,3 @@ def plan_capacity(
 # --------------------------------------------------------------------------- document
 
 
-def _qty(value: float, int_mode: bool):
-    return int(value) if int_mode else float(value)
-
-
-def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0") -> dict:
-    """``plan_final.json`` as a dict (key order and optional keys as the reference writes them)."""
-    int_mode = plan.round_mode == "int"
-    weekly = []
-    ws = plan.weekly_summary
-    has_boundary = "zone" in ws.columns
-    cols = {c: ws[c].tolist() for c in ws.columns}
-    for k in range(len(ws)):
-        row = {
-            "week": cols["week"][k],
-            "capacity": float(cols["capacity"][k]),
-            "original_load": _qty(cols["original_load"][k], int_mode),
-            "carried_slack_in": float(cols["carried_slack_in"][k]),
-            "spill_in": float(cols["spill_in"][k]),
-            "adjusted_load": _qty(cols["adjusted_load"][k], int_mode),
-            "spill_out": float(cols["spill_out"][k]),
-            "slack_carry_out": float(cols["slack_carry_out"][k]),
-        }
-        if has_boundary:
-            if cols["boundary_period"][k] is True:
-                row["boundary_period"] = True
-                row["boundary_index"] = int(cols["boundary_index"][k])
-                row["boundary_size"] = int(cols["boundary_size"][k])
-                if plan.has_window:
-                    row["in_window_pre"] = bool(cols["in_window_pre"][k])
-                    row["in_window_post"] = bool(cols["in_window_post"][k])
-            z = cols["zone"][k]
-            if z is not None and z is not pd.NA:
-                row["zone"] = z
-        weekly.append(row)
-
-    rows_df = plan.rows
-    fg_set = set(plan.fg_items)
-    lists = {c: rows_df[c].tolist() for c in MRP_COLUMNS + ADJ_COLUMNS}
-    float_cols = [c for c in MRP_COLUMNS if c not in MRP_KEY_COLUMNS]
-    out_rows = []
-    for k in range(len(rows_df)):
-        row = {"item": lists["item"][k], "sku": lists["sku"][k], "week": lists["week"][k]}
-        for c in float_cols:
-            row[c] = int(lists[c][k]) if c == "lt_weeks" else float(lists[c][k])
-        fg = int_mode and lists["item"][k] in fg_set
-        row["planned_order_release_adj"] = _qty(lists["planned_order_release_adj"][k], fg)
-        row["planned_order_receipt_adj"] = _qty(lists["planned_order_receipt_adj"][k], fg)
-        out_rows.append(row)
-
-    return {
-        "schema_version": schema_version,
-        "note": PLAN_FINAL_NOTE,
-        "inputs_summary": dict(plan.inputs_summary),
-        "reconcile_params": dict(plan.reconcile_params),
-        "weekly_summary": weekly,
-        "boundary_summary": dict(plan.boundary_summary) if plan.boundary_summary is not None else None,
-        "rows": out_rows,
-    }

@@ -10,9 +10,7 @@ month as the boundary (the reference tags nothing because its date parse fails).
 """
 from __future__ import annotations
 
-import csv
-import io
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,26 +22,13 @@ from plan_pipeline.planning.vocabulary import parse_cutover
 
 __all__ = [
     "METRICS",
-    "RECON_CSV_COLUMNS",
     "cutover_tags",
     "reconcile_levels",
     "deltas_frame",
-    "reconciliation_csv_rows",
-    "compare_csv_rows",
-    "only_violations",
-    "csv_text",
-    "reconciliation_csv_text",
 ]
 
 METRICS = ("demand", "supply", "backlog")
 SCHEMA_VERSION = "recon-aggdet-1.0"
-RECON_CSV_COLUMNS = [
-    "label", "family", "period",
-    "agg_demand", "det_demand", "delta_demand", "rel_demand", "ok_demand",
-    "agg_supply", "det_supply", "delta_supply", "rel_supply", "ok_supply",
-    "agg_backlog", "det_backlog", "delta_backlog", "rel_backlog", "ok_backlog",
-    "ok",
-]
 
 
 def cutover_tags(cutover_date: Any) -> tuple[str | None, str | None]:
@@ -293,52 +278,3 @@ def deltas_frame(log: dict) -> pd.DataFrame:
 # --------------------------------------------------------------------------- CSV exports
 
 
-def reconciliation_csv_rows(log: dict, label: str) -> list[dict]:
-    """One CSV row per ``deltas`` entry, prefixed with ``label`` (§12)."""
-    out = []
-    for d in log.get("deltas", []):
-        row = {"label": label}
-        for c in RECON_CSV_COLUMNS[1:]:
-            row[c] = d.get(c)
-        out.append(row)
-    return out
-
-
-def compare_csv_rows(log1: dict, label1: str, log2: dict, label2: str) -> list[dict]:
-    """Rows of ``log1`` (label1) followed by rows of ``log2`` (label2); no pairing."""
-    return reconciliation_csv_rows(log1, label1) + reconciliation_csv_rows(log2, label2)
-
-
-def only_violations(rows: Iterable[dict]) -> list[dict]:
-    return [r for r in rows if not r.get("ok")]
-
-
-def _cell(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return "True" if v else "False"
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        if f != f:  # NaN = unused cell
-            return ""
-        return repr(f)
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if v is pd.NA:
-        return ""
-    return str(v)
-
-
-def csv_text(columns: list[str], rows: Iterable[dict]) -> str:
-    """CSV as Python's csv.DictWriter writes it: header, ``\\r\\n``, floats as repr, None empty."""
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([_cell(r.get(c)) for c in columns])
-    return buf.getvalue()
-
-
-def reconciliation_csv_text(rows: Iterable[dict]) -> str:
-    return csv_text(RECON_CSV_COLUMNS, rows)

@@ -14,14 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from plan_pipeline.planning.aggregate import SCHEMA_VERSION, frame_records
 from plan_pipeline.planning.calendar import CalendarLookup, map_due_to_week, order_weeks
 from plan_pipeline.planning.detail import calendar_for
 from plan_pipeline.planning.rounding import round_half_even, sequential_group_sum
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
 from plan_pipeline.planning.vocabulary import MRP_COLUMNS, MRP_KEY_COLUMNS
 
-MRP_NOTE = "mrp: MRP-lite (lead time, lot size, MOQ, optional BOM)"
 _FLOAT_COLUMNS = [
     "gross_req", "scheduled_receipts", "on_hand_start", "net_req", "planned_order_receipt",
     "planned_order_release",
@@ -246,29 +244,3 @@ def plan_mrp(detail: pd.DataFrame, inputs: PlanningInputs, params: PlanningParam
     return out
 
 
-def mrp_document(
-    rows: pd.DataFrame,
-    detail_doc: dict,
-    inputs: PlanningInputs,
-    params: PlanningParameters,
-    summary: dict | None = None,
-) -> dict:
-    """The ``mrp.json`` document. ``detail_doc`` is the ``sku_week`` document (its schema version
-    and inputs summary are carried); ``summary`` defaults to ``rows.attrs["summary"]``."""
-    if summary is None:
-        summary = rows.attrs.get("summary")
-    if summary is None:
-        raise ValueError("mrp_document needs the summary produced by plan_mrp (rows.attrs['summary'])")
-    inputs_summary = dict(detail_doc.get("inputs_summary", {}) or {})
-    inputs_summary.update(summary)
-    return {
-        "schema_version": detail_doc.get("schema_version", SCHEMA_VERSION),
-        "note": MRP_NOTE,
-        "inputs_summary": inputs_summary,
-        "rows": frame_records(
-            rows,
-            ["item", "sku", "week"],
-            _FLOAT_COLUMNS + ["lt_weeks", "lot", "moq", "on_hand_end"],
-            {"lt_weeks"},
-        ),
-    }

@@ -2,8 +2,8 @@
 
 ``plan_report`` gives report.csv's rows: one ``capacity`` row per weekly-summary row, then
 one ``service`` row per week (finished goods only; on-hand stock is ignored and each week's
-fill rate is capped at 1, as in the reference). ``report_csv_text`` writes them exactly as
-the reference does.
+fill rate is capped at 1, as in the reference);
+``plan_pipeline.exports.reference_documents.report_csv_text`` writes them exactly as the reference does.
 
 ``plan_kpis`` computes fill rate / backlog / demand / supply totals **from the aggregate
 plan itself**. Deliberate deviation: the reference first rewrites the aggregate from the
@@ -12,18 +12,16 @@ inventory; those KPIs are not reproduced.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from plan_pipeline.planning.capacity import CapacityPlan
-from plan_pipeline.planning.level_reconciliation import csv_text
 from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.types import PlanningInputs
 from plan_pipeline.planning.vocabulary import PLAN_KPI_COLUMNS
 
-__all__ = ["REPORT_COLUMNS", "plan_report", "report_csv_text", "plan_kpis", "fill_rate"]
+__all__ = ["REPORT_COLUMNS", "plan_report", "plan_kpis", "fill_rate"]
 
 REPORT_COLUMNS = [
     "type", "week", "capacity", "original_load", "adjusted_load", "utilization",
@@ -94,25 +92,6 @@ def plan_report(capacity_plan: CapacityPlan, inputs: PlanningInputs) -> pd.DataF
     out["type"] = out["type"].astype(object)
     out["week"] = out["week"].astype(object)
     return out
-
-
-def report_csv_text(df: pd.DataFrame) -> str:
-    """report.csv text: header, ``\\r\\n`` line ends, floats as repr, NaN/None as empty.
-
-    A capacity row whose capacity is not positive has utilization written as ``0``.
-    """
-    records = []
-    cols = {c: df[c].tolist() for c in REPORT_COLUMNS}
-    for i in range(len(df)):
-        rec: dict[str, Any] = {c: cols[c][i] for c in REPORT_COLUMNS}
-        for c in REPORT_COLUMNS[2:]:
-            v = rec[c]
-            if v is None or (isinstance(v, float) and v != v):
-                rec[c] = None
-        if rec["type"] == "capacity" and rec["capacity"] is not None and not rec["capacity"] > 0:
-            rec["utilization"] = 0
-        records.append(rec)
-    return csv_text(REPORT_COLUMNS, records)
 
 
 def fill_rate(demand: float, supply: float) -> float:

@@ -8,7 +8,8 @@ from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.planning.anchor import anchor_adjust
 from plan_pipeline.planning.capacity import plan_capacity
 from plan_pipeline.planning.mrp import plan_mrp
-from plan_pipeline.planning.report import REPORT_COLUMNS, plan_kpis, plan_report, report_csv_text
+from plan_pipeline.exports.reference_documents import report_csv_text
+from plan_pipeline.planning.report import REPORT_COLUMNS, plan_kpis, plan_report
 from plan_pipeline.planning.vocabulary import PLAN_KPI_COLUMNS
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline_tests.planning.oracle_cases import case_names, load_case
