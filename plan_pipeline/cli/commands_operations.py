@@ -202,6 +202,9 @@ def register_operations_commands(subparsers) -> None:
     """Add ``trim``, ``row-guard``, ``backup``, ``restore``, ``restore-archived`` and ``export`` to ``plan-pipeline``."""
     from plan_pipeline.exports.export import EXPORT_FORMATS
     from plan_pipeline.operations.backup import BACKUP_DIR_ENV, DEFAULT_KEEP
+    from plan_pipeline.operations.retention import RetentionPolicy
+
+    policy = RetentionPolicy()  # the defaults
 
     p = subparsers.add_parser(
         "trim",
@@ -213,11 +216,14 @@ def register_operations_commands(subparsers) -> None:
         "'plan-pipeline restore-archived V'). Months are calendar months; 'off' disables a rule.",
     )
     p.add_argument("--dry-run", action="store_true", help="report what would be removed; change nothing")
-    p.add_argument("--version-max-age-months", type=_months, default=18, metavar="N|off", help="default 18")
-    p.add_argument("--max-versions", type=_versions_kept, default=600, metavar="N|off",
-                   help="non-approved versions kept (default 600)")
-    p.add_argument("--kpi-max-age-months", type=_months, default=24, metavar="N|off", help="default 24")
-    p.add_argument("--audit-max-age-months", type=_months, default=36, metavar="N|off", help="default 36")
+    p.add_argument("--version-max-age-months", type=_months, default=policy.version_max_age_months, metavar="N|off",
+                   help=f"default {policy.version_max_age_months}")
+    p.add_argument("--max-versions", type=_versions_kept, default=policy.max_versions, metavar="N|off",
+                   help=f"non-approved versions kept (default {policy.max_versions})")
+    p.add_argument("--kpi-max-age-months", type=_months, default=policy.kpi_max_age_months, metavar="N|off",
+                   help=f"default {policy.kpi_max_age_months}")
+    p.add_argument("--audit-max-age-months", type=_months, default=policy.audit_max_age_months, metavar="N|off",
+                   help=f"default {policy.audit_max_age_months}")
     p.add_argument("--archive-dir", help="where removed versions are archived (default <home>/archive)")
     p.add_argument("--actor", help="recorded in the archives (default $PLAN_PIPELINE_ACTOR or $USER)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

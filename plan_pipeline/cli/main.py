@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from importlib import resources as importlib_resources
 from pathlib import Path
 
@@ -28,66 +27,33 @@ from plan_pipeline.cli.errors import (
     silence_stdout,
 )
 from plan_pipeline.cli.output import abandon, out, progress
-from plan_pipeline.planning.types import (
-    BLEND_WEIGHT_MODES,
-    CARRYOVER_MODES,
-    LT_UNITS,
-    PRESETS,
-    ROUND_MODES,
-    PlanningParameters,
-)
+from plan_pipeline.planning.parameters import ParameterError, PlanningParameters, parameter_specs
+from plan_pipeline.timeutil import utc_now
 
 
 # ---------------------------------------------------------------------------- parameters
 def add_planning_parameter_flags(parser: argparse.ArgumentParser) -> None:
-    """The reference driver's planning flags, same names and defaults."""
+    """One flag per field of the parameter model (the reference driver's names and defaults):
+    name, type, choices, default and help all come from :class:`PlanningParameters`."""
     g = parser.add_argument_group("planning parameters (reference driver flags)")
-    g.add_argument("--weeks", type=int, default=4, help="fallback weeks per period without a calendar, 1-6 (default 4)")
-    g.add_argument("--round", dest="round_mode", choices=ROUND_MODES, default="int", help="round mode (default int)")
-    g.add_argument("--lt-unit", choices=LT_UNITS, default="day", help="lead-time unit (default day)")
-    g.add_argument("--week-days", type=int, default=7, help="days per week for day lead times, 1-7 (default 7)")
-    g.add_argument("--cutover-date", default=None, help="cutover date YYYY-MM-DD (or month YYYY-MM)")
-    g.add_argument("--recon-window-days", type=int, default=None, help="reconciliation window in days, 0-366")
-    g.add_argument("--anchor-policy", default=None, help="DET_near | AGG_far | blend")
-    g.add_argument("--preset", choices=sorted(PRESETS), default=None, help="fills policy/window when not given")
-    g.add_argument("--blend-split-next", type=float, default=None,
-                   help="blend: share of spill sent to the next month, 0-1")
-    g.add_argument("--blend-weight-mode", choices=BLEND_WEIGHT_MODES, default="tri", help="blend weights (default tri)")
-    g.add_argument("--apply-adjusted", action="store_true", help="re-plan MRP/capacity/report on the anchored detail")
-    g.add_argument("--max-adjust-ratio", type=float, default=None,
-                   help="anchor: max change per row as a ratio, 0 (unlimited) to 1e6")
-    g.add_argument("--carryover", choices=CARRYOVER_MODES, default="none", help="anchor residual carryover (default none)")
-    g.add_argument("--carryover-split", type=float, default=None,
-                   help="carryover 'both': share sent to next month, 0-1")
-    g.add_argument("--tol-abs", type=float, default=1e-6,
-                   help="reconciliation absolute tolerance, 0 to 1e12 (default 1e-6)")
-    g.add_argument("--tol-rel", type=float, default=1e-6,
-                   help="reconciliation relative tolerance, 0 to 1e6 (default 1e-6)")
+    for spec in parameter_specs():
+        rule = spec.rule
+        default = f" (default {spec.default:g})" if isinstance(spec.default, float) else (
+            f" (default {spec.default})" if spec.default not in (None, False) else "")
+        help_text = spec.description + (f", {spec.bounds_text}" if spec.bounds_text else "") + default
+        if rule.kind == "flag":
+            g.add_argument(spec.cli_flag, dest=spec.name, action="store_true", default=spec.default, help=help_text)
+            continue
+        choices = rule.choices if rule.kind == "choice" and spec.cli_choices else None
+        if rule.kind == "choice" and not spec.cli_choices:
+            help_text += f" ({' | '.join(rule.choices)})"
+        g.add_argument(spec.cli_flag, dest=spec.name, type=spec.python_type, choices=choices, default=spec.default,
+                       help=help_text)
 
 
 def parameters_from_args(args: argparse.Namespace) -> PlanningParameters:
-    from plan_pipeline.planning.parameters import ParameterError, validate_parameters
-
-    params = PlanningParameters(
-        round_mode=args.round_mode,
-        lt_unit=args.lt_unit,
-        week_days=args.week_days,
-        fallback_weeks=args.weeks,
-        cutover_date=args.cutover_date,
-        recon_window_days=args.recon_window_days,
-        anchor_policy=args.anchor_policy,
-        preset=args.preset,
-        blend_split_next=args.blend_split_next,
-        blend_weight_mode=args.blend_weight_mode,
-        apply_adjusted=args.apply_adjusted,
-        max_adjust_ratio=args.max_adjust_ratio,
-        carryover=args.carryover,
-        carryover_split=args.carryover_split,
-        tol_abs=args.tol_abs,
-        tol_rel=args.tol_rel,
-    )
     try:
-        return validate_parameters(params)
+        return PlanningParameters(**{spec.name: getattr(args, spec.name) for spec in parameter_specs()})
     except ParameterError as exc:
         raise CliError(str(exc)) from None
 
@@ -137,7 +103,7 @@ def cmd_inputs_list(env: CliEnvironment, args) -> int:
 
 # ---------------------------------------------------------------------------- versions
 def default_version_id() -> str:
-    return "v" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return "v" + utc_now().strftime("%Y%m%d-%H%M%S")
 
 
 def cmd_version_create(env: CliEnvironment, args) -> int:

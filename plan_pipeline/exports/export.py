@@ -46,7 +46,7 @@ from typing import Any
 
 from plan_pipeline.exports.reference import export_reference
 from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.store.clock import utc_now
+from plan_pipeline.timeutil import utc_now
 from plan_pipeline.store.exports import EXPORT_TABLES, VersionTableRows
 from plan_pipeline.store.repository import check_identifier, project_home
 from plan_pipeline.store.staging import file_entry

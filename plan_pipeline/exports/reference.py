@@ -14,26 +14,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-from plan_pipeline.planning.aggregate import aggregate_document
-from plan_pipeline.planning.anchor import CARRYOVER_CSV_COLUMNS, carryover_csv_rows, sku_week_adjusted_document
-from plan_pipeline.planning.capacity import plan_final_document
-from plan_pipeline.planning.detail import detail_document
+from plan_pipeline.exports.reference_documents import (
+    aggregate_document,
+    compare_csv_rows,
+    csv_text,
+    detail_document,
+    mrp_document,
+    only_violations,
+    plan_final_document,
+    reconciliation_csv_rows,
+    reconciliation_csv_text,
+    report_csv_text,
+    sku_week_adjusted_document,
+)
+from plan_pipeline.planning.anchor import CARRYOVER_CSV_COLUMNS, carryover_csv_rows
 from plan_pipeline.planning.frames import (
     anchor_result_from_frames,
     capacity_plan_from_frames,
     reconciliation_log_from_frame,
     report_from_kpi_frame,
 )
-from plan_pipeline.planning.level_reconciliation import (
-    compare_csv_rows,
-    csv_text,
-    only_violations,
-    reconciliation_csv_rows,
-    reconciliation_csv_text,
-)
-from plan_pipeline.planning.mrp import mrp_document
 from plan_pipeline.planning.parameters import validate_parameters
-from plan_pipeline.planning.report import report_csv_text
 from plan_pipeline.store import PlanStore, PlanStoreError
 
 

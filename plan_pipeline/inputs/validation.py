@@ -57,7 +57,7 @@ byte order mark dropped), like the loader, so validation and planning see the sa
 
 What the planner cannot plan correctly is refused here, so an input set that validates plans
 (``plan_pipeline_tests/reliability/test_bad_inputs.py``): magnitudes are bounded
-(:data:`~plan_pipeline.planning.types.MAX_PLAN_QUANTITY` for every quantity and for the sums the
+(:data:`~plan_pipeline.planning.vocabulary.MAX_PLAN_QUANTITY` for every quantity and for the sums the
 planner forms, :data:`MAX_LEAD_TIME`, :data:`MAX_CALENDAR_SEQUENCE`), lot sizes are whole, a SKU
 has one family, and the calendar's planning order follows its dates without gaps or overlaps.
 ``docs/inputs.md`` explains every rule and bound.
@@ -67,7 +67,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -77,9 +76,23 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+from pydantic_core import PydanticCustomError
 
 from plan_pipeline.inputs.loader import CALENDAR_FILE, REQUIRED_FILES, load_input_dir, read_input_text
-from plan_pipeline.planning.types import INPUT_COLUMNS, MAX_PLAN_QUANTITY, PlanningInputs
+from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs
+from plan_pipeline.planning.calendar_document import (
+    ISO_DATE_RE as _ISO_DATE_RE,
+    MAX_CALENDAR_SEQUENCE,
+    CalendarDocumentHeader,
+    CalendarPeriodHeader,
+    CalendarWeek,
+    bound_text as _bound_text,
+    calendar_date,
+    check_part,
+    quote as _q,
+    type_name as _type_name,
+)
+from plan_pipeline.planning.vocabulary import MAX_PLAN_QUANTITY
 
 __all__ = [
     "ERROR",
@@ -101,11 +114,8 @@ MAX_PER_RULE = 20
 
 #: The largest lead time (``item.csv`` column ``lt``, in days or weeks per ``--lt-unit``): ten
 #: years of days. Every quantity column (demand, capacity, share, qty, lot, moq, cost, score) and
-#: every calendar weight is bounded by :data:`~plan_pipeline.planning.types.MAX_PLAN_QUANTITY`.
+#: every calendar weight is bounded by :data:`~plan_pipeline.planning.vocabulary.MAX_PLAN_QUANTITY`.
 MAX_LEAD_TIME = 3650
-#: The largest magnitude of a calendar week ``sequence`` (any real numbering, even ``YYYYWW``,
-#: is far below it; the planner keeps sequences in 32/64-bit integer arrays).
-MAX_CALENDAR_SEQUENCE = 1_000_000_000
 
 #: rule id -> (severity, meaning). Every issue's ``rule`` is one of these keys.
 RULES: dict[str, tuple[str, str]] = {
@@ -175,7 +185,6 @@ ONE_FAMILY = ("a SKU belongs to one family (the detail plan holds one row per we
               "list it under one family only")
 
 _MONTH_RE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])\Z")  # use with .match (anchored at start)
-_ISO_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 #: key columns per table (empty cells are errors)
 _KEY_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -382,40 +391,6 @@ class _Collector:
         return rep
 
 
-_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {9: "\\t", 10: "\\n", 13: "\\r"}
-
-
-def _q(value: Any) -> str:
-    """Quote a cell / JSON value for a message (control characters escaped: one line)."""
-    if isinstance(value, str):
-        return "'" + value.translate(_CONTROL) + "'"
-    return json.dumps(value)
-
-
-def _found(value: Any) -> str:
-    """``found <type> <value>`` for a JSON value of the wrong type (containers: type only)."""
-    name = _type_name(value)
-    if value is None or isinstance(value, (list, dict)):
-        return f"found {name}"
-    return f"found {name} {_q(value)}"
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 # ---------------------------------------------------------------------------------------------
 # CSV reading
 
@@ -571,11 +546,6 @@ def _check_keys(t: _Table, out: _Collector) -> pd.Series:
             )
         ok &= ~empty
     return ok
-
-
-def _bound_text(limit: float) -> str:
-    """``1,000,000,000,000`` (exact and readable)."""
-    return f"{limit:,.0f}"
 
 
 def _too_large_message(value: str, number: float, limit: float, what: str) -> str:
@@ -741,14 +711,11 @@ class _Calendar:
 
 
 def _parse_iso_date(value: Any) -> tuple[date | None, str | None]:
-    if not isinstance(value, str):
-        return None, f"must be a date string YYYY-MM-DD, {_found(value)}"
-    if not _ISO_DATE_RE.match(value):
-        return None, f"value {_q(value)} is not a date (expected YYYY-MM-DD)"
+    """(date, None) or (None, the calendar model's message for a bad date)."""
     try:
-        return date.fromisoformat(value), None
-    except ValueError:
-        return None, f"value {_q(value)} is not a real date (expected YYYY-MM-DD)"
+        return calendar_date(value), None
+    except PydanticCustomError as exc:
+        return None, exc.context["message"]
 
 
 def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
@@ -773,43 +740,19 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
         return _Calendar()
 
     cal = _Calendar()
-    for key in ("calendar_type", "week_unit"):
-        if key in doc and not isinstance(doc[key], str):
-            out.add(file, None, key, "calendar_schema", f"must be a string, {_found(doc[key])}")
-    periods = doc.get("periods", [])
-    if not isinstance(periods, list):
-        out.add(file, None, "periods", "calendar_schema", f"must be a list, found {_type_name(periods)}")
+    # Field rules: the one model of the document (plan_pipeline.planning.calendar_document), part by
+    # part so that what is valid still feeds the cross-row checks below.
+    def problems(found_problems) -> None:
+        for path, rule, message in found_problems:
+            out.add(file, None, path, rule, message)
+
+    header, found_problems, values = check_part(CalendarDocumentHeader, doc, "")
+    problems(found_problems)
+    periods = header.periods if header is not None else values.get("periods")
+    if periods is None:
         return cal
     if not periods:
         out.add(file, None, "periods", "calendar_empty", "the calendar defines no periods: every period uses fallback weeks")
-
-    def need(obj: dict, key: str, path: str) -> Any:
-        if key not in obj:
-            out.add(file, None, f"{path}.{key}", "calendar_schema", f"required field '{key}' is missing")
-            return None
-        return obj[key]
-
-    def date_field(obj: dict, key: str, path: str) -> date | None:
-        if key not in obj:
-            out.add(file, None, f"{path}.{key}", "calendar_schema", f"required field '{key}' is missing")
-            return None
-        d, err = _parse_iso_date(obj[key])
-        if err:
-            rule = "calendar_schema" if not isinstance(obj[key], str) else "calendar_date"
-            out.add(file, None, f"{path}.{key}", rule, err)
-        return d
-
-    def string_field(obj: dict, key: str, path: str) -> str | None:
-        v = need(obj, key, path)
-        if v is None and key not in obj:
-            return None
-        if not isinstance(v, str):
-            out.add(file, None, f"{path}.{key}", "calendar_schema", f"must be a string, {_found(v)}")
-            return None
-        if not v.strip():
-            out.add(file, None, f"{path}.{key}", "calendar_schema", "must not be empty")
-            return None
-        return v
 
     seen_period: dict[str, int] = {}
     # what the ordering checks need: (index, key, start, end) per period with valid dates, and
@@ -818,11 +761,16 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
     planned_weeks: list[tuple[int, str, list[tuple[int, date, str, date, int]]]] = []
     for i, p in enumerate(periods):
         ppath = f"periods[{i}]"
-        if not isinstance(p, dict):
-            out.add(file, None, ppath, "calendar_schema", f"must be an object, found {_type_name(p)}")
-            continue
-        pkey = string_field(p, "period", ppath)
+        period, found_problems, values = check_part(CalendarPeriodHeader, p, ppath)
+        if period is not None:
+            values = period.model_dump()
+        pkey = values.get("period")
+        pstart, pend = values.get("start_date"), values.get("end_date")
+        weeks = values.get("weeks")
         p_ok = pkey is not None
+        problems(found_problems)
+        if not isinstance(p, dict):
+            continue
         if pkey is not None:
             cal.period_keys.add(pkey)
             if pkey in seen_period:
@@ -833,16 +781,12 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
                 p_ok = False
             else:
                 seen_period[pkey] = i
-        pstart = date_field(p, "start_date", ppath)
-        pend = date_field(p, "end_date", ppath)
         if pstart and pend and pstart > pend:
             out.add(file, None, ppath, "calendar_date_order", f"start_date {pstart} is after end_date {pend}")
         elif pstart and pend and p_ok:
             dated_periods.append((i, pkey, pstart, pend))
             cal.period_dates[pkey] = (pstart, pend)
-        weeks = p.get("weeks", [])
-        if not isinstance(weeks, list):
-            out.add(file, None, f"{ppath}.weeks", "calendar_schema", f"must be a list, found {_type_name(weeks)}")
+        if weeks is None:
             continue
         if not weeks:
             if pkey is not None:
@@ -853,11 +797,16 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
         weights: list[float] = []
         for j, w in enumerate(weeks):
             wpath = f"{ppath}.weeks[{j}]"
+            week, found_problems, values = check_part(CalendarWeek, w, wpath)
             if not isinstance(w, dict):
-                out.add(file, None, wpath, "calendar_schema", f"must be an object, found {_type_name(w)}")
+                problems(found_problems)
                 continue
-            code = string_field(w, "week_code", wpath)
-            w_ok = code is not None
+            if week is not None:
+                values = week.model_dump()
+            problems(found_problems)
+            bad = {path[len(wpath) + 1:] for path, _, _ in found_problems}
+            code = values.get("week_code")
+            w_ok = not bad - {"attributes"}
             if code is not None:
                 if code in seen_code:
                     where = f"{ppath}.weeks[{seen_code[code]}]"
@@ -869,44 +818,17 @@ def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
                     w_ok = False
                 else:
                     seen_code[code] = j
-            seq = need(w, "sequence", wpath)
-            if "sequence" in w and (not isinstance(seq, int) or isinstance(seq, bool)):
-                out.add(file, None, f"{wpath}.sequence", "calendar_schema", f"must be an integer, {_found(seq)}")
-                w_ok = False
-            elif "sequence" not in w:
-                w_ok = False
-            elif abs(seq) > MAX_CALENDAR_SEQUENCE:
-                out.add(
-                    file, None, f"{wpath}.sequence", "value_too_large",
-                    f"value {seq} exceeds {_bound_text(MAX_CALENDAR_SEQUENCE)} in magnitude "
-                    f"(the largest week sequence the planner accepts)",
-                )
-                w_ok = False
-            wstart = date_field(w, "start_date", wpath)
-            wend = date_field(w, "end_date", wpath)
-            if wstart is None or wend is None:
+            seq = values.get("sequence")
+            wstart, wend = values.get("start_date"), values.get("end_date")
+            if seq is None or wstart is None or wend is None:
                 w_ok = False
             elif wstart > wend:
                 out.add(file, None, wpath, "calendar_date_order", f"start_date {wstart} is after end_date {wend}")
                 w_ok = False
-            weight = w.get("weight", 1.0)
-            wt_ok = isinstance(weight, (int, float)) and not isinstance(weight, bool)
-            if wt_ok:
-                try:
-                    wt_ok = math.isfinite(float(weight)) and weight >= 0
-                except OverflowError:
-                    wt_ok = False
-            if not wt_ok:
-                out.add(file, None, f"{wpath}.weight", "calendar_weight", f"value {_q(weight)} must be a non-negative number")
-                w_ok = False
-            elif weight > MAX_PLAN_QUANTITY:
-                out.add(
-                    file, None, f"{wpath}.weight", "value_too_large",
-                    f"value {_q(weight)} exceeds {_bound_text(MAX_PLAN_QUANTITY)} (the largest week weight the planner accepts)",
-                )
+            if "weight" in bad:
                 w_ok = False
             else:
-                weights.append(float(weight))
+                weights.append(float(values["weight"]))
             if w_ok and wstart and wend and pstart and pend and not (pstart <= wstart and wend <= pend):
                 out.add(
                     file, None, wpath, "calendar_week_outside_period",

@@ -37,7 +37,7 @@ from typing import Any, Callable
 import plan_pipeline
 from plan_pipeline.faults import crash_point
 from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.store.clock import utc_now
+from plan_pipeline.timeutil import utc_now
 from plan_pipeline.store.repository import project_home
 from plan_pipeline.store.schema import SCHEMA_VERSION
 from plan_pipeline.store.staging import (

@@ -53,6 +53,7 @@ from plan_pipeline.store.legacy_sqlite import (
     version_headers,
     version_rows,
 )
+from plan_pipeline.planning.vocabulary import ADJ_COLUMNS, AGGREGATE_COLUMNS, DETAIL_COLUMNS, MRP_KEY_COLUMNS
 from plan_pipeline.store.repository import (
     PlanStore,
     PlanStoreError,
@@ -61,6 +62,7 @@ from plan_pipeline.store.repository import (
     prepare_kpi_level,
     prepare_series_level,
 )
+from plan_pipeline.timeutil import utc_now as _now
 
 SOURCE_PREFIX = "legacy:"
 IMPORTED_STATUS = "imported"
@@ -74,10 +76,7 @@ LEGACY_HEADER_COLUMNS = (
 # Legacy plan_series levels we map (daily_det is never written by the reference).
 LEGACY_LEVELS = ("aggregate", "det", "det_adjusted", "mrp", "mrp_final", "weekly_summary")
 
-AGGREGATE_COLUMNS = ["family", "period", "demand", "supply", "backlog", "capacity_total"]
-DETAIL_COLUMNS = ["family", "period", "sku", "week", "demand", "supply", "supply_plan", "backlog"]
-ADJ_COLUMNS = ["planned_order_release_adj", "planned_order_receipt_adj"]
-MRP_FLOAT_COLUMNS = [c for c in MRP_COLUMNS if c not in ("item", "sku", "week", "lt_weeks")]
+MRP_FLOAT_COLUMNS = [c for c in MRP_COLUMNS if c not in (*MRP_KEY_COLUMNS, "lt_weeks")]
 # Keys of mrp.json's inputs_summary that the MRP stage itself adds (our frame's attrs['summary']).
 MRP_SUMMARY_KEYS = ("items", "open_po", "bom_links", "weeks", "lt_unit", "calendar_mode")
 
@@ -94,10 +93,6 @@ class LegacySourceError(RuntimeError):
 
 class LegacyDataError(ValueError):
     """One legacy version cannot be imported; the message says which artifact/table and why."""
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _from_epoch_ms(value: Any) -> datetime | None:

@@ -63,7 +63,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from plan_pipeline.faults import crash_point
 from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.store.clock import utc_now
+from plan_pipeline.timeutil import utc_now
 from plan_pipeline.store.maintenance import VERSION_TABLES, reclaim_space, store_file_bytes
 from plan_pipeline.store.repository import check_identifier, project_home
 from plan_pipeline.store.staging import (

@@ -32,8 +32,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +41,14 @@ import dagster as dg
 from plan_pipeline.inputs.importer import KNOWN_FILES, content_hash
 from plan_pipeline.inputs.loader import read_input_text
 from plan_pipeline.orchestration.jobs import plan_job
+from plan_pipeline.orchestration.parameter_config import PlanningParametersConfig, parameters_from_config
 from plan_pipeline.orchestration.partitions import DUCKDB_POOL, plan_version_partitions
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.orchestration.run_ledger import TRIGGER_TAG, VERSION_TAG
 from plan_pipeline.orchestration.run_state import run_failure_text
-from plan_pipeline.planning.types import PlanningParameters
+from plan_pipeline.planning.parameters import ParameterError, PlanningParameters, parameter_specs
 from plan_pipeline.store.repository import IDENTIFIER_RE, check_identifier, project_home
+from plan_pipeline.timeutil import utc_now_text as _now_text
 
 INBOX_ENV = "PLAN_PIPELINE_INBOX"
 SETTLE_ENV = "PLAN_PIPELINE_INBOX_SETTLE_SECONDS"
@@ -57,8 +58,9 @@ ERRORS_FILE = "_plan_pipeline_errors.txt"
 INBOX_KEY_TAG = "plan/inbox_key"
 INBOX_TRIGGER = "inbox"
 IMPORT_JOB_NAME = "inbox_import"
-_ALIASES = {"round": "round_mode", "weeks": "fallback_weeks"}
-_PARAM_FIELDS = {f.name for f in fields(PlanningParameters)}
+#: A key of plan_parameters.json is a parameter name or its CLI spelling (``round``, ``weeks``).
+_PARAMETER_KEYS = {**{s.cli_flag[2:].replace("-", "_"): s.name for s in parameter_specs()},
+                   **{s.name: s.name for s in parameter_specs()}}
 
 
 def inbox_dir() -> Path:
@@ -68,10 +70,6 @@ def inbox_dir() -> Path:
 
 def settle_seconds() -> float:
     return float(os.environ.get(SETTLE_ENV) or DEFAULT_SETTLE_SECONDS)
-
-
-def _now_text() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # ---------------------------------------------------------------------------------- folder checks
@@ -101,13 +99,11 @@ class InboxRequest:
     label: str
     version_id: str
     note: str | None
-    parameters_json: str  # the validated PlanningParameters as JSON
+    parameters: dict  # the validated PlanningParameters (run config of PlanningParametersConfig)
 
 
 def read_plan_parameters(folder: Path) -> tuple[PlanningParameters, str | None, str | None]:
     """Parse ``plan_parameters.json`` (absent = defaults). Raises ValueError naming every problem."""
-    from plan_pipeline.planning.parameters import ParameterError, validate_parameters
-
     path = folder / PARAMETERS_FILE
     if not path.is_file():
         return PlanningParameters(), None, None
@@ -122,8 +118,8 @@ def read_plan_parameters(folder: Path) -> tuple[PlanningParameters, str | None, 
     version_id = document.pop("version_id", None)
     note = document.pop("note", None)
     for key, value in document.items():
-        name = _ALIASES.get(key, key)
-        if name not in _PARAM_FIELDS:
+        name = _PARAMETER_KEYS.get(key)
+        if name is None:
             problems.append(f"{PARAMETERS_FILE}: unknown parameter {key!r}")
         else:
             values[name] = value
@@ -136,11 +132,9 @@ def read_plan_parameters(folder: Path) -> tuple[PlanningParameters, str | None, 
     params = None
     if not problems:
         try:
-            params = validate_parameters(PlanningParameters(**values))
+            params = PlanningParameters(**values)
         except ParameterError as exc:
             problems.extend(f"{PARAMETERS_FILE}: {p}" for p in exc.problems)
-        except TypeError as exc:
-            problems.append(f"{PARAMETERS_FILE}: {exc}")
     if problems:
         raise ValueError("\n".join(problems))
     return params, version_id, note
@@ -174,7 +168,7 @@ def check_folder(folder: Path, fingerprint: str) -> tuple[InboxRequest | None, l
         label=label,
         version_id=version_id or f"{stem}-{fingerprint[:12]}",
         note=note,
-        parameters_json=json.dumps(params.to_dict(), sort_keys=True),
+        parameters=params.to_dict(),
     ), []
 
 
@@ -201,7 +195,7 @@ class InboxImportConfig(dg.Config):
     label: str
     version_id: str
     note: str | None = None
-    parameters_json: str = "{}"
+    parameters: PlanningParametersConfig = PlanningParametersConfig()
 
 
 @dg.op(
@@ -222,7 +216,7 @@ def inbox_import_op(context: dg.OpExecutionContext, config: InboxImportConfig, p
     if folder_fingerprint(folder) != config.fingerprint:
         raise dg.Failure(description=f"inbox folder {folder} changed after it was validated; "
                          "the sensor checks the new content")
-    params = PlanningParameters(**json.loads(config.parameters_json))
+    params = parameters_from_config(config.parameters)
     store = plan_store.get_store()
     try:
         outcome = import_input_dir(store, folder, config.label)

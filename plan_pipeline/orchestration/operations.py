@@ -20,6 +20,8 @@ from typing import Optional
 
 import dagster as dg
 
+from plan_pipeline.operations.backup import DEFAULT_KEEP
+from plan_pipeline.operations.retention import RetentionPolicy
 from plan_pipeline.orchestration.inbox import inbox_import_job, inbox_sensor
 from plan_pipeline.orchestration.partitions import DUCKDB_POOL
 from plan_pipeline.orchestration.replanning import (
@@ -36,10 +38,10 @@ class TrimConfig(dg.Config):
     """Retention policy numbers (``null`` switches a rule off) and the dry-run switch."""
 
     dry_run: bool = False
-    version_max_age_months: Optional[int] = 18
-    max_versions: Optional[int] = 600
-    kpi_max_age_months: Optional[int] = 24
-    audit_max_age_months: Optional[int] = 36
+    version_max_age_months: Optional[int] = RetentionPolicy.version_max_age_months
+    max_versions: Optional[int] = RetentionPolicy.max_versions
+    kpi_max_age_months: Optional[int] = RetentionPolicy.kpi_max_age_months
+    audit_max_age_months: Optional[int] = RetentionPolicy.audit_max_age_months
     archive_dir: Optional[str] = None
 
 
@@ -113,7 +115,7 @@ plan_store_trim_schedule = dg.ScheduleDefinition(
 # ---------------------------------------------------------------------------------- backup
 class BackupConfig(dg.Config):
     out_dir: Optional[str] = None  # default $PLAN_PIPELINE_BACKUP_DIR or <home>/backups
-    keep: int = 7
+    keep: int = DEFAULT_KEEP
 
 
 @dg.op(pool=DUCKDB_POOL, description="Consistent Parquet snapshot of every plan-store table with a manifest; "

@@ -28,12 +28,12 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 import dagster as dg
 
 from plan_pipeline.orchestration.run_ledger import TERMINAL, sync_plan_jobs
+from plan_pipeline.timeutil import utc_now_text as _stamp
 
 PID_TAG = "plan/pid"
 PID_START_TAG = "plan/pid_started"
@@ -152,10 +152,6 @@ class RecoveredRun:
 
     def line(self) -> str:
         return f"recovered run {self.run_id} ({self.job_name}): {self.reason}; marked failed, its pool claims freed"
-
-
-def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def close_orphaned_runs(instance: dg.DagsterInstance, found: Iterable[tuple[object, str]]) -> list[RecoveredRun]:

@@ -11,4 +11,9 @@ One module per stage:
 * ``level_reconciliation`` - stage 5, aggregate vs rolled-up detail deltas
 * ``anchor``    - stage 6, boundary-month correction of an edited detail plan
 * ``report``    - capacity/service report and stored KPIs
+
+Shared by all of them: ``vocabulary`` (choices, bounds, cutover parsing, policy names, frame
+columns), ``parameters`` (the planning parameter model), ``calendar_document`` (the
+``planning_calendar.json`` model). The reference project's file formats are written by
+``plan_pipeline.exports.reference_documents``, not by the stages.
 """

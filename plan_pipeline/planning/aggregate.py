@@ -7,7 +7,6 @@ target ``min(rounded capacity, Σ rounded demand)`` is apportioned with
 """
 from __future__ import annotations
 
-import gc
 
 import numpy as np
 import pandas as pd
@@ -18,10 +17,9 @@ from plan_pipeline.planning.rounding import (
     sequential_group_sum,
 )
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import AGGREGATE_COLUMNS
 
 SCHEMA_VERSION = "agg-1.0"
-AGGREGATE_NOTE = "aggregate: coarse family x period supply from demand and pooled capacity (proportional rationing on shortage)"
-AGGREGATE_COLUMNS = ["family", "period", "demand", "supply", "backlog", "capacity_total"]
 _QUANTITY_COLUMNS = ["demand", "supply", "backlog", "capacity_total"]
 
 
@@ -102,39 +100,3 @@ def plan_aggregate(inputs: PlanningInputs, params: PlanningParameters) -> pd.Dat
     )
 
 
-def aggregate_inputs_summary(inputs: PlanningInputs) -> dict[str, int]:
-    return {
-        "demand_rows": int(len(inputs.demand_family)),
-        "capacity_rows": int(len(inputs.capacity)),
-        "mix_rows": int(len(inputs.mix_share)),
-    }
-
-
-def frame_records(rows: pd.DataFrame, text_cols: list[str], num_cols: list[str], int_cols: set[str]) -> list[dict]:
-    """Rows as JSON-ready dicts (keys ``text_cols + num_cols``; ``int_cols`` as Python ints)."""
-    cols = []
-    for c in text_cols:
-        values = rows[c].tolist()
-        cols.append(values if all(type(v) is str for v in values) else [str(v) for v in values])
-    for c in num_cols:
-        arr = rows[c].to_numpy()
-        cols.append(arr.astype(np.int64).tolist() if c in int_cols else arr.astype(np.float64).tolist())
-    names = text_cols + num_cols
-    enabled = gc.isenabled()
-    gc.disable()  # hundreds of thousands of small dicts: skip pointless generational collections
-    try:
-        return [dict(zip(names, vals)) for vals in zip(*cols)]
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def aggregate_document(rows: pd.DataFrame, inputs: PlanningInputs, params: PlanningParameters) -> dict:
-    """The ``aggregate.json`` document."""
-    int_cols = set(_QUANTITY_COLUMNS) if params.round_mode == "int" else set()
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "note": AGGREGATE_NOTE,
-        "inputs_summary": aggregate_inputs_summary(inputs),
-        "rows": frame_records(rows, ["family", "period"], _QUANTITY_COLUMNS, int_cols),
-    }

@@ -58,18 +58,17 @@ from plan_pipeline.planning.calendar import (
 from plan_pipeline.planning.level_reconciliation import factorize_pairs, text_array
 from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import parse_cutover, policy_kind
 
 __all__ = [
     "AnchorResult",
     "anchor_adjust",
-    "sku_week_adjusted_document",
     "carryover_csv_rows",
     "carryover_frame",
     "CARRYOVER_CSV_COLUMNS",
 ]
 
 METRICS = ("demand", "supply", "backlog")
-DETAIL_COLUMNS = ["family", "period", "sku", "week", "demand", "supply", "supply_plan", "backlog"]
 CARRYOVER_CSV_COLUMNS = ["family", "from_period", "to_period", "delta_demand", "delta_supply", "delta_backlog"]
 NOTE_PREFIX = "v2 anchor調整: cutover月のDETを重み付けで調整"
 _EPS = 1e-9
@@ -96,15 +95,6 @@ class AnchorResult:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _policy_kind(policy: Any) -> str:
-    up = str(policy or "DET_near").upper().replace("-", "_")
-    if up == "DET_NEAR":
-        return "det_near"
-    if up == "AGG_FAR":
-        return "agg_far"
-    return "blend"
 
 
 def _neighbour(period: str, step: int) -> str | None:
@@ -242,16 +232,6 @@ def _cutover_sequence(lookup, cutover: str) -> int | None:
     return None if seq == -1 else int(seq)
 
 
-def _day_fraction(cutover: str) -> float | None:
-    try:
-        d = date.fromisoformat(cutover[:10])
-    except ValueError:
-        return None
-    nxt = date(d.year + (d.month == 12), d.month % 12 + 1, 1)
-    days = (nxt - date(d.year, d.month, 1)).days
-    return (d.day - 1) / days
-
-
 def _period_factor_maps(inputs: PlanningInputs | None, lookup) -> dict[str, dict[str, float]]:
     """Per-period capacity / inbound / score / cost maps for the optional headroom factors."""
     maps: dict[str, dict[str, float]] = {"cap": {}, "inb": {}, "score": {}, "cost": {}}
@@ -312,7 +292,7 @@ def anchor_adjust(
     p = params.resolved()
     cutover = "" if p.cutover_date is None else str(p.cutover_date)
     policy = p.anchor_policy if p.anchor_policy else "DET_near"
-    kind = _policy_kind(policy)
+    kind = policy_kind(policy)
     carry_mode = p.carryover or "none"
     ratio = None if p.max_adjust_ratio is None else float(p.max_adjust_ratio)
     calendar = inputs.calendar if inputs is not None else None
@@ -423,7 +403,8 @@ def anchor_adjust(
             groups_hit, first_pos = np.unique(gid_s[hit_idx], return_index=True)
             cpos_g[groups_hit] = j[hit_idx[first_pos]]
         else:
-            frac = _day_fraction(cutover)
+            parsed = parse_cutover(cutover)
+            frac = None if parsed is None else parsed.day_fraction
             if frac is not None:
                 cpos_g = np.minimum(size - 1, np.floor(frac * size)).astype(np.float64)
             else:
@@ -536,46 +517,6 @@ def _metrics(res: np.ndarray) -> dict:
 
 
 # --------------------------------------------------------------------------- documents
-
-
-def sku_week_adjusted_document(
-    result: AnchorResult,
-    schema_version: str = "agg-1.0",
-    inputs_summary: dict | None = None,
-    round_mode: str = "int",
-) -> dict:
-    """``sku_week_adjusted.json`` as a dict.
-
-    Untouched cells are emitted like the detail stage writes them (ints in ``int`` mode);
-    rewritten cells are floats (they were rounded to 6 decimals).
-    """
-    df = result.rows
-    int_mode = round_mode == "int"
-    cols = {c: df[c].tolist() for c in DETAIL_COLUMNS if c in df.columns}
-    touched = result.touched
-    rows = []
-    for i in range(len(df)):
-        row = {}
-        for c in DETAIL_COLUMNS:
-            if c not in cols:
-                continue
-            v = cols[c][i]
-            if c in ("family", "period", "sku", "week"):
-                row[c] = v
-                continue
-            t = touched[i, METRICS.index(c)] if c in METRICS else False
-            v = float(v)
-            row[c] = int(v) if (int_mode and not t and v.is_integer()) else v
-        rows.append(row)
-    return {
-        "schema_version": schema_version,
-        "note": result.note,
-        "inputs_summary": dict(inputs_summary or {}),
-        "cutover": dict(result.cutover),
-        "rows": rows,
-        "carryover": [dict(e) for e in result.carryover],
-        "carryover_summary": dict(result.summary),
-    }
 
 
 def carryover_csv_rows(carryover: list[dict] | AnchorResult) -> list[dict]:

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Iterable
 
+from pydantic import ValidationError
+
+from plan_pipeline.planning.calendar_document import REFERENCE_WEIGHTS, CalendarDocument, document_problems
+
 __all__ = [
     "CalendarError",
     "WeekEntry",
@@ -29,8 +33,6 @@ __all__ = [
 FALLBACK_MODE = "fallback_weeks"
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 _M_INDEX_RE = re.compile(r"^M(\d+)$", re.IGNORECASE)
-_ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_INT_RE = re.compile(r"^[+-]?\d+$")
 _SEQ_WK_RE = re.compile(r"Wk(\d+)$")
 _SEQ_W_RE = re.compile(r"W(\d+)$")
 
@@ -63,99 +65,14 @@ class CalendarLookup:
 # --------------------------------------------------------------------------- validation
 
 
-def _fail(path: str, msg: str) -> CalendarError:
-    return CalendarError(f"{path}: {msg}")
-
-
-def _as_str(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise _fail(path, f"expected a string, got {value!r}")
-    return value
-
-
-def _as_date(value: Any, path: str) -> date:
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and _ISO_DATE_RE.match(value):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise _fail(path, f"invalid date {value!r}")
-
-
-def _as_int(value: Any, path: str) -> int:
-    if isinstance(value, bool):
-        raise _fail(path, f"invalid integer {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INT_RE.match(value.strip()):
-        return int(value.strip())
-    raise _fail(path, f"invalid integer {value!r}")
-
-
-def _as_float(value: Any, path: str) -> float:
-    if isinstance(value, bool):
-        raise _fail(path, f"invalid number {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise _fail(path, f"invalid number {value!r}")
-
-
-def _required(obj: dict, key: str, path: str) -> Any:
-    if key not in obj:
-        raise _fail(f"{path}.{key}", "field required")
-    return obj[key]
-
-
-def _parse_document(document: Any) -> tuple[str, list[tuple[str, list[dict]]]]:
-    """Validate the document; return (calendar_type, [(period, [week dicts with typed values])])."""
-    if not isinstance(document, dict):
-        raise _fail("$", f"calendar document must be an object, got {type(document).__name__}")
-    cal_type = _as_str(document.get("calendar_type", "custom"), "calendar_type")
-    _as_str(document.get("week_unit", "day"), "week_unit")
-    periods = document.get("periods", [])
-    if not isinstance(periods, list):
-        raise _fail("periods", "expected a list")
-    params = document.get("planning_params")
-    if params is not None and not isinstance(params, dict):
-        raise _fail("planning_params", "expected an object")
-    parsed: list[tuple[str, list[dict]]] = []
-    for pi, period in enumerate(periods):
-        ppath = f"periods[{pi}]"
-        if not isinstance(period, dict):
-            raise _fail(ppath, "expected an object")
-        name = _as_str(_required(period, "period", ppath), f"{ppath}.period")
-        _as_date(_required(period, "start_date", ppath), f"{ppath}.start_date")
-        _as_date(_required(period, "end_date", ppath), f"{ppath}.end_date")
-        weeks = period.get("weeks", [])
-        if not isinstance(weeks, list):
-            raise _fail(f"{ppath}.weeks", "expected a list")
-        out_weeks = []
-        for wi, week in enumerate(weeks):
-            wpath = f"{ppath}.weeks[{wi}]"
-            if not isinstance(week, dict):
-                raise _fail(wpath, "expected an object")
-            code = _as_str(_required(week, "week_code", wpath), f"{wpath}.week_code")
-            seq = _as_int(_required(week, "sequence", wpath), f"{wpath}.sequence")
-            start = _as_date(_required(week, "start_date", wpath), f"{wpath}.start_date")
-            end = _as_date(_required(week, "end_date", wpath), f"{wpath}.end_date")
-            weight = _as_float(week.get("weight", 1.0), f"{wpath}.weight")
-            attrs = week.get("attributes", {})
-            if attrs is not None and not isinstance(attrs, dict):
-                raise _fail(f"{wpath}.attributes", "expected an object")
-            out_weeks.append(
-                {"week_code": code, "sequence": seq, "start_date": start, "end_date": end, "weight": weight}
-            )
-        parsed.append((name, out_weeks))
-    return cal_type, parsed
+def _parse_document(document: Any) -> CalendarDocument:
+    """The typed document (:mod:`~plan_pipeline.planning.calendar_document`, the one model of
+    ``planning_calendar.json``); its first problem raises :class:`CalendarError` naming the JSON path."""
+    try:
+        return CalendarDocument.model_validate(document, context=REFERENCE_WEIGHTS)
+    except ValidationError as exc:
+        path, _rule, message = document_problems(exc)[0]
+        raise CalendarError(f"{path}: {message}") from None
 
 
 # --------------------------------------------------------------------------- lookup
@@ -169,14 +86,15 @@ def build_calendar(document: dict | None, fallback_weeks: int = 4) -> CalendarLo
     """
     if document is None:
         return CalendarLookup(mode=FALLBACK_MODE, fallback_weeks=fallback_weeks, has_calendar=False)
-    cal_type, parsed = _parse_document(document)
-    lookup = CalendarLookup(mode=cal_type, fallback_weeks=fallback_weeks, has_calendar=True)
+    doc = _parse_document(document)
+    lookup = CalendarLookup(mode=doc.calendar_type, fallback_weeks=fallback_weeks, has_calendar=True)
     seen: set[str] = set()
-    for name, weeks in parsed:
-        if not weeks:
+    for period in doc.periods:
+        name = period.period
+        if not period.weeks:
             continue
-        weeks = sorted(weeks, key=lambda w: (w["sequence"], w["start_date"], w["week_code"]))
-        weights = [max(0.0, w["weight"]) for w in weeks]
+        weeks = sorted(period.weeks, key=lambda w: (w.sequence, w.start_date, w.week_code))
+        weights = [max(0.0, w.weight) for w in weeks]
         total = 0.0
         for x in weights:
             total += x
@@ -184,16 +102,16 @@ def build_calendar(document: dict | None, fallback_weeks: int = 4) -> CalendarLo
         entries = []
         for w, wt in zip(weeks, weights):
             ratio = wt / total if total > 0 else 1.0 / n
-            entries.append(WeekEntry(w["week_code"], ratio, wt, w["sequence"]))
-            code = w["week_code"]
+            entries.append(WeekEntry(w.week_code, ratio, wt, w.sequence))
+            code = w.week_code
             if code not in seen:
                 seen.add(code)
                 lookup.week_order.append(code)
-            lookup.week_ranges.append((w["start_date"], w["end_date"], code))
+            lookup.week_ranges.append((w.start_date, w.end_date, code))
             lookup.week_to_period[code] = name
-            lookup.week_sequence.setdefault(code, w["sequence"])
+            lookup.week_sequence.setdefault(code, w.sequence)
         lookup.periods[name] = entries
-        lookup.period_last_week[name] = weeks[-1]["week_code"]
+        lookup.period_last_week[name] = weeks[-1].week_code
     return lookup
 
 

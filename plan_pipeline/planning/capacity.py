@@ -52,30 +52,23 @@ from plan_pipeline.planning.calendar import (
 )
 from plan_pipeline.planning.rounding import round6, round_quantity_array
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import (
+    BOUNDARY_COLUMNS,
+    MRP_COLUMNS,
+    WEEKLY_COLUMNS,
+    parse_cutover,
+    policy_kind,
+)
 
 __all__ = [
     "CapacityPlan",
     "MRP_COLUMNS",
     "WEEKLY_COLUMNS",
     "BOUNDARY_COLUMNS",
-    "PLAN_FINAL_NOTE",
     "plan_capacity",
-    "plan_final_document",
     "leveling_mode",
     "boundary_month",
 ]
-
-MRP_COLUMNS = [
-    "item", "sku", "week", "gross_req", "scheduled_receipts", "on_hand_start", "net_req",
-    "planned_order_receipt", "planned_order_release", "lt_weeks", "lot", "moq", "on_hand_end",
-]
-ADJ_COLUMNS = ["planned_order_release_adj", "planned_order_receipt_adj"]
-WEEKLY_COLUMNS = [
-    "week", "capacity", "original_load", "carried_slack_in", "spill_in", "adjusted_load",
-    "spill_out", "slack_carry_out",
-]
-BOUNDARY_COLUMNS = ["boundary_period", "boundary_index", "boundary_size", "in_window_pre", "in_window_post", "zone"]
-PLAN_FINAL_NOTE = "PR5: CRPライト（週次能力に合わせて解放を前倒し/繰越で調整）"
 
 
 @dataclass
@@ -109,27 +102,14 @@ class CapacityPlan:
 
 
 def boundary_month(cutover_date: Any) -> str | None:
-    """``M = cutover[:7]`` when the cutover string has length >= 7 and a dash at index 4."""
-    if cutover_date is None:
-        return None
-    s = str(cutover_date)
-    if len(s) >= 7 and s[4] == "-":
-        return s[:7]
-    return None
+    """The boundary month ``YYYY-MM`` of a cutover (``None`` without one)."""
+    cutover = parse_cutover(cutover_date)
+    return None if cutover is None else cutover.month
 
 
 def leveling_mode(policy: Any, month: str | None) -> str:
-    """Leveling algorithm for a policy: forward, det_near, agg_far or blend."""
-    if month is None or not policy:
-        return "forward"
-    up = str(policy).upper()
-    if up in ("DET_NEAR", "DET-NEAR"):
-        return "det_near"
-    if up in ("AGG_FAR", "AGG-FAR"):
-        return "agg_far"
-    if up == "BLEND":
-        return "blend"
-    return "forward"
+    """Leveling algorithm for a policy: forward (no boundary month or no policy), det_near, agg_far or blend."""
+    return (policy_kind(policy) if month is not None else None) or "forward"
 
 
 def _period_of(lookup, code: str) -> str:
@@ -432,61 +412,3 @@ def plan_capacity(
 # --------------------------------------------------------------------------- document
 
 
-def _qty(value: float, int_mode: bool):
-    return int(value) if int_mode else float(value)
-
-
-def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0") -> dict:
-    """``plan_final.json`` as a dict (key order and optional keys as the reference writes them)."""
-    int_mode = plan.round_mode == "int"
-    weekly = []
-    ws = plan.weekly_summary
-    has_boundary = "zone" in ws.columns
-    cols = {c: ws[c].tolist() for c in ws.columns}
-    for k in range(len(ws)):
-        row = {
-            "week": cols["week"][k],
-            "capacity": float(cols["capacity"][k]),
-            "original_load": _qty(cols["original_load"][k], int_mode),
-            "carried_slack_in": float(cols["carried_slack_in"][k]),
-            "spill_in": float(cols["spill_in"][k]),
-            "adjusted_load": _qty(cols["adjusted_load"][k], int_mode),
-            "spill_out": float(cols["spill_out"][k]),
-            "slack_carry_out": float(cols["slack_carry_out"][k]),
-        }
-        if has_boundary:
-            if cols["boundary_period"][k] is True:
-                row["boundary_period"] = True
-                row["boundary_index"] = int(cols["boundary_index"][k])
-                row["boundary_size"] = int(cols["boundary_size"][k])
-                if plan.has_window:
-                    row["in_window_pre"] = bool(cols["in_window_pre"][k])
-                    row["in_window_post"] = bool(cols["in_window_post"][k])
-            z = cols["zone"][k]
-            if z is not None and z is not pd.NA:
-                row["zone"] = z
-        weekly.append(row)
-
-    rows_df = plan.rows
-    fg_set = set(plan.fg_items)
-    lists = {c: rows_df[c].tolist() for c in MRP_COLUMNS + ADJ_COLUMNS}
-    float_cols = [c for c in MRP_COLUMNS if c not in ("item", "sku", "week")]
-    out_rows = []
-    for k in range(len(rows_df)):
-        row = {"item": lists["item"][k], "sku": lists["sku"][k], "week": lists["week"][k]}
-        for c in float_cols:
-            row[c] = int(lists[c][k]) if c == "lt_weeks" else float(lists[c][k])
-        fg = int_mode and lists["item"][k] in fg_set
-        row["planned_order_release_adj"] = _qty(lists["planned_order_release_adj"][k], fg)
-        row["planned_order_receipt_adj"] = _qty(lists["planned_order_receipt_adj"][k], fg)
-        out_rows.append(row)
-
-    return {
-        "schema_version": schema_version,
-        "note": PLAN_FINAL_NOTE,
-        "inputs_summary": dict(plan.inputs_summary),
-        "reconcile_params": dict(plan.reconcile_params),
-        "weekly_summary": weekly,
-        "boundary_summary": dict(plan.boundary_summary) if plan.boundary_summary is not None else None,
-        "rows": out_rows,
-    }

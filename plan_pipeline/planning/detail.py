@@ -8,12 +8,10 @@ and put the rounding residual on the last week.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from plan_pipeline.planning.aggregate import SCHEMA_VERSION, frame_records
 from plan_pipeline.planning.calendar import (
     CalendarLookup,
     build_calendar,
@@ -27,9 +25,8 @@ from plan_pipeline.planning.rounding import (
     sequential_group_sum,
 )
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import DETAIL_COLUMNS, DETAIL_KEY_COLUMNS
 
-DETAIL_NOTE = "allocate: family->SKU and period->week proportional split (rounding with residual absorption)"
-DETAIL_COLUMNS = ["family", "period", "sku", "week", "demand", "supply", "supply_plan", "backlog"]
 _QUANTITY_COLUMNS = ["demand", "supply", "supply_plan", "backlog"]
 
 
@@ -74,7 +71,7 @@ def _period_ratios(lookup: CalendarLookup, period: str) -> tuple[list[str], list
 
 
 def _empty_detail() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object" if c in ("family", "period", "sku", "week") else "float64")
+    return pd.DataFrame({c: pd.Series(dtype="object" if c in DETAIL_KEY_COLUMNS else "float64")
                          for c in DETAIL_COLUMNS})
 
 
@@ -202,53 +199,3 @@ def plan_detail(aggregate: pd.DataFrame, inputs: PlanningInputs, params: Plannin
     )
 
 
-def detail_inputs_summary(
-    aggregate_summary: dict, aggregate_rows: int, inputs: PlanningInputs, params: PlanningParameters
-) -> dict:
-    lookup = calendar_for(inputs, params)
-    mix_order, _ = load_mix(inputs.mix_share)
-    summary = dict(aggregate_summary)
-    summary.update(
-        {
-            "aggregate_rows": int(aggregate_rows),
-            "mix_families": len(mix_order),
-            "weeks_per_period": lookup.fallback_weeks,
-            "round_mode": params.round_mode,
-            "calendar_mode": lookup.mode,
-            "calendar_periods": len(lookup.periods),
-        }
-    )
-    return summary
-
-
-def detail_document(
-    rows: pd.DataFrame,
-    aggregate_doc: dict,
-    inputs: PlanningInputs,
-    params: PlanningParameters,
-    aggregate_rows: int | None = None,
-) -> dict:
-    """The ``sku_week.json`` document.
-
-    ``aggregate_doc`` is the aggregate document (its ``schema_version``, ``inputs_summary`` and
-    row count are carried) or just its inputs summary, then with ``aggregate_rows`` given.
-    """
-    if "inputs_summary" in aggregate_doc:
-        agg_summary = aggregate_doc.get("inputs_summary") or {}
-        schema = aggregate_doc.get("schema_version", SCHEMA_VERSION)
-        n_agg = len(aggregate_doc.get("rows", [])) if aggregate_rows is None else aggregate_rows
-    else:
-        if aggregate_rows is None:
-            raise ValueError("detail_document: aggregate_rows is required with a bare inputs summary")
-        agg_summary, schema, n_agg = aggregate_doc, SCHEMA_VERSION, aggregate_rows
-    return {
-        "schema_version": schema,
-        "note": DETAIL_NOTE,
-        "inputs_summary": detail_inputs_summary(agg_summary, n_agg, inputs, params),
-        "rows": detail_rows_as_json(rows, params),
-    }
-
-
-def detail_rows_as_json(rows: pd.DataFrame, params: PlanningParameters) -> list[dict[str, Any]]:
-    int_cols = set(_QUANTITY_COLUMNS) if params.round_mode == "int" else set()
-    return frame_records(rows, ["family", "period", "sku", "week"], _QUANTITY_COLUMNS, int_cols)

@@ -16,6 +16,7 @@ from plan_pipeline.planning.anchor import AnchorResult, carryover_frame
 from plan_pipeline.planning.capacity import BOUNDARY_COLUMNS, CapacityPlan
 from plan_pipeline.planning.level_reconciliation import deltas_frame
 from plan_pipeline.planning.report import REPORT_COLUMNS
+from plan_pipeline.planning.vocabulary import STORED_KPI_COLUMNS
 
 # ----------------------------------------------------------------------------- capacity
 _CAPACITY_ATTRS = (
@@ -157,7 +158,7 @@ def report_kpi_frame(report: pd.DataFrame, kpis: pd.DataFrame) -> pd.DataFrame:
             "value": kpis["value"].to_numpy(dtype=float),
             "unit": kpis["unit"].to_numpy(),
         }))
-    columns = ["category", "metric", "bucket_type", "bucket_key", "value", "unit"]
+    columns = STORED_KPI_COLUMNS
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c == "value" else object) for c in columns})
     return pd.concat(parts, ignore_index=True)[columns]

@@ -10,11 +10,7 @@ month as the boundary (the reference tags nothing because its date parse fails).
 """
 from __future__ import annotations
 
-import csv
-import io
-import re
-from datetime import date
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,31 +18,17 @@ import pandas as pd
 from plan_pipeline.planning.calendar import build_calendar, effective_fallback_weeks, period_of_week
 from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import parse_cutover
 
 __all__ = [
     "METRICS",
-    "RECON_CSV_COLUMNS",
     "cutover_tags",
     "reconcile_levels",
     "deltas_frame",
-    "reconciliation_csv_rows",
-    "compare_csv_rows",
-    "only_violations",
-    "csv_text",
-    "reconciliation_csv_text",
 ]
 
 METRICS = ("demand", "supply", "backlog")
 SCHEMA_VERSION = "recon-aggdet-1.0"
-RECON_CSV_COLUMNS = [
-    "label", "family", "period",
-    "agg_demand", "det_demand", "delta_demand", "rel_demand", "ok_demand",
-    "agg_supply", "det_supply", "delta_supply", "rel_supply", "ok_supply",
-    "agg_backlog", "det_backlog", "delta_backlog", "rel_backlog", "ok_backlog",
-    "ok",
-]
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def cutover_tags(cutover_date: Any) -> tuple[str | None, str | None]:
@@ -55,19 +37,8 @@ def cutover_tags(cutover_date: Any) -> tuple[str | None, str | None]:
     ``YYYY-MM-DD`` gives both; ``YYYY-MM`` gives the month only (fix of §19.12);
     anything else gives (None, None).
     """
-    if cutover_date is None:
-        return None, None
-    s = str(cutover_date).strip()
-    if _DATE_RE.match(s):
-        try:
-            d = date.fromisoformat(s)
-        except ValueError:
-            return None, None
-        y, w, _ = d.isocalendar()
-        return s[:7], f"{y:04d}-W{w:02d}"
-    if _MONTH_RE.match(s):
-        return s, None
-    return None, None
+    cutover = parse_cutover(cutover_date)
+    return (None, None) if cutover is None else (cutover.month, cutover.week_code)
 
 
 def text_array(frame: pd.DataFrame, col: str) -> np.ndarray:
@@ -307,52 +278,3 @@ def deltas_frame(log: dict) -> pd.DataFrame:
 # --------------------------------------------------------------------------- CSV exports
 
 
-def reconciliation_csv_rows(log: dict, label: str) -> list[dict]:
-    """One CSV row per ``deltas`` entry, prefixed with ``label`` (§12)."""
-    out = []
-    for d in log.get("deltas", []):
-        row = {"label": label}
-        for c in RECON_CSV_COLUMNS[1:]:
-            row[c] = d.get(c)
-        out.append(row)
-    return out
-
-
-def compare_csv_rows(log1: dict, label1: str, log2: dict, label2: str) -> list[dict]:
-    """Rows of ``log1`` (label1) followed by rows of ``log2`` (label2); no pairing."""
-    return reconciliation_csv_rows(log1, label1) + reconciliation_csv_rows(log2, label2)
-
-
-def only_violations(rows: Iterable[dict]) -> list[dict]:
-    return [r for r in rows if not r.get("ok")]
-
-
-def _cell(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return "True" if v else "False"
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        if f != f:  # NaN = unused cell
-            return ""
-        return repr(f)
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if v is pd.NA:
-        return ""
-    return str(v)
-
-
-def csv_text(columns: list[str], rows: Iterable[dict]) -> str:
-    """CSV as Python's csv.DictWriter writes it: header, ``\\r\\n``, floats as repr, None empty."""
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([_cell(r.get(c)) for c in columns])
-    return buf.getvalue()
-
-
-def reconciliation_csv_text(rows: Iterable[dict]) -> str:
-    return csv_text(RECON_CSV_COLUMNS, rows)

@@ -14,17 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from plan_pipeline.planning.aggregate import SCHEMA_VERSION, frame_records
 from plan_pipeline.planning.calendar import CalendarLookup, map_due_to_week, order_weeks
 from plan_pipeline.planning.detail import calendar_for
 from plan_pipeline.planning.rounding import round_half_even, sequential_group_sum
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+from plan_pipeline.planning.vocabulary import MRP_COLUMNS, MRP_KEY_COLUMNS
 
-MRP_NOTE = "mrp: MRP-lite (lead time, lot size, MOQ, optional BOM)"
-MRP_COLUMNS = [
-    "item", "sku", "week", "gross_req", "scheduled_receipts", "on_hand_start", "net_req",
-    "planned_order_receipt", "planned_order_release", "lt_weeks", "lot", "moq", "on_hand_end",
-]
 _FLOAT_COLUMNS = [
     "gross_req", "scheduled_receipts", "on_hand_start", "net_req", "planned_order_receipt",
     "planned_order_release",
@@ -94,7 +89,7 @@ def _item_params(item: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
 
 
 def _empty_mrp() -> pd.DataFrame:
-    data = {c: pd.Series(dtype="object") for c in ("item", "sku", "week")}
+    data = {c: pd.Series(dtype="object") for c in MRP_KEY_COLUMNS}
     for c in _FLOAT_COLUMNS + ["lot", "moq", "on_hand_end"]:
         data[c] = pd.Series(dtype="float64")
     data["lt_weeks"] = pd.Series(dtype="int64")
@@ -249,29 +244,3 @@ def plan_mrp(detail: pd.DataFrame, inputs: PlanningInputs, params: PlanningParam
     return out
 
 
-def mrp_document(
-    rows: pd.DataFrame,
-    detail_doc: dict,
-    inputs: PlanningInputs,
-    params: PlanningParameters,
-    summary: dict | None = None,
-) -> dict:
-    """The ``mrp.json`` document. ``detail_doc`` is the ``sku_week`` document (its schema version
-    and inputs summary are carried); ``summary`` defaults to ``rows.attrs["summary"]``."""
-    if summary is None:
-        summary = rows.attrs.get("summary")
-    if summary is None:
-        raise ValueError("mrp_document needs the summary produced by plan_mrp (rows.attrs['summary'])")
-    inputs_summary = dict(detail_doc.get("inputs_summary", {}) or {})
-    inputs_summary.update(summary)
-    return {
-        "schema_version": detail_doc.get("schema_version", SCHEMA_VERSION),
-        "note": MRP_NOTE,
-        "inputs_summary": inputs_summary,
-        "rows": frame_records(
-            rows,
-            ["item", "sku", "week"],
-            _FLOAT_COLUMNS + ["lt_weeks", "lot", "moq", "on_hand_end"],
-            {"lt_weeks"},
-        ),
-    }

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from plan_pipeline.planning.types import MAX_PLAN_QUANTITY
+from plan_pipeline.planning.vocabulary import MAX_PLAN_QUANTITY
 
 DETAIL_FIELDS = ("demand", "supply", "backlog")
 #: The longest week, SKU or period an override key may name.

@@ -1,53 +1,36 @@
-"""Validation and normalisation of planning parameters (one error message per broken rule).
+"""The planning parameters: ONE typed model (a frozen pydantic dataclass) that is the definition of
+every parameter - name, type, default, bound, choices, description - and of its validation.
 
-This is the one home of every parameter's rule and bound; the CLI, the inbox sensor, the
-legacy backfill and the run inputs all call :func:`validate_parameters`. Every number must be
-a real, finite number (NaN and infinities are refused) inside the range below.
+Everything else derives from it: the CLI flags (:func:`parameter_specs`), the Dagster run config
+of the inbox import, the inbox's ``plan_parameters.json``, the plan store's version columns and
+the legacy mapping. Constructing :class:`PlanningParameters` validates; a broken value raises
+:class:`ParameterError` with one line per broken field naming the field, the value and the rule.
+Every number must be a real, finite number (NaN and infinities are refused) inside its range.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
-import re
-from dataclasses import asdict
-from datetime import date
+from typing import Annotated, Any, Literal, Optional
 
-from plan_pipeline.planning.types import (
+import annotated_types
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic_core import PydanticCustomError
+
+from plan_pipeline.planning.vocabulary import (
     ANCHOR_POLICIES,
     BLEND_WEIGHT_MODES,
     CARRYOVER_MODES,
     LT_UNITS,
     MAX_PLAN_QUANTITY,
+    MAX_RATIO,
     PRESETS,
     ROUND_MODES,
-    PlanningParameters,
+    normalise_anchor_policy,
+    parse_cutover,
 )
-
-#: Inclusive bounds of the integer parameters.
-#: ``week_days``: days in a planning week (day lead times are ``ceil(lt / week_days)`` weeks);
-#: a week has at most 7 days. ``fallback_weeks``: weeks per period without a calendar; a
-#: calendar month touches at most 6 ISO weeks (and week codes sort as text only up to 9).
-#: ``recon_window_days``: the reconciliation window around the cutover; 0 = no window, at most
-#: one year.
-INT_BOUNDS: dict[str, tuple[int, int]] = {
-    "week_days": (1, 7),
-    "fallback_weeks": (1, 6),
-    "recon_window_days": (0, 366),
-}
-#: The largest ratio parameter (``max_adjust_ratio``, ``tol_rel``): a million times a row's
-#: value is no limit in practice (``max_adjust_ratio`` 0 already means "unlimited"), and it keeps
-#: ``value x ratio`` finite for every plan quantity up to ``MAX_PLAN_QUANTITY``.
-MAX_RATIO = 1e6
-#: Inclusive bounds of the float parameters (``None`` is allowed where the default is ``None``).
-FLOAT_BOUNDS: dict[str, tuple[float, float]] = {
-    "blend_split_next": (0.0, 1.0),
-    "carryover_split": (0.0, 1.0),
-    "max_adjust_ratio": (0.0, MAX_RATIO),
-    "tol_abs": (0.0, MAX_PLAN_QUANTITY),
-    "tol_rel": (0.0, MAX_RATIO),
-}
-#: Numeric parameters that may be left unset (``None``).
-OPTIONAL = {"recon_window_days", "blend_split_next", "carryover_split", "max_adjust_ratio"}
 
 
 class ParameterError(ValueError):
@@ -58,78 +41,212 @@ class ParameterError(ValueError):
         super().__init__("invalid planning parameters:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-_POLICY_ALIASES = {
-    "det_near": "DET_near",
-    "det-near": "DET_near",
-    "agg_far": "AGG_far",
-    "agg-far": "AGG_far",
-    "blend": "blend",
-}
+# ------------------------------------------------------------------------------------ rules
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """The rule of one parameter: its kind, bounds or choices. It is the field's validator (a
+    pydantic before-validator) and what the CLI and the Dagster config read to build their fields."""
+
+    kind: str  # "whole" | "number" | "choice" | "flag" | "cutover"
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # None allowed
+    normalise: Any = None  # applied before the choice check (anchor policy aliases)
+
+    def __call__(self, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        if self.kind == "choice":
+            value = self.normalise(value) if self.normalise else value
+            if value is None and self.optional:
+                return None
+            if isinstance(value, str) and value in self.choices:
+                return value
+            raise _problem(f"{value!r} is not one of {', '.join(self.choices)}")
+        if self.kind == "whole":
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not self.low <= value <= self.high:
+                raise _problem(f"{value!r} must be a whole number from {self.low} to {self.high}")
+            return int(value)
+        if self.kind == "number":
+            low, high = self.low, self.high
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise _problem(f"{value!r} must be a number from {low:g} to {high:g}")
+            if not math.isfinite(value):
+                raise _problem(f"{value!r} is not a finite number (use {low:g} to {high:g})")
+            if not low <= value <= high:
+                raise _problem(f"{value!r} must be from {low:g} to {high:g}")
+            return float(value)
+        if self.kind == "flag":
+            if not isinstance(value, bool):
+                raise _problem(f"{value!r} must be true or false")
+            return value
+        if self.kind == "cutover":
+            text = str(value)
+            if text != text.strip() or parse_cutover(text) is None:
+                raise _problem(f"{value!r} must be a date YYYY-MM-DD or a month YYYY-MM")
+            return text
+        raise AssertionError(self.kind)
 
 
-def normalise_anchor_policy(value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        return value  # validate_parameters reports it
-    return _POLICY_ALIASES.get(value.strip().lower(), value)
+def _problem(text: str) -> PydanticCustomError:
+    return PydanticCustomError("planning_parameter", "{problem}", {"problem": text})
 
 
-def _is_cutover(value: str) -> bool:
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+def _whole(low: int, high: int, optional: bool = False):
+    base = Annotated[int, annotated_types.Interval(ge=low, le=high)]
+    return Annotated[Optional[base] if optional else base, BeforeValidator(Rule("whole", low, high, optional=optional))]
+
+
+def _number(low: float, high: float, optional: bool = False):
+    base = Annotated[float, annotated_types.Interval(ge=low, le=high)]
+    return Annotated[Optional[base] if optional else base, BeforeValidator(Rule("number", low, high, optional=optional))]
+
+
+def _choice(choices, optional: bool = False, normalise=None):
+    base = Literal[tuple(choices)]
+    rule = Rule("choice", choices=tuple(choices), optional=optional, normalise=normalise)
+    return Annotated[Optional[base] if optional else base, BeforeValidator(rule)]
+
+
+_FLAG = Annotated[bool, BeforeValidator(Rule("flag"))]
+_CUTOVER = Annotated[Optional[str], BeforeValidator(Rule("cutover", optional=True))]
+
+
+# ------------------------------------------------------------------------------------ the model
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class _ParameterFields:
+    """The fields. Defaults are the reference driver's; ``cli`` names a flag that differs from the
+    field name (the reference driver's spelling)."""
+
+    round_mode: _choice(ROUND_MODES) = Field("int", description="round mode", json_schema_extra={"cli": "--round"})
+    lt_unit: _choice(LT_UNITS) = Field("day", description="lead-time unit")
+    week_days: _whole(1, 7) = Field(7, description="days per week for day lead times (a week has at most 7 days)")
+    fallback_weeks: _whole(1, 6) = Field(
+        4, description="fallback weeks per period without a calendar (a month touches at most 6 ISO weeks)",
+        json_schema_extra={"cli": "--weeks"})
+    cutover_date: _CUTOVER = Field(None, description="cutover date YYYY-MM-DD (or month YYYY-MM)")
+    recon_window_days: _whole(0, 366, optional=True) = Field(
+        None, description="reconciliation window in days around the cutover (0 = no window)")
+    anchor_policy: _choice(ANCHOR_POLICIES, optional=True, normalise=normalise_anchor_policy) = Field(
+        None, description="anchor policy, any case, - or _", json_schema_extra={"cli_choices": False})
+    preset: _choice(tuple(PRESETS), optional=True) = Field(None, description="fills policy/window when not given")
+    blend_split_next: _number(0.0, 1.0, optional=True) = Field(
+        None, description="blend: share of spill sent to the next month")
+    blend_weight_mode: _choice(BLEND_WEIGHT_MODES) = Field("tri", description="blend weights")
+    apply_adjusted: _FLAG = Field(False, description="re-plan MRP/capacity/report on the anchored detail")
+    max_adjust_ratio: _number(0.0, MAX_RATIO, optional=True) = Field(
+        None, description="anchor: max change per row as a ratio (0 = unlimited)")
+    carryover: _choice(CARRYOVER_MODES) = Field("none", description="anchor residual carryover")
+    carryover_split: _number(0.0, 1.0, optional=True) = Field(
+        None, description="carryover 'both': share sent to the next month")
+    tol_abs: _number(0.0, MAX_PLAN_QUANTITY) = Field(1e-6, description="reconciliation absolute tolerance")
+    tol_rel: _number(0.0, MAX_RATIO) = Field(1e-6, description="reconciliation relative tolerance")
+
+
+class PlanningParameters(_ParameterFields):
+    """Every planning parameter of the reference driver, as a version parameter (validated on
+    construction; ``dataclasses.replace`` validates too).
+
+    ``preset`` is resolved by :meth:`resolved`: it fills only the fields left at ``None``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
         try:
-            date.fromisoformat(value)
-            return True
-        except ValueError:
-            return False
-    if re.fullmatch(r"\d{4}-\d{2}", value):
-        return 1 <= int(value[5:]) <= 12
-    return False
+            super().__init__(*args, **kwargs)
+        except ValidationError as exc:
+            raise ParameterError(_problems(exc)) from None
+
+    @classmethod
+    def unchecked(cls, **values: Any) -> "PlanningParameters":
+        """Parameters as stored, not validated (a stored row may predate a rule or be edited behind
+        the store's back): :func:`validate_parameters` reports what is wrong when they are used."""
+        obj = object.__new__(cls)
+        for spec in parameter_specs():
+            object.__setattr__(obj, spec.name, values.get(spec.name, spec.default))
+        return obj
+
+    def resolved(self) -> "PlanningParameters":
+        if not self.preset:
+            return self
+        fill = PRESETS[self.preset]
+        return dataclasses.replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
+
+    @property
+    def has_anchor_branch(self) -> bool:
+        """The anchor branch runs only with both an anchor policy and a cutover date."""
+        p = self.resolved()
+        return bool(p.anchor_policy) and bool(p.cutover_date)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "parameters"
+        if error["type"] == "planning_parameter":
+            problems.append(f"{name}: {error['ctx']['problem']}")
+        elif error["type"] == "unexpected_keyword_argument":
+            problems.append(f"{name}: unknown planning parameter")
+        else:
+            problems.append(f"{name}: {error['msg']}")
+    return problems
 
 
 def validate_parameters(params: PlanningParameters) -> PlanningParameters:
-    """Return normalised parameters (canonical anchor policy names) or raise ParameterError."""
-    data = asdict(params)
-    data["anchor_policy"] = normalise_anchor_policy(data["anchor_policy"])
-    problems: list[str] = []
+    """Return validated, normalised parameters (canonical anchor policy names) or raise ParameterError."""
+    return PlanningParameters(**{spec.name: getattr(params, spec.name) for spec in parameter_specs()})
 
-    def choice(name, allowed):
-        if not isinstance(data[name], str) or data[name] not in allowed:
-            problems.append(f"{name}: {data[name]!r} is not one of {', '.join(allowed)}")
 
-    choice("round_mode", ROUND_MODES)
-    choice("lt_unit", LT_UNITS)
-    choice("blend_weight_mode", BLEND_WEIGHT_MODES)
-    choice("carryover", CARRYOVER_MODES)
-    if data["preset"] is not None and (not isinstance(data["preset"], str) or data["preset"] not in PRESETS):
-        problems.append(f"preset: {data['preset']!r} is not one of {', '.join(PRESETS)}")
-    if data["anchor_policy"] is not None and (not isinstance(data["anchor_policy"], str)
-                                              or data["anchor_policy"] not in ANCHOR_POLICIES):
-        problems.append(f"anchor_policy: {params.anchor_policy!r} is not one of {', '.join(ANCHOR_POLICIES)}")
-    for name, (low, high) in INT_BOUNDS.items():
-        value = data[name]
-        if value is None and name in OPTIONAL:
-            continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-            problems.append(f"{name}: {value!r} must be a whole number from {low} to {high}")
-        else:
-            data[name] = int(value)
-    if data["cutover_date"] is not None and not _is_cutover(str(data["cutover_date"])):
-        problems.append(f"cutover_date: {data['cutover_date']!r} must be a date YYYY-MM-DD or a month YYYY-MM")
-    for name, (low, high) in FLOAT_BOUNDS.items():
-        value = data[name]
-        if value is None and name in OPTIONAL:
-            continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            problems.append(f"{name}: {value!r} must be a number from {low:g} to {high:g}")
-        elif not math.isfinite(value):
-            problems.append(f"{name}: {value!r} is not a finite number (use {low:g} to {high:g})")
-        elif not low <= value <= high:
-            problems.append(f"{name}: {value!r} must be from {low:g} to {high:g}")
-        else:
-            data[name] = float(value)
-    if not isinstance(data["apply_adjusted"], bool):
-        problems.append(f"apply_adjusted: {data['apply_adjusted']!r} must be true or false")
-    if problems:
-        raise ParameterError(problems)
-    return PlanningParameters(**data)
+# ------------------------------------------------------------------------------------ introspection
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """One field of the model, as the CLI, the Dagster config and the store see it."""
+
+    name: str
+    rule: Rule
+    default: Any
+    description: str
+    cli_flag: str
+    cli_choices: bool
+
+    @property
+    def python_type(self) -> type:
+        return {"whole": int, "number": float, "flag": bool}.get(self.rule.kind, str)
+
+    @property
+    def bounds_text(self) -> str:
+        if self.rule.kind == "whole":
+            return f"{self.rule.low}-{self.rule.high}"
+        if self.rule.kind == "number":
+            return f"{self.rule.low:g} to {self.rule.high:g}"
+        return ""
+
+
+def parameter_specs() -> list[ParameterSpec]:
+    """The model's fields in declaration order."""
+    return _SPECS
+
+
+def _spec(name: str, info) -> ParameterSpec:
+    rule = next(m.func for m in info.metadata if isinstance(m, BeforeValidator))
+    extra = info.json_schema_extra or {}
+    return ParameterSpec(
+        name=name,
+        rule=rule,
+        default=info.default,
+        description=info.description or "",
+        cli_flag=extra.get("cli", "--" + name.replace("_", "-")),
+        cli_choices=extra.get("cli_choices", True),
+    )
+
+
+_SPECS = [_spec(name, info) for name, info in _ParameterFields.__pydantic_fields__.items()]
+#: The parameter names, in order (the plan store's version columns).
+PARAMETER_NAMES = tuple(spec.name for spec in _SPECS)
+#: Bounds of the integer and float parameters (derived from the model).
+INT_BOUNDS: dict[str, tuple[int, int]] = {s.name: (s.rule.low, s.rule.high) for s in _SPECS if s.rule.kind == "whole"}
+FLOAT_BOUNDS: dict[str, tuple[float, float]] = {
+    s.name: (s.rule.low, s.rule.high) for s in _SPECS if s.rule.kind == "number"}

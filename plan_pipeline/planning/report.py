@@ -2,8 +2,8 @@
 
 ``plan_report`` gives report.csv's rows: one ``capacity`` row per weekly-summary row, then
 one ``service`` row per week (finished goods only; on-hand stock is ignored and each week's
-fill rate is capped at 1, as in the reference). ``report_csv_text`` writes them exactly as
-the reference does.
+fill rate is capped at 1, as in the reference);
+``plan_pipeline.exports.reference_documents.report_csv_text`` writes them exactly as the reference does.
 
 ``plan_kpis`` computes fill rate / backlog / demand / supply totals **from the aggregate
 plan itself**. Deliberate deviation: the reference first rewrites the aggregate from the
@@ -12,23 +12,21 @@ inventory; those KPIs are not reproduced.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from plan_pipeline.planning.capacity import CapacityPlan
-from plan_pipeline.planning.level_reconciliation import csv_text
 from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.types import PlanningInputs
+from plan_pipeline.planning.vocabulary import PLAN_KPI_COLUMNS
 
-__all__ = ["REPORT_COLUMNS", "KPI_COLUMNS", "plan_report", "report_csv_text", "plan_kpis", "fill_rate"]
+__all__ = ["REPORT_COLUMNS", "plan_report", "plan_kpis", "fill_rate"]
 
 REPORT_COLUMNS = [
     "type", "week", "capacity", "original_load", "adjusted_load", "utilization",
     "spill_in", "spill_out", "demand", "supply_plan", "fill_rate",
 ]
-KPI_COLUMNS = ["metric", "bucket_type", "bucket_key", "value", "unit"]
 
 
 def plan_report(capacity_plan: CapacityPlan, inputs: PlanningInputs) -> pd.DataFrame:
@@ -96,25 +94,6 @@ def plan_report(capacity_plan: CapacityPlan, inputs: PlanningInputs) -> pd.DataF
     return out
 
 
-def report_csv_text(df: pd.DataFrame) -> str:
-    """report.csv text: header, ``\\r\\n`` line ends, floats as repr, NaN/None as empty.
-
-    A capacity row whose capacity is not positive has utilization written as ``0``.
-    """
-    records = []
-    cols = {c: df[c].tolist() for c in REPORT_COLUMNS}
-    for i in range(len(df)):
-        rec: dict[str, Any] = {c: cols[c][i] for c in REPORT_COLUMNS}
-        for c in REPORT_COLUMNS[2:]:
-            v = rec[c]
-            if v is None or (isinstance(v, float) and v != v):
-                rec[c] = None
-        if rec["type"] == "capacity" and rec["capacity"] is not None and not rec["capacity"] > 0:
-            rec["utilization"] = 0
-        records.append(rec)
-    return csv_text(REPORT_COLUMNS, records)
-
-
 def fill_rate(demand: float, supply: float) -> float:
     """1.0 when demand <= 0, else supply/demand clamped to [0, 1]."""
     if demand <= 0:
@@ -130,7 +109,7 @@ def plan_kpis(aggregate: pd.DataFrame) -> pd.DataFrame:
     ``supply_total``. Empty aggregate => no rows. A missing period is bucketed as ``"None"``.
     """
     if aggregate is None or len(aggregate) == 0:
-        return pd.DataFrame({c: pd.Series(dtype="float64" if c == "value" else object) for c in KPI_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c == "value" else object) for c in PLAN_KPI_COLUMNS})
     periods = aggregate["period"].astype(object).where(aggregate["period"].notna(), "None").astype(str).to_numpy()
     codes, uniq = pd.factorize(periods, sort=False)
     vals = {}
@@ -148,6 +127,6 @@ def plan_kpis(aggregate: pd.DataFrame) -> pd.DataFrame:
     records.append(("backlog_total", "total", "total", B, "units"))
     records.append(("demand_total", "total", "total", D, "units"))
     records.append(("supply_total", "total", "total", S, "units"))
-    df = pd.DataFrame.from_records(records, columns=KPI_COLUMNS)
+    df = pd.DataFrame.from_records(records, columns=PLAN_KPI_COLUMNS)
     df["value"] = df["value"].astype("float64")
     return df

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plan_pipeline.store.clock import utc_now
+from plan_pipeline.timeutil import utc_now
 from plan_pipeline.store.maintenance import insert_version_event
 from plan_pipeline.store.table_copy import copy_query_to, ident, table_columns
 

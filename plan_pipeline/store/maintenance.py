@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-from plan_pipeline.store.clock import utc_now
+from plan_pipeline.timeutil import utc_now
 from plan_pipeline.store.connection import open_connection
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version

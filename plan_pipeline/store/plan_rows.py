@@ -8,19 +8,20 @@ Every function runs on a connection inside the caller's transaction.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator
 
 import pandas as pd
 
-from plan_pipeline.planning.types import PlanningParameters
+from plan_pipeline.planning.parameters import PARAMETER_NAMES, PlanningParameters
 
 # plan_levels states: a run's levels are staged, then published together.
 STAGED, PUBLISHED = "staged", "published"
 PLAN_TABLES = ("plan_series", "plan_kpis")
 
-PARAM_FIELDS = [f.name for f in fields(PlanningParameters)]
+#: The version table's parameter columns: the parameter model's fields, in order.
+PARAM_FIELDS = list(PARAMETER_NAMES)
 
 # The plan_versions columns a version row is written with (besides version_id).
 VERSION_ROW_COLUMNS = ["input_set", "status", "read_only", *PARAM_FIELDS, "note", "source", "created_at", "updated_at"]

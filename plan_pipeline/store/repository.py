@@ -20,8 +20,10 @@ import pandas as pd
 
 from plan_pipeline.faults import crash_point, pause_point
 from plan_pipeline.planning.overrides import OverrideError, check_detail_key, validate_override_payload
-from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs, PlanningParameters
-from plan_pipeline.store.clock import utc_now as _now
+from plan_pipeline.planning.parameters import PlanningParameters
+from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs
+from plan_pipeline.planning.vocabulary import STORED_KPI_COLUMNS
+from plan_pipeline.timeutil import utc_now as _now
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag, layout_for
@@ -56,15 +58,12 @@ VERSION_STATUSES = ("draft", "submitted", "approved", "superseded", "imported")
 FROZEN_STATUSES = ("approved", "superseded", "imported")
 JOB_STATUSES = ("queued", "started", "success", "failure", "canceled")
 ACTIVE_JOB_STATUSES = ("queued", "started")
-KPI_COLUMNS = ["category", "metric", "bucket_type", "bucket_key", "value", "unit"]
 KPI_KEY = ["category", "metric", "bucket_type", "bucket_key"]
 
 
 def is_frozen(status: str, read_only: bool) -> bool:
     """Approved, superseded, imported and read-only versions are frozen."""
     return bool(read_only) or status in FROZEN_STATUSES
-
-
 
 
 def project_home() -> Path:
@@ -339,7 +338,7 @@ class PlanStore:
 
     def _version_from_row(self, row: tuple, names: list[str]) -> VersionRecord:
         data = dict(zip(names, row))
-        params = PlanningParameters(**{f: data[f] for f in PARAM_FIELDS})
+        params = PlanningParameters.unchecked(**{f: data[f] for f in PARAM_FIELDS})  # validated where used
         return VersionRecord(
             version_id=data["version_id"],
             input_set=data["input_set"],
@@ -1059,10 +1058,10 @@ def prepare_kpi_level(level: str, frame: pd.DataFrame, *, source: str | None = N
     """Check a KPI frame (columns, non-empty unique keys, numeric values) and lay it out."""
     if not isinstance(frame, pd.DataFrame):
         raise PlanStoreError(f"KPI level {level!r} expects a pandas DataFrame, got {type(frame).__name__}")
-    missing = [c for c in KPI_COLUMNS if c not in frame.columns]
+    missing = [c for c in STORED_KPI_COLUMNS if c not in frame.columns]
     if missing:
         raise PlanStoreError(f"KPI frame for level {level!r} lacks column(s): {', '.join(missing)}")
-    incoming = frame[KPI_COLUMNS].copy().reset_index(drop=True)
+    incoming = frame[STORED_KPI_COLUMNS].copy().reset_index(drop=True)
     for col in KPI_KEY:
         if incoming[col].isna().any():
             raise PlanStoreError(f"KPI column {col!r} has empty values (level {level!r})")

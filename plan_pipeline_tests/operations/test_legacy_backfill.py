@@ -20,7 +20,7 @@ from plan_pipeline.operations.legacy_backfill import (
     write_imported_version,
 )
 from plan_pipeline.planning.frames import report_from_kpi_frame
-from plan_pipeline.planning.report import report_csv_text
+from plan_pipeline.exports.reference_documents import report_csv_text
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanStore
 from plan_pipeline_tests.operations.legacy_helpers import (

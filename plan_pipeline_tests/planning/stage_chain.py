@@ -7,9 +7,10 @@ from functools import lru_cache
 import pandas as pd
 
 from plan_pipeline.inputs.loader import load_input_dir
-from plan_pipeline.planning.aggregate import aggregate_document, plan_aggregate
-from plan_pipeline.planning.detail import detail_document, plan_detail
-from plan_pipeline.planning.mrp import mrp_document, plan_mrp
+from plan_pipeline.exports.reference_documents import aggregate_document, detail_document, mrp_document
+from plan_pipeline.planning.aggregate import plan_aggregate
+from plan_pipeline.planning.detail import plan_detail
+from plan_pipeline.planning.mrp import plan_mrp
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
 from plan_pipeline_tests.planning.oracle_cases import OracleCase, load_case
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from plan_pipeline.inputs.loader import load_input_dir
-from plan_pipeline.planning.aggregate import AGGREGATE_COLUMNS, aggregate_document, plan_aggregate
+from plan_pipeline.exports.reference_documents import aggregate_document
+from plan_pipeline.planning.aggregate import AGGREGATE_COLUMNS, plan_aggregate
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline_tests.planning.oracle_cases import assert_json_matches, case_names, load_oracle_json
 from plan_pipeline_tests.planning.stage_chain import case_chain

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from plan_pipeline.inputs.loader import load_input_dir
+from plan_pipeline.exports.reference_documents import csv_text, sku_week_adjusted_document
 from plan_pipeline.planning.anchor import (
     CARRYOVER_CSV_COLUMNS,
     anchor_adjust,
     carryover_csv_rows,
     carryover_frame,
-    sku_week_adjusted_document,
 )
-from plan_pipeline.planning.level_reconciliation import csv_text, reconcile_levels
+from plan_pipeline.planning.level_reconciliation import reconcile_levels
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline_tests.planning.oracle_cases import case_names, load_case
 from plan_pipeline_tests.planning.oracle_compare import (

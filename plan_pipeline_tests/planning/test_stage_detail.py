@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from plan_pipeline.inputs.loader import load_input_dir
-from plan_pipeline.planning.aggregate import aggregate_document, plan_aggregate
-from plan_pipeline.planning.detail import DETAIL_COLUMNS, detail_document, plan_detail
+from plan_pipeline.exports.reference_documents import aggregate_document, detail_document
+from plan_pipeline.planning.aggregate import plan_aggregate
+from plan_pipeline.planning.detail import DETAIL_COLUMNS, plan_detail
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline_tests.planning.oracle_cases import assert_json_matches, case_names, load_oracle_json
 from plan_pipeline_tests.planning.stage_chain import case_chain

@@ -7,15 +7,13 @@ import pytest
 
 from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.planning.anchor import anchor_adjust
-from plan_pipeline.planning.level_reconciliation import (
+from plan_pipeline.exports.reference_documents import (
     compare_csv_rows,
-    cutover_tags,
-    deltas_frame,
     only_violations,
-    reconcile_levels,
     reconciliation_csv_rows,
     reconciliation_csv_text,
 )
+from plan_pipeline.planning.level_reconciliation import cutover_tags, deltas_frame, reconcile_levels
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline_tests.planning.oracle_cases import case_names, load_case
 from plan_pipeline_tests.planning.oracle_compare import (

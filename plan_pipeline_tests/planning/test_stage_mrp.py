@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plan_pipeline.planning.mrp import MRP_COLUMNS, lead_time_weeks, lot_moq, mrp_document, plan_mrp
+from plan_pipeline.exports.reference_documents import mrp_document
+from plan_pipeline.planning.mrp import MRP_COLUMNS, lead_time_weeks, lot_moq, plan_mrp
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline_tests.planning.oracle_cases import assert_json_matches, case_names, load_oracle_json
 from plan_pipeline_tests.planning.stage_chain import case_chain

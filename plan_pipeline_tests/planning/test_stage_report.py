@@ -8,7 +8,9 @@ from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.planning.anchor import anchor_adjust
 from plan_pipeline.planning.capacity import plan_capacity
 from plan_pipeline.planning.mrp import plan_mrp
-from plan_pipeline.planning.report import KPI_COLUMNS, REPORT_COLUMNS, plan_kpis, plan_report, report_csv_text
+from plan_pipeline.exports.reference_documents import report_csv_text
+from plan_pipeline.planning.report import REPORT_COLUMNS, plan_kpis, plan_report
+from plan_pipeline.planning.vocabulary import PLAN_KPI_COLUMNS
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline_tests.planning.oracle_cases import case_names, load_case
 from plan_pipeline_tests.planning.oracle_compare import (
@@ -88,7 +90,7 @@ def test_plan_kpis_small_frame():
         {"family": "F2", "period": "2025-03", "demand": 10, "supply": 15, "backlog": 0, "capacity_total": 0},
     ], AGG_COLUMNS)
     kpis = plan_kpis(agg)
-    assert list(kpis.columns) == KPI_COLUMNS
+    assert list(kpis.columns) == PLAN_KPI_COLUMNS
     got = {(r.metric, r.bucket_type, r.bucket_key): (r.value, r.unit) for r in kpis.itertuples()}
     assert got == {
         ("fill_rate", "month", "2025-01"): (1.0, "ratio"),       # no demand

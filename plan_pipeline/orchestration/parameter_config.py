@@ -1,0 +1,37 @@
+"""The planning parameters as Dagster run config: one config field per field of the parameter
+model, with its type, choices, default and description (so the launchpad shows them), derived from
+:class:`~plan_pipeline.planning.parameters.PlanningParameters`. The model validates the values."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import dagster as dg
+from pydantic import Field, create_model
+
+from plan_pipeline.planning.parameters import ParameterSpec, PlanningParameters, parameter_specs
+
+
+def _annotation(spec: ParameterSpec):
+    rule = spec.rule
+    if rule.optional:  # Dagster config has no optional Literal: the choices go into the description
+        return Optional[spec.python_type]
+    return Literal[rule.choices] if rule.kind == "choice" else spec.python_type
+
+
+def _description(spec: ParameterSpec) -> str:
+    choices = f" ({' | '.join(spec.rule.choices)})" if spec.rule.kind == "choice" and spec.rule.optional else ""
+    return spec.description + (f", {spec.bounds_text}" if spec.bounds_text else "") + choices
+
+
+PlanningParametersConfig = create_model(
+    "PlanningParametersConfig",
+    __base__=dg.Config,
+    __doc__="The planning parameters of a plan version (defaults are the reference driver's).",
+    **{spec.name: (_annotation(spec), Field(default=spec.default, description=_description(spec)))
+       for spec in parameter_specs()},
+)
+
+
+def parameters_from_config(config: dg.Config) -> PlanningParameters:
+    """Validated parameters from a :data:`PlanningParametersConfig` (raises ParameterError)."""
+    return PlanningParameters(**{spec.name: getattr(config, spec.name) for spec in parameter_specs()})
