@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plan_pipeline.timeutil import utc_now
 from plan_pipeline.store.maintenance import insert_version_event
 from plan_pipeline.store.table_copy import copy_query_to, ident, table_columns
+from plan_pipeline.timeutil import utc_now
 
 # Exported tables -> natural row order.
 EXPORT_TABLES = {

@@ -14,11 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-from plan_pipeline.timeutil import utc_now
 from plan_pipeline.store.connection import open_connection
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version
 from plan_pipeline.store.table_copy import ident, scalar
+from plan_pipeline.timeutil import utc_now
 
 # Every table holding a version's rows, parent first (the order a restore loads them in).
 VERSION_TABLES = ("plan_versions", *VERSION_CHILD_TABLES)

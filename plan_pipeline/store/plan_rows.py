@@ -98,6 +98,7 @@ def insert_series(con, prepared: pd.DataFrame, select_sql: str, args: list[Any])
 
 
 def _insert_series_level(con, version_id: str, level: PreparedLevel, run_id: str, state: str, now: datetime) -> None:
+    assert level.insert_sql is not None, "a series level is prepared with its INSERT statement"
     insert_series(con, level.rows, level.insert_sql, [version_id, level.level, run_id, now, now])
     con.execute(
         "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "

@@ -1,0 +1,199 @@
+"""How a stage frame is laid out in ``plan_series`` and read back exactly (columns, dtypes, order)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.layouts import SeriesLayout, dtype_tag
+from plan_pipeline.store.rules import COLUMN_RE
+
+
+def _quote(name: str) -> str:
+    if not COLUMN_RE.match(name):
+        raise PlanStoreError(f"column name {name!r} is not a plain identifier")
+    return f'"{name}"'
+
+
+def _check_keys(layout: SeriesLayout, frame: pd.DataFrame) -> None:
+    """Bucket and item keys are never empty, and the plan_series key (bucket, period, item) is
+    unique within one (version, level).
+
+    Checked in pandas before any transaction opens: each key column is factorized once
+    (which also finds empty values), the codes are combined into one integer per row and
+    counted (~0.05 s for a 795k-row MRP level). Only the error path looks for the
+    duplicate's values to name it.
+    """
+    keys = [c for c in (layout.bucket_key, layout.period_key, layout.item_key) if c]
+    combined: np.ndarray | None = None
+    size = 1
+    for col in keys:
+        codes, uniques = pd.factorize(frame[col])
+        codes = codes.astype(np.int64, copy=False)
+        n = len(uniques)
+        if col == layout.period_key:
+            # no period and '' are the same period key in plan_series
+            blank = np.flatnonzero(np.asarray(uniques, dtype=object) == "")
+            codes = np.where(codes < 0, blank[0] if len(blank) else n, codes)
+            n += 1
+        elif len(codes) and codes.min() < 0:
+            raise PlanStoreError(f"level {layout.level!r}: key column {col!r} has empty values")
+        if combined is None:
+            combined, size = codes, max(n, 1)
+        else:
+            combined, size = combined * n + codes, size * max(n, 1)
+            if size > 2**40:  # keep the combined code small: renumber it densely
+                combined, dense = pd.factorize(combined)
+                size = max(len(dense), 1)
+    if combined is None or len(combined) < 2:
+        return
+    if size <= 8 * len(combined) + 1024:
+        has_duplicate = bool(np.bincount(combined, minlength=size).max() > 1)
+    else:
+        has_duplicate = len(pd.unique(combined)) < len(combined)
+    if not has_duplicate:
+        return
+    key_frame = frame[keys]
+    if layout.period_key:
+        key_frame = key_frame.assign(**{layout.period_key: key_frame[layout.period_key].astype(object)
+                                        .where(key_frame[layout.period_key].notna(), "")})
+    duplicated = key_frame.duplicated(keep=False).to_numpy()
+    first = int(np.flatnonzero(duplicated)[0])
+    values = key_frame.iloc[first]
+    same = (key_frame == values).all(axis=1).sum()
+    shown = ", ".join(f"{c}={values[c]!r}" for c in keys)
+    raise PlanStoreError(f"level {layout.level!r}: duplicate key ({shown}) appears {int(same)} times; "
+                         "each (bucket, period, item) must be unique")
+
+
+def _same_values(a: pd.Series, b: pd.Series) -> bool:
+    """``a`` equals ``b`` element-wise; free when both are the same array (MRP ``sku`` = ``item``)."""
+    left, right = a.to_numpy(), b.to_numpy()
+    if (left.shape == right.shape and left.strides == right.strides
+            and left.__array_interface__["data"][0] == right.__array_interface__["data"][0]):
+        return True
+    return bool((left.astype(object, copy=False) == right.astype(object, copy=False)).all())
+
+
+def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
+    """Validate ``frame`` for ``layout`` and build the INSERT ... SELECT statement."""
+    if not isinstance(frame, pd.DataFrame):
+        raise PlanStoreError(f"level {layout.level!r} expects a pandas DataFrame, got {type(frame).__name__}")
+    required = layout.key_columns() + [df_col for _, df_col in layout.measures if df_col not in layout.optional]
+    missing = [c for c in dict.fromkeys(required) if c not in frame.columns]
+    if missing:
+        raise PlanStoreError(f"level {layout.level!r}: frame lacks column(s) {', '.join(missing)}")
+    for col in frame.columns:
+        _quote(col)
+    _check_keys(layout, frame)
+    columns_meta = [{"name": c, "dtype": dtype_tag(frame[c])} for c in frame.columns]
+    # A shallow copy: the stage's column arrays are scanned by DuckDB in place, not copied.
+    prepared = frame.copy(deep=False)
+    prepared.index = pd.RangeIndex(len(prepared))
+    prepared["__seq"] = np.arange(len(prepared), dtype=np.int64)
+
+    for alias, original in layout.aliases:
+        if alias in frame.columns and original in frame.columns:
+            if not _same_values(frame[alias], frame[original]):
+                raise PlanStoreError(f"level {layout.level!r}: column {alias!r} must equal {original!r}")
+    used = set(layout.key_columns()) | {df_col for _, df_col in layout.measures}
+    used |= {alias for alias, original in layout.aliases if alias in frame.columns and original in frame.columns}
+    if layout.zone:
+        used.add(layout.zone)
+    if layout.window_index:
+        used.add(layout.window_index)
+    extras = [c for c in frame.columns if c not in used]
+    bucket = _quote(layout.bucket_key)
+    if layout.bucket_type == "auto":
+        bucket_type = (
+            f"CASE WHEN regexp_matches(CAST({bucket} AS VARCHAR), '^[0-9]{{4}}-[0-9]{{2}}$') THEN 'month' "
+            f"WHEN regexp_matches(CAST({bucket} AS VARCHAR), 'W[0-9]+$') THEN 'week' ELSE 'period' END"
+        )
+    else:
+        bucket_type = f"'{layout.bucket_type}'"
+    item = f"CAST({_quote(layout.item_key)} AS VARCHAR)" if layout.item_key else f"'{layout.item_const}'"
+    period = f"coalesce(CAST({_quote(layout.period_key)} AS VARCHAR), '')" if layout.period_key else "''"
+    family = f"CAST({_quote(layout.family_key)} AS VARCHAR)" if layout.family_key else "NULL"
+    zone = (
+        f"CAST({_quote(layout.zone)} AS VARCHAR)" if layout.zone and layout.zone in frame.columns else "NULL"
+    )
+    window = (
+        f"CAST({_quote(layout.window_index)} AS INTEGER)"
+        if layout.window_index and layout.window_index in frame.columns
+        else "NULL"
+    )
+    measure_cols = [s for s, _ in layout.measures]
+    measure_vals = [f"CAST({_quote(d)} AS DOUBLE)" if d in frame.columns else "NULL" for _, d in layout.measures]
+    if extras:
+        pairs = ", ".join(f"'{c}', {_quote(c)}" for c in extras)
+        extra = f"json_object({pairs})"
+    else:
+        extra = "'{}'"
+    target_cols = [
+        "version_id", "level", "row_seq", "time_bucket_type", "time_bucket_key", "period_key", "item_key",
+        "family_key", "source", "boundary_zone", "window_index", "source_run_id", *measure_cols, "extra_json",
+        "created_at", "updated_at",
+    ]
+    source = f"'{layout.source}'" if layout.source else "NULL"
+    select = [
+        "$1", "$2", '"__seq"', bucket_type, f"CAST({bucket} AS VARCHAR)", period, item, family, source, zone,
+        window, "$3", *measure_vals, extra, "$4", "$5",
+    ]
+    sql = (
+        f"INSERT INTO plan_series ({', '.join(target_cols)}) SELECT {', '.join(select)} "
+        "FROM incoming_series"
+    )
+    return prepared, columns_meta, sql
+
+
+def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]]) -> str:
+    source_of: dict[str, str] = {}
+    key_map = {
+        layout.bucket_key: "time_bucket_key",
+        layout.item_key: "item_key",
+        layout.period_key: "period_key",
+        layout.family_key: "family_key",
+    }
+    for df_col, series_col in key_map.items():
+        if df_col:
+            source_of.setdefault(df_col, series_col)
+    for series_col, df_col in layout.measures:
+        source_of.setdefault(df_col, series_col)
+    if layout.zone:
+        source_of.setdefault(layout.zone, "boundary_zone")
+    if layout.window_index:
+        source_of.setdefault(layout.window_index, "window_index")
+    for alias, original in layout.aliases:
+        if original in source_of:
+            source_of.setdefault(alias, source_of[original])
+    casts = {"float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN", "str": "VARCHAR"}
+    parts = []
+    for meta in columns:
+        name, tag = meta["name"], meta["dtype"]
+        quoted = _quote(name)
+        if name in source_of:
+            expr = source_of[name]
+            if name == layout.period_key:
+                expr = "nullif(period_key, '')"
+            parts.append(f"CAST({expr} AS {casts[tag]}) AS {quoted}")
+        else:
+            parts.append(f"CAST(extra_json->>'$.{name}' AS {casts[tag]}) AS {quoted}")
+    return (
+        f"SELECT {', '.join(parts)} FROM plan_series WHERE version_id = $1 AND level = $2 "
+        "AND source_run_id = $3 ORDER BY row_seq"
+    )
+
+
+def _restore_dtypes(frame: pd.DataFrame, columns: list[dict[str, str]]) -> pd.DataFrame:
+    for meta in columns:
+        name, tag = meta["name"], meta["dtype"]
+        col = frame[name]
+        if tag == "float":
+            frame[name] = col.astype("float64")
+        elif tag == "int":
+            frame[name] = col.astype("int64") if col.notna().all() else col.astype("Int64")
+        elif tag == "bool":
+            frame[name] = col.astype(bool) if col.notna().all() else col.astype("boolean")
+        else:
+            frame[name] = col.astype(object).where(col.notna(), None)
+    return frame
