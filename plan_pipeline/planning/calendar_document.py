@@ -253,7 +253,7 @@ def check_part(model: type[_Part], value: Any, base: str, context: dict | None =
             if name not in value:
                 values[name] = info.default
                 continue
-            parse = next((m.func for m in info.metadata if isinstance(m, BeforeValidator)), None)
+            parse: Any = next((m.func for m in info.metadata if isinstance(m, BeforeValidator)), None)
             # a valid weight is a number already (its rule needs the validation context)
             values[name] = value[name] if parse is None or parse is calendar_weight else parse(value[name])
     return None, problems, values

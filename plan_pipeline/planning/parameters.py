@@ -12,9 +12,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Optional
 
-import annotated_types
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic_core import PydanticCustomError
@@ -54,6 +53,13 @@ class Rule:
     optional: bool = False  # None allowed
     normalise: Any = None  # applied before the choice check (anchor policy aliases)
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a whole or number rule."""
+        if self.low is None or self.high is None:
+            raise AssertionError(f"a {self.kind} rule has no bounds")
+        return self.low, self.high
+
     def __call__(self, value: Any) -> Any:
         if value is None and self.optional:
             return None
@@ -65,16 +71,17 @@ class Rule:
                 return value
             raise _problem(f"{value!r} is not one of {', '.join(self.choices)}")
         if self.kind == "whole":
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not self.low <= value <= self.high:
-                raise _problem(f"{value!r} must be a whole number from {self.low} to {self.high}")
+            low, high = self.bounds
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
+                raise _problem(f"{value!r} must be a whole number from {low:g} to {high:g}")
             return int(value)
         if self.kind == "number":
-            low, high = self.low, self.high
+            low, high = self.bounds
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise _problem(f"{value!r} must be a number from {low:g} to {high:g}")
             if not math.isfinite(value):
                 raise _problem(f"{value!r} is not a finite number (use {low:g} to {high:g})")
-            if not low <= value <= high:
+            if not low <= float(value) <= high:
                 raise _problem(f"{value!r} must be from {low:g} to {high:g}")
             return float(value)
         if self.kind == "flag":
@@ -93,24 +100,22 @@ def _problem(text: str) -> PydanticCustomError:
     return PydanticCustomError("planning_parameter", "{problem}", {"problem": text})
 
 
-def _whole(low: int, high: int, optional: bool = False):
-    base = Annotated[int, annotated_types.Interval(ge=low, le=high)]
-    return Annotated[Optional[base] if optional else base, BeforeValidator(Rule("whole", low, high, optional=optional))]
+# A field is ``Annotated[<type>, <its rule as a before-validator>]``: the rule validates (and
+# normalises) the value, and the CLI and the Dagster config read their fields from it.
+def _whole(low: int, high: int, optional: bool = False) -> BeforeValidator:
+    return BeforeValidator(Rule("whole", low, high, optional=optional))
 
 
-def _number(low: float, high: float, optional: bool = False):
-    base = Annotated[float, annotated_types.Interval(ge=low, le=high)]
-    return Annotated[Optional[base] if optional else base, BeforeValidator(Rule("number", low, high, optional=optional))]
+def _number(low: float, high: float, optional: bool = False) -> BeforeValidator:
+    return BeforeValidator(Rule("number", low, high, optional=optional))
 
 
-def _choice(choices, optional: bool = False, normalise=None):
-    base = Literal[tuple(choices)]
-    rule = Rule("choice", choices=tuple(choices), optional=optional, normalise=normalise)
-    return Annotated[Optional[base] if optional else base, BeforeValidator(rule)]
+def _choice(choices, optional: bool = False, normalise=None) -> BeforeValidator:
+    return BeforeValidator(Rule("choice", choices=tuple(choices), optional=optional, normalise=normalise))
 
 
-_FLAG = Annotated[bool, BeforeValidator(Rule("flag"))]
-_CUTOVER = Annotated[Optional[str], BeforeValidator(Rule("cutover", optional=True))]
+_FLAG = BeforeValidator(Rule("flag"))
+_CUTOVER = BeforeValidator(Rule("cutover", optional=True))
 
 
 # ------------------------------------------------------------------------------------ the model
@@ -119,29 +124,29 @@ class _ParameterFields:
     """The fields. Defaults are the reference driver's; ``cli`` names a flag that differs from the
     field name (the reference driver's spelling)."""
 
-    round_mode: _choice(ROUND_MODES) = Field("int", description="round mode", json_schema_extra={"cli": "--round"})
-    lt_unit: _choice(LT_UNITS) = Field("day", description="lead-time unit")
-    week_days: _whole(1, 7) = Field(7, description="days per week for day lead times (a week has at most 7 days)")
-    fallback_weeks: _whole(1, 6) = Field(
+    round_mode: Annotated[str, _choice(ROUND_MODES)] = Field("int", description="round mode", json_schema_extra={"cli": "--round"})
+    lt_unit: Annotated[str, _choice(LT_UNITS)] = Field("day", description="lead-time unit")
+    week_days: Annotated[int, _whole(1, 7)] = Field(7, description="days per week for day lead times (a week has at most 7 days)")
+    fallback_weeks: Annotated[int, _whole(1, 6)] = Field(
         4, description="fallback weeks per period without a calendar (a month touches at most 6 ISO weeks)",
         json_schema_extra={"cli": "--weeks"})
-    cutover_date: _CUTOVER = Field(None, description="cutover date YYYY-MM-DD (or month YYYY-MM)")
-    recon_window_days: _whole(0, 366, optional=True) = Field(
+    cutover_date: Annotated[Optional[str], _CUTOVER] = Field(None, description="cutover date YYYY-MM-DD (or month YYYY-MM)")
+    recon_window_days: Annotated[Optional[int], _whole(0, 366, optional=True)] = Field(
         None, description="reconciliation window in days around the cutover (0 = no window)")
-    anchor_policy: _choice(ANCHOR_POLICIES, optional=True, normalise=normalise_anchor_policy) = Field(
+    anchor_policy: Annotated[Optional[str], _choice(ANCHOR_POLICIES, optional=True, normalise=normalise_anchor_policy)] = Field(
         None, description="anchor policy, any case, - or _", json_schema_extra={"cli_choices": False})
-    preset: _choice(tuple(PRESETS), optional=True) = Field(None, description="fills policy/window when not given")
-    blend_split_next: _number(0.0, 1.0, optional=True) = Field(
+    preset: Annotated[Optional[str], _choice(tuple(PRESETS), optional=True)] = Field(None, description="fills policy/window when not given")
+    blend_split_next: Annotated[Optional[float], _number(0.0, 1.0, optional=True)] = Field(
         None, description="blend: share of spill sent to the next month")
-    blend_weight_mode: _choice(BLEND_WEIGHT_MODES) = Field("tri", description="blend weights")
-    apply_adjusted: _FLAG = Field(False, description="re-plan MRP/capacity/report on the anchored detail")
-    max_adjust_ratio: _number(0.0, MAX_RATIO, optional=True) = Field(
+    blend_weight_mode: Annotated[str, _choice(BLEND_WEIGHT_MODES)] = Field("tri", description="blend weights")
+    apply_adjusted: Annotated[bool, _FLAG] = Field(False, description="re-plan MRP/capacity/report on the anchored detail")
+    max_adjust_ratio: Annotated[Optional[float], _number(0.0, MAX_RATIO, optional=True)] = Field(
         None, description="anchor: max change per row as a ratio (0 = unlimited)")
-    carryover: _choice(CARRYOVER_MODES) = Field("none", description="anchor residual carryover")
-    carryover_split: _number(0.0, 1.0, optional=True) = Field(
+    carryover: Annotated[str, _choice(CARRYOVER_MODES)] = Field("none", description="anchor residual carryover")
+    carryover_split: Annotated[Optional[float], _number(0.0, 1.0, optional=True)] = Field(
         None, description="carryover 'both': share sent to the next month")
-    tol_abs: _number(0.0, MAX_PLAN_QUANTITY) = Field(1e-6, description="reconciliation absolute tolerance")
-    tol_rel: _number(0.0, MAX_RATIO) = Field(1e-6, description="reconciliation relative tolerance")
+    tol_abs: Annotated[float, _number(0.0, MAX_PLAN_QUANTITY)] = Field(1e-6, description="reconciliation absolute tolerance")
+    tol_rel: Annotated[float, _number(0.0, MAX_RATIO)] = Field(1e-6, description="reconciliation relative tolerance")
 
 
 class PlanningParameters(_ParameterFields):
@@ -170,7 +175,8 @@ class PlanningParameters(_ParameterFields):
         if not self.preset:
             return self
         fill = PRESETS[self.preset]
-        return dataclasses.replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
+        missing: dict[str, Any] = {k: v for k, v in fill.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **missing)
 
     @property
     def has_anchor_branch(self) -> bool:
@@ -231,7 +237,8 @@ def parameter_specs() -> list[ParameterSpec]:
 
 
 def _spec(name: str, info) -> ParameterSpec:
-    rule = next(m.func for m in info.metadata if isinstance(m, BeforeValidator))
+    rule = next(m.func for m in info.metadata if isinstance(m, BeforeValidator) and isinstance(m.func, Rule))
+    assert isinstance(rule, Rule)
     extra = info.json_schema_extra or {}
     return ParameterSpec(
         name=name,
@@ -243,10 +250,11 @@ def _spec(name: str, info) -> ParameterSpec:
     )
 
 
-_SPECS = [_spec(name, info) for name, info in _ParameterFields.__pydantic_fields__.items()]
+_FIELDS = _ParameterFields.__pydantic_fields__  # type: ignore[attr-defined]  # set by pydantic's decorator
+_SPECS = [_spec(name, info) for name, info in _FIELDS.items()]
 #: The parameter names, in order (the plan store's version columns).
 PARAMETER_NAMES = tuple(spec.name for spec in _SPECS)
 #: Bounds of the integer and float parameters (derived from the model).
-INT_BOUNDS: dict[str, tuple[int, int]] = {s.name: (s.rule.low, s.rule.high) for s in _SPECS if s.rule.kind == "whole"}
-FLOAT_BOUNDS: dict[str, tuple[float, float]] = {
-    s.name: (s.rule.low, s.rule.high) for s in _SPECS if s.rule.kind == "number"}
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    s.name: (int(s.rule.bounds[0]), int(s.rule.bounds[1])) for s in _SPECS if s.rule.kind == "whole"}
+FLOAT_BOUNDS: dict[str, tuple[float, float]] = {s.name: s.rule.bounds for s in _SPECS if s.rule.kind == "number"}
