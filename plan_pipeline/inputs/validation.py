@@ -715,7 +715,7 @@ def _parse_iso_date(value: Any) -> tuple[date | None, str | None]:
     try:
         return calendar_date(value), None
     except PydanticCustomError as exc:
-        return None, exc.context["message"]
+        return None, str((exc.context or {}).get("message", exc.message()))
 
 
 def _check_calendar(folder: Path, out: _Collector) -> _Calendar | None:
@@ -949,8 +949,8 @@ def _map_due(due: str, cal: _Calendar | None) -> tuple[str, str, str | None] | s
         return ("week", due, None)
     if _ISO_DATE_RE.match(due):
         d, err = _parse_iso_date(due)
-        if err:
-            return err
+        if err or d is None:
+            return err or f"due {due!r} is not a date"
         if cal is not None:
             for start, end, code, period in cal.week_ranges:
                 if start <= d <= end:
@@ -1079,6 +1079,7 @@ def _bom_cycles(edges: pd.DataFrame) -> list[tuple[list[str], list[int]]]:
                 if c not in prev:
                     prev[c] = n
                     q.append(c)
+        assert found is not None, "a node of a cycle reaches its start again"
         path = [start]
         n = found
         back = []
@@ -1152,9 +1153,11 @@ def _cross_checks(
     inv = usable.get("inventory")
     po = usable.get("open_po")
 
-    demand_keyed = demand.df.loc[key_ok["demand_family"]] if demand is not None else None
-    demand_dated = demand.df.loc[period_ok["demand_family"]] if demand is not None else None
-    mix_ok = mix.df.loc[key_ok["mix_share"]] if mix is not None else None
+    # Rows of a file with well-formed keys (or dates); empty where the file is not usable (the
+    # checks below that read them run only when it is).
+    demand_keyed = demand.df.loc[key_ok["demand_family"]] if demand is not None else pd.DataFrame()
+    demand_dated = demand.df.loc[period_ok["demand_family"]] if demand is not None else pd.DataFrame()
+    mix_ok = mix.df.loc[key_ok["mix_share"]] if mix is not None else pd.DataFrame()
     demand_families = set(demand_keyed["family"]) if demand is not None else set()
 
     # --- mix vs demand: unknown families, families without mix rows (pseudo-SKU)
@@ -1292,7 +1295,7 @@ def _cross_checks(
                 mix.file, "item_defaults", "sku", m["line"],
                 (f"sku {_q(x)} is not in item.csv: {defaults}" for x in m["sku"]), len(m),
             )
-            if not bom_edges.empty:
+            if not bom_edges.empty and bom is not None:
                 c = bom_edges.loc[_isin(bom_edges["parent"], planned) & ~_isin(bom_edges["child"], known)]
                 c = c.loc[~_isin(c["child"], det_skus)].drop_duplicates("child")
                 out.add_rows(
@@ -1444,7 +1447,9 @@ def _check_requirements(
     pseudo_req = fam_max.loc[fam_max.index.isin(pseudo)]
     req0 = req0.add(pseudo_req, fill_value=0.0)
 
-    have_edges = edges is not None and len(edges) > 0
+    if edges is None:
+        edges = pd.DataFrame({"parent": [], "child": [], "qty": [], "line": []})
+    have_edges = len(edges) > 0
     names = [req0.index.to_numpy(dtype=object)]
     if have_edges:
         names += [edges["parent"].to_numpy(dtype=object), edges["child"].to_numpy(dtype=object)]
@@ -1513,7 +1518,7 @@ def _check_dues(po: _Table, demand_periods: list[str] | None, cal: _Calendar | N
     errs = s.map(lambda u: isinstance(mapped[u], str))
     if errs.any():
         sub = po.df.loc[errs]
-        out.add_rows(po.file, "bad_due", "due", sub["line"], (mapped[u] for u in sub["due"]), len(sub))
+        out.add_rows(po.file, "bad_due", "due", sub["line"], (str(mapped[u]) for u in sub["due"]), len(sub))
     if demand_periods is None:
         return
     horizon_weeks: set[str] = set()
@@ -1542,9 +1547,11 @@ def _check_dues(po: _Table, demand_periods: list[str] | None, cal: _Calendar | N
         horizon = "the planning horizon (there are no demand periods)"
 
     def msg(u: str) -> str:
-        kind, key, period = mapped[u]
+        m = mapped[u]
+        assert not isinstance(m, str), "rows with a bad due date were reported above"
+        kind, key, period = m
         if kind == "week":
-            periods = [period] if period is not None else cal.week_periods.get(key, [])
+            periods = [period] if period is not None else (cal.week_periods.get(key, []) if cal else [])
             where = f"week '{key}'"
             if len(periods) == 1:
                 where += f" of period '{periods[0]}'"
