@@ -171,6 +171,7 @@ def list_backups(out_dir: str | Path) -> list[Path]:
 
     def key(p: Path):
         match = BACKUP_NAME_RE.match(p.name)
+        assert match is not None  # ``found`` holds matching names only
         return (match.group(1), int(match.group(2) or 1))
 
     return sorted(found, key=key, reverse=True)

@@ -254,8 +254,10 @@ def legacy_parameters(header: dict | None, docs: dict[str, Any]) -> tuple[Planni
     notes: list[str] = []
     sku_summary = _summary(docs.get("sku_week.json"))
     mrp_summary = _summary(docs.get("mrp.json"))
-    final = docs.get("plan_final.json") if isinstance(docs.get("plan_final.json"), dict) else {}
-    recon = final.get("reconcile_params") if isinstance(final.get("reconcile_params"), dict) else {}
+    final_doc = docs.get("plan_final.json")
+    final: dict[str, Any] = final_doc if isinstance(final_doc, dict) else {}
+    recon_doc = final.get("reconcile_params")
+    recon: dict[str, Any] = recon_doc if isinstance(recon_doc, dict) else {}
     header = header or {}
     values: dict[str, Any] = {}
     if sku_summary.get("round_mode"):
@@ -516,7 +518,7 @@ def detail_frame_from_series(raw: pd.DataFrame, level: str) -> pd.DataFrame:
         "backlog": _number(_column(raw, "backlog")),
     })
     for key in ("periods", "families"):
-        lists = [e.get(key) if isinstance(e.get(key), list) and len(e.get(key)) > 1 else None for e in extras]
+        lists = [value if isinstance(value := e.get(key), list) and len(value) > 1 else None for e in extras]
         if any(v is not None for v in lists):
             frame[key] = _text([",".join(str(x) for x in v) if v is not None else None for v in lists])
     inv_open = _number(_column(raw, "inventory_open"))

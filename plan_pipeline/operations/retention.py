@@ -183,7 +183,8 @@ class TrimReport:
 def _plan_trim(tx: StoreTransaction, policy: RetentionPolicy, now: datetime, active: Mapping[str, str]):
     versions = tx.version_heads()
     reasons: dict[str, list[str]] = {}
-    info = {v[0]: {"status": v[1], "read_only": bool(v[2]), "created_at": v[3]} for v in versions}
+    info: dict[str, dict[str, Any]] = {
+        v[0]: {"status": v[1], "read_only": bool(v[2]), "created_at": v[3]} for v in versions}
     if policy.version_max_age_months is not None:
         cutoff = months_before(now, policy.version_max_age_months)
         for vid, status, _, created in versions:
@@ -366,7 +367,7 @@ class _ArchiveBatch:
 
 
 def _archive_then_remove(tx: StoreTransaction, batch: _ArchiveBatch, items: list[dict[str, Any]],
-                         row_sets: list[_RowSet] = ()) -> list[str]:
+                         row_sets: Sequence[_RowSet] = ()) -> list[str]:
     """The one sequence that removes versions (and old rows) from the store, inside the caller's
     write transaction; the caller commits right after it returns.
 
@@ -632,7 +633,7 @@ class RowGuardReport:
 
     @property
     def within_limit(self) -> bool:
-        return not self.enabled or self.rows_after <= self.max_rows
+        return self.max_rows is None or self.rows_after <= self.max_rows
 
     @property
     def removed_version_ids(self) -> list[str]:
@@ -646,7 +647,7 @@ class RowGuardReport:
         return {**asdict(self), "enabled": self.enabled, "within_limit": self.within_limit}
 
     def log_line(self) -> str:
-        if not self.enabled:
+        if self.max_rows is None:
             return f"row guard off ({MAX_ROWS_ENV} unset or 0)"
         head = f"row guard{' (dry run)' if self.dry_run else ''}: plan_series {self.rows_before} rows, limit {self.max_rows}"
         if not self.versions and self.rows_before <= self.max_rows:

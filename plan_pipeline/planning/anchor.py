@@ -292,7 +292,7 @@ def anchor_adjust(
     p = params.resolved()
     cutover = "" if p.cutover_date is None else str(p.cutover_date)
     policy = p.anchor_policy if p.anchor_policy else "DET_near"
-    kind = policy_kind(policy)
+    kind = policy_kind(policy) or "blend"  # validated parameters always name a known policy
     carry_mode = p.carryover or "none"
     ratio = None if p.max_adjust_ratio is None else float(p.max_adjust_ratio)
     calendar = inputs.calendar if inputs is not None else None
