@@ -4,12 +4,12 @@ Stored timestamps are naive UTC (DuckDB ``TIMESTAMP``); texts for people say ``U
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utc_now() -> datetime:
     """The current time as a naive UTC datetime (what the plan store keeps)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def utc_now_text() -> str:

@@ -46,10 +46,10 @@ from typing import Any
 
 from plan_pipeline.exports.reference import export_reference
 from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.timeutil import utc_now
 from plan_pipeline.store.exports import EXPORT_TABLES, VersionTableRows
 from plan_pipeline.store.repository import check_identifier, project_home
 from plan_pipeline.store.staging import file_entry
+from plan_pipeline.timeutil import utc_now
 
 __all__ = ["EXPORT_TABLES"]  # re-exported: the exported tables and their order are the store's
 

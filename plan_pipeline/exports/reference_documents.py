@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import gc
 import io
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,9 +43,9 @@ AGGREGATE_NOTE = "aggregate: coarse family x period supply from demand and poole
 
 def aggregate_inputs_summary(inputs: PlanningInputs) -> dict[str, int]:
     return {
-        "demand_rows": int(len(inputs.demand_family)),
-        "capacity_rows": int(len(inputs.capacity)),
-        "mix_rows": int(len(inputs.mix_share)),
+        "demand_rows": len(inputs.demand_family),
+        "capacity_rows": len(inputs.capacity),
+        "mix_rows": len(inputs.mix_share),
     }
 
 

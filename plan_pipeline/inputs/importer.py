@@ -49,7 +49,7 @@ def import_input_dir(store: PlanStore, folder: str | Path, label: str) -> Import
         raise FileNotFoundError(f"input folder {folder} does not exist")
     inputs, report = load_validated_input_dir(folder)
     digest, files = content_hash(folder)
-    rows = {name: int(len(inputs.table(name))) for name in INPUT_COLUMNS}
+    rows = {name: len(inputs.table(name)) for name in INPUT_COLUMNS}
     for name, count in rows.items():
         if f"{name}.csv" in files:
             files[f"{name}.csv"]["rows"] = count
@@ -64,4 +64,4 @@ def import_input_dir(store: PlanStore, folder: str | Path, label: str) -> Import
     return ImportOutcome(label, status, digest, rows, report)
 
 
-__all__ = ["import_input_dir", "content_hash", "ImportOutcome", "InputValidationError"]
+__all__ = ["ImportOutcome", "InputValidationError", "content_hash", "import_input_dir"]

@@ -87,7 +87,7 @@ def load_input_dir(path: str | Path) -> PlanningInputs:
             raise FileNotFoundError(f"{file}: required input file is missing")
         else:
             tables[name] = empty_frame(name).astype(
-                {c: "float64" for c in NUMERIC_DEFAULTS[name]}
+                dict.fromkeys(NUMERIC_DEFAULTS[name], "float64")
             )
     calendar = None
     cal_file = folder / CALENDAR_FILE

@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "BUNDLED_SAMPLE_DIR",
     "BUNDLED_SAMPLE_ARGS",
+    "BUNDLED_SAMPLE_DIR",
     "build_iso_week_calendar",
     "generate_sample_inputs",
     "write_bundled_sample",

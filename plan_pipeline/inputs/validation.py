@@ -66,46 +66,56 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic_core import PydanticCustomError
 
 from plan_pipeline.inputs.loader import CALENDAR_FILE, REQUIRED_FILES, load_input_dir, read_input_text
-from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs
 from plan_pipeline.planning.calendar_document import (
     ISO_DATE_RE as _ISO_DATE_RE,
+)
+from plan_pipeline.planning.calendar_document import (
     MAX_CALENDAR_SEQUENCE,
     CalendarDocumentHeader,
     CalendarPeriodHeader,
     CalendarWeek,
-    bound_text as _bound_text,
     calendar_date,
     check_part,
+)
+from plan_pipeline.planning.calendar_document import (
+    bound_text as _bound_text,
+)
+from plan_pipeline.planning.calendar_document import (
     quote as _q,
+)
+from plan_pipeline.planning.calendar_document import (
     type_name as _type_name,
 )
+from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs
 from plan_pipeline.planning.vocabulary import MAX_PLAN_QUANTITY
 
 __all__ = [
     "ERROR",
-    "WARNING",
-    "MAX_PER_RULE",
-    "MAX_LEAD_TIME",
     "MAX_CALENDAR_SEQUENCE",
+    "MAX_LEAD_TIME",
+    "MAX_PER_RULE",
     "RULES",
+    "WARNING",
     "InputIssue",
-    "ValidationReport",
     "InputValidationError",
-    "validate_input_dir",
+    "ValidationReport",
     "load_validated_input_dir",
+    "validate_input_dir",
 ]
 
 ERROR = "error"
@@ -881,7 +891,7 @@ def _check_calendar_order(
     one = timedelta(days=1)
     order: list[tuple[str, str, str]] = []  # (path, rule, message); calendar_sequence issues
     holes: list[tuple[str, str, str]] = []  # calendar_gap / calendar_overlap issues
-    for (_, ka, sa, ea), (ib, kb, sb, eb) in zip(periods, periods[1:]):
+    for (_, ka, sa, ea), (ib, kb, sb, eb) in itertools.pairwise(periods):
         where = f"periods[{ib}]"
         if sb < sa:
             order.append((where, "calendar_sequence",
@@ -902,7 +912,7 @@ def _check_calendar_order(
             for seq, ws, code, we, j in weeks
         ]
         first_at: dict[str, tuple[int, int, str]] = {}  # code -> (period index, week index, period)
-        for prev, frag in zip(fragments, fragments[1:]):
+        for prev, frag in itertools.pairwise(fragments):
             ppi, ppkey, pseq, pws, pcode, pwe, pj = prev
             pi, pkey, seq, ws, code, we, j = frag
             first_at.setdefault(pcode, (ppi, pj, ppkey))
@@ -1088,7 +1098,7 @@ def _bom_cycles(edges: pd.DataFrame) -> list[tuple[list[str], list[int]]]:
             n = prev[n]
         path.extend(reversed(back))
         path.append(start)
-        lines = [int(first_line[(a, b)]) for a, b in zip(path, path[1:])]
+        lines = [int(first_line[(a, b)]) for a, b in itertools.pairwise(path)]
         cycles.append((path, lines))
     cycles.sort(key=lambda x: min(x[1]))
     return cycles

@@ -29,15 +29,15 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import plan_pipeline
 from plan_pipeline.faults import crash_point
 from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.timeutil import utc_now
 from plan_pipeline.store.repository import project_home
 from plan_pipeline.store.schema import SCHEMA_VERSION
 from plan_pipeline.store.staging import (
@@ -53,6 +53,7 @@ from plan_pipeline.store.staging import (
     write_text_durable,
 )
 from plan_pipeline.store.store_files import ENGINE, build_store_file, data_rows, hold_store_file, store_row_counts
+from plan_pipeline.timeutil import utc_now
 
 BACKUP_DIR_ENV = "PLAN_PIPELINE_BACKUP_DIR"
 BACKUP_PREFIX = "plan-store-"

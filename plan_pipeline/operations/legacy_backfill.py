@@ -31,21 +31,28 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from plan_pipeline.faults import crash_point
-from plan_pipeline.planning.capacity import MRP_COLUMNS, WEEKLY_COLUMNS, CapacityPlan, boundary_month, leveling_mode
-from plan_pipeline.planning.frames import capacity_frames, capacity_plan_from_frames, reconciliation_frame, report_kpi_frame
 from plan_pipeline.planning.anchor import carryover_frame
+from plan_pipeline.planning.capacity import MRP_COLUMNS, WEEKLY_COLUMNS, CapacityPlan, boundary_month, leveling_mode
+from plan_pipeline.planning.frames import (
+    capacity_frames,
+    capacity_plan_from_frames,
+    reconciliation_frame,
+    report_kpi_frame,
+)
 from plan_pipeline.planning.parameters import ParameterError, normalise_anchor_policy, validate_parameters
 from plan_pipeline.planning.report import REPORT_COLUMNS, plan_kpis, plan_report
 from plan_pipeline.planning.types import PRESETS, PlanningInputs, PlanningParameters, empty_frame
+from plan_pipeline.planning.vocabulary import ADJ_COLUMNS, AGGREGATE_COLUMNS, DETAIL_COLUMNS, MRP_KEY_COLUMNS
 from plan_pipeline.store.legacy_sqlite import (
     LegacyDatabaseError,
     LegacyDatabaseOpenError,
@@ -53,7 +60,6 @@ from plan_pipeline.store.legacy_sqlite import (
     version_headers,
     version_rows,
 )
-from plan_pipeline.planning.vocabulary import ADJ_COLUMNS, AGGREGATE_COLUMNS, DETAIL_COLUMNS, MRP_KEY_COLUMNS
 from plan_pipeline.store.repository import (
     PlanStore,
     PlanStoreError,
@@ -97,7 +103,7 @@ class LegacyDataError(ValueError):
 
 def _from_epoch_ms(value: Any) -> datetime | None:
     try:
-        return datetime.fromtimestamp(int(value) / 1000.0, tz=timezone.utc).replace(tzinfo=None)
+        return datetime.fromtimestamp(int(value) / 1000.0, tz=UTC).replace(tzinfo=None)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 
@@ -420,7 +426,7 @@ def _capacity_frames(rows: pd.DataFrame, weekly: pd.DataFrame, params: PlanningP
     if isinstance(doc.get("inputs_summary"), dict):
         inputs_summary = dict(doc["inputs_summary"])
     else:
-        inputs_summary = {"mrp_rows": int(len(rows)), "weeks": int(len(weekly)), "fg_skus": len(fg_items)}
+        inputs_summary = {"mrp_rows": len(rows), "weeks": len(weekly), "fg_skus": len(fg_items)}
         if detail_rows is not None:
             inputs_summary = {"allocate_rows": int(detail_rows), **inputs_summary}
     if isinstance(doc.get("reconcile_params"), dict):
@@ -627,10 +633,10 @@ class VersionPayload:
     notes: list[str]
 
     def series_rows(self) -> dict[str, int]:
-        return {level: int(len(frame)) for level, frame in self.series.items()}
+        return {level: len(frame) for level, frame in self.series.items()}
 
     def kpi_rows(self) -> dict[str, int]:
-        return {level: int(len(frame)) for level, frame in self.kpis.items()}
+        return {level: len(frame) for level, frame in self.kpis.items()}
 
     @property
     def rows_total(self) -> int:
@@ -814,7 +820,7 @@ def _folder_time(folder: Path) -> datetime:
     stamps = [p.stat().st_mtime for p in folder.iterdir() if p.is_file()]
     if not stamps:
         return _now()
-    return datetime.fromtimestamp(min(stamps), tz=timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(min(stamps), tz=UTC).replace(tzinfo=None)
 
 
 # =============================================================================== store writes
@@ -864,7 +870,7 @@ def start_backfill_run(store: PlanStore, run_id: str, source: str, dry_run: bool
         tx.start_legacy_import_run(run_id, source, dry_run, started_at)
 
 
-def finish_backfill_run(store: PlanStore, report: "BackfillReport") -> None:
+def finish_backfill_run(store: PlanStore, report: BackfillReport) -> None:
     with store.transaction() as tx:
         tx.finish_legacy_import_run(
             report.run_id, status=report.status, imported=report.imported, skipped=report.skipped,
@@ -1022,7 +1028,7 @@ def run_legacy_backfill(
     except LegacySourceError as exc:
         report.errors.append(str(exc))
         log("error", str(exc))
-    except Exception as exc:  # noqa: BLE001 - recorded as the run's failure, then re-raised
+    except Exception as exc:
         report.errors.append(f"unexpected {type(exc).__name__}: {exc}")
         _finish(store, report, started)
         raise
@@ -1091,7 +1097,7 @@ def _process_version(store: PlanStore, lv: LegacyVersion, existing, *, dry_run: 
         outcome.status = "skipped"
         outcome.reason = str(exc)
         return outcome
-    except Exception as exc:  # noqa: BLE001 - one version's write failure must not stop the others
+    except Exception as exc:
         outcome.reason = f"write failed, nothing stored for this version: {type(exc).__name__}: {exc}"
         return outcome
     outcome.status = "imported"

@@ -55,15 +55,15 @@ from __future__ import annotations
 import calendar
 import json
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from plan_pipeline.faults import crash_point
 from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.timeutil import utc_now
 from plan_pipeline.store.maintenance import VERSION_TABLES, reclaim_space, store_file_bytes
 from plan_pipeline.store.repository import check_identifier, project_home
 from plan_pipeline.store.staging import (
@@ -79,6 +79,7 @@ from plan_pipeline.store.staging import (
     write_text_durable,
 )
 from plan_pipeline.store.unit_of_work import StoreTransaction
+from plan_pipeline.timeutil import utc_now
 
 __all__ = ["VERSION_TABLES", "utc_now"]  # re-exported: tests and callers import them from here
 
@@ -313,7 +314,7 @@ class _ArchiveBatch:
         self._stack = ExitStack()
         self._staged: list[tuple[Staging, Path]] = []
 
-    def __enter__(self) -> "_ArchiveBatch":
+    def __enter__(self) -> _ArchiveBatch:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -577,7 +578,7 @@ def _fill(report: TrimReport, removals, skipped, kpi_rows: int, audit_rows: int)
     report.skipped = skipped
     report.kpi_rows_trimmed = kpi_rows
     report.audit_events_trimmed = audit_rows
-    totals = {table: 0 for table in VERSION_TABLES}
+    totals = dict.fromkeys(VERSION_TABLES, 0)
     for item in removals:
         for table, n in item["rows"].items():
             totals[table] += n

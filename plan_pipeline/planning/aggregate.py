@@ -7,7 +7,6 @@ target ``min(rounded capacity, Σ rounded demand)`` is apportioned with
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 

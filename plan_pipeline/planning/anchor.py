@@ -61,11 +61,11 @@ from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
 from plan_pipeline.planning.vocabulary import parse_cutover, policy_kind
 
 __all__ = [
+    "CARRYOVER_CSV_COLUMNS",
     "AnchorResult",
     "anchor_adjust",
     "carryover_csv_rows",
     "carryover_frame",
-    "CARRYOVER_CSV_COLUMNS",
 ]
 
 METRICS = ("demand", "supply", "backlog")
@@ -384,7 +384,7 @@ def anchor_adjust(
     order = _group_order(gid_a, seq, wk_codes, rows_a)
     rows_s, gid_s, seq_s = rows_a[order], gid_a[order], seq[order]
     G = len(act_groups)
-    start, size, j = _segments(gid_s, G)
+    _start, size, j = _segments(gid_s, G)
     if (seq_s == -1).any():
         seq_s = np.where(seq_s == -1, j, seq_s)
         order2 = np.lexsort((rows_s, wk_codes[order], seq_s, gid_s))

@@ -7,27 +7,28 @@ Without a calendar every period is split into equal-ratio fallback weeks
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Iterable
+from typing import Any
 
 from pydantic import ValidationError
 
 from plan_pipeline.planning.calendar_document import REFERENCE_WEIGHTS, CalendarDocument, document_problems
 
 __all__ = [
-    "CalendarError",
-    "WeekEntry",
-    "CalendarLookup",
     "FALLBACK_MODE",
+    "CalendarError",
+    "CalendarLookup",
+    "WeekEntry",
     "build_calendar",
-    "infer_weeks",
-    "week_distribution",
-    "order_weeks",
-    "map_due_to_week",
-    "period_of_week",
-    "week_sequence_of",
     "effective_fallback_weeks",
+    "infer_weeks",
+    "map_due_to_week",
+    "order_weeks",
+    "period_of_week",
+    "week_distribution",
+    "week_sequence_of",
 ]
 
 FALLBACK_MODE = "fallback_weeks"

@@ -17,7 +17,7 @@ import json
 import math
 import re
 from datetime import date
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
@@ -151,7 +151,7 @@ _Label = Annotated[str, BeforeValidator(calendar_label)]
 _Date = Annotated[date, BeforeValidator(calendar_date)]
 _Sequence = Annotated[int, BeforeValidator(calendar_sequence)]
 _Weight = Annotated[float, BeforeValidator(calendar_weight)]
-_Object = Annotated[Optional[dict], BeforeValidator(json_object)]
+_Object = Annotated[dict | None, BeforeValidator(json_object)]
 _AnyList = Annotated[list, BeforeValidator(json_list)]
 
 

@@ -61,13 +61,13 @@ from plan_pipeline.planning.vocabulary import (
 )
 
 __all__ = [
-    "CapacityPlan",
+    "BOUNDARY_COLUMNS",
     "MRP_COLUMNS",
     "WEEKLY_COLUMNS",
-    "BOUNDARY_COLUMNS",
-    "plan_capacity",
-    "leveling_mode",
+    "CapacityPlan",
     "boundary_month",
+    "leveling_mode",
+    "plan_capacity",
 ]
 
 
@@ -380,8 +380,8 @@ def plan_capacity(
         }
 
     inputs_summary = {
-        "allocate_rows": int(len(detail)),
-        "mrp_rows": int(len(mrp)),
+        "allocate_rows": len(detail),
+        "mrp_rows": len(mrp),
         "weeks": n,
         "fg_skus": len(fg_items),
         "calendar_mode": lookup.mode,

@@ -8,7 +8,6 @@ and put the rounding residual on the last week.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 

@@ -23,8 +23,8 @@ from plan_pipeline.planning.vocabulary import parse_cutover
 __all__ = [
     "METRICS",
     "cutover_tags",
-    "reconcile_levels",
     "deltas_frame",
+    "reconcile_levels",
 ]
 
 METRICS = ("demand", "supply", "backlog")
@@ -236,10 +236,10 @@ def reconcile_levels(
             "anchor_policy": p.anchor_policy,
         },
         "inputs_summary": {
-            "aggregate_rows": int(len(aggregate)),
-            "det_rows": int(len(detail)),
-            "families": int(len(set(fams))),
-            "periods": int(len(set(pers))),
+            "aggregate_rows": len(aggregate),
+            "det_rows": len(detail),
+            "families": len(set(fams)),
+            "periods": len(set(pers)),
         },
         "tolerance": {"abs": tol_abs, "rel": tol_rel},
         "summary": {

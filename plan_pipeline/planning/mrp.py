@@ -10,7 +10,6 @@ time in weeks is ``ceil(lt / week_days)`` also for fractional ``lt`` (the refere
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
@@ -175,7 +174,7 @@ def plan_mrp(detail: pd.DataFrame, inputs: PlanningInputs, params: PlanningParam
     selected = sorted(name for name, k in names.items() if has_gross[k] or in_inventory[k])
     sel = np.fromiter((names[s] for s in selected), dtype=np.int64, count=len(selected))
     summary = {
-        "items": int(len(inputs.item)),
+        "items": len(inputs.item),
         "open_po": len(po_keys),
         "bom_links": len(bom_rows),
         "weeks": nw,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
@@ -130,20 +130,20 @@ class _ParameterFields:
     fallback_weeks: Annotated[int, _whole(1, 6)] = Field(
         4, description="fallback weeks per period without a calendar (a month touches at most 6 ISO weeks)",
         json_schema_extra={"cli": "--weeks"})
-    cutover_date: Annotated[Optional[str], _CUTOVER] = Field(None, description="cutover date YYYY-MM-DD (or month YYYY-MM)")
-    recon_window_days: Annotated[Optional[int], _whole(0, 366, optional=True)] = Field(
+    cutover_date: Annotated[str | None, _CUTOVER] = Field(None, description="cutover date YYYY-MM-DD (or month YYYY-MM)")
+    recon_window_days: Annotated[int | None, _whole(0, 366, optional=True)] = Field(
         None, description="reconciliation window in days around the cutover (0 = no window)")
-    anchor_policy: Annotated[Optional[str], _choice(ANCHOR_POLICIES, optional=True, normalise=normalise_anchor_policy)] = Field(
+    anchor_policy: Annotated[str | None, _choice(ANCHOR_POLICIES, optional=True, normalise=normalise_anchor_policy)] = Field(
         None, description="anchor policy, any case, - or _", json_schema_extra={"cli_choices": False})
-    preset: Annotated[Optional[str], _choice(tuple(PRESETS), optional=True)] = Field(None, description="fills policy/window when not given")
-    blend_split_next: Annotated[Optional[float], _number(0.0, 1.0, optional=True)] = Field(
+    preset: Annotated[str | None, _choice(tuple(PRESETS), optional=True)] = Field(None, description="fills policy/window when not given")
+    blend_split_next: Annotated[float | None, _number(0.0, 1.0, optional=True)] = Field(
         None, description="blend: share of spill sent to the next month")
     blend_weight_mode: Annotated[str, _choice(BLEND_WEIGHT_MODES)] = Field("tri", description="blend weights")
     apply_adjusted: Annotated[bool, _FLAG] = Field(False, description="re-plan MRP/capacity/report on the anchored detail")
-    max_adjust_ratio: Annotated[Optional[float], _number(0.0, MAX_RATIO, optional=True)] = Field(
+    max_adjust_ratio: Annotated[float | None, _number(0.0, MAX_RATIO, optional=True)] = Field(
         None, description="anchor: max change per row as a ratio (0 = unlimited)")
     carryover: Annotated[str, _choice(CARRYOVER_MODES)] = Field("none", description="anchor residual carryover")
-    carryover_split: Annotated[Optional[float], _number(0.0, 1.0, optional=True)] = Field(
+    carryover_split: Annotated[float | None, _number(0.0, 1.0, optional=True)] = Field(
         None, description="carryover 'both': share sent to the next month")
     tol_abs: Annotated[float, _number(0.0, MAX_PLAN_QUANTITY)] = Field(1e-6, description="reconciliation absolute tolerance")
     tol_rel: Annotated[float, _number(0.0, MAX_RATIO)] = Field(1e-6, description="reconciliation relative tolerance")
@@ -163,7 +163,7 @@ class PlanningParameters(_ParameterFields):
             raise ParameterError(_problems(exc)) from None
 
     @classmethod
-    def unchecked(cls, **values: Any) -> "PlanningParameters":
+    def unchecked(cls, **values: Any) -> PlanningParameters:
         """Parameters as stored, not validated (a stored row may predate a rule or be edited behind
         the store's back): :func:`validate_parameters` reports what is wrong when they are used."""
         obj = object.__new__(cls)
@@ -171,7 +171,7 @@ class PlanningParameters(_ParameterFields):
             object.__setattr__(obj, spec.name, values.get(spec.name, spec.default))
         return obj
 
-    def resolved(self) -> "PlanningParameters":
+    def resolved(self) -> PlanningParameters:
         if not self.preset:
             return self
         fill = PRESETS[self.preset]

@@ -12,7 +12,6 @@ inventory; those KPIs are not reproduced.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
@@ -21,7 +20,7 @@ from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.types import PlanningInputs
 from plan_pipeline.planning.vocabulary import PLAN_KPI_COLUMNS
 
-__all__ = ["REPORT_COLUMNS", "plan_report", "plan_kpis", "fill_rate"]
+__all__ = ["REPORT_COLUMNS", "fill_rate", "plan_kpis", "plan_report"]
 
 REPORT_COLUMNS = [
     "type", "week", "capacity", "original_load", "adjusted_load", "utilization",
@@ -36,7 +35,7 @@ def plan_report(capacity_plan: CapacityPlan, inputs: PlanningInputs) -> pd.DataF
     """
     ws = capacity_plan.weekly_summary
     rows = capacity_plan.rows
-    fg = set(str(s) for s in inputs.mix_share["sku"]) if len(inputs.mix_share) else set()
+    fg = {str(s) for s in inputs.mix_share["sku"]} if len(inputs.mix_share) else set()
 
     cap = ws["capacity"].to_numpy(dtype=np.float64)
     adjusted = ws["adjusted_load"].to_numpy(dtype=np.float64)

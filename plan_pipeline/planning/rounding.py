@@ -10,19 +10,20 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = [
     "decimals_of",
-    "round_half_even",
-    "round6",
-    "round_quantity",
-    "round_quantity_array",
     "distribute_int",
     "distribute_int_grouped",
     "group_ranks",
+    "round6",
+    "round_half_even",
+    "round_quantity",
+    "round_quantity_array",
     "sequential_group_sum",
 ]
 

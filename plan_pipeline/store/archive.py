@@ -8,9 +8,10 @@ files only; the archive layout, manifests, staging and publishing are the policy
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from plan_pipeline.store.maintenance import AGED_ROW_TABLES, VERSION_TABLES, aged_rows_where
 from plan_pipeline.store.table_copy import catch_up_sequences, copy_query_to, ident, load_parquet_into

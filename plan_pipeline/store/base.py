@@ -5,9 +5,10 @@ exception rolls the whole write back, so the previous rows stay intact.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.errors import PlanStoreError
@@ -67,13 +68,13 @@ class PlanStoreBase:
                 yield con
 
     @contextmanager
-    def transaction(self, *, bulk: bool = False) -> Iterator["StoreTransaction"]:
+    def transaction(self, *, bulk: bool = False) -> Iterator[StoreTransaction]:
         """A unit of work: every statement called on the yielded object commits together."""
         with self.write(bulk=bulk) as con:
             yield StoreTransaction(con, read_only=False)
 
     @contextmanager
-    def snapshot(self) -> Iterator["StoreTransaction"]:
+    def snapshot(self) -> Iterator[StoreTransaction]:
         """A read-only unit of work: every read sees the same consistent state of the store."""
         with self.connect(read_only=True) as con, transaction(con):
             yield StoreTransaction(con, read_only=True)

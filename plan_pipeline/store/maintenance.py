@@ -10,9 +10,10 @@ tx.remove_version(...)``); the policy (what to keep, archives, crash points) liv
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from plan_pipeline.store.connection import open_connection
 from plan_pipeline.store.errors import PlanStoreError

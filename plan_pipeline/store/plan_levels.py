@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -199,7 +200,7 @@ class PlanLevelRepository(PlanStoreBase):
             if job is not None:
                 _upsert_jobs(con, [job])
 
-    def publish_run(self, version_id: str, run_ids: list[str], required_levels: list[str]) -> "Publication":
+    def publish_run(self, version_id: str, run_ids: list[str], required_levels: list[str]) -> Publication:
         """Make the levels staged by ``run_ids`` the version's plan, in one transaction.
 
         ``run_ids``: the publishing run first, then the runs it re-executes (parent, grandparent,
@@ -244,7 +245,7 @@ class PlanLevelRepository(PlanStoreBase):
             kept_by_run = {run for _, run in chosen_pairs} | keep_runs
             whole_runs = sorted({run for _, run in dropped if run not in kept_by_run})
             partial = sorted({(level, run) for level, run in dropped if run in kept_by_run})
-            removed = {table: 0 for table in PLAN_TABLES}
+            removed = dict.fromkeys(PLAN_TABLES, 0)
             for table in PLAN_TABLES:
                 if whole_runs:
                     removed[table] += con.execute(

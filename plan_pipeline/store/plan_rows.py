@@ -7,10 +7,12 @@ Every function runs on a connection inside the caller's transaction.
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -62,10 +64,9 @@ def _registered(con, name: str, frame: pd.DataFrame) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
+        # An aborted transaction refuses this; the view dies with the connection anyway.
+        with contextlib.suppress(Exception):
             con.unregister(name)
-        except Exception:  # an aborted transaction refuses this; the view dies with the connection
-            pass
 
 
 @dataclass(frozen=True)

@@ -93,9 +93,8 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
     prepared["__seq"] = np.arange(len(prepared), dtype=np.int64)
 
     for alias, original in layout.aliases:
-        if alias in frame.columns and original in frame.columns:
-            if not _same_values(frame[alias], frame[original]):
-                raise PlanStoreError(f"level {layout.level!r}: column {alias!r} must equal {original!r}")
+        if alias in frame.columns and original in frame.columns and not _same_values(frame[alias], frame[original]):
+            raise PlanStoreError(f"level {layout.level!r}: column {alias!r} must equal {original!r}")
     used = set(layout.key_columns()) | {df_col for _, df_col in layout.measures}
     used |= {alias for alias, original in layout.aliases if alias in frame.columns and original in frame.columns}
     if layout.zone:

@@ -25,10 +25,11 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -139,7 +140,7 @@ class Staging:
         self.published: Path | None = None
         self._fd: int | None = None
 
-    def __enter__(self) -> "Staging":
+    def __enter__(self) -> Staging:
         self._fd = os.open(str(self.lock_path), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)

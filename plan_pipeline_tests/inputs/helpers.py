@@ -5,8 +5,9 @@ import csv
 import io
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from plan_pipeline.inputs.sample import BUNDLED_SAMPLE_DIR
 

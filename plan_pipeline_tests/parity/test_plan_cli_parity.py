@@ -15,7 +15,7 @@ NOT_PIPELINE_FILES = {"CMD.txt", "stdout.log", "stderr.log"}
 def driver_argv(case, out_dir) -> list[str]:
     argv, skip = [], False
     tokens = list(case.argv)
-    for i, tok in enumerate(tokens):
+    for _i, tok in enumerate(tokens):
         if skip:
             skip = False
             continue

@@ -159,7 +159,7 @@ _ANCHOR_OPTIONS = {
 def _stage_options(cmd_text: str, script: str) -> dict:
     import shlex
 
-    line = next(l for l in cmd_text.splitlines() if script in l)
+    line = next(text for text in cmd_text.splitlines() if script in text)
     tokens = shlex.split(line.split(")", 1)[1])
     values = {}
     i = 0

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import pandas as pd
 
-from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.exports.reference_documents import aggregate_document, detail_document, mrp_document
+from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.planning.aggregate import plan_aggregate
 from plan_pipeline.planning.detail import plan_detail
 from plan_pipeline.planning.mrp import plan_mrp
@@ -38,7 +38,7 @@ def run_chain(inputs: PlanningInputs, params: PlanningParameters):
     return agg, agg_doc, det, det_doc, mrp, mrp_doc
 
 
-@lru_cache(maxsize=None)
+@cache
 def case_chain(name: str) -> ChainResult:
     case = load_case(name)
     inputs = load_input_dir(case.input_dir)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.exports.reference_documents import aggregate_document
+from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.planning.aggregate import AGGREGATE_COLUMNS, plan_aggregate
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline_tests.planning.oracle_cases import assert_json_matches, case_names, load_oracle_json
@@ -40,7 +40,7 @@ def test_aggregate_frame_contract(reference_dir):
 def test_aggregate_supply_properties(reference_dir, mode):
     inputs = load_input_dir(reference_dir / "inputs/sample_tight")
     rows = plan_aggregate(inputs, PlanningParameters(round_mode=mode))
-    for period, grp in rows.groupby("period"):
+    for _period, grp in rows.groupby("period"):
         assert grp["capacity_total"].nunique() == 1
         cap = grp["capacity_total"].iloc[0]
         assert (grp["supply"] <= grp["demand"] + 1e-9).all()

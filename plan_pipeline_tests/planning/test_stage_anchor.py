@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.exports.reference_documents import csv_text, sku_week_adjusted_document
+from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.planning.anchor import (
     CARRYOVER_CSV_COLUMNS,
     anchor_adjust,

@@ -6,9 +6,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from plan_pipeline.exports.reference_documents import plan_final_document
 from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.planning.anchor import anchor_adjust
-from plan_pipeline.exports.reference_documents import plan_final_document
 from plan_pipeline.planning.capacity import leveling_mode, plan_capacity
 from plan_pipeline.planning.mrp import plan_mrp
 from plan_pipeline.planning.rounding import round6

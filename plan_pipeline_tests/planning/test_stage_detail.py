@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.exports.reference_documents import aggregate_document, detail_document
+from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.planning.aggregate import plan_aggregate
 from plan_pipeline.planning.detail import DETAIL_COLUMNS, plan_detail
 from plan_pipeline.planning.types import PlanningParameters

@@ -5,19 +5,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plan_pipeline.inputs.loader import load_input_dir
-from plan_pipeline.planning.anchor import anchor_adjust
 from plan_pipeline.exports.reference_documents import (
     compare_csv_rows,
     only_violations,
     reconciliation_csv_rows,
     reconciliation_csv_text,
 )
+from plan_pipeline.inputs.loader import load_input_dir
+from plan_pipeline.planning.anchor import anchor_adjust
 from plan_pipeline.planning.level_reconciliation import cutover_tags, deltas_frame, reconcile_levels
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline_tests.planning.oracle_cases import case_names, load_case
 from plan_pipeline_tests.planning.oracle_compare import (
+    AGG_COLUMNS,
     ANCHOR_STAGE_CASES,
+    DETAIL_COLUMNS,
     aggregate_frame,
     anchor_stage_case,
     assert_csv_close,
@@ -25,8 +27,6 @@ from plan_pipeline_tests.planning.oracle_compare import (
     detail_frame,
     load_json,
     rows_frame,
-    DETAIL_COLUMNS,
-    AGG_COLUMNS,
 )
 from plan_pipeline_tests.planning.stage_chain import case_chain
 from plan_pipeline_tests.planning.synthetic import make_inputs

@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from plan_pipeline.exports.reference_documents import report_csv_text
 from plan_pipeline.inputs.loader import load_input_dir
 from plan_pipeline.planning.anchor import anchor_adjust
 from plan_pipeline.planning.capacity import plan_capacity
 from plan_pipeline.planning.mrp import plan_mrp
-from plan_pipeline.exports.reference_documents import report_csv_text
 from plan_pipeline.planning.report import REPORT_COLUMNS, plan_kpis, plan_report
-from plan_pipeline.planning.vocabulary import PLAN_KPI_COLUMNS
 from plan_pipeline.planning.types import PlanningParameters
+from plan_pipeline.planning.vocabulary import PLAN_KPI_COLUMNS
 from plan_pipeline_tests.planning.oracle_cases import case_names, load_case
 from plan_pipeline_tests.planning.oracle_compare import (
     AGG_COLUMNS,
@@ -120,4 +120,4 @@ def test_plan_kpis_come_from_the_aggregate_not_the_receipt_rewrite(reference_dir
     assert ours[("demand_total", "total", "total")] == theirs[("demand_total", "total", "total")]
     assert ours[("supply_total", "total", "total")] != theirs[("supply_total", "total", "total")]
     assert set(ours.index) == set(theirs)
-    assert np.all((plan_kpis(agg).query("metric == 'fill_rate'")["value"].between(0, 1)))
+    assert np.all(plan_kpis(agg).query("metric == 'fill_rate'")["value"].between(0, 1))

@@ -21,9 +21,8 @@ def test_a_store_held_by_another_process_is_waited_for_then_refused_naming_the_h
     try:
         assert holder.stdout.readline().strip() == "ready"
         started = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="plan_pipeline.store"):
-            with pytest.raises(PlanStoreError) as refused:
-                open_connection(path, retry_seconds=1.5)
+        with caplog.at_level(logging.WARNING, logger="plan_pipeline.store"), pytest.raises(PlanStoreError) as refused:
+            open_connection(path, retry_seconds=1.5)
         assert 1.5 <= time.monotonic() - started < 10
         assert f"process {holder.pid}" in str(refused.value) and "gave up after" in str(refused.value)
         assert any(f"process {holder.pid}" in r.getMessage() and "waiting for the plan store" in r.getMessage()

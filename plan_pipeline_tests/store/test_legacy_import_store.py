@@ -43,10 +43,9 @@ def _write_version(tx, vid: str, *, value: float, replace: bool, params=None) ->
 
 def test_imported_version_statements_commit_together_or_not_at_all(tmp_path):
     store = PlanStore(tmp_path / "s.duckdb")
-    with pytest.raises(RuntimeError, match="boom"):
-        with store.transaction() as tx:
-            _write_version(tx, "v1", value=0.5, replace=False)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), store.transaction() as tx:
+        _write_version(tx, "v1", value=0.5, replace=False)
+        raise RuntimeError("boom")
     assert store.find_version("v1") is None
 
     with store.transaction() as tx:

@@ -50,7 +50,7 @@ def test_migration_2_moves_detail_supply_plan_out_of_json(tmp_path):
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
                     "applied_at TIMESTAMP NOT NULL)")
-        number, name, statements = MIGRATIONS[0]
+        _number, name, statements = MIGRATIONS[0]
         for statement in statements:
             con.execute(statement)
         con.execute("INSERT INTO schema_migrations VALUES (1, ?, now()::TIMESTAMP)", [name])
