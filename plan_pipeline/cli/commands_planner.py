@@ -61,7 +61,7 @@ def refuse_while_running(env: CliEnvironment, version_id: str, what: str) -> Non
     recovery, so a run whose process died does not block it)."""
     from plan_pipeline.cli.errors import CliError
     from plan_pipeline.cli.output import progress
-    from plan_pipeline.orchestration.run_state import versions_in_progress
+    from plan_pipeline.orchestration.plan.run_state import versions_in_progress
 
     run_id = versions_in_progress(env.recovered_instance(log=progress)).get(version_id)
     if run_id:

@@ -228,7 +228,7 @@ class ProjectHome:
         return env
 
     def prepare(self) -> "ProjectHome":
-        from plan_pipeline.orchestration.launch import prepare_dagster_home
+        from plan_pipeline.orchestration.plan.launch import prepare_dagster_home
 
         self.root.mkdir(parents=True, exist_ok=True)
         prepare_dagster_home(self.dagster_home)
