@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from plan_pipeline.orchestration.inbox.definitions import defs as inbox_defs
-from plan_pipeline.orchestration.legacy_import.definitions import defs as legacy_import_defs
-from plan_pipeline.orchestration.maintenance.definitions import defs as maintenance_defs
+from plan_pipeline.orchestration.inbox import definitions as inbox
+from plan_pipeline.orchestration.legacy_import import definitions as legacy_import
+from plan_pipeline.orchestration.maintenance import definitions as maintenance
+from plan_pipeline.orchestration.plan import definitions as plan
 from plan_pipeline.orchestration.plan.definitions import PLAN_ASSETS, build_resources
-from plan_pipeline.orchestration.plan.definitions import defs as plan_defs
-from plan_pipeline.orchestration.replanning.definitions import defs as replanning_defs
+from plan_pipeline.orchestration.replanning import definitions as replanning
 
-DOMAIN_DEFINITIONS = (plan_defs, legacy_import_defs, maintenance_defs, inbox_defs, replanning_defs)
+# The domains' definitions (imported as modules: Dagster's loader allows one Definitions object
+# at this module's scope, ``defs``).
+DOMAIN_DEFINITIONS = (plan.defs, legacy_import.defs, maintenance.defs, inbox.defs, replanning.defs)
 
 __all__ = ["PLAN_ASSETS", "DOMAIN_DEFINITIONS", "build_definitions", "build_resources", "defs"]
 

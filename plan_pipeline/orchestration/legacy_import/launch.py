@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from plan_pipeline.orchestration.legacy_import.definitions import defs
+from plan_pipeline.orchestration.legacy_import import definitions as legacy_import_definitions
 from plan_pipeline.orchestration.legacy_import.jobs import LEGACY_IMPORT_JOB_NAME, legacy_import_run_config
 from plan_pipeline.orchestration.plan.definitions import build_resources
 from plan_pipeline.orchestration.plan.launch import execute_watched
@@ -31,7 +31,7 @@ def run_legacy_import_in_process(
     """
     store = PlanStore(db_path)
     recover_orphaned_runs(instance, store if store.path.exists() else None, log=progress)
-    bound = dg.Definitions.merge(defs, dg.Definitions(resources=build_resources(db_path)))
+    bound = dg.Definitions.merge(legacy_import_definitions.defs, dg.Definitions(resources=build_resources(db_path)))
     job = bound.resolve_job_def(LEGACY_IMPORT_JOB_NAME)
     run_config = legacy_import_run_config(source, dry_run, force)
     run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}
