@@ -322,9 +322,16 @@ def test_plan_jobs_ledger_records_every_run(home, server, scenario):
         got_version, status, got_trigger, job_name = rows[run_id]
         assert (got_version, status, got_trigger, job_name) == (version, "success", trigger, "plan_job"), (
             f"plan_jobs row of run {run_id}: {rows[run_id]}, expected ({version}, success, {trigger}, plan_job)")
-    sync_runs = server.graphql(
-        """{ runsOrError(filter: {pipelineName: "run_ledger_sync"}) { ... on Runs { results { runId status } } } }"""
-    )["runsOrError"]["results"]
+    sync_runs: list[dict] = []
+
+    def sync_runs_done():  # the sensor may have requested one more sync (for a later run) a moment ago
+        sync_runs[:] = server.graphql(
+            """{ runsOrError(filter: {pipelineName: "run_ledger_sync"}) { ... on Runs { results { runId status } } } }"""
+        )["runsOrError"]["results"]
+        return all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in sync_runs)
+
+    wait_until(sync_runs_done, LEDGER_TIMEOUT, interval=3, what="every run_ledger_sync run finished",
+               on_timeout=lambda: f"run_ledger_sync runs: {sync_runs}" + server.diagnostics(120))
     assert sync_runs and all(r["status"] == "SUCCESS" for r in sync_runs), f"run_ledger_sync runs: {sync_runs}"
 
 
