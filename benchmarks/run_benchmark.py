@@ -10,7 +10,7 @@ For every size in ``--skus`` (default 1000 5000 20000) this script starts a fres
    and ``plan-pipeline --home H version create --input-set bench --preset det_near
    --cutover-date <day in month 6> --apply-adjusted`` (both timed, as CLI subprocesses);
 3. materializes the version **in-process** with
-   :func:`plan_pipeline.orchestration.launch.materialize_version` on the project's Dagster
+   :func:`plan_pipeline.orchestration.plan.launch.materialize_version` on the project's Dagster
    instance and plan store (set up exactly as the CLI does, via
    :func:`plan_pipeline.cli.environment.resolve_environment`), i.e. the real Dagster
    in-process run including every DuckDB write and read;
@@ -92,15 +92,15 @@ PROFILE_CATEGORIES: list[tuple[str, list[tuple[str, str]]]] = [
         ("planning/invariants.py", "leveling_violations"),
         ("planning/invariants.py", "released_capacity_violations"),
     ]),
-    ("IO manager: markdown preview", [("orchestration/io_managers.py", "markdown_preview")]),
-    ("IO manager: _current_job (run record lookup)", [("orchestration/io_managers.py", "_current_job")]),
+    ("IO manager: markdown preview", [("orchestration/plan/io_managers.py", "markdown_preview")]),
+    ("IO manager: _run_ledger_row (run record lookup)", [("orchestration/plan/io_managers.py", "_run_ledger_row")]),
     ("Dagster: event log writes (store_event)", [("event_log/sqlite/sqlite_event_log.py", "store_event"),
                                                  ("event_log/sqlite/consolidated_sqlite_event_log.py",
                                                   "store_event")]),
     ("Dagster: build_definitions + job resolve", [("plan_pipeline/definitions.py", "build_definitions"),
                                                   ("dagster/_core/definitions/definitions_class.py",
                                                    "resolve_job_def")]),
-    ("ledger: sync_plan_jobs after run", [("orchestration/run_ledger.py", "sync_plan_jobs")]),
+    ("ledger: sync_run_ledger after run", [("orchestration/plan/run_ledger.py", "sync_run_ledger")]),
 ]
 
 
@@ -352,7 +352,7 @@ def measure_one_size(args: argparse.Namespace) -> dict[str, Any]:
 
         warnings.filterwarnings("ignore")
         from plan_pipeline.cli.environment import resolve_environment
-        from plan_pipeline.orchestration.launch import materialize_version
+        from plan_pipeline.orchestration.plan.launch import materialize_version
 
         env = resolve_environment(str(home), None)
         instance = env.instance()

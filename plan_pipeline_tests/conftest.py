@@ -43,7 +43,7 @@ def sample_dir() -> Path:
 def plan_env(tmp_path, monkeypatch):
     """A fresh project home: DuckDB plan store + DAGSTER_HOME with the project's dagster.yaml."""
     from plan_pipeline.cli.environment import resolve_environment
-    from plan_pipeline.orchestration.launch import prepare_dagster_home
+    from plan_pipeline.orchestration.plan.launch import prepare_dagster_home
 
     home = tmp_path / "home"
     monkeypatch.setenv("PLAN_PIPELINE_HOME", str(home))

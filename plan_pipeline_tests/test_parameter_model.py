@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from plan_pipeline.cli.main import add_planning_parameter_flags, build_parser, parameters_from_args
-from plan_pipeline.orchestration.inbox import InboxImportConfig, read_plan_parameters
+from plan_pipeline.orchestration.inbox.sensor import InboxImportConfig, read_plan_parameters
 from plan_pipeline.orchestration.parameter_config import PlanningParametersConfig, parameters_from_config
 from plan_pipeline.planning.parameters import ParameterError, parameter_specs, validate_parameters
 from plan_pipeline.planning.types import PlanningParameters

@@ -1,7 +1,7 @@
 """``plan-pipeline trim | row-guard | backup | restore | restore-archived | export``: store operations from the shell.
 
 These run in the CLI process (no Dagster run), holding one short connection at a time; the
-Dagster jobs of :mod:`plan_pipeline.orchestration.operations` do the same work on schedules.
+Dagster jobs of :mod:`plan_pipeline.orchestration.maintenance.jobs` do the same work on schedules.
 Refusals raise ``PlanStoreError`` (printed as ``error: ...``, exit status 1).
 """
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _runs_in_progress(env: CliEnvironment) -> dict[str, str]:
     The one place the maintenance commands ask which runs may be writing the store; runs whose
     process is gone are recovered first (docs/operations.md, "After a crash"), so a crashed run
     never blocks maintenance."""
-    from plan_pipeline.orchestration.run_state import versions_in_progress
+    from plan_pipeline.orchestration.plan.run_state import versions_in_progress
 
     return versions_in_progress(env.recovered_instance(log=_err))
 
@@ -95,7 +95,7 @@ def _drop_partitions_of_removed(env: CliEnvironment, instance, removed: list[str
     """Remove the ``plan_version`` partitions of removed versions, and of archived versions no
     longer in the store whose partition a crashed removal left behind."""
     from plan_pipeline.operations.retention import list_archived_versions
-    from plan_pipeline.orchestration.partitions import remove_version_partition
+    from plan_pipeline.orchestration.plan.partitions import remove_version_partition
 
     stale = set(removed)
     archived = {item["version_id"] for item in list_archived_versions(archive_dir)} - stale
@@ -146,7 +146,7 @@ def cmd_row_guard(env: CliEnvironment, args) -> int:
 
 def cmd_restore_archived(env: CliEnvironment, args) -> int:
     from plan_pipeline.operations.retention import list_archived_versions, restore_archived_version
-    from plan_pipeline.orchestration.partitions import register_version_partition
+    from plan_pipeline.orchestration.plan.partitions import register_version_partition
 
     if args.version_id is None:
         archived = list_archived_versions(args.archive_dir)
@@ -174,7 +174,7 @@ def cmd_backup(env: CliEnvironment, args) -> int:
 
 def cmd_restore(env: CliEnvironment, args) -> int:
     from plan_pipeline.operations.backup import restore_backup
-    from plan_pipeline.orchestration.partitions import register_version_partition
+    from plan_pipeline.orchestration.plan.partitions import register_version_partition
 
     result = restore_backup(args.backup_dir, env.db_path, force=args.force,
                             guard=lambda: _refuse_while_runs_write(env, "restore"))

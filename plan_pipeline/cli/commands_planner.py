@@ -61,12 +61,12 @@ def refuse_while_running(env: CliEnvironment, version_id: str, what: str) -> Non
     recovery, so a run whose process died does not block it)."""
     from plan_pipeline.cli.errors import CliError
     from plan_pipeline.cli.output import progress
-    from plan_pipeline.orchestration.run_state import versions_in_progress
+    from plan_pipeline.orchestration.plan.run_state import versions_in_progress
 
     run_id = versions_in_progress(env.recovered_instance(log=progress)).get(version_id)
     if run_id:
         raise CliError(f"plan version {version_id!r} has a run in progress ({run_id}): {what} is refused while "
-                       "a run writes the version; wait for it to finish (plan-pipeline jobs list) and try again")
+                       "a run writes the version; wait for it to finish (plan-pipeline runs list) and try again")
 
 
 def cmd_status(to: str):

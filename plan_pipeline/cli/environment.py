@@ -57,13 +57,13 @@ class CliEnvironment:
 
     def prepare_dagster_home(self) -> Path:
         """Create ``$DAGSTER_HOME`` with the project's dagster.yaml (refusing a path that cannot be a folder)."""
-        from plan_pipeline.orchestration.launch import prepare_dagster_home
+        from plan_pipeline.orchestration.plan.launch import prepare_dagster_home
 
         prepare_dagster_home(self.check_dagster_home())
         return self.dagster_home
 
     def instance(self):
-        from plan_pipeline.orchestration.launch import get_instance
+        from plan_pipeline.orchestration.plan.launch import get_instance
 
         self.prepare_dagster_home()
         return get_instance()
@@ -72,7 +72,7 @@ class CliEnvironment:
         """The Dagster instance after crash recovery: runs whose process is gone are marked
         failed, their pool claims freed and their plan_jobs / plan_backfill_runs rows closed.
         Used before any command that launches runs or judges whether runs are in progress."""
-        from plan_pipeline.orchestration.run_recovery import recover_orphaned_runs
+        from plan_pipeline.orchestration.plan.run_recovery import recover_orphaned_runs
 
         instance = self.instance()
         recover_orphaned_runs(instance, self.store if self.db_path.exists() else None, log=log)

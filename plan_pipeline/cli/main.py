@@ -107,7 +107,7 @@ def default_version_id() -> str:
 
 
 def cmd_version_create(env: CliEnvironment, args) -> int:
-    from plan_pipeline.orchestration.partitions import register_version_partition
+    from plan_pipeline.orchestration.plan.partitions import register_version_partition
 
     params = parameters_from_args(args)
     version_id = default_version_id() if args.version_id is None else args.version_id
@@ -166,7 +166,7 @@ def cmd_version_show(env: CliEnvironment, args) -> int:
 
 def cmd_version_delete(env: CliEnvironment, args) -> int:
     from plan_pipeline.cli.commands_planner import _actor, refuse_while_running
-    from plan_pipeline.orchestration.partitions import remove_version_partition
+    from plan_pipeline.orchestration.plan.partitions import remove_version_partition
 
     refuse_while_running(env, args.version_id, "deleting it")
     if args.admin:
@@ -192,7 +192,7 @@ def cmd_version_delete(env: CliEnvironment, args) -> int:
 
 # ---------------------------------------------------------------------------- runs
 def run_version(env: CliEnvironment, version_id: str, verbose: bool = False, trigger: str = "cli"):
-    from plan_pipeline.orchestration.launch import RunAborted, materialize_version
+    from plan_pipeline.orchestration.plan.launch import RunAborted, materialize_version
 
     record = env.store.get_version(version_id)
     if record.read_only:
@@ -248,7 +248,7 @@ def cmd_plan(env: CliEnvironment, args) -> int:
     from plan_pipeline.exports.reference import export_reference
     from plan_pipeline.inputs.importer import content_hash, import_input_dir
     from plan_pipeline.inputs.validation import InputValidationError
-    from plan_pipeline.orchestration.partitions import register_version_partition
+    from plan_pipeline.orchestration.plan.partitions import register_version_partition
     from plan_pipeline.store.repository import check_identifier
 
     params = parameters_from_args(args)
@@ -296,10 +296,10 @@ def cmd_jobs_list(env: CliEnvironment, args) -> int:
 
 
 def cmd_jobs_sync(env: CliEnvironment, args) -> int:
-    from plan_pipeline.orchestration.run_ledger import sync_plan_jobs
+    from plan_pipeline.orchestration.plan.run_ledger import sync_run_ledger
 
-    written = sync_plan_jobs(env.instance(), env.store)
-    out(f"plan_jobs: {written} row(s) recorded from the Dagster instance")
+    written = sync_run_ledger(env.instance(), env.store)
+    out(f"run ledger (plan_jobs): {written} row(s) recorded from the Dagster instance")
     return 0
 
 
@@ -336,7 +336,7 @@ def cmd_sample_inputs(env: CliEnvironment, args) -> int:
 
 def cmd_demo(env: CliEnvironment, args) -> int:
     from plan_pipeline.inputs.importer import import_input_dir
-    from plan_pipeline.orchestration.partitions import register_version_partition
+    from plan_pipeline.orchestration.plan.partitions import register_version_partition
 
     store = env.store
     instance = env.instance()  # a bad Dagster home fails before anything is imported
@@ -470,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show Dagster's event log")
     p.set_defaults(func=cmd_materialize)
 
-    p_jobs = sub.add_parser("jobs", help="plan runs recorded in plan_jobs")
+    p_jobs = sub.add_parser("runs", aliases=["jobs"], help="plan runs recorded in the run ledger (table plan_jobs)")
     s_jobs = p_jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
     p = s_jobs.add_parser("list", help="list recorded runs (job_id = Dagster run id)")
     p.add_argument("--version")
@@ -495,11 +495,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_planning_parameter_flags(p)
     p.set_defaults(func=cmd_plan)
 
-    from plan_pipeline.cli.commands_backfill import register_backfill_commands
+    from plan_pipeline.cli.commands_legacy_import import register_legacy_import_commands
     from plan_pipeline.cli.commands_planner import register_planner_commands
 
     register_planner_commands(sub)
-    register_backfill_commands(sub)
+    register_legacy_import_commands(sub)
     from plan_pipeline.cli.commands_operations import register_operations_commands
 
     register_operations_commands(sub)
@@ -535,9 +535,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     import warnings
 
+    # Dagster's beta/preview notices only (features we use on purpose, e.g. partitioned check specs);
+    # every other warning, deprecations included, stays visible.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     warnings.filterwarnings("ignore", message=".*is currently in preview.*")
-    warnings.filterwarnings("ignore", message=".*is superseded.*")
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -228,7 +228,7 @@ class ProjectHome:
         return env
 
     def prepare(self) -> "ProjectHome":
-        from plan_pipeline.orchestration.launch import prepare_dagster_home
+        from plan_pipeline.orchestration.plan.launch import prepare_dagster_home
 
         self.root.mkdir(parents=True, exist_ok=True)
         prepare_dagster_home(self.dagster_home)
@@ -358,6 +358,7 @@ class Browser:
                 f"--remote-debugging-port={self.port}", "about:blank"]
         self.process = ManagedProcess("chromium", argv, log_path)
         self._ws = None
+        self._ws_scope = contextlib.ExitStack()  # websockets wants its connection used as a context manager
         self._next_id = 0
 
     def start(self, timeout: float = 60) -> "Browser":
@@ -376,7 +377,7 @@ class Browser:
             return pages[0] if pages else None
 
         target = wait_until(page_target, timeout, what="chromium's DevTools endpoint")
-        self._ws = connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
+        self._ws = self._ws_scope.enter_context(connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30))
         self.send("Page.enable")
         self.send("Runtime.enable")
         self.set_viewport(self.width, self.height)
@@ -391,7 +392,7 @@ class Browser:
     def stop(self) -> dict[int, str]:
         if self._ws is not None:
             with contextlib.suppress(Exception):
-                self._ws.close()
+                self._ws_scope.close()
             self._ws = None
         return self.process.stop(grace=15)
 

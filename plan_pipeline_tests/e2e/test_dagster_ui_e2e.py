@@ -9,7 +9,7 @@ One real ``dagster dev`` (webserver + daemon + code server) on a temporary proje
    (``launchPartitionBackfill``), an asset backfill of the ``plan`` group for ``v4`` (what the
    UI's "Materialize…" dialog launches) and one of the project's schedules switched on
    (``startSchedule``);
-3. every run succeeds, the ``plan_jobs_ledger_sensor`` -> ``plan_jobs_sync`` pipeline records
+3. every run succeeds, the ``run_ledger_sensor`` -> ``run_ledger_sync`` pipeline records
    each run id in ``plan_jobs`` with status ``success`` and the right trigger, every asset check
    that ran passed, no run hit a DuckDB lock error;
 4. headless Chromium saves the screenshots the tutorial uses (``docs/images/*.png``, or
@@ -55,7 +55,7 @@ BACKFILL_VERSIONS = ["v2", "v3"]
 ASSET_BACKFILL_VERSION = "v4"  # the UI's asset-backfill path, see test_ui_asset_backfill
 # The schedule the test switches on: the first of these the code location defines, else any.
 PREFERRED_SCHEDULES = ["replan_stale_drafts", "plan_version_scan_daily", "plan_store_trim_daily",
-                       "dwh_export_weekly", "legacy_backfill_hourly"]
+                       "dwh_export_weekly", "legacy_import_hourly"]
 RUN_TIMEOUT = 420  # seconds for every run of the scenario to finish
 LEDGER_TIMEOUT = 240  # seconds for plan_jobs to record them (sensor every 15 s + a sync run)
 TERMINAL_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -300,7 +300,7 @@ def test_every_run_succeeds(server, scenario):
 
 
 def test_plan_jobs_ledger_records_every_run(home, server, scenario):
-    """The daemon's plan_jobs_ledger_sensor requests plan_jobs_sync runs that write the final rows."""
+    """The daemon's run_ledger_sensor requests run_ledger_sync runs that write the final rows."""
     expected = {scenario.launched_run_id: (LAUNCHED_VERSION, "manual")}
     expected.update({rid: (scenario.version_of[rid], "backfill") for rid in scenario.backfill_run_ids})
     placeholders = ", ".join("?" for _ in expected)
@@ -322,10 +322,17 @@ def test_plan_jobs_ledger_records_every_run(home, server, scenario):
         got_version, status, got_trigger, job_name = rows[run_id]
         assert (got_version, status, got_trigger, job_name) == (version, "success", trigger, "plan_job"), (
             f"plan_jobs row of run {run_id}: {rows[run_id]}, expected ({version}, success, {trigger}, plan_job)")
-    sync_runs = server.graphql(
-        """{ runsOrError(filter: {pipelineName: "plan_jobs_sync"}) { ... on Runs { results { runId status } } } }"""
-    )["runsOrError"]["results"]
-    assert sync_runs and all(r["status"] == "SUCCESS" for r in sync_runs), f"plan_jobs_sync runs: {sync_runs}"
+    sync_runs: list[dict] = []
+
+    def sync_runs_done():  # the sensor may have requested one more sync (for a later run) a moment ago
+        sync_runs[:] = server.graphql(
+            """{ runsOrError(filter: {pipelineName: "run_ledger_sync"}) { ... on Runs { results { runId status } } } }"""
+        )["runsOrError"]["results"]
+        return all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in sync_runs)
+
+    wait_until(sync_runs_done, LEDGER_TIMEOUT, interval=3, what="every run_ledger_sync run finished",
+               on_timeout=lambda: f"run_ledger_sync runs: {sync_runs}" + server.diagnostics(120))
+    assert sync_runs and all(r["status"] == "SUCCESS" for r in sync_runs), f"run_ledger_sync runs: {sync_runs}"
 
 
 def test_asset_checks_pass(server, scenario):
@@ -368,7 +375,7 @@ def test_asset_checks_pass(server, scenario):
 def test_no_duckdb_lock_errors(home, server, scenario):
     """No run's event log nor captured stdout/stderr shows a DuckDB lock conflict (the pool serialises)."""
     sync_runs = server.graphql(
-        """{ runsOrError(filter: {pipelineName: "plan_jobs_sync"}) { ... on Runs { results { runId } } } }"""
+        """{ runsOrError(filter: {pipelineName: "run_ledger_sync"}) { ... on Runs { results { runId } } } }"""
     )["runsOrError"]["results"]
     hits = []
     for run_id in [*scenario.runs, *(r["runId"] for r in sync_runs)]:

@@ -14,20 +14,10 @@ from plan_pipeline.store import PlanStore, PlanStoreError
 
 
 def operations_defs(db_path: str | Path) -> dg.Definitions:
-    """The project's definitions plus the operations pieces (works before and after they are wired in)."""
-    from plan_pipeline.definitions import PLAN_ASSETS, build_resources
-    from plan_pipeline.orchestration.jobs import plan_job, plan_jobs_sync_job
-    from plan_pipeline.orchestration.operations import OPERATIONS_JOBS, OPERATIONS_SCHEDULES, OPERATIONS_SENSORS
-    from plan_pipeline.orchestration.sensors import plan_jobs_ledger_sensor
+    """The project's definitions (every domain: plan, maintenance, inbox, replanning, legacy import) on ``db_path``."""
+    from plan_pipeline.definitions import build_definitions
 
-    return dg.Definitions(
-        assets=PLAN_ASSETS,
-        jobs=[plan_job, plan_jobs_sync_job, *OPERATIONS_JOBS],
-        schedules=OPERATIONS_SCHEDULES,
-        sensors=[plan_jobs_ledger_sensor, *OPERATIONS_SENSORS],
-        resources=build_resources(str(db_path)),
-        executor=dg.in_process_executor,
-    )
+    return build_definitions(str(db_path))
 
 
 def ensure_sample(store: PlanStore, sample_dir: Path, label: str = "sample") -> None:
@@ -103,7 +93,7 @@ def build_materialized_store(folder: Path, sample_dir: Path, version_id: str = "
     import pytest
 
     from plan_pipeline.cli.environment import resolve_environment
-    from plan_pipeline.orchestration.launch import materialize_version, prepare_dagster_home
+    from plan_pipeline.orchestration.plan.launch import materialize_version, prepare_dagster_home
 
     home = folder / "home"
     with pytest.MonkeyPatch.context() as mp:

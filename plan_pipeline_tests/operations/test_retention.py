@@ -25,8 +25,8 @@ from plan_pipeline.operations.retention import (
     verify_version_archive,
 )
 from plan_pipeline.store.staging import Staging
-from plan_pipeline.orchestration.launch import materialize_version
-from plan_pipeline.orchestration.partitions import register_version_partition
+from plan_pipeline.orchestration.plan.launch import materialize_version
+from plan_pipeline.orchestration.plan.partitions import register_version_partition
 from plan_pipeline.store import PlanStoreError
 
 from .ops_helpers import all_rows, make_version, operations_defs, run_ops_cli, set_created_at, version_rows

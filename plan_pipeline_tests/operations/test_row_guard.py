@@ -27,7 +27,7 @@ NOW = datetime(2026, 6, 15, 12, 0)
 def template(tmp_path_factory):
     """A store with four materialized versions (same inputs, so the same number of plan rows each)."""
     from plan_pipeline.cli.environment import resolve_environment
-    from plan_pipeline.orchestration.launch import materialize_version, prepare_dagster_home
+    from plan_pipeline.orchestration.plan.launch import materialize_version, prepare_dagster_home
 
     home = tmp_path_factory.mktemp("row_guard") / "home"
     with pytest.MonkeyPatch.context() as mp:
@@ -144,7 +144,7 @@ def test_guard_off_opens_nothing(tmp_path):
 def test_row_guard_cli_and_metadata(guarded, tmp_path, monkeypatch, capsys):
     import dagster as dg
 
-    from plan_pipeline.orchestration.assets.published_plan import row_guard_metadata
+    from plan_pipeline.orchestration.plan.assets.published_plan import row_guard_metadata
 
     store = guarded
     per_version = _series_rows(store, "b")

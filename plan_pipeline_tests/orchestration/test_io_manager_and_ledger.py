@@ -8,10 +8,10 @@ import pytest
 
 from plan_pipeline.definitions import defs
 from plan_pipeline.inputs.importer import import_input_dir
-from plan_pipeline.orchestration.io_managers import PLAN_LEVEL, PlanSeriesIOManager
-from plan_pipeline.orchestration.launch import materialize_version
-from plan_pipeline.orchestration.partitions import register_version_partition
-from plan_pipeline.orchestration.partitions import plan_version_partitions
+from plan_pipeline.orchestration.plan.io_managers import PLAN_LEVEL, PlanSeriesIOManager
+from plan_pipeline.orchestration.plan.launch import materialize_version
+from plan_pipeline.orchestration.plan.partitions import register_version_partition
+from plan_pipeline.orchestration.plan.partitions import plan_version_partitions
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanStoreError
@@ -27,7 +27,7 @@ def test_definitions_load_with_partitions_pools_and_in_process_executor():
     pools = {node.name: node.definition.pool for node in job.graph.nodes}
     assert pools and all(pool == "duckdb" for pool in pools.values()), pools
     assert job.executor_def.name == "in_process"
-    sync = defs.resolve_job_def("plan_jobs_sync")
+    sync = defs.resolve_job_def("run_ledger_sync")
     assert {node.definition.pool for node in sync.graph.nodes} == {"duckdb"}
 
 
@@ -134,7 +134,7 @@ def test_failed_run_is_recorded_with_its_error(plan_env, sample_dir):
 
 
 def test_trigger_comes_from_tags():
-    from plan_pipeline.orchestration.run_ledger import trigger_from_tags
+    from plan_pipeline.orchestration.plan.run_ledger import trigger_from_tags
 
     assert trigger_from_tags({"dagster/backfill": "abc", "plan/trigger": "x"}) == "x"
     assert trigger_from_tags({"dagster/backfill": "abc"}) == "backfill"
@@ -145,7 +145,7 @@ def test_trigger_comes_from_tags():
 
 def test_ledger_sensor_requests_one_sync_run_for_finished_runs(plan_env, sample_dir):
     from plan_pipeline.definitions import build_definitions
-    from plan_pipeline.orchestration.sensors import plan_jobs_ledger_sensor
+    from plan_pipeline.orchestration.plan.sensors import run_ledger_sensor
 
     store = _make_version(plan_env, sample_dir)
     instance = plan_env.instance()
@@ -156,14 +156,14 @@ def test_ledger_sensor_requests_one_sync_run_for_finished_runs(plan_env, sample_
     job = build_definitions(str(store.path)).resolve_job_def("plan_job")
     other = job.execute_in_process(partition_key="v1", instance=instance, tags={"plan/version": "v1"})
     context = dg.build_sensor_context(instance=instance)
-    request = plan_jobs_ledger_sensor(context)
+    request = run_ledger_sensor(context)
     assert isinstance(request, dg.RunRequest)
-    assert request.run_config["ops"]["sync_plan_jobs_op"]["config"]["run_ids"] == [other.run_id]
+    assert request.run_config["ops"]["sync_run_ledger_op"]["config"]["run_ids"] == [other.run_id]
     # the cursor moved: the next evaluation has nothing to do
-    again = plan_jobs_ledger_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
+    again = run_ledger_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
     assert isinstance(again, dg.SkipReason)
     # the sync job records the run with its trigger
-    sync = build_definitions(str(store.path)).resolve_job_def("plan_jobs_sync")
+    sync = build_definitions(str(store.path)).resolve_job_def("run_ledger_sync")
     assert sync.execute_in_process(instance=instance, run_config=request.run_config).success
     row = store.get_job(other.run_id)
     assert row["status"] == "success" and row["trigger"] == "manual"

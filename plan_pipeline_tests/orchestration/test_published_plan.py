@@ -4,7 +4,7 @@ from __future__ import annotations
 import dagster as dg
 
 from plan_pipeline.inputs.importer import import_input_dir
-from plan_pipeline.orchestration.launch import materialize_version
+from plan_pipeline.orchestration.plan.launch import materialize_version
 from plan_pipeline.planning.types import PlanningParameters
 
 

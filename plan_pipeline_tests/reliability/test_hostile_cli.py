@@ -168,7 +168,7 @@ CASES = [
     # backfill
     case(["backfill", "--source", ""], 1, "no legacy source: pass --source PATH or set PLAN_PIPELINE_LEGACY_SOURCE",
          id="backfill-source-empty"),
-    case(["backfill", "--source", "{tmp}/missing"], 1, "error: legacy backfill run", id="backfill-source-missing"),
+    case(["backfill", "--source", "{tmp}/missing"], 1, "error: legacy import run", id="backfill-source-missing"),
     case(["backfill-runs", "--limit", "-1"], 2, "argument --limit: -1 is out of range: use 1..1000000000",
          id="backfill-runs-negative"),
     case(["backfill-runs", "--limit", "99999999999999999999999"], 2, "argument --limit: 99999999999999999999999 is out",
@@ -336,7 +336,7 @@ def test_ctrl_c_inside_a_dagster_step_is_status_130(home, tmp_path):
     """SIGINT while a plan step computes: Dagster fails the run as interrupted; the CLI says so."""
     result = _run_script(tmp_path, """
         import os, signal, sys
-        import plan_pipeline.orchestration.assets.detail_plan as detail_asset
+        import plan_pipeline.orchestration.plan.assets.detail_plan as detail_asset
 
         real = detail_asset.plan_detail
 

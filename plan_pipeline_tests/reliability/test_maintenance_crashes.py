@@ -32,7 +32,7 @@ from plan_pipeline.operations.retention import (
     VERSION_TABLES,
     verify_version_archive,
 )
-from plan_pipeline.orchestration.run_state import versions_in_progress
+from plan_pipeline.orchestration.plan.run_state import versions_in_progress
 
 from ..operations.ops_helpers import all_rows, version_rows
 

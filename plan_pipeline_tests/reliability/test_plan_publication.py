@@ -13,7 +13,7 @@ import pytest
 
 from plan_pipeline.cli.main import main
 from plan_pipeline.inputs.importer import import_input_dir
-from plan_pipeline.orchestration.launch import materialize_version
+from plan_pipeline.orchestration.plan.launch import materialize_version
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanStoreError
 from plan_pipeline_tests.reliability.cli_process import Home, assert_same_plan, ok, plan_snapshot
@@ -73,13 +73,13 @@ def test_failed_run_publishes_nothing_and_its_rows_go_at_the_next_publication(pl
     first = materialize_version(plan_env.instance(), store, "v1")
     assert first.success
     before = plan_snapshot(store, "v1")
-    import plan_pipeline.orchestration.assets.capacity_plan as capacity_module
+    import plan_pipeline.orchestration.plan.assets.chain as chain_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("capacity engine exploded")
 
     with monkeypatch.context() as patched:
-        patched.setattr(capacity_module, "capacity_stage", broken)
+        patched.setattr(chain_module, "capacity_stage", broken)
         failed = materialize_version(plan_env.instance(), store, "v1")
     assert not failed.success and any("capacity engine exploded" in e for e in failed.errors)
     assert_same_plan(store, "v1", before)

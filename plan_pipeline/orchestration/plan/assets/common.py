@@ -1,0 +1,78 @@
+"""What every plan stage asset shares: partitions, group, pool, IO manager, level metadata."""
+from typing import Any
+
+import dagster as dg
+
+from plan_pipeline.orchestration.plan.io_managers import OPTIONAL_LEVEL, PLAN_LEVEL, PLAN_TABLE
+from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
+
+SERIES_IO = "plan_series_io_manager"
+
+# Step order inside one run. Dagster runs, of the steps whose inputs are ready, the one with
+# the highest ``dagster/priority`` op tag first. Finishing the plain MRP -> capacity -> report
+# chain before the anchored branch starts means at most one chain's 795k-row MRP frames are
+# alive at a time (the run cache drops a frame after its last consumer): measured peak RSS at
+# 5,000 SKUs in docs/performance.md. Order only; no stage depends on it for its numbers.
+STEP_PRIORITY = {
+    "mrp_plan": 9,
+    "capacity_plan": 9,
+    "plan_report": 9,
+    "level_reconciliation": 5,
+    "anchored_detail_plan": 3,
+    "adjusted_mrp_plan": 2,
+    "adjusted_capacity_plan": 2,
+    "adjusted_plan_report": 2,
+    "anchored_level_reconciliation": 1,
+    "published_plan": 0,
+}
+
+
+def step_order_tags(step: str) -> dict[str, str]:
+    """The op tags that place ``step`` in the run's step order (see ``STEP_PRIORITY``)."""
+    return {"dagster/priority": str(STEP_PRIORITY.get(step, 0))}
+
+
+def _level_metadata(level: str, table: str, optional_level: bool) -> dict:
+    metadata: dict[str, Any] = {PLAN_LEVEL: level}
+    if table != "plan_series":
+        metadata[PLAN_TABLE] = table
+    if optional_level:
+        metadata[OPTIONAL_LEVEL] = True
+    return metadata
+
+
+def stage_asset_args(level: str, description: str, *, table: str = "plan_series", optional_level: bool = False,
+                     **extra: Any) -> dict:
+    """``optional_level``: the stage may not apply to a version; it then outputs ``None`` (no rows)
+    and downstream loads get ``None``."""
+    metadata = _level_metadata(level, table, optional_level)
+    return dict(
+        partitions_def=plan_version_partitions,
+        group_name=PLAN_GROUP,
+        pool=DUCKDB_POOL,
+        io_manager_key=SERIES_IO,
+        metadata=metadata,
+        kinds={"duckdb", "pandas"},
+        description=description,
+        **extra,
+    )
+
+
+def stage_out(level: str, description: str, *, table: str = "plan_series", optional_level: bool = False) -> dg.AssetOut:
+    return dg.AssetOut(
+        io_manager_key=SERIES_IO,
+        metadata=_level_metadata(level, table, optional_level),
+        description=description,
+        kinds={"duckdb", "pandas"},
+    )
+
+
+def multi_stage_args(outs: dict[str, dg.AssetOut], description: str, **extra: Any) -> dict:
+    return dict(
+        outs=outs,
+        partitions_def=plan_version_partitions,
+        group_name=PLAN_GROUP,
+        pool=DUCKDB_POOL,
+        description=description,
+        **extra,
+    )

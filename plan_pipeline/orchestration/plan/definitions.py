@@ -1,0 +1,40 @@
+"""The plan domain's definitions: assets (with their checks), ``plan_job``, the run ledger sync job
+and the run ledger / crash recovery sensors; and the resources every domain's ops and assets use."""
+from __future__ import annotations
+
+import dagster as dg
+
+from plan_pipeline.orchestration.plan.assets.planning_inputs import planning_inputs
+from plan_pipeline.orchestration.plan.assets.published_plan import published_plan
+from plan_pipeline.orchestration.plan.assets.stages import STAGE_ASSETS
+from plan_pipeline.orchestration.plan.io_managers import PlanInputsIOManager, PlanSeriesIOManager
+from plan_pipeline.orchestration.plan.jobs import PLAN_JOB_NAME, plan_job, run_ledger_sync_job
+from plan_pipeline.orchestration.plan.sensors import orphaned_runs_sensor, run_ledger_sensor
+from plan_pipeline.orchestration.resources import PlanStoreResource
+
+PLAN_ASSETS = [planning_inputs, *STAGE_ASSETS, published_plan]
+
+defs = dg.Definitions(
+    assets=PLAN_ASSETS,
+    jobs=[plan_job, run_ledger_sync_job],
+    sensors=[run_ledger_sensor, orphaned_runs_sensor],
+)
+
+
+def build_resources(db_path: str | None = None) -> dict:
+    """The resources of every domain: the plan store (``db_path`` unset = resolved when a step
+    runs) and the plan IO managers on it."""
+    store = PlanStoreResource(db_path=db_path)
+    return {
+        "plan_store": store,
+        "plan_series_io_manager": PlanSeriesIOManager(plan_store=store),
+        "plan_inputs_io_manager": PlanInputsIOManager(plan_store=store),
+    }
+
+
+def plan_job_for_store(db_path: str) -> dg.JobDefinition:
+    """``plan_job`` bound to one plan store file (the reconstructable target of
+    :func:`plan_pipeline.orchestration.plan.launch.materialize_version`)."""
+    bound = dg.Definitions.merge(defs, dg.Definitions(resources=build_resources(db_path),
+                                                      executor=dg.in_process_executor))
+    return bound.resolve_job_def(PLAN_JOB_NAME)

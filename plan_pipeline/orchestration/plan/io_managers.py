@@ -1,0 +1,295 @@
+"""IO managers: plan asset outputs live in DuckDB tables, keyed by (plan version, level, run).
+
+* :class:`PlanSeriesIOManager` *stages* a stage's DataFrame in ``plan_series`` (or
+  ``plan_kpis``) for (version = partition key, level = the asset's ``plan_level``
+  metadata, run = the Dagster run id) in one transaction that also upserts the run's
+  run ledger row (``plan_jobs``). Staged rows are invisible to readers until the ``published_plan``
+  asset publishes the whole run (``PlanStore.publish_run``), so a run that fails or dies
+  half-way never leaves a mixed plan. A stage that does not apply to a version (``None``)
+  is staged as "not applicable". ``load_input`` reads the frame back with its original
+  columns, dtypes and row order: the level as the upstream run wrote it (this run, or the
+  run a re-execution continues), else the version's published level.
+* :class:`PlanInputsIOManager` serves the version's immutable input set and parameters:
+  nothing is copied on output, the input rows are read from the store on load.
+
+What a run keeps in memory belongs to the run: Dagster initializes each IO manager once per
+run (the in-process executor runs every step of a run in one process) and calls
+``setup_for_execution`` / ``teardown_after_execution`` around it, so the frame cache and the
+run's ledger row live exactly as long as the run, with no module-level state.
+"""
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from pydantic import PrivateAttr
+
+from plan_pipeline.orchestration.plan.run_ledger import ledger_row
+from plan_pipeline.orchestration.resources import PlanStoreResource
+from plan_pipeline.planning.parameters import validate_parameters
+from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
+
+PLAN_LEVEL = "plan_level"
+PLAN_TABLE = "plan_table"
+OPTIONAL_LEVEL = "plan_optional_level"
+NOT_APPLICABLE = object()  # cache marker: the stage did not apply to this version
+
+
+class RunLocalCache:
+    """Values written during the current run, handed to downstream steps of the same process.
+
+    With the in-process executor every step of a run shares this process, so a stage can
+    take its upstream frame from memory instead of reading it back from DuckDB. The store
+    round trip is exact (same columns, dtypes, order, attrs), so this changes speed, not
+    results. Each IO manager owns one per run (created in ``setup_for_execution``, cleared in
+    ``teardown_after_execution``); values of another run id are never handed out.
+
+    Memory: a consumer gets a *shallow* copy (its own column list and ``attrs``, the same
+    column arrays), so a 795k-row MRP frame is not duplicated per consumer; stages never
+    modify their input frames in place (``plan_pipeline_tests/planning/test_inputs_unchanged``
+    pins that). An entry whose number of consumers in the run's plan is known is dropped
+    after its last consumer has loaded it, so a run holds only the frames still ahead of it.
+    """
+
+    def __init__(self):
+        self.run_id: str | None = None
+        self.values: dict[tuple[str, str], Any] = {}
+        self.remaining: dict[tuple[str, str], int] = {}
+
+    def put(self, run_id: str, key: tuple[str, str], value: Any, consumers: int | None = None) -> None:
+        """Keep ``value`` for this run; ``consumers``: how many step inputs will load it (None = unknown)."""
+        if run_id != self.run_id:
+            self.clear()
+            self.run_id = run_id
+        if consumers == 0:
+            self.values.pop(key, None)
+            self.remaining.pop(key, None)
+            return
+        self.values[key] = value
+        if consumers is None:
+            self.remaining.pop(key, None)
+        else:
+            self.remaining[key] = consumers
+
+    def get(self, run_id: str | None, key: tuple[str, str]) -> Any | None:
+        if run_id is None or run_id != self.run_id or key not in self.values:
+            return None
+        value = self.values[key]
+        left = self.remaining.get(key)
+        if left is not None:
+            if left <= 1:
+                del self.values[key]
+                del self.remaining[key]
+            else:
+                self.remaining[key] = left - 1
+        if isinstance(value, pd.DataFrame):
+            shallow = value.copy(deep=False)
+            shallow.attrs = copy.deepcopy(value.attrs)
+            return shallow
+        return value
+
+    def clear(self, run_id: str | None = None) -> None:
+        """Forget everything (or only if the cache belongs to ``run_id``)."""
+        if run_id is None or run_id == self.run_id:
+            self.run_id, self.values, self.remaining = None, {}, {}
+
+
+def consumer_count(context: dg.OutputContext) -> int | None:
+    """How many step inputs of this run's plan read this output (None = unknown).
+
+    Dagster has no public API for "how many steps of this run load this output" (the job graph
+    does not know which steps the run executes, nor which inputs are ``deps=`` ordering edges
+    that never load); this one function reads the run's execution plan, which is internal. If
+    that ever changes shape, the count is unknown and the frame simply stays cached until the
+    run ends (more memory, same results).
+    """
+    try:
+        plan = context.step_context.execution_plan
+    except Exception:  # direct IO manager use in tests (no run), or the internals moved
+        return None
+    step_key, name = context.step_key, context.name
+    count = 0
+    for step in plan.steps:
+        for step_input in step.step_inputs:
+            if step_input.dagster_type_key == "Nothing":  # an ordering dependency (deps=): never loads
+                continue
+            for handle in step_input.get_step_output_handle_dependencies():
+                if handle.step_key == step_key and handle.output_name == name:
+                    count += 1
+    return count
+
+
+@dataclass
+class VersionPlanInputs:
+    """What every stage starts from: the version, its parameters and its input set."""
+
+    version_id: str
+    input_set: str
+    params: PlanningParameters
+    inputs: PlanningInputs
+
+
+def load_version_inputs(store, version_id: str) -> VersionPlanInputs:
+    version = store.find_version(version_id)
+    if version is None:
+        raise dg.Failure(
+            description=f"plan version {version_id!r} does not exist in the plan store {store.path}: "
+            "create it first (plan-pipeline version create --version-id V --input-set L)"
+        )
+    if version.status in ("approved", "superseded"):
+        raise dg.Failure(
+            description=f"plan version {version_id!r} is {version.status}: its plan is frozen; "
+            "create a new version to re-plan"
+        )
+    if version.input_set is None:
+        raise dg.Failure(
+            description=f"plan version {version_id!r} has no input set (imported read-only version); "
+            "it cannot be recomputed"
+        )
+    params = validate_parameters(version.params).resolved()
+    return VersionPlanInputs(version_id, version.input_set, params, store.load_input_set(version.input_set))
+
+
+def markdown_preview(frame: pd.DataFrame, rows: int = 8) -> str:
+    head = frame.head(rows)
+    cols = [str(c) for c in head.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for values in head.itertuples(index=False):
+        cells = []
+        for v in values:
+            if isinstance(v, float):
+                cells.append(f"{v:.6g}")
+            else:
+                cells.append("" if v is None or (isinstance(v, float) and v != v) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(frame) > rows:
+        lines.append(f"\n… {len(frame) - rows} more rows")
+    return "\n".join(lines)
+
+
+def _upstream_run_id(upstream: dg.OutputContext | None) -> str | None:
+    try:
+        return upstream.run_id if upstream is not None else None
+    except Exception:  # no run recorded for the upstream output (direct IO manager use)
+        return None
+
+
+class _RunScopedIOManager(dg.ConfigurableIOManager):
+    """An IO manager whose memory is its run's: Dagster builds a copy per run and calls
+    ``setup_for_execution`` before the first step and ``teardown_after_execution`` after the last
+    (also when the run fails). Used directly (tests), it has no run: nothing is cached."""
+
+    plan_store: PlanStoreResource
+    _instance: dg.DagsterInstance | None = PrivateAttr(default=None)
+    _run_id: str | None = PrivateAttr(default=None)
+    _cache: RunLocalCache = PrivateAttr(default_factory=RunLocalCache)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._instance = context.instance
+        self._run_id = context.run.run_id if context.run is not None else None
+        self._cache = RunLocalCache()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._cache.clear()  # frames no step of this run reads any more
+
+    def _remember(self, key: tuple[str, str], value: Any, consumers: int | None = None) -> None:
+        if self._run_id is not None:
+            self._cache.put(self._run_id, key, value, consumers)
+
+    def _recall(self, key: tuple[str, str]) -> Any | None:
+        return self._cache.get(self._run_id, key)
+
+
+class PlanSeriesIOManager(_RunScopedIOManager):
+    """Stage DataFrames <-> ``plan_series`` / ``plan_kpis`` rows of (version, level)."""
+
+    _ledger_row: dict[str, Any] | None = PrivateAttr(default=None)
+    _ledger_row_read: bool = PrivateAttr(default=False)
+
+    def _run_ledger_row(self) -> dict[str, Any] | None:
+        """The run's run ledger row (status ``started``), read from the instance once per run."""
+        if self._instance is None or self._run_id is None:
+            return None
+        if not self._ledger_row_read:
+            record = self._instance.get_run_record_by_id(self._run_id)
+            self._ledger_row = ledger_row(self._instance, record) if record is not None else None
+            self._ledger_row_read = True
+        return self._ledger_row
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        meta = context.definition_metadata or {}
+        level = meta.get(PLAN_LEVEL)
+        if not level:
+            raise dg.DagsterInvariantViolationError(
+                f"asset {context.asset_key.to_user_string()} has no '{PLAN_LEVEL}' metadata"
+            )
+        version = context.partition_key
+        table = "plan_kpis" if meta.get(PLAN_TABLE) == "plan_kpis" else "plan_series"
+        store = self.plan_store.get_store()
+        job = self._run_ledger_row()
+        if obj is None:
+            if not meta.get(OPTIONAL_LEVEL):
+                raise dg.DagsterInvariantViolationError(
+                    f"asset {context.asset_key.to_user_string()} returned None but level {level!r} is required"
+                )
+            store.stage_not_applicable(version, level, table, run_id=context.run_id, job=job)
+            self._remember((version, f"{table}:{level}"), NOT_APPLICABLE, consumer_count(context))
+            return
+        if table == "plan_kpis":
+            count = store.stage_kpis(version, level, obj, run_id=context.run_id, job=job)
+        else:
+            count = store.stage_series(version, level, obj, run_id=context.run_id, job=job)
+        self._remember((version, f"{table}:{level}"), obj, consumer_count(context))
+        context.add_output_metadata(
+            {
+                "dagster/row_count": dg.MetadataValue.int(count),
+                "plan_level": level,
+                "plan_table": table,
+                "plan_version": version,
+                "source_run_id": context.run_id,
+                "plan_state": "staged: readers see it once published_plan publishes this run's whole plan",
+                "db_path": dg.MetadataValue.path(str(store.path)),
+                "preview": dg.MetadataValue.md(markdown_preview(obj)),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        upstream = context.upstream_output
+        meta = (upstream.definition_metadata if upstream is not None else None) or {}
+        level = meta.get(PLAN_LEVEL)
+        version = context.asset_partition_key
+        table = "plan_kpis" if meta.get(PLAN_TABLE) == "plan_kpis" else "plan_series"
+        cached = self._recall((version, f"{table}:{level}"))
+        if cached is NOT_APPLICABLE:
+            return None
+        if cached is not None:
+            return cached
+        store = self.plan_store.get_store()
+        # The run that produced the upstream output: this run, or for a re-execution the run it
+        # continues. Its staged level is what this step must read; otherwise the published one.
+        upstream_run = _upstream_run_id(upstream)
+        state = store.level_state(version, level, upstream_run) if upstream_run else None
+        run = upstream_run if state is not None else None
+        if run is None:
+            state = store.level_state(version, level)
+        if state == "not_applicable" or (state is None and meta.get(OPTIONAL_LEVEL)):
+            return None
+        if table == "plan_kpis":
+            return store.read_kpis(version, level, run_id=run)
+        return store.read_series(version, level, run_id=run)
+
+
+class PlanInputsIOManager(_RunScopedIOManager):
+    """The version's input set is already stored immutably; loading re-reads it."""
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is not None:
+            self._remember((context.partition_key, "planning_inputs"), obj)
+
+    def load_input(self, context: dg.InputContext) -> VersionPlanInputs:
+        cached = self._recall((context.asset_partition_key, "planning_inputs"))
+        if cached is not None:
+            return cached
+        return load_version_inputs(self.plan_store.get_store(), context.asset_partition_key)

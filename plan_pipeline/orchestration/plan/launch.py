@@ -1,0 +1,301 @@
+"""Launch plan runs in-process on the shared Dagster instance (used by the CLI and tests)."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any, Callable
+
+import dagster as dg
+
+from plan_pipeline.orchestration.plan.definitions import plan_job_for_store
+from plan_pipeline.orchestration.plan.partitions import register_version_partition
+from plan_pipeline.orchestration.plan.run_ledger import (
+    LEDGER_INLINE,
+    LEDGER_TAG,
+    TERMINAL,
+    TRIGGER_TAG,
+    VERSION_TAG,
+    error_text,
+    sync_run_ledger,
+)
+from plan_pipeline.orchestration.plan.run_recovery import (
+    close_orphaned_runs,
+    free_slots_of_finished_runs,
+    launcher_tags,
+    orphan_reason,
+    pool_holders,
+    recover_orphaned_runs,
+    waiting_steps,
+)
+from plan_pipeline.orchestration.plan.run_state import versions_in_progress
+from plan_pipeline.store import PlanStore
+
+DAGSTER_YAML_MARKER = "# The project's Dagster instance settings."
+
+
+def project_dagster_yaml() -> str:
+    return importlib_resources.files("plan_pipeline.orchestration").joinpath("dagster.yaml").read_text()
+
+
+def prepare_dagster_home(home: Path) -> Path:
+    """Create ``home`` with the project's dagster.yaml (refreshed if it is our own copy)."""
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    text = project_dagster_yaml()
+    if not target.exists() or target.read_text().startswith(DAGSTER_YAML_MARKER):
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
+    return home
+
+
+def get_instance() -> dg.DagsterInstance:
+    """The instance named by ``$DAGSTER_HOME`` (the same one ``dagster dev`` uses)."""
+    if not os.environ.get("DAGSTER_HOME"):
+        raise RuntimeError("DAGSTER_HOME is not set")
+    return dg.DagsterInstance.get()
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    success: bool
+    errors: list[str]
+
+
+class RunAborted(Exception):
+    """A run launched in this process was given up (pool wait too long, Ctrl-C).
+
+    The run has already been closed in the Dagster instance (failed or canceled, with the
+    reason) and its pool claims freed; its staged rows are never published. Its steps may still
+    be executing in a worker thread: the CLI ends the process (``exit_code``) after reporting.
+    """
+
+    def __init__(self, run_id: str | None, message: str, exit_code: int):
+        super().__init__(message)
+        self.run_id = run_id
+        self.exit_code = exit_code
+
+
+POOL_WAIT_ENV = "PLAN_PIPELINE_POOL_WAIT_SECONDS"
+DEFAULT_POOL_WAIT_SECONDS = 900.0
+LAUNCH_TAG = "plan/launch"
+
+
+def pool_wait_seconds() -> float:
+    """How long an in-process run waits for the ``duckdb`` pool (or for another run of the same
+    version) before it gives up: ``$PLAN_PIPELINE_POOL_WAIT_SECONDS``, default 900."""
+    raw = os.environ.get(POOL_WAIT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_POOL_WAIT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise RuntimeError(f"{POOL_WAIT_ENV}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def _say(progress: Callable[[str], None] | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def wait_for_version(instance: dg.DagsterInstance, version_id: str, *, progress=None,
+                     wait_seconds: float | None = None) -> None:
+    """Wait (bounded, Ctrl-C-able, saying why) while another run of ``version_id`` is in progress:
+    two runs of one version never compute side by side."""
+    limit = pool_wait_seconds() if wait_seconds is None else wait_seconds
+    started = time.monotonic()
+    said = -1e9
+    while True:
+        other = versions_in_progress(instance).get(version_id)
+        if other is None:
+            return
+        waited = time.monotonic() - started
+        if waited >= limit:
+            raise RunAborted(None, f"gave up after {waited:.0f}s: run {other} of plan version {version_id!r} is "
+                             "still in progress (a version is planned by one run at a time; "
+                             f"raise {POOL_WAIT_ENV} to wait longer)", 1)
+        if waited - said >= 10:
+            _say(progress, f"waiting for run {other} of plan version {version_id!r} to finish "
+                           f"(waited {waited:.0f}s, gives up after {limit:.0f}s; Ctrl-C to stop)")
+            said = waited
+        recover_orphaned_runs(instance, log=progress)
+        time.sleep(1.0)
+
+
+class RunWatcher:
+    """Watches an in-process run from the main thread: reports waits on the ``duckdb`` pool,
+    frees claims left by crashed runs, and gives up after a bounded wait."""
+
+    def __init__(self, instance: dg.DagsterInstance, token: str, store: PlanStore | None,
+                 progress: Callable[[str], None] | None, wait_seconds: float):
+        self.instance, self.token, self.store = instance, token, store
+        self.progress, self.wait_seconds = progress, wait_seconds
+        self.run_id: str | None = None
+        self._said = -1e9
+
+    def _find_run(self) -> str | None:
+        if self.run_id is None:
+            records = self.instance.get_run_records(filters=dg.RunsFilter(tags={LAUNCH_TAG: self.token}), limit=1)
+            self.run_id = records[0].dagster_run.run_id if records else None
+        return self.run_id
+
+    def poll(self) -> None:
+        run_id = self._find_run()
+        if run_id is None:
+            return
+        waiting = waiting_steps(self.instance, run_id)
+        if not waiting:
+            return
+        step, waited = max(waiting, key=lambda w: w[1])
+        # claims or reservations left by runs that have ended (e.g. a run canceled while its
+        # process was still asking for a slot) would block the pool for good
+        free_slots_of_finished_runs(self.instance)
+        holders = [h for h in pool_holders(self.instance) if h[0] != run_id]
+        others = sorted({h[0] for h in holders})
+        for record in self.instance.get_run_records(filters=dg.RunsFilter(run_ids=others)) if others else []:
+            reason = orphan_reason(self.instance, record)
+            if reason:
+                for item in close_orphaned_runs(self.instance, [(record, reason)]):
+                    _say(self.progress, item.line())
+        held = ", ".join(f"run {r} (step {s})" for r, s in holders) or "another run"
+        if waited >= self.wait_seconds:
+            self.abort(f"gave up after {waited:.0f}s waiting for the 'duckdb' pool held by {held} "
+                       f"(raise {POOL_WAIT_ENV} to wait longer)", canceled=False)
+        if waited - self._said >= 10 or self._said < 0 and waited >= 2:
+            _say(self.progress, f"step {step} is waiting for the 'duckdb' pool held by {held} "
+                                f"(waited {waited:.0f}s, gives up after {self.wait_seconds:.0f}s; Ctrl-C to stop)")
+            self._said = waited
+
+    def abort(self, message: str, *, canceled: bool) -> None:
+        """Close the run in the instance (failed / canceled), free its claims, raise RunAborted."""
+        run_id = self._find_run()
+        if run_id is not None:
+            run = self.instance.get_run_by_id(run_id)
+            if run is not None and run.status not in TERMINAL:
+                if canceled:
+                    self.instance.report_run_canceled(run, message)
+                else:
+                    self.instance.report_run_failed(run, message)
+            self.instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+            if self.store is not None:
+                try:
+                    sync_run_ledger(self.instance, self.store, run_ids=[run_id])
+                except Exception as exc:  # the next command's recovery records it
+                    _say(self.progress, f"could not record run {run_id} in the run ledger (plan_jobs) now ({exc}); "
+                                        "the next plan-pipeline command will")
+        raise RunAborted(run_id, message, 130 if canceled else 1)
+
+
+def execute_watched(instance: dg.DagsterInstance, execute: Callable[[dict[str, str]], Any], *,
+                    store: PlanStore | None = None, progress: Callable[[str], None] | None = None,
+                    wait_seconds: float | None = None) -> Any:
+    """Run ``execute(tags)`` (which executes one run in this process with those tags) in a worker
+    thread while the main thread watches it (:class:`RunWatcher`) and stays responsive to Ctrl-C.
+
+    Dagster's in-process executor waits for a pool slot in a loop that neither reports nor
+    gives up nor reacts to Ctrl-C; watching from the main thread adds all three. The tags name
+    this process as the run's worker (crash recovery) and carry a token to find the run.
+    """
+    token = uuid.uuid4().hex
+    tags = {**launcher_tags(), LAUNCH_TAG: token}
+    watcher = RunWatcher(instance, token, store, progress,
+                         pool_wait_seconds() if wait_seconds is None else wait_seconds)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = execute(tags)
+        except BaseException as exc:  # handed to the main thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="plan-pipeline-run", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(1.0)
+            if worker.is_alive():
+                watcher.poll()
+    except KeyboardInterrupt:
+        watcher.abort("interrupted by the user (Ctrl-C)", canceled=True)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def materialize_version(
+    instance: dg.DagsterInstance,
+    store: PlanStore,
+    version_id: str,
+    *,
+    trigger: str = "cli",
+    log_level: str = "WARNING",
+    extra_tags: dict[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """Run ``plan_job`` for one version in this process, then record the run in the run ledger.
+
+    Before launching: runs whose process is gone are recovered (their pool claims freed), and
+    a run of the same version still in progress is waited for. On a persistent instance (the
+    CLI's, the benchmark's) the run goes through ``dg.execute_job`` in a watched worker thread
+    (:func:`execute_watched`): ``JobDefinition.execute_in_process`` keeps every step output in
+    memory until the run ends (for ``output_for_node``), which at 5,000 SKUs kept ~230 MB of
+    frames the run had finished with (docs/performance.md). Steps still run in this process
+    (in-process executor), so the IO managers' run-local frame cache works the same.
+    """
+    store.get_version(version_id)  # clear error for an unknown version
+    recover_orphaned_runs(instance, store, log=progress)
+    register_version_partition(instance, version_id)
+    wait_for_version(instance, version_id, progress=progress)
+    tags = {VERSION_TAG: version_id, TRIGGER_TAG: trigger, LEDGER_TAG: LEDGER_INLINE, **(extra_tags or {})}
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if instance.is_persistent:
+        recon = dg.build_reconstructable_job(
+            reconstructor_module_name=plan_job_for_store.__module__,
+            reconstructor_function_name=plan_job_for_store.__name__,
+            reconstructable_kwargs={"db_path": str(store.path)},
+        )
+
+        def execute(launch_tags: dict[str, str]):
+            with dg.execute_job(
+                recon,
+                instance=instance,
+                tags={**tags, **launch_tags, "dagster/partition": version_id},
+                run_config=run_config,
+                raise_on_error=False,
+            ) as result:
+                return result.run_id, result.success, list(result.all_events)
+
+        run_id, success, events = execute_watched(instance, execute, store=store, progress=progress)
+    else:
+        result = plan_job_for_store(str(store.path)).execute_in_process(
+            partition_key=version_id, instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
+        )
+        run_id, success, events = result.run_id, result.success, result.all_events
+    return _finish_run(instance, store, run_id, success, events)
+
+
+def _finish_run(instance: dg.DagsterInstance, store: PlanStore, run_id: str, success: bool, events) -> RunOutcome:
+    """Collect the run's errors and failed checks, record the run in the run ledger."""
+    errors = []
+    for event in events:
+        if event.is_failure and event.event_specific_data is not None:
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None:
+                errors.append(f"{event.step_key or 'run'}: {error_text(error)}")
+            failure = getattr(event.event_specific_data, "user_failure_data", None)
+            if error is None and failure is not None and failure.description:
+                errors.append(f"{event.step_key or 'run'}: {failure.description}")
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if data is not None and not data.passed:
+                errors.append(f"check {data.check_name} failed on {data.asset_key.to_user_string()}")
+    sync_run_ledger(instance, store, run_ids=[run_id])
+    return RunOutcome(run_id, success, errors)
