@@ -32,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -41,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,7 @@ class RssSampler:
                 self.samples.append((time.time(), rss))
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -300,7 +301,7 @@ def profile_summary(prof_path: Path, total: float) -> list[dict[str, Any]]:
     for label, targets in PROFILE_CATEGORIES:
         cum = 0.0
         calls = 0
-        for (filename, _line, func), (cc, nc, _tt, ct, _callers) in stats.stats.items():
+        for (filename, _line, func), (cc, _nc, _tt, ct, _callers) in stats.stats.items():
             for suffix, name in targets:
                 if func == name and filename.replace(os.sep, "/").endswith(suffix):
                     cum += ct  # ct counts recursion once, so this is the function's own wall share
@@ -508,7 +509,7 @@ def verdict(results: list[dict[str, Any]]) -> list[str]:
         lines.append(f"target {TARGET_SKUS} SKUs < {TARGET_RSS_MB:.0f} MB peak RSS: {'MET' if ok_m else 'MISSED'} "
                      f"({r['peak_rss_run_process_mb']:.0f} MB)")
     sizes = sorted(by_size)
-    for a, b in zip(sizes, sizes[1:]):
+    for a, b in itertools.pairwise(sizes):
         ra, rb = by_size[a], by_size[b]
         lines.append(f"scaling {a} -> {b} SKUs (x{b / a:.0f}): run wall x{rb['run_wall_s'] / ra['run_wall_s']:.2f}, "
                      f"steps x{rb['steps_total_s'] / ra['steps_total_s']:.2f}, "
@@ -576,7 +577,7 @@ def run_one_size_subprocess(args: argparse.Namespace, skus: int) -> dict[str, An
 def run_parent(args: argparse.Namespace) -> int:
     results = []
     meta = {
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "code": code_version(),

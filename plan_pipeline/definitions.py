@@ -19,7 +19,7 @@ from plan_pipeline.orchestration.replanning import definitions as replanning
 # at this module's scope, ``defs``).
 DOMAIN_DEFINITIONS = (plan.defs, legacy_import.defs, maintenance.defs, inbox.defs, replanning.defs)
 
-__all__ = ["PLAN_ASSETS", "DOMAIN_DEFINITIONS", "build_definitions", "build_resources", "defs"]
+__all__ = ["DOMAIN_DEFINITIONS", "PLAN_ASSETS", "build_definitions", "build_resources", "defs"]
 
 
 def build_definitions(db_path: str | None = None) -> dg.Definitions:

@@ -136,7 +136,7 @@ def cmd_version_list(env: CliEnvironment, args) -> int:
             extras.append(f"cutover={p.cutover_date}")
         if v.read_only:
             extras.append("read-only")
-        out(f"{v.version_id:<24} {v.status:<10} {str(v.input_set):<20} {v.created_at:%Y-%m-%d %H:%M}  {' '.join(extras)}")
+        out(f"{v.version_id:<24} {v.status:<10} {v.input_set!s:<20} {v.created_at:%Y-%m-%d %H:%M}  {' '.join(extras)}")
     return 0
 
 
@@ -290,7 +290,7 @@ def cmd_jobs_list(env: CliEnvironment, args) -> int:
         return 0
     for row in jobs.to_dict("records"):
         duration = "" if row["duration_ms"] != row["duration_ms"] or row["duration_ms"] is None else f"{row['duration_ms'] / 1000:.1f}s"
-        out(f"{row['job_id']}  {row['version_id']:<20} {row['status']:<9} {str(row['trigger']):<9} "
+        out(f"{row['job_id']}  {row['version_id']:<20} {row['status']:<9} {row['trigger']!s:<9} "
             f"{str(row['submitted_at'])[:19]}  {duration}")
     return 0
 
@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except SystemExit:
         raise
-    except BaseException as exc:  # noqa: BLE001 - one line, never a traceback (PLAN_PIPELINE_DEBUG=1 shows it)
+    except BaseException as exc:
         if type(exc).__name__ == "DagsterExecutionInterruptedError":  # Ctrl-C inside a Dagster step
             report_failure("interrupted", exc)
             return EXIT_INTERRUPTED

@@ -3,7 +3,7 @@ model, with its type, choices, default and description (so the launchpad shows t
 :class:`~plan_pipeline.planning.parameters.PlanningParameters`. The model validates the values."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field, create_model
@@ -14,7 +14,7 @@ from plan_pipeline.planning.parameters import ParameterSpec, PlanningParameters,
 def _annotation(spec: ParameterSpec):
     rule = spec.rule
     if rule.optional:  # Dagster config has no optional Literal: the choices go into the description
-        return Optional[spec.python_type]
+        return spec.python_type | None
     return Literal[rule.choices] if rule.kind == "choice" else spec.python_type
 
 
@@ -23,7 +23,7 @@ def _description(spec: ParameterSpec) -> str:
     return spec.description + (f", {spec.bounds_text}" if spec.bounds_text else "") + choices
 
 
-PlanningParametersConfig = create_model(
+PlanningParametersConfig = create_model(  # type: ignore[call-overload]  # fields built from the model
     "PlanningParametersConfig",
     __base__=dg.Config,
     __doc__="The planning parameters of a plan version (defaults are the reference driver's).",

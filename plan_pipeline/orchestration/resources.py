@@ -1,6 +1,5 @@
 """Resources injected into assets and IO managers."""
 
-from typing import Optional
 
 import dagster as dg
 
@@ -11,7 +10,7 @@ class PlanStoreResource(dg.ConfigurableResource):
     """The DuckDB plan store. ``db_path`` unset means ``$PLAN_PIPELINE_DB`` or the project default,
     resolved when a step runs (never at import)."""
 
-    db_path: Optional[str] = None
+    db_path: str | None = None
 
     def get_store(self) -> PlanStore:
         return PlanStore(self.db_path)

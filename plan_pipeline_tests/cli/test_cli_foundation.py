@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from plan_pipeline.cli.main import main
 
 
@@ -85,7 +83,7 @@ def test_two_versions_materialized_at_the_same_time_both_succeed(tmp_path, sampl
         for v in ("c1", "c2")
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
-    for proc, (stdout, stderr) in zip(procs, outputs):
+    for proc, (_stdout, stderr) in zip(procs, outputs):
         assert proc.returncode == 0, stderr
         assert "Could not set lock" not in stderr and "IOException" not in stderr, stderr
     listed = run_cli(home, "jobs", "list").stdout

@@ -27,9 +27,10 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO_ROOT / "plan_pipeline" / "sample_data" / "sample_plan"
@@ -70,7 +71,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
                 return value
         except HarnessError:
             raise
-        except Exception as exc:  # noqa: BLE001 - remembered for the timeout message
+        except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error else ""
@@ -120,7 +121,7 @@ class ManagedProcess:
     popen: subprocess.Popen | None = None
     seen: dict[int, int] = field(default_factory=dict)  # pid -> start ticks
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         try:
@@ -227,7 +228,7 @@ class ProjectHome:
         env.update(extra)
         return env
 
-    def prepare(self) -> "ProjectHome":
+    def prepare(self) -> ProjectHome:
         from plan_pipeline.orchestration.plan.launch import prepare_dagster_home
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -282,7 +283,7 @@ class DagsterDevServer:
         self.process = ManagedProcess("dagster dev", argv, log_path, env=home.env())
 
     # lifecycle
-    def start(self, timeout: float = 240) -> "DagsterDevServer":
+    def start(self, timeout: float = 240) -> DagsterDevServer:
         self.process.start()
         self.wait_ready(timeout)
         return self
@@ -361,7 +362,7 @@ class Browser:
         self._ws_scope = contextlib.ExitStack()  # websockets wants its connection used as a context manager
         self._next_id = 0
 
-    def start(self, timeout: float = 60) -> "Browser":
+    def start(self, timeout: float = 60) -> Browser:
         import requests
         from websockets.sync.client import connect
 

@@ -488,7 +488,7 @@ def test_screenshots(server, scenario, browser):
           ["detail_conserves_aggregate", "detail_locks_respected", "Passed"], absent=["Failed"])
 
     assert sorted(shots) == sorted(SCREENSHOTS)
-    for name, path in shots.items():
+    for _name, path in shots.items():
         assert_real_screenshot(path)
 
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
+from plan_pipeline.exports.reference_documents import report_csv_text
 from plan_pipeline.operations.legacy_backfill import (
     HEADER_ARTIFACT,
     LegacySourceError,
@@ -20,7 +21,6 @@ from plan_pipeline.operations.legacy_backfill import (
     write_imported_version,
 )
 from plan_pipeline.planning.frames import report_from_kpi_frame
-from plan_pipeline.exports.reference_documents import report_csv_text
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanStore
 from plan_pipeline_tests.operations.legacy_helpers import (
@@ -92,7 +92,7 @@ def test_all_four_versions_are_imported_with_series_kpis_and_artifacts(reference
         assert version.status == "imported" and version.read_only and version.input_set is None
         assert version.source == f"legacy:{legacy_db()}"
         assert version.note.startswith("[legacy status: active] legacy: ")
-        expected_created = datetime.fromtimestamp(CREATED_MS[vid] / 1000, tz=timezone.utc).replace(tzinfo=None)
+        expected_created = datetime.fromtimestamp(CREATED_MS[vid] / 1000, tz=UTC).replace(tzinfo=None)
         assert version.created_at == expected_created
         levels = store.series_levels(vid)
         assert {"aggregate", "det", "mrp", "mrp_final", "weekly_summary", "level_reconciliation"} <= set(levels)
@@ -144,7 +144,7 @@ def test_legacy_plan_series_rows_are_mapped_faithfully(reference_dir, imported):
     def totals(vid):
         k = store.read_kpis(vid, "report")
         k = k[(k["category"] == "plan") & (k["bucket_type"] == "total")]
-        return {m: v for m, v in zip(k["metric"], k["value"])}
+        return dict(zip(k["metric"], k["value"]))
 
     assert totals("legacy-default") == {"fill_rate": 1.0, "backlog_total": 248.0, "demand_total": 3780.0,
                                         "supply_total": 4330.0}
@@ -387,7 +387,7 @@ def test_a_version_is_written_in_one_transaction(reference_dir, tmp_path):
     lv = next(v for v in versions if v.version_id == "legacy-dec2")
     payload = build_payload(lv, read_legacy_version(lv))
     payload.artifacts["zz_broken.json"] = "{not json"
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the store raises; nothing may be written
         write_imported_version(store, payload, replace=False, run_id="r1")
     assert store.find_version("legacy-dec2") is None
     assert {k: v for k, v in store.table_counts().items() if v and k != "schema_migrations"} == {}

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from plan_pipeline.operations.retention import (
-    RetentionPolicy,
     VERSION_TABLES,
+    RetentionPolicy,
     archive_and_remove_versions,
     list_archived_versions,
     months_before,
@@ -24,10 +24,10 @@ from plan_pipeline.operations.retention import (
     trim_store,
     verify_version_archive,
 )
-from plan_pipeline.store.staging import Staging
 from plan_pipeline.orchestration.plan.launch import materialize_version
 from plan_pipeline.orchestration.plan.partitions import register_version_partition
 from plan_pipeline.store import PlanStoreError
+from plan_pipeline.store.staging import Staging
 
 from .ops_helpers import all_rows, make_version, operations_defs, run_ops_cli, set_created_at, version_rows
 

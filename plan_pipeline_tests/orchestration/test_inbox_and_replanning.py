@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -17,7 +17,6 @@ from plan_pipeline.orchestration.replanning.stale_drafts import (
     replan_stale_drafts,
     stale_draft_versions,
 )
-
 from plan_pipeline_tests.operations.ops_helpers import make_version, operations_defs
 
 
@@ -150,7 +149,7 @@ def test_inbox_without_folder_skips(plan_env):
 # ---------------------------------------------------------------------------------- replanning
 def _tick(instance, defs):
     context = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
-                                        scheduled_execution_time=datetime.now(timezone.utc))
+                                        scheduled_execution_time=datetime.now(UTC))
     return replan_stale_drafts(context)
 
 
@@ -183,7 +182,7 @@ def test_replan_schedule_requests_one_run_per_stale_draft(plan_env, sample_dir):
 
     # a code change is seen without any scan
     decisions = {d.version_id: d for d in stale_draft_versions(
-        instance, now=datetime.now(timezone.utc).timestamp(), current_code="0" * 16)}
+        instance, now=datetime.now(UTC).timestamp(), current_code="0" * 16)}
     assert decisions["draft"].reasons[0] == "code changed"
     assert decisions["approved"].run_key is None and "no recent draft state" in decisions["approved"].skipped
     assert decisions["never"].skipped == "never materialized"
@@ -201,7 +200,7 @@ def test_stale_state_observations_expire(plan_env, sample_dir):
     make_version(store, sample_dir, "draft")
     assert materialize_version(instance, store, "draft").success
     _scan(instance, defs)
-    later = datetime.now(timezone.utc).timestamp() + 13 * 3600
+    later = datetime.now(UTC).timestamp() + 13 * 3600
     (decision,) = stale_draft_versions(instance, now=later)
     assert decision.run_key is None and "no recent draft state" in decision.skipped
 

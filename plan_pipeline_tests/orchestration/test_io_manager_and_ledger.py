@@ -10,8 +10,7 @@ from plan_pipeline.definitions import defs
 from plan_pipeline.inputs.importer import import_input_dir
 from plan_pipeline.orchestration.plan.io_managers import PLAN_LEVEL, PlanSeriesIOManager
 from plan_pipeline.orchestration.plan.launch import materialize_version
-from plan_pipeline.orchestration.plan.partitions import register_version_partition
-from plan_pipeline.orchestration.plan.partitions import plan_version_partitions
+from plan_pipeline.orchestration.plan.partitions import plan_version_partitions, register_version_partition
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanStoreError

@@ -21,7 +21,13 @@ from plan_pipeline.orchestration.legacy_import.launch import run_legacy_import_i
 from plan_pipeline.orchestration.plan.assets.stages import stage_level_keys
 from plan_pipeline.orchestration.plan.launch import materialize_version
 from plan_pipeline.orchestration.plan.partitions import PLAN_VERSION_PARTITIONS_NAME
-from plan_pipeline_tests.operations.legacy_helpers import LEGACY_VERSIONS, legacy_db, legacy_dir, sqlite_exec, writable_db_copy
+from plan_pipeline_tests.operations.legacy_helpers import (
+    LEGACY_VERSIONS,
+    legacy_db,
+    legacy_dir,
+    sqlite_exec,
+    writable_db_copy,
+)
 
 
 def materializations(instance, asset: str, version: str):

@@ -23,9 +23,9 @@ import io
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 import pytest
@@ -376,7 +376,7 @@ def make_folder(template: Path, target: Path, mutate: Callable[[Path], None]) ->
 
 
 def test_the_generated_folder_is_clean(template, home, capsys):
-    code, out, err = run(capsys, "inputs", "validate", str(template))
+    code, out, _err = run(capsys, "inputs", "validate", str(template))
     assert code == 0
     assert out.strip().endswith(": 0 error(s), 0 warning(s)")
 
@@ -476,7 +476,7 @@ def base_outputs(template, tmp_path_factory) -> Path:
 def test_accepted_inputs_plan(name, template, base_outputs, home, tmp_path, capsys):
     mutate, warnings = ACCEPTED[name]
     folder = make_folder(template, tmp_path / name, mutate)
-    code, out, err = run(capsys, "inputs", "validate", str(folder))
+    code, out, _err = run(capsys, "inputs", "validate", str(folder))
     assert code == 0, out
     assert validate_errors(out) == []
     assert {rule_of(x) for x in out.splitlines() if x.startswith("warning: ")} == warnings

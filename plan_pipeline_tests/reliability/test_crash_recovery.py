@@ -108,7 +108,7 @@ def test_pool_wait_says_what_it_waits_for_and_gives_up(home500: Home):
         assert "interrupted by the user" in err and "Traceback" not in err
     finally:
         release.write_text("go")
-        out, err = holder.communicate(timeout=240)
+        _out, err = holder.communicate(timeout=240)
     assert holder.returncode == 0, err
     assert_same_plan(home500.store, "holder", home500.clean_plan)
     statuses = [s for _, s in _runs(home500, "waiter")]

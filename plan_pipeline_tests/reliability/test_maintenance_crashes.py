@@ -26,7 +26,6 @@ import pytest
 from plan_pipeline.faults import CRASH_ENV
 from plan_pipeline.operations.backup import list_backups, verify_backup
 from plan_pipeline.operations.retention import (
-    ARCHIVE_MANIFEST,
     ROW_ARCHIVE_MANIFEST,
     TRIMMED_DIR,
     VERSION_TABLES,

@@ -28,6 +28,7 @@ Design (the sensor never opens DuckDB; store work happens in pooled ops):
    ``inbox``); on failure it writes the run's error into ``_plan_pipeline_errors.txt``.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -42,7 +43,11 @@ from plan_pipeline.inputs.importer import KNOWN_FILES, content_hash
 from plan_pipeline.inputs.loader import read_input_text
 from plan_pipeline.orchestration.parameter_config import PlanningParametersConfig, parameters_from_config
 from plan_pipeline.orchestration.plan.jobs import plan_job
-from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, plan_version_partitions
+from plan_pipeline.orchestration.plan.partitions import (
+    DUCKDB_POOL,
+    PLAN_VERSION_PARTITIONS_NAME,
+    plan_version_partitions,
+)
 from plan_pipeline.orchestration.plan.run_ledger import TRIGGER_TAG, VERSION_TAG
 from plan_pipeline.orchestration.plan.run_state import run_failure_text
 from plan_pipeline.orchestration.resources import PlanStoreResource
@@ -135,7 +140,7 @@ def read_plan_parameters(folder: Path) -> tuple[PlanningParameters, str | None, 
             params = PlanningParameters(**values)
         except ParameterError as exc:
             problems.extend(f"{PARAMETERS_FILE}: {p}" for p in exc.problems)
-    if problems:
+    if problems or params is None:
         raise ValueError("\n".join(problems))
     return params, version_id, note
 
@@ -158,7 +163,7 @@ def check_folder(folder: Path, fingerprint: str) -> tuple[InboxRequest | None, l
     except ValueError as exc:
         errors.extend(str(exc).splitlines())
         params, version_id, note = None, None, None
-    if errors:
+    if errors or params is None:
         return None, errors
     stem = name[:40]
     label = f"{stem}-{content_hash(folder)[0][:12]}"
@@ -175,17 +180,13 @@ def check_folder(folder: Path, fingerprint: str) -> tuple[InboxRequest | None, l
 def write_errors(folder: Path, fingerprint: str, title: str, lines: list[str]) -> None:
     text = [f"plan-pipeline inbox: {title}", f"checked {_now_text()} (content {fingerprint[:12]})",
             "fix the files and the folder is checked again automatically", "", *lines, ""]
-    try:
+    with contextlib.suppress(OSError):
         (folder / ERRORS_FILE).write_text("\n".join(text), encoding="utf-8")
-    except OSError:
-        pass
 
 
 def clear_errors(folder: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         (folder / ERRORS_FILE).unlink(missing_ok=True)
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------------------------- import op
@@ -279,7 +280,7 @@ def evaluate_inbox(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         current = folder_state.get("fingerprint") == item["fingerprint"]
         if run.status == dg.DagsterRunStatus.SUCCESS:
             version = item["version_id"]
-            if not instance.has_dynamic_partition(plan_version_partitions.name, version):
+            if not instance.has_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, version):
                 new_partitions.append(version)
             requests.append(dg.RunRequest(
                 run_key=f"inbox-plan:{item['folder']}:{item['fingerprint'][:16]}",
@@ -360,9 +361,9 @@ def inbox_sensor(context: dg.SensorEvaluationContext):
 
 
 __all__ = [
-    "inbox_sensor",
-    "inbox_import_job",
-    "evaluate_inbox",
     "check_folder",
+    "evaluate_inbox",
+    "inbox_import_job",
+    "inbox_sensor",
     "read_plan_parameters",
 ]

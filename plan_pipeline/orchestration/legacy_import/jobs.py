@@ -61,7 +61,7 @@ def import_legacy_plans(
     summary = report.to_dict()
     if not config.dry_run:
         register_and_mark(context, store, report)
-    metadata = {
+    metadata: dict[str, Any] = {
         "status": report.status,
         "dry_run": config.dry_run,
         "force": config.force,

@@ -11,7 +11,6 @@ replanning have their own packages: :mod:`plan_pipeline.orchestration.inbox`,
 | ``dwh_export`` / ``dwh_export_weekly`` | job / schedule Mon 04:00 | off | approved versions -> hive-partitioned Parquet |
 """
 
-from typing import Optional
 
 import dagster as dg
 
@@ -28,11 +27,11 @@ class TrimConfig(dg.Config):
     """Retention policy numbers (``null`` switches a rule off) and the dry-run switch."""
 
     dry_run: bool = False
-    version_max_age_months: Optional[int] = RetentionPolicy.version_max_age_months
-    max_versions: Optional[int] = RetentionPolicy.max_versions
-    kpi_max_age_months: Optional[int] = RetentionPolicy.kpi_max_age_months
-    audit_max_age_months: Optional[int] = RetentionPolicy.audit_max_age_months
-    archive_dir: Optional[str] = None
+    version_max_age_months: int | None = RetentionPolicy.version_max_age_months
+    max_versions: int | None = RetentionPolicy.max_versions
+    kpi_max_age_months: int | None = RetentionPolicy.kpi_max_age_months
+    audit_max_age_months: int | None = RetentionPolicy.audit_max_age_months
+    archive_dir: str | None = None
 
 
 def trim_metadata(report) -> dict:
@@ -101,7 +100,7 @@ plan_store_trim_schedule = dg.ScheduleDefinition(
 
 # ---------------------------------------------------------------------------------- backup
 class BackupConfig(dg.Config):
-    out_dir: Optional[str] = None  # default $PLAN_PIPELINE_BACKUP_DIR or <home>/backups
+    out_dir: str | None = None  # default $PLAN_PIPELINE_BACKUP_DIR or <home>/backups
     keep: int = DEFAULT_KEEP
 
 
@@ -143,7 +142,7 @@ plan_store_backup_schedule = dg.ScheduleDefinition(
 
 # ---------------------------------------------------------------------------------- DWH export
 class DwhExportConfig(dg.Config):
-    dwh_dir: Optional[str] = None  # default $PLAN_PIPELINE_DWH_DIR or <home>/dwh
+    dwh_dir: str | None = None  # default $PLAN_PIPELINE_DWH_DIR or <home>/dwh
     prune: bool = False
 
 

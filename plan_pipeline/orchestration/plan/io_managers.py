@@ -53,7 +53,7 @@ class RunLocalCache:
     after its last consumer has loaded it, so a run holds only the frames still ahead of it.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.run_id: str | None = None
         self.values: dict[tuple[str, str], Any] = {}
         self.remaining: dict[tuple[str, str], int] = {}
@@ -115,7 +115,8 @@ def consumer_count(context: dg.OutputContext) -> int | None:
         for step_input in step.step_inputs:
             if step_input.dagster_type_key == "Nothing":  # an ordering dependency (deps=): never loads
                 continue
-            for handle in step_input.get_step_output_handle_dependencies():
+            dependencies = getattr(step_input, "get_step_output_handle_dependencies", None)
+            for handle in dependencies() if dependencies else ():
                 if handle.step_key == step_key and handle.output_name == name:
                     count += 1
     return count
@@ -259,6 +260,10 @@ class PlanSeriesIOManager(_RunScopedIOManager):
         upstream = context.upstream_output
         meta = (upstream.definition_metadata if upstream is not None else None) or {}
         level = meta.get(PLAN_LEVEL)
+        if level is None:
+            raise dg.DagsterInvariantViolationError(
+                f"input {context.name!r} comes from an output without {PLAN_LEVEL!r} metadata; "
+                "only plan stage assets can feed a plan stage")
         version = context.asset_partition_key
         table = "plan_kpis" if meta.get(PLAN_TABLE) == "plan_kpis" else "plan_series"
         cached = self._recall((version, f"{table}:{level}"))

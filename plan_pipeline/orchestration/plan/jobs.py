@@ -18,7 +18,7 @@ plan_job = dg.define_asset_job(
 
 
 class LedgerSyncConfig(dg.Config):
-    run_ids: list[str] = []
+    run_ids: list[str] = []  # noqa: RUF012 - a config field's default; pydantic copies it per instance
     limit: int = 500
 
 

@@ -5,10 +5,11 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources as importlib_resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import dagster as dg
 
@@ -47,9 +48,10 @@ def prepare_dagster_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
     text = project_dagster_yaml()
-    if not target.exists() or target.read_text().startswith(DAGSTER_YAML_MARKER):
-        if not target.exists() or target.read_text() != text:
-            target.write_text(text)
+    current = target.read_text() if target.exists() else None
+    # Write ours unless a user replaced the file (theirs lacks our marker line).
+    if current is None or (current.startswith(DAGSTER_YAML_MARKER) and current != text):
+        target.write_text(text)
     return home
 
 
@@ -169,7 +171,7 @@ class RunWatcher:
         if waited >= self.wait_seconds:
             self.abort(f"gave up after {waited:.0f}s waiting for the 'duckdb' pool held by {held} "
                        f"(raise {POOL_WAIT_ENV} to wait longer)", canceled=False)
-        if waited - self._said >= 10 or self._said < 0 and waited >= 2:
+        if waited - self._said >= 10 or (self._said < 0 and waited >= 2):
             _say(self.progress, f"step {step} is waiting for the 'duckdb' pool held by {held} "
                                 f"(waited {waited:.0f}s, gives up after {self.wait_seconds:.0f}s; Ctrl-C to stop)")
             self._said = waited

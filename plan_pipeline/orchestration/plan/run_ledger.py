@@ -10,8 +10,9 @@ requests when runs finish (the sensor itself never opens the store).
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -58,7 +59,7 @@ def version_from_tags(tags: dict[str, str]) -> str | None:
 def _ts(value: float | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(value, tz=timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(value, tz=UTC).replace(tzinfo=None)
 
 
 def error_text(error) -> str:

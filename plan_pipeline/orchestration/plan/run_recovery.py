@@ -27,8 +27,8 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import dagster as dg
 
@@ -135,7 +135,7 @@ def orphan_reason(instance: dg.DagsterInstance, record) -> str | None:
     return None
 
 
-def find_orphaned_runs(instance: dg.DagsterInstance) -> list[tuple[object, str]]:
+def find_orphaned_runs(instance: dg.DagsterInstance) -> list[tuple[dg.RunRecord, str]]:
     """(run record, reason) for every run of this machine whose process is gone."""
     found = []
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=list(JUDGED))):
@@ -155,7 +155,7 @@ class RecoveredRun:
         return f"recovered run {self.run_id} ({self.job_name}): {self.reason}; marked failed, its pool claims freed"
 
 
-def close_orphaned_runs(instance: dg.DagsterInstance, found: Iterable[tuple[object, str]]) -> list[RecoveredRun]:
+def close_orphaned_runs(instance: dg.DagsterInstance, found: Iterable[tuple[dg.RunRecord, str]]) -> list[RecoveredRun]:
     """Mark each run failed (with the reason) and free its ``duckdb`` pool claims (instance only)."""
     recovered = []
     for record, reason in found:
@@ -194,9 +194,9 @@ def reconcile_store(instance: dg.DagsterInstance, store) -> list[str]:
         return []
     closed: list[str] = []
     open_jobs = store.open_jobs()
-    finished = [job for job in open_jobs if (instance.get_run_by_id(job) is None
-                                            or instance.get_run_by_id(job).status in TERMINAL)]
-    known = [job for job in finished if instance.get_run_by_id(job) is not None]
+    runs = {job: instance.get_run_by_id(job) for job in open_jobs}
+    finished = [job for job, run in runs.items() if run is None or run.status in TERMINAL]
+    known = [job for job in finished if runs[job] is not None]
     if known:
         sync_run_ledger(instance, store, run_ids=known)
     unknown = [job for job in finished if job not in known]

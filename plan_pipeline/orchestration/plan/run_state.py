@@ -4,7 +4,7 @@ Nothing here opens the plan store.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import dagster as dg
 

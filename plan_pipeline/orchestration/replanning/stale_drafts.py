@@ -41,8 +41,9 @@ Two pieces, so that no schedule ever opens DuckDB:
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ def input_fingerprint(inputs: str, overrides: str) -> str:
 
 
 def _epoch(moment: datetime | None) -> float | None:
-    return moment.replace(tzinfo=timezone.utc).timestamp() if moment is not None else None
+    return moment.replace(tzinfo=UTC).timestamp() if moment is not None else None
 
 
 def scan_version_states(store: PlanStore, version_id: str | None = None) -> dict[str, dict[str, Any]]:
@@ -121,7 +122,7 @@ def scan_version_states(store: PlanStore, version_id: str | None = None) -> dict
             "read_only": v.read_only,
             "inputs_hash": inputs,
             "overrides_fingerprint": overrides_fp,
-            "overrides_changed_at": max((_epoch(r[4]) for r in rows), default=None),
+            "overrides_changed_at": max((t for r in rows if (t := _epoch(r[4])) is not None), default=None),
             "input_fingerprint": input_fingerprint(inputs, overrides_fp),
         }
     return states
@@ -188,7 +189,7 @@ class ReplanDecision:
     run_key: str | None = None
 
 
-def _value(metadata: dict, key: str) -> Any:
+def _value(metadata: Mapping[str, Any], key: str) -> Any:
     item = metadata.get(key)
     return getattr(item, "value", item)
 
@@ -242,7 +243,8 @@ def stale_draft_versions(
             decision.skipped = f"run {running[version_id]} is in progress"
             continue
         materialization = latest[0]
-        meta = materialization.asset_materialization.metadata
+        recorded = materialization.asset_materialization
+        meta = recorded.metadata if recorded is not None else {}
         observed = state.asset_observation.metadata
         recorded_code = _materialized_code_version(instance, materialization)
         if recorded_code != current_code:
@@ -275,7 +277,7 @@ def stale_draft_versions(
     "changed since its last materialization). Reads the Dagster instance only.",
 )
 def replan_stale_drafts(context: dg.ScheduleEvaluationContext):
-    when = context.scheduled_execution_time or datetime.now(timezone.utc)
+    when = context.scheduled_execution_time or datetime.now(UTC)
     current = code_version()
     requests = []
     for decision in stale_draft_versions(context.instance, now=when.timestamp(), current_code=current):

@@ -9,8 +9,9 @@ hold, is skipped cleanly (:func:`not_applicable`: no rows, an explicit "not appl
 materialization and check results).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import dagster as dg
 import pandas as pd

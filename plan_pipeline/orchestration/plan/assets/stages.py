@@ -5,6 +5,8 @@ A published plan holds exactly these levels (a stage that does not apply to a ve
 published as "not applicable"), so this list is what ``published_plan`` requires a run to have
 staged before it switches the version over.
 """
+import dagster as dg
+
 from plan_pipeline.orchestration.plan.assets.aggregate_plan import aggregate_plan
 from plan_pipeline.orchestration.plan.assets.anchor_branch import ANCHOR_ASSETS
 from plan_pipeline.orchestration.plan.assets.capacity_plan import CAPACITY, LEVELING
@@ -53,7 +55,7 @@ STAGE_ASSETS = [
 ]
 
 
-def stage_level_keys() -> dict[str, object]:
+def stage_level_keys() -> dict[str, dg.AssetKey]:
     """plan level -> the asset key that writes it."""
     keys = {}
     for assets_def in STAGE_ASSETS:
