@@ -64,3 +64,17 @@ def text_arg(max_length: int):
 
 NOTE = text_arg(2000)
 ACTOR = text_arg(200)
+
+
+HOME_HELP = "project data folder (default $PLAN_PIPELINE_HOME or ./.plan_pipeline)"
+DB_HELP = "plan store DuckDB file (default $PLAN_PIPELINE_DB or <home>/plan_store.duckdb)"
+#: ``--home``/``--db`` on every command too (``plan-pipeline plan ... --db PATH``), not only
+#: before it; a command's value wins over the top-level one (argparse.SUPPRESS: unset stays unset).
+COMMON_OPTIONS = argparse.ArgumentParser(add_help=False)
+COMMON_OPTIONS.add_argument("--home", default=argparse.SUPPRESS, help=HOME_HELP)
+COMMON_OPTIONS.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+
+
+def add_command(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A (sub)command parser that also takes the common options."""
+    return subparsers.add_parser(name, parents=[COMMON_OPTIONS, *kwargs.pop("parents", [])], **kwargs)

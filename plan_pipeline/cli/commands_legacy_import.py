@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from plan_pipeline.cli.arguments import MAX_LISTED, whole_number
+from plan_pipeline.cli.arguments import MAX_LISTED, add_command, whole_number
 from plan_pipeline.cli.environment import CliEnvironment
 from plan_pipeline.cli.errors import CliError
 from plan_pipeline.cli.output import abandon, progress
@@ -30,7 +30,7 @@ from plan_pipeline.orchestration.plan.run_ledger import error_text
 def register_legacy_import_commands(subparsers) -> None:
     """Add ``legacy-import`` and ``legacy-import-runs`` (aliases ``backfill``, ``backfill-runs``) to the
     ``plan-pipeline`` sub-command parser."""
-    p = subparsers.add_parser(
+    p = add_command(subparsers,
         "legacy-import",
         aliases=["backfill"],
         help="import legacy scpln plans (SQLite plan database and/or output folders) as read-only versions",
@@ -49,7 +49,7 @@ def register_legacy_import_commands(subparsers) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="show Dagster's event log")
     p.set_defaults(func=cmd_legacy_import)
 
-    p = subparsers.add_parser("legacy-import-runs", aliases=["backfill-runs"],
+    p = add_command(subparsers, "legacy-import-runs", aliases=["backfill-runs"],
                               help="list legacy import runs (table plan_backfill_runs)")
     p.add_argument("--limit", type=whole_number(1, MAX_LISTED), default=20, help="runs shown (default 20)")
     p.add_argument("--json", action="store_true")

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from plan_pipeline.cli.arguments import add_command
 from plan_pipeline.cli.environment import CliEnvironment
 
 
@@ -206,7 +207,7 @@ def register_operations_commands(subparsers) -> None:
 
     policy = RetentionPolicy()  # the defaults
 
-    p = subparsers.add_parser(
+    p = add_command(subparsers,
         "trim",
         help="apply the retention policies (archive, then remove old versions, KPI rows, audit events)",
         description="Remove draft/superseded/imported versions older than --version-max-age-months, keep at most "
@@ -229,7 +230,7 @@ def register_operations_commands(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_trim)
 
-    p = subparsers.add_parser(
+    p = add_command(subparsers,
         "row-guard",
         help="keep plan_series within PLANS_DB_MAX_ROWS rows (archive, then remove the oldest versions)",
         description="When plan_series holds more rows than --max-rows (default $PLANS_DB_MAX_ROWS; unset or 0 = "
@@ -245,14 +246,14 @@ def register_operations_commands(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_row_guard)
 
-    p = subparsers.add_parser("restore-archived", help="put an archived (trimmed or deleted) version back "
+    p = add_command(subparsers, "restore-archived", help="put an archived (trimmed or deleted) version back "
                               "(or list archived versions)")
     p.add_argument("version_id", nargs="?", help="omit to list the archive")
     p.add_argument("--actor", help="recorded in the audit trail (default $PLAN_PIPELINE_ACTOR or $USER)")
     p.add_argument("--archive-dir", help="default <home>/archive")
     p.set_defaults(func=cmd_restore_archived)
 
-    p = subparsers.add_parser(
+    p = add_command(subparsers,
         "backup", help="consistent snapshot of the plan store (Parquet per table + manifest.json)",
         description="Write every table to <out>/plan-store-<UTC stamp>/ as Parquet with a manifest (schema "
         "version, rows and sha256 per table, sequences), read in one transaction; then keep the newest --keep "
@@ -262,7 +263,7 @@ def register_operations_commands(subparsers) -> None:
     p.add_argument("--keep", type=_positive, default=DEFAULT_KEEP, help=f"backups kept (default {DEFAULT_KEEP})")
     p.set_defaults(func=cmd_backup)
 
-    p = subparsers.add_parser(
+    p = add_command(subparsers,
         "restore", help="restore a backup into an empty or new plan store (--db TARGET)",
         description="Rebuild the plan store at --db (default the project store) from a backup folder. Refuses a "
         "store that holds rows unless --force (the old file is kept as <file>.pre-restore-<stamp>), and refuses "
@@ -274,7 +275,7 @@ def register_operations_commands(subparsers) -> None:
 
     from plan_pipeline.cli.arguments import ACTOR, path_arg
 
-    p = subparsers.add_parser(
+    p = add_command(subparsers,
         "export", help="write a version from the store (csv, json, parquet or the reference file set) + manifest",
         description="Write one plan version into --out with manifest.json (version, status, parameters, input-set "
         "hash, schema version, rows and sha256 per file). An unknown or never-materialized version is an error.",

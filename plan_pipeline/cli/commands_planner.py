@@ -5,6 +5,7 @@ import os
 
 import pandas as pd
 
+from plan_pipeline.cli.arguments import add_command
 from plan_pipeline.cli.environment import CliEnvironment
 from plan_pipeline.cli.errors import UsageError
 
@@ -135,9 +136,9 @@ def register_planner_commands(sub) -> None:
     from plan_pipeline.cli.arguments import ACTOR, MAX_LISTED, NOTE, whole_number
     from plan_pipeline.store.layouts import LAYOUTS
 
-    p_over = sub.add_parser("override", help="planner edits and locks on a version's detail plan")
+    p_over = add_command(sub, "override", help="planner edits and locks on a version's detail plan")
     s_over = p_over.add_subparsers(dest="override_command", metavar="ACTION", required=True)
-    p = s_over.add_parser("set", help="edit and/or lock one SKU x week row (then re-materialize the version)")
+    p = add_command(s_over, "set", help="edit and/or lock one SKU x week row (then re-materialize the version)")
     p.add_argument("version_id")
     p.add_argument("--week", required=True)
     p.add_argument("--sku", required=True)
@@ -151,10 +152,10 @@ def register_planner_commands(sub) -> None:
     p.add_argument("--note", type=NOTE, help="why (kept in the audit trail)")
     p.add_argument("--actor", type=ACTOR, help="who (default $PLAN_PIPELINE_ACTOR or $USER)")
     p.set_defaults(func=cmd_override_set)
-    p = s_over.add_parser("list", help="current overrides of a version")
+    p = add_command(s_over, "list", help="current overrides of a version")
     p.add_argument("version_id")
     p.set_defaults(func=cmd_override_list)
-    p = s_over.add_parser("events", help="the audit trail of a version (edits, locks, submit, approve)")
+    p = add_command(s_over, "events", help="the audit trail of a version (edits, locks, submit, approve)")
     p.add_argument("version_id")
     p.set_defaults(func=cmd_override_events)
 
@@ -164,13 +165,13 @@ def register_planner_commands(sub) -> None:
         ("reject", "draft", "send a submitted version back to draft"),
         ("supersede", "superseded", "mark an approved version as superseded"),
     ):
-        p = sub.add_parser(name, help=text)
+        p = add_command(sub, name, help=text)
         p.add_argument("version_id")
         p.add_argument("--note", type=NOTE)
         p.add_argument("--actor", type=ACTOR)
         p.set_defaults(func=cmd_status(to))
 
-    p = sub.add_parser("diff", help="compare two versions level by level")
+    p = add_command(sub, "diff", help="compare two versions level by level")
     p.add_argument("left")
     p.add_argument("right")
     p.add_argument("--level", default="aggregate", choices=list(LAYOUTS), metavar="LEVEL",

@@ -14,7 +14,7 @@ import time
 from importlib import resources as importlib_resources
 from pathlib import Path
 
-from plan_pipeline.cli.arguments import NOTE, PORT, host_arg, path_arg, whole_number
+from plan_pipeline.cli.arguments import DB_HELP, HOME_HELP, NOTE, PORT, add_command, host_arg, path_arg, whole_number
 from plan_pipeline.cli.environment import CliEnvironment, require_folder_location, resolve_environment
 from plan_pipeline.cli.errors import (
     EXIT_BROKEN_PIPE,
@@ -393,65 +393,43 @@ def cmd_ui(env: CliEnvironment, args) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
-class _Parser(argparse.ArgumentParser):
-    """Subcommands accept ``--home``/``--db`` too (``plan-pipeline plan ... --db PATH``)."""
-
-    def add_subparsers(self, **kwargs):
-        action = super().add_subparsers(**kwargs)
-        original = action.add_parser
-
-        def add_parser(name, **kw):
-            kw.setdefault("parents", [COMMON])
-            return original(name, **kw)
-
-        action.add_parser = add_parser
-        return action
-
-
-COMMON = argparse.ArgumentParser(add_help=False)
-COMMON.add_argument("--home", default=argparse.SUPPRESS,
-                    help="project data folder (default $PLAN_PIPELINE_HOME or ./.plan_pipeline)")
-COMMON.add_argument("--db", default=argparse.SUPPRESS,
-                    help="plan store DuckDB file (default $PLAN_PIPELINE_DB or <home>/plan_store.duckdb)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = argparse.ArgumentParser(
         prog="plan-pipeline",
         description="Supply-chain planning (S&OP / PSI) on Dagster and DuckDB.",
     )
-    parser.add_argument("--home", help="project data folder (default $PLAN_PIPELINE_HOME or ./.plan_pipeline)")
-    parser.add_argument("--db", help="plan store DuckDB file (default $PLAN_PIPELINE_DB or <home>/plan_store.duckdb)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    parser.add_argument("--home", help=HOME_HELP)
+    parser.add_argument("--db", help=DB_HELP)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p_inputs = sub.add_parser("inputs", help="validate and import input sets")
+    p_inputs = add_command(sub, "inputs", help="validate and import input sets")
     s_inputs = p_inputs.add_subparsers(dest="inputs_command", metavar="ACTION", required=True)
-    p = s_inputs.add_parser("validate", help="check an input folder; prints every error and warning")
+    p = add_command(s_inputs, "validate", help="check an input folder; prints every error and warning")
     p.add_argument("dir", type=path_arg)
     p.set_defaults(func=cmd_inputs_validate)
-    p = s_inputs.add_parser("import", help="validate and store an input folder as an immutable input set")
+    p = add_command(s_inputs, "import", help="validate and store an input folder as an immutable input set")
     p.add_argument("dir", type=path_arg)
     p.add_argument("--label", required=True, help="input set label (A-Z a-z 0-9 . _ -)")
     p.set_defaults(func=cmd_inputs_import)
-    p = s_inputs.add_parser("list", help="list stored input sets")
+    p = add_command(s_inputs, "list", help="list stored input sets")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_inputs_list)
 
-    p_version = sub.add_parser("version", help="create, list, show and delete plan versions")
+    p_version = add_command(sub, "version", help="create, list, show and delete plan versions")
     s_version = p_version.add_subparsers(dest="version_command", metavar="ACTION", required=True)
-    p = s_version.add_parser("create", help="create a plan version (a plan_version partition) on an input set")
+    p = add_command(s_version, "create", help="create a plan version (a plan_version partition) on an input set")
     p.add_argument("--input-set", required=True)
     p.add_argument("--version-id", help="default: v<UTC timestamp>")
     p.add_argument("--note", type=NOTE)
     add_planning_parameter_flags(p)
     p.set_defaults(func=cmd_version_create)
-    p = s_version.add_parser("list", help="list plan versions")
+    p = add_command(s_version, "list", help="list plan versions")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_version_list)
-    p = s_version.add_parser("show", help="a version's parameters, levels and recent runs")
+    p = add_command(s_version, "show", help="a version's parameters, levels and recent runs")
     p.add_argument("version_id")
     p.set_defaults(func=cmd_version_show)
-    p = s_version.add_parser("delete", help="delete a draft or submitted version and all its rows (explicit cascade)",
+    p = add_command(s_version, "delete", help="delete a draft or submitted version and all its rows (explicit cascade)",
                              description="Delete a version and everything that hangs off it in one transaction. "
                              "Frozen versions (approved, superseded, imported) are refused unless --admin, which "
                              "archives first. Refused while a run of the version is in progress. The id is never "
@@ -465,20 +443,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archive-dir", help="with --admin: where the archive goes (default <home>/archive)")
     p.set_defaults(func=cmd_version_delete)
 
-    p = sub.add_parser("materialize", help="run every plan asset of a version in-process on the shared instance")
+    p = add_command(sub, "materialize", help="run every plan asset of a version in-process on the shared instance")
     p.add_argument("version_id")
     p.add_argument("-v", "--verbose", action="store_true", help="show Dagster's event log")
     p.set_defaults(func=cmd_materialize)
 
-    p_jobs = sub.add_parser("runs", aliases=["jobs"], help="plan runs recorded in the run ledger (table plan_jobs)")
+    p_jobs = add_command(sub, "runs", aliases=["jobs"], help="plan runs recorded in the run ledger (table plan_jobs)")
     s_jobs = p_jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
-    p = s_jobs.add_parser("list", help="list recorded runs (job_id = Dagster run id)")
+    p = add_command(s_jobs, "list", help="list recorded runs (job_id = Dagster run id)")
     p.add_argument("--version")
     p.set_defaults(func=cmd_jobs_list)
-    p = s_jobs.add_parser("sync", help="record the status of plan runs from the Dagster instance")
+    p = add_command(s_jobs, "sync", help="record the status of plan runs from the Dagster instance")
     p.set_defaults(func=cmd_jobs_sync)
 
-    p = sub.add_parser(
+    p = add_command(sub,
         "plan",
         help="reference-compatible one shot: import, create a version, materialize, write the reference files",
         description="Drop-in for the reference driver: same planning flags and defaults; the output files are "
@@ -504,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_operations_commands(sub)
 
-    p = sub.add_parser("sample-inputs", help="write a deterministic sample input folder of any size")
+    p = add_command(sub, "sample-inputs", help="write a deterministic sample input folder of any size")
     p.add_argument("--out", required=True, type=path_arg)
     p.add_argument("--families", type=whole_number(1, MAX_SAMPLE_SKUS), default=3, help="default 3")
     p.add_argument("--skus-per-family", type=whole_number(1, MAX_SAMPLE_SKUS), default=4,
@@ -515,11 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=7, help="default 7")
     p.set_defaults(func=cmd_sample_inputs)
 
-    p = sub.add_parser("demo", help="import the bundled sample, create a version, materialize it, summarise")
+    p = add_command(sub, "demo", help="import the bundled sample, create a version, materialize it, summarise")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this project's instance")
+    p = add_command(sub, "ui", help="start the Dagster UI (dagster dev) on this project's instance")
     p.add_argument("--host", type=host_arg, default="127.0.0.1")
     p.add_argument("--port", type=PORT, default=3000, help="1-65535 (default 3000)")
     p.add_argument("--workspace", type=path_arg, default="workspace.yaml")
