@@ -2,8 +2,9 @@
 
 * only ``plan_pipeline/store`` speaks SQL or imports a database driver;
 * nothing outside the store imports a private (``_name``) store name;
-* the Dagster layer never imports the code location's root (``plan_pipeline.definitions``);
-* the pure planning layer imports neither Dagster nor the store;
+* each layer imports only the layers below it (planning < store < inputs < operations/exports
+  < orchestration < cli; the Dagster layer never imports the code location's root
+  ``plan_pipeline.definitions``; nothing below orchestration imports Dagster);
 * no import cycle among ``plan_pipeline`` modules (module- and function-level imports).
 
 The facts are read from the source with :mod:`ast`, so a failure names file and line.
@@ -81,20 +82,36 @@ def test_no_private_store_names_outside_the_store():
     assert offenders == [], "\n".join(offenders)
 
 
+#: Each layer (by module prefix) and the layers it may not import: a layer imports only those
+#: below it (docs/architecture.md, "Layers, and who may import whom").
+LAYERS = [
+    ("plan_pipeline.planning", ("dagster", "plan_pipeline.store", "plan_pipeline.inputs", "plan_pipeline.operations",
+                                "plan_pipeline.exports", "plan_pipeline.orchestration", "plan_pipeline.cli",
+                                "plan_pipeline.definitions")),
+    ("plan_pipeline.store", ("dagster", "plan_pipeline.inputs", "plan_pipeline.operations", "plan_pipeline.exports",
+                             "plan_pipeline.orchestration", "plan_pipeline.cli", "plan_pipeline.definitions")),
+    ("plan_pipeline.inputs", ("dagster", "plan_pipeline.operations", "plan_pipeline.exports",
+                              "plan_pipeline.orchestration", "plan_pipeline.cli", "plan_pipeline.definitions")),
+    ("plan_pipeline.operations", ("dagster", "plan_pipeline.orchestration", "plan_pipeline.cli",
+                                  "plan_pipeline.definitions")),
+    ("plan_pipeline.exports", ("dagster", "plan_pipeline.orchestration", "plan_pipeline.cli",
+                               "plan_pipeline.definitions")),
+    ("plan_pipeline.orchestration", ("plan_pipeline.cli", "plan_pipeline.definitions")),
+]
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
 def test_layers_import_downwards_only():
     offenders = []
     for name, path in MODULES.items():
         for module, alias, node in _imports(name, path):
             target = f"{module}.{alias}" if alias and f"{module}.{alias}" in MODULES else module
-            if name.startswith("plan_pipeline.orchestration") and target == "plan_pipeline.definitions":
-                offenders.append(f"{_where(path, node)}: the Dagster layer imports the code location root")
-            if name.startswith("plan_pipeline.planning") and (
-                    target.split(".")[0] == "dagster" or _in_store(target)
-                    or target.startswith(("plan_pipeline.orchestration", "plan_pipeline.cli"))):
-                offenders.append(f"{_where(path, node)}: planning logic imports {target}")
-            if _in_store(name) and target.startswith(("plan_pipeline.orchestration", "plan_pipeline.cli",
-                                                      "plan_pipeline.definitions")):
-                offenders.append(f"{_where(path, node)}: the store imports {target}")
+            for layer, forbidden in LAYERS:
+                if _within(name, layer) and any(_within(target, f) for f in forbidden):
+                    offenders.append(f"{_where(path, node)}: {layer} imports {target}")
     assert offenders == [], "\n".join(offenders)
 
 
@@ -173,3 +190,5 @@ def test_the_checks_see_what_they_check():
     assert store_calls > 20
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert len(_import_graph()["plan_pipeline.definitions"]) > 3
+    assert any(_within(m, layer) for m in MODULES for layer, _ in LAYERS[:1])
+    assert all(any(_within(m, layer) for m in MODULES) for layer, _ in LAYERS)
