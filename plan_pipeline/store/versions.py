@@ -137,12 +137,7 @@ class VersionRepository(PlanStoreBase):
         Returns the number of rows removed per table.
         """
         with self.write() as con:
-            row = con.execute(
-                "SELECT status, read_only FROM plan_versions WHERE version_id = ?", [version_id]
-            ).fetchone()
-            if row is None:
-                raise PlanStoreError(f"unknown plan version {version_id!r}")
-            status, read_only = row
+            status, read_only = version_state(con, version_id)
             if is_frozen(status, read_only):
                 if not admin:
                     raise PlanStoreError(
@@ -182,12 +177,7 @@ class VersionRepository(PlanStoreBase):
         """Move a version along the plan lifecycle and record the event; returns the old status."""
         event_names = {"submitted": "submit", "approved": "approve", "draft": "reject", "superseded": "supersede"}
         with self.write() as con:
-            row = con.execute(
-                "SELECT status, read_only FROM plan_versions WHERE version_id = ?", [version_id]
-            ).fetchone()
-            if row is None:
-                raise PlanStoreError(f"unknown plan version {version_id!r}")
-            current, read_only = row
+            current, read_only = version_state(con, version_id)
             if read_only:
                 raise PlanStoreError(f"plan version {version_id!r} is read-only ({current}); its status cannot change")
             allowed = STATUS_TRANSITIONS.get(current, ())
@@ -212,12 +202,17 @@ class VersionRepository(PlanStoreBase):
         return current
 
 
-def _require_replannable(con, version_id: str, action: str = "re-planned") -> None:
-    """The version exists and is not frozen (checked inside the writing transaction)."""
+def version_state(con, version_id: str) -> tuple[str, bool]:
+    """(status, read_only) of a version, read inside the caller's transaction; unknown ids raise."""
     row = con.execute("SELECT status, read_only FROM plan_versions WHERE version_id = ?", [version_id]).fetchone()
     if row is None:
         raise PlanStoreError(f"unknown plan version {version_id!r}")
-    status, read_only = row
+    return row[0], bool(row[1])
+
+
+def _require_replannable(con, version_id: str, action: str = "re-planned") -> None:
+    """The version exists and is not frozen (checked inside the writing transaction)."""
+    status, read_only = version_state(con, version_id)
     if read_only:
         raise PlanStoreError(f"plan version {version_id!r} is read-only ({status}): it cannot be {action}")
     if status in FROZEN_STATUSES:

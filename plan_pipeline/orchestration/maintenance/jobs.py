@@ -20,6 +20,16 @@ from plan_pipeline.operations.retention import RetentionPolicy, trim_store
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, remove_version_partition
 from plan_pipeline.orchestration.plan.run_state import versions_in_progress
 from plan_pipeline.orchestration.resources import PlanStoreResource
+from plan_pipeline.store import PlanStore
+
+
+def existing_store(context: dg.OpExecutionContext, plan_store: PlanStoreResource, work: str) -> PlanStore | None:
+    """The plan store, or None (said in the run's log) when its file does not exist yet."""
+    store = plan_store.get_store()
+    if not store.path.exists():
+        context.log.info(f"plan store {store.path} does not exist yet; nothing to {work}")
+        return None
+    return store
 
 
 # ---------------------------------------------------------------------------------- trim
@@ -66,9 +76,8 @@ def plan_store_trim_op(context: dg.OpExecutionContext, config: TrimConfig, plan_
         kpi_max_age_months=config.kpi_max_age_months,
         audit_max_age_months=config.audit_max_age_months,
     )
-    store = plan_store.get_store()
-    if not store.path.exists():
-        context.log.info(f"plan store {store.path} does not exist yet; nothing to trim")
+    store = existing_store(context, plan_store, "trim")
+    if store is None:
         return {}
     active = versions_in_progress(context.instance, exclude_run_ids=[context.run_id])
     report = trim_store(store, policy, dry_run=config.dry_run, archive_dir=config.archive_dir,
@@ -107,9 +116,8 @@ class BackupConfig(dg.Config):
 @dg.op(pool=DUCKDB_POOL, description="Consistent Parquet snapshot of every plan-store table with a manifest; "
        "keeps the newest N backups.")
 def plan_store_backup_op(context: dg.OpExecutionContext, config: BackupConfig, plan_store: PlanStoreResource) -> str:
-    store = plan_store.get_store()
-    if not store.path.exists():
-        context.log.info(f"plan store {store.path} does not exist yet; nothing to back up")
+    store = existing_store(context, plan_store, "back up")
+    if store is None:
         return ""
     result = create_backup(store, config.out_dir, keep=config.keep)
     tables = result.manifest["tables"]
@@ -149,9 +157,8 @@ class DwhExportConfig(dg.Config):
 @dg.op(pool=DUCKDB_POOL, description="Write approved versions' plan_series and plan_kpis as Parquet partitioned "
        "by version_id (hive style).")
 def dwh_export_op(context: dg.OpExecutionContext, config: DwhExportConfig, plan_store: PlanStoreResource) -> dict:
-    store = plan_store.get_store()
-    if not store.path.exists():
-        context.log.info(f"plan store {store.path} does not exist yet; nothing to export")
+    store = existing_store(context, plan_store, "export")
+    if store is None:
         return {}
     result = export_dwh(store, config.dwh_dir, prune=config.prune)
     context.add_output_metadata({
