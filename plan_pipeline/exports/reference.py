@@ -74,14 +74,7 @@ def reference_documents(store: PlanStore, version_id: str, log_label: str | None
     detail = store.read_series(version_id, "det")
     det_doc = detail_document(detail, agg_doc, inputs, params)
     yield "sku_week.json", det_doc
-    if "mrp" in levels:
-        mrp = store.read_series(version_id, "mrp")
-        mrp_doc = mrp_document(mrp, det_doc, inputs, params, summary=mrp.attrs.get("summary"))
-        yield "mrp.json", mrp_doc
-        if "mrp_final" in levels and "weekly_summary" in levels:
-            plan = capacity_plan_from_frames(store.read_series(version_id, "mrp_final"),
-                                             store.read_series(version_id, "weekly_summary"))
-            yield "plan_final.json", plan_final_document(plan, mrp_doc["schema_version"])
+    yield from _mrp_files(store, version_id, levels, det_doc, inputs, params, "")
     log = None
     if "level_reconciliation" in levels:
         log = _labelled(reconciliation_log_from_frame(store.read_series(version_id, "level_reconciliation")),
@@ -105,17 +98,10 @@ def reference_documents(store: PlanStore, version_id: str, log_label: str | None
             yield "reconciliation_compare.csv", reconciliation_csv_text(rows)
             yield "reconciliation_violations_compare.csv", reconciliation_csv_text(only_violations(rows))
         yield "carryover.csv", csv_text(CARRYOVER_CSV_COLUMNS, carryover_csv_rows(result))
-        if "mrp_adjusted" in levels:
-            mrp_adj = store.read_series(version_id, "mrp_adjusted")
-            mrp_adj_doc = mrp_document(mrp_adj, det_doc, inputs, params, summary=mrp_adj.attrs.get("summary"))
-            yield "mrp_adjusted.json", mrp_adj_doc
-            if "mrp_final_adjusted" in levels and "weekly_summary_adjusted" in levels:
-                plan_adj = capacity_plan_from_frames(store.read_series(version_id, "mrp_final_adjusted"),
-                                                     store.read_series(version_id, "weekly_summary_adjusted"))
-                yield "plan_final_adjusted.json", plan_final_document(plan_adj, mrp_adj_doc["schema_version"])
-            if store.has_kpis(version_id, "report_adjusted"):
-                yield "report_adjusted.csv", report_csv_text(
-                    report_from_kpi_frame(store.read_kpis(version_id, "report_adjusted")))
+        yield from _mrp_files(store, version_id, levels, det_doc, inputs, params, "_adjusted")
+        if "mrp_adjusted" in levels and store.has_kpis(version_id, "report_adjusted"):
+            yield "report_adjusted.csv", report_csv_text(
+                report_from_kpi_frame(store.read_kpis(version_id, "report_adjusted")))
     if store.has_kpis(version_id, "report"):
         yield "report.csv", report_csv_text(report_from_kpi_frame(store.read_kpis(version_id, "report")))
 
@@ -134,3 +120,17 @@ def export_reference(store: PlanStore, version_id: str, out_dir: str | Path, log
             write_json(path, content)
         written.append(path)
     return written
+
+
+def _mrp_files(store, version_id: str, levels, det_doc: dict, inputs, params, suffix: str):
+    """``mrp{suffix}.json`` and ``plan_final{suffix}.json`` of the plain (``""``) or the anchored
+    (``"_adjusted"``) chain, from the levels that chain stored."""
+    if f"mrp{suffix}" not in levels:
+        return
+    mrp = store.read_series(version_id, f"mrp{suffix}")
+    mrp_doc = mrp_document(mrp, det_doc, inputs, params, summary=mrp.attrs.get("summary"))
+    yield f"mrp{suffix}.json", mrp_doc
+    if f"mrp_final{suffix}" in levels and f"weekly_summary{suffix}" in levels:
+        plan = capacity_plan_from_frames(store.read_series(version_id, f"mrp_final{suffix}"),
+                                         store.read_series(version_id, f"weekly_summary{suffix}"))
+        yield f"plan_final{suffix}.json", plan_final_document(plan, mrp_doc["schema_version"])
