@@ -169,6 +169,10 @@ def with_run_ledger(defs: dg.Definitions) -> dg.Definitions:
     for sensor in defs.sensors or []:
         targets = list(sensor.targets) if isinstance(sensor, dg.SensorDefinition) else []
         if any(t.has_job_def and isinstance(t.job_def, dg.JobDefinition) for t in targets):
+            if not all(t.has_job_def for t in targets):
+                raise dg.DagsterInvalidDefinitionError(
+                    f"sensor {sensor.name!r} targets an op job and an asset selection: the run ledger hooks cannot "
+                    "re-point it; give the asset selection its own sensor or an asset job")
             sensor = sensor.with_updated_jobs([_hooked_job(t.job_def, hooked) for t in targets])
         sensors.append(sensor)
     return dg.Definitions(
