@@ -290,8 +290,9 @@ def cmd_jobs_list(env: CliEnvironment, args) -> int:
         return 0
     for row in jobs.to_dict("records"):
         duration = "" if row["duration_ms"] != row["duration_ms"] or row["duration_ms"] is None else f"{row['duration_ms'] / 1000:.1f}s"
-        out(f"{row['job_id']}  {row['version_id']:<20} {row['status']:<9} {row['trigger']!s:<9} "
-            f"{str(row['submitted_at'])[:19]}  {duration}")
+        version = row["version_id"] if isinstance(row["version_id"], str) else "-"  # runs of no version: trim, backup, ...
+        out(f"{row['job_id']}  {version:<20} {row['status']:<9} {row['trigger']!s:<9} "
+            f"{str(row['submitted_at'])[:19]}  {duration:<8} {row['job_name']}")
     return 0
 
 
