@@ -140,6 +140,17 @@ def test_trigger_comes_from_tags():
     assert trigger_from_tags({"dagster/schedule_name": "s"}) == "schedule"
     assert trigger_from_tags({"dagster/sensor_name": "s"}) == "sensor"
     assert trigger_from_tags({}) == "ui"
+    # a re-execution copies its parent's tags: the copied trigger must not claim the new run
+    assert trigger_from_tags({"dagster/parent_run_id": "p", "plan/trigger": "cli"}) == "reexecution"
+
+
+def test_missing_run_tags_replace_a_copied_trigger():
+    from plan_pipeline.orchestration.plan.run_ledger import missing_run_tags
+
+    assert missing_run_tags({"dagster/partition": "v1"}) == {"plan/version": "v1", "plan/trigger": "ui"}
+    assert missing_run_tags({"plan/version": "v1", "plan/trigger": "cli"}) == {}
+    assert missing_run_tags({"plan/version": "v1", "plan/trigger": "cli", "dagster/parent_run_id": "p"}) == {
+        "plan/trigger": "reexecution"}
 
 
 def test_runs_record_themselves_so_the_repair_sensor_requests_nothing(plan_env, sample_dir):

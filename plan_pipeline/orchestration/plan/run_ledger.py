@@ -52,9 +52,17 @@ _STATUS = {
 TERMINAL = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 
+PARENT_RUN_TAG = "dagster/parent_run_id"
+REEXECUTION_TRIGGER = "reexecution"
+
+
 def trigger_from_tags(tags: dict[str, str]) -> str:
     """``plan/trigger`` if the launcher set it, else what Dagster's system tags say; a run with
-    none of them was launched by a person in the UI (launchpad, "Materialize", re-execution)."""
+    none of them was launched by a person in the UI (launchpad, "Materialize"). A re-execution
+    (UI "Re-execute", Dagster retries) is ``reexecution``: Dagster copies the parent's tags, so
+    the parent's ``plan/trigger`` (e.g. ``cli``) would otherwise claim the new run."""
+    if tags.get(PARENT_RUN_TAG):
+        return REEXECUTION_TRIGGER
     if tags.get(TRIGGER_TAG):
         return tags[TRIGGER_TAG]
     if tags.get("dagster/backfill"):
@@ -81,8 +89,8 @@ def missing_run_tags(tags: dict[str, str]) -> dict[str, str]:
     version = version_from_tags(tags)
     if version and not tags.get(VERSION_TAG):
         missing[VERSION_TAG] = version
-    if not tags.get(TRIGGER_TAG):
-        missing[TRIGGER_TAG] = trigger_from_tags(tags)
+    if not tags.get(TRIGGER_TAG) or tags[TRIGGER_TAG] != trigger_from_tags(tags):
+        missing[TRIGGER_TAG] = trigger_from_tags(tags)  # a re-execution's copied trigger is replaced
     return missing
 
 
