@@ -57,8 +57,10 @@ class DuplicatePlanVersionConfig(dg.Config):
         description="parameters to change in the copy; blank fields keep the source's values")
 
 
-def _refuse(what: str, problem: Exception | str) -> dg.Failure:
-    text = "; ".join(line.strip() for line in str(problem).splitlines() if line.strip())
+def _refuse(what: str, problem: Exception) -> dg.Failure:
+    """One line: what was refused and every rule broken (a ParameterError lists one per field)."""
+    lines = getattr(problem, "problems", None) or str(problem).splitlines()
+    text = "; ".join(line.strip() for line in lines if line.strip())
     return dg.Failure(description=f"{what}, nothing was written: {text}", allow_retries=False)
 
 
