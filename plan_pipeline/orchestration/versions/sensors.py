@@ -33,6 +33,7 @@ def plan_run_request(run: dg.DagsterRun) -> dg.RunRequest | dg.SkipReason:
     run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[create_plan_version_job, duplicate_plan_version_job],
     request_job=plan_job,
+    minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="When create_plan_version or duplicate_plan_version succeeds, request plan_job for the new "
     "plan_version partition (read from the run's plan/version tag; the sensor never opens the plan store).",
