@@ -73,6 +73,18 @@ def test_planning_inputs_names_a_version_the_store_does_not_know(sample_version)
     assert raised.value.allow_retries is False
 
 
+def test_planning_inputs_of_a_frozen_version_records_it_and_yields_no_output(sample_version):
+    store = sample_version.get_store()
+    store.transition_status("v1", "submitted")
+    store.transition_status("v1", "approved")
+    context = dg.build_asset_context(partition_key="v1", resources={"plan_store": sample_version})
+    (event,) = list(planning_inputs(context))  # no Output: Dagster skips every stage downstream
+    assert isinstance(event, dg.AssetMaterialization)
+    assert event.asset_key == dg.AssetKey("planning_inputs") and event.partition == "v1"
+    assert event.metadata["plan_state"].value == "frozen (status approved): nothing to do, stored rows unchanged"
+    assert event.metadata["plan/version_status"].value == "approved" and event.metadata["input_set"].value == "s"
+
+
 def test_aggregate_plan_returns_the_stage_frame_and_a_passing_check(sample_version):
     loaded = _inputs(sample_version)
     outputs, checks = _outputs_and_checks(aggregate_plan(planning_inputs=loaded))

@@ -237,6 +237,9 @@ def test_an_imported_version_cannot_be_materialized(reference_dir, plan_env):
     assert outcome.success, outcome.errors
     metadata = latest("planning_inputs").asset_materialization.metadata
     assert metadata["plan_state"].value == "frozen (status imported): nothing to do, stored rows unchanged"
-    assert latest("aggregate_plan").storage_id == imported  # the stage was skipped, not re-materialized
+    # the stage was skipped; its partition is recorded as frozen, the imported plan still published
+    stage = latest("aggregate_plan")
+    assert stage.storage_id != imported and stage.run_id == outcome.run_id
+    assert stage.asset_materialization.metadata["plan_state"].value == metadata["plan_state"].value
     assert store.read_series("legacy-dec2", "aggregate").equals(before)
     assert store.series_levels("legacy-dec2")["aggregate"] == 24

@@ -3,6 +3,7 @@ version, the refusal of a partition without a version, and frozen versions whose
 without touching their data or check history. Real runs on a real (temporary) Dagster instance."""
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 
 import dagster as dg
@@ -207,7 +208,9 @@ def test_runs_over_approved_and_imported_versions_end_green_and_change_nothing(l
     statuses = {v: _statuses(instance, v) for v in ("gold", "old")}
     assert all(s == dg.AssetPartitionStatus.MATERIALIZED for v in statuses.values() for s in v.values())
 
-    for version, status in (("gold", "approved"), ("old", "imported"), ("gold", "approved")):
+    for version, status in (("gold", "approved"), ("old", "imported"), ("gold", "superseded")):
+        if status == "superseded":
+            store.transition_status("gold", "superseded")
         result = _plan(location, version)
         assert result.success, version
         executed = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
@@ -220,6 +223,12 @@ def test_runs_over_approved_and_imported_versions_end_green_and_change_nothing(l
         assert meta["plan_state"].value == FROZEN_STATE.format(status=status)
         assert meta[VERSION_STATUS_KEY].value == status
         assert _statuses(instance, version) == statuses[version]  # never FAILED, still materialized
+        for key in ALL_PLAN_KEYS[1:]:  # each stage: "frozen: nothing to do", naming the plan that stays
+            stage = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=[version]), limit=1).records[0]
+            assert stage.run_id == result.run_id
+            assert stage.asset_materialization.metadata["plan_state"].value == FROZEN_STATE.format(status=status)
+            assert stage.asset_materialization.metadata["published_by_runs"].value == before[version][1]["runs"]
 
     for version, (snapshot, publication, levels) in before.items():
         assert_same_plan(store, version, snapshot)
@@ -243,3 +252,56 @@ def test_every_plan_run_shows_the_version_status_input_set_and_parameters(locati
     assert meta["parameters"].value == PlanningParameters(round_mode="int").to_dict()
     table = {r.data["parameter"]: r.data["value"] for r in meta["parameter_table"].value.records}
     assert table["round_mode"] == "int"
+
+
+def test_an_all_partitions_backfill_over_frozen_and_draft_versions_completes_green(tmp_path, sample_dir, monkeypatch):
+    """What the UI's "Materialize" of every plan asset over every partition does: an asset backfill,
+    run here by the backfill daemon's own iteration on a real instance and code location."""
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.test_utils import create_test_daemon_workspace_context
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster._daemon.backfill import execute_backfill_iteration
+
+    store = PlanStore(tmp_path / "store.duckdb")
+    monkeypatch.setenv("PLAN_PIPELINE_DB", str(store.path))
+    import_input_dir(store, sample_dir, "sample")
+    overrides = {
+        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},
+        "run_launcher": {"module": "dagster._core.launcher.sync_in_memory_run_launcher",
+                         "class": "SyncInMemoryRunLauncher"},
+    }
+    with dg.instance_for_test(overrides=overrides) as instance:
+        for version in ("gold", "old", "d1"):
+            store.create_version(version, "sample", PlanningParameters())
+        instance.add_dynamic_partitions(PLAN_VERSION_PARTITIONS_NAME, ["d1"])
+        for version in ("gold", "old"):
+            assert materialize_version(instance, store, version).success
+        store.transition_status("gold", "submitted")
+        store.transition_status("gold", "approved")
+        with duckdb.connect(str(store.path)) as con:
+            con.execute("UPDATE plan_versions SET status = 'imported', read_only = TRUE, input_set = NULL "
+                        "WHERE version_id = 'old'")
+        before = {v: plan_snapshot(store, v) for v in ("gold", "old")}
+        target = ModuleTarget(module_name="plan_pipeline.definitions", attribute="defs",
+                              working_directory=str(tmp_path), location_name="plan_pipeline")
+        with create_test_daemon_workspace_context(target, instance) as workspace:
+            backfill = PartitionBackfill.from_asset_partitions(
+                backfill_id="all-versions", asset_graph=workspace.create_request_context().asset_graph,
+                backfill_timestamp=0.0, tags={}, asset_selection=ALL_PLAN_KEYS,
+                partition_names=["gold", "old", "d1"], dynamic_partitions_store=instance, all_partitions=False,
+                title=None, description=None, run_config=None)
+            instance.add_backfill(backfill)
+            for _ in range(10):
+                list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
+                if instance.get_backfill("all-versions").status != BulkActionStatus.REQUESTED:
+                    break
+        assert instance.get_backfill("all-versions").status == BulkActionStatus.COMPLETED_SUCCESS
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": "all-versions"}))
+        assert sorted((r.tags["dagster/partition"], r.status) for r in runs) == [
+            (v, dg.DagsterRunStatus.SUCCESS) for v in ("d1", "gold", "old")]
+        for version in ("gold", "old", "d1"):
+            statuses = _statuses(instance, version)
+            assert set(statuses.values()) == {dg.AssetPartitionStatus.MATERIALIZED}, (version, statuses)
+        for version, snapshot in before.items():
+            assert_same_plan(store, version, snapshot)
+        assert store.publication("d1")["complete"]

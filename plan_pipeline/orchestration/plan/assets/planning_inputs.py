@@ -6,10 +6,11 @@ The first step of every plan run, and the one that decides whether the run plans
   names the ``create_plan_version`` job (:func:`unknown_version_refusal`), no retry;
 * a **frozen** version (approved, superseded, imported / read-only) is not re-planned and the run
   does not fail: the step records a materialization of ``planning_inputs`` that says so
-  (:data:`FROZEN_STATE`, with the version's status, input set and parameters) and yields no
+  (:data:`FROZEN_STATE`, with the version's status, input set and parameters), one "frozen:
+  nothing to do" materialization for each other plan asset the run selected, and yields no
   output, so Dagster skips every stage downstream (none of their inputs exist): no stage runs, no
-  row is written, no check is evaluated, and the run ends green. See docs/architecture.md,
-  "Versions, partitions and frozen versions".
+  row is written, no check is evaluated, and the run (and a backfill of it) ends green. See
+  docs/architecture.md, "Versions, partitions and frozen versions".
 
 Every materialization carries the version's status, input set, content hash and parameters, so
 a user finds them in one click from the asset.
@@ -72,6 +73,39 @@ def version_metadata(store, record) -> dict:
     }
 
 
+def _planned_plan_assets(context: dg.AssetExecutionContext) -> list[dg.AssetKey]:
+    """The other plan-version assets this run selected (the ones it plans to materialize); none
+    when the body is called directly (no run)."""
+    try:
+        layer = context.job_def.asset_layer
+        selected = context.run.asset_selection or layer.selected_asset_keys
+    except dg.DagsterError:  # DagsterInvalidPropertyError: called directly, not in a run
+        return []
+    return sorted((key for key in selected if key != context.asset_key and layer.has(key)
+                   and layer.get(key).partitions_def == plan_version_partitions),
+                  key=lambda key: key.to_user_string())
+
+
+def frozen_stage_materializations(context: dg.AssetExecutionContext, store, version: str, state: str):
+    """One "frozen: nothing to do" materialization per other plan asset the run selected.
+
+    The stage steps themselves are skipped (their input does not exist), so they write and check
+    nothing. Their partitions get this record because Dagster counts a backfill whose run
+    succeeded without materializing its targets as *failed* ("no materialization status despite
+    all runs being complete"): with it, a "Missing" or "All" backfill over frozen versions
+    completes successfully. It says the stored plan is the one published earlier, and by which run.
+    """
+    publication = store.publication(version)
+    published = {
+        "plan_state": state,
+        "published_by_runs": dg.MetadataValue.json(publication["runs"]),
+        "published_at": (publication["published_at"].isoformat(sep=" ", timespec="seconds") + " UTC"
+                         if publication["published_at"] is not None else "never (no published plan)"),
+    }
+    for key in _planned_plan_assets(context):
+        yield dg.AssetMaterialization(asset_key=key, partition=version, metadata=published)
+
+
 def _fingerprints(store, version: str) -> dict:
     return {CODE_VERSION_KEY: code_version(), INPUT_FINGERPRINT_KEY: version_input_fingerprint(store, version)}
 
@@ -99,6 +133,7 @@ def planning_inputs(context: dg.AssetExecutionContext, plan_store: PlanStoreReso
         context.log.info(f"plan version {version!r} is {state}; the plan stages of this run are skipped")
         yield dg.AssetMaterialization(asset_key=context.asset_key, partition=version,
                                       metadata={"plan_state": state, **described})
+        yield from frozen_stage_materializations(context, store, version, state)
         return
     loaded = load_version_inputs(store, version)
     rows = {name: int(len(loaded.inputs.table(name))) for name in (
