@@ -17,10 +17,11 @@ from plan_pipeline.orchestration.plan import definitions as plan
 from plan_pipeline.orchestration.plan.definitions import PLAN_ASSETS, build_resources
 from plan_pipeline.orchestration.plan.run_ledger_hooks import with_run_ledger
 from plan_pipeline.orchestration.replanning import definitions as replanning
+from plan_pipeline.orchestration.versions import definitions as versions
 
 # The domains' definitions (imported as modules: Dagster's loader allows one Definitions object
 # at this module's scope, ``defs``).
-DOMAIN_DEFINITIONS = (plan.defs, legacy_import.defs, maintenance.defs, inbox.defs, replanning.defs)
+DOMAIN_DEFINITIONS = (plan.defs, legacy_import.defs, maintenance.defs, inbox.defs, replanning.defs, versions.defs)
 
 __all__ = ["DOMAIN_DEFINITIONS", "PLAN_ASSETS", "build_definitions", "build_resources", "defs"]
 

@@ -20,11 +20,13 @@ def test_every_domain_is_merged_into_the_code_location():
     jobs = {job.name for job in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
     domain_jobs = {job.name for domain in DOMAIN_DEFINITIONS for job in (domain.jobs or [])}
     assert jobs == domain_jobs == {"plan_job", "run_ledger_repair", "legacy_import", "plan_store_trim",
-                                   "plan_store_backup", "dwh_export", "inbox_import", "plan_version_scan"}
+                                   "plan_store_backup", "dwh_export", "inbox_import", "plan_version_scan",
+                                   "create_plan_version", "duplicate_plan_version"}
     assert {s.name for s in defs.schedules} == {"legacy_import_hourly", "plan_store_backup_daily",
                                                "plan_store_trim_daily", "dwh_export_weekly",
                                                "plan_version_scan_daily", "replan_stale_drafts"}
-    assert {s.name for s in defs.sensors} == {"run_ledger_repair_sensor", "orphaned_runs_sensor", "inbox_sensor"}
+    assert {s.name for s in defs.sensors} == {"run_ledger_repair_sensor", "orphaned_runs_sensor", "inbox_sensor",
+                                             "plan_created_versions"}
 
 
 def _longest_chain(keys: set, parents: dict) -> int:
