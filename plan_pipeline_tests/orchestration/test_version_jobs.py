@@ -219,6 +219,10 @@ def test_runs_over_approved_and_imported_versions_end_green_and_change_nothing(l
         assert "published_plan" in skipped and "detail_plan" in skipped and "anchored_detail_plan" in skipped
         assert not [e for e in result.all_events if e.is_step_failure]
         assert _check_evaluations(instance, result.run_id) == 0
+        # the run records itself as finished although its last steps were skipped (no hook runs for
+        # a skipped step): no repair run is needed for it
+        assert store.get_job(result.run_id)["status"] == "success"
+        assert instance.get_run_by_id(result.run_id).tags["plan/ledger"] == "success"
         meta = _latest_planning_inputs(instance, version)
         assert meta["plan_state"].value == FROZEN_STATE.format(status=status)
         assert meta[VERSION_STATUS_KEY].value == status

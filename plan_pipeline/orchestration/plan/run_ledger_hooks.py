@@ -81,23 +81,45 @@ def pool_slot(instance: dg.DagsterInstance, run_id: str, key: str, pool: str = D
         storage.free_concurrency_slot_for_step(run_id, key)
 
 
-def run_outcome(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+def _downstream_steps(snapshot, step_key: str) -> set[str]:
+    """The steps of an execution plan snapshot that depend, directly or not, on ``step_key``."""
+    consumers: dict[str, set[str]] = {}
+    for step in snapshot.steps:
+        for step_input in step.inputs:
+            for handle in step_input.upstream_output_handles:
+                consumers.setdefault(handle.step_key, set()).add(step.key)
+    found: set[str] = set()
+    todo = [step_key]
+    while todo:
+        for consumer in consumers.get(todo.pop(), ()):
+            if consumer not in found:
+                found.add(consumer)
+                todo.append(consumer)
+    return found
+
+
+def run_outcome(instance: dg.DagsterInstance, run: dg.DagsterRun, yielded_nothing: str | None = None) -> str | None:
     """``failure`` if a step of the run failed, ``success`` if every step it executes is done,
     else None (still running). Steps: the run's execution plan snapshot (a subset or
-    re-execution lists only its own), their state: the run's step stats."""
+    re-execution lists only its own), their state: the run's step stats.
+
+    ``yielded_nothing``: a step that just succeeded without yielding any output (``planning_inputs``
+    of a frozen version): every step downstream of it is about to be skipped, so it counts as done
+    (skipped steps run no hook that could record the run later)."""
     stats = {stat.step_key: stat.status.value if stat.status else None
              for stat in instance.get_run_step_stats(run.run_id)}
     if "FAILURE" in stats.values():
         return "failure"
-    planned = None
-    if run.execution_plan_snapshot_id:
-        planned = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).step_keys_to_execute
+    snapshot = (instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+                if run.execution_plan_snapshot_id else None)
+    planned = snapshot.step_keys_to_execute if snapshot is not None else None
     if not planned:
         planned = list(run.step_keys_to_execute or stats)
-    return "success" if all(stats.get(key) in _DONE for key in planned) else None
+    skipped = _downstream_steps(snapshot, yielded_nothing) if snapshot is not None and yielded_nothing else set()
+    return "success" if all(stats.get(key) in _DONE or key in skipped for key in planned) else None
 
 
-def record_from_hook(context: dg.HookContext, failed: bool) -> str | None:
+def record_from_hook(context: dg.HookContext, failed: bool, yielded_nothing: bool = False) -> str | None:
     """The hooks' work (see the module docstring); returns the status written, if any."""
     instance, run_id = context.instance, context.run_id
     record = instance.get_run_record_by_id(run_id)
@@ -108,7 +130,8 @@ def record_from_hook(context: dg.HookContext, failed: bool) -> str | None:
     if missing:
         instance.add_run_tags(run_id, missing)
         record = instance.get_run_record_by_id(run_id)
-    status = "failure" if failed else run_outcome(instance, record.dagster_run)
+    status = "failure" if failed else run_outcome(
+        instance, record.dagster_run, context.step_key if yielded_nothing else None)
     if status is None:
         if tags.get(LEDGER_TAG) in ("started", "success", "failure"):
             return None  # this run's row exists (an earlier step recorded it)
@@ -120,7 +143,7 @@ def record_from_hook(context: dg.HookContext, failed: bool) -> str | None:
 
 def _safely(context: dg.HookContext, failed: bool) -> None:
     try:
-        written = record_from_hook(context, failed)
+        written = record_from_hook(context, failed, yielded_nothing=not failed and not context.op_output_values)
     except Exception as exc:  # the run's work is done; the repair sensor records the run later
         context.log.warning(f"run ledger (plan_jobs): could not record this run now ({type(exc).__name__}: "
                             f"{exc}); run_ledger_repair_sensor records it when the run has ended")
