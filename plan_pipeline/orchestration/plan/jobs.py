@@ -1,6 +1,7 @@
 """Jobs: ``plan_job`` over every plan asset, and the run ledger sync (table ``plan_jobs``)."""
 
 import dagster as dg
+from pydantic import Field
 
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP
 from plan_pipeline.orchestration.plan.run_ledger import LEDGER_SYNC_JOB_NAME, sync_run_ledger
@@ -18,8 +19,8 @@ plan_job = dg.define_asset_job(
 
 
 class LedgerSyncConfig(dg.Config):
-    run_ids: list[str] = []  # noqa: RUF012 - a config field's default; pydantic copies it per instance
-    limit: int = 500
+    run_ids: list[str] = Field(default=[], description="Run ids to record; empty: the most recent runs.")
+    limit: int = Field(default=500, description="How many of the most recent runs to look at when run_ids is empty.")
 
 
 @dg.op(pool=DUCKDB_POOL, description="Copy run status of plan-version runs from the instance into the run ledger "
