@@ -38,6 +38,15 @@ CODE_LOCATION_ATTRIBUTE = "defs"
 REPOSITORY_NAME = "__repository__"
 
 
+def workspace_yaml() -> str:
+    """A workspace file loading the code location as workspace.yaml does (``plan-pipeline ui``
+    writes it into ``$DAGSTER_HOME`` when it is started outside the repository)."""
+    return ("load_from:\n"
+            "  - python_module:\n"
+            f"      module_name: {CODE_LOCATION_MODULE}\n"
+            f"      location_name: {CODE_LOCATION_NAME}\n")
+
+
 def remote_job_origin(job_name: str) -> RemoteJobOrigin:
     """The origin the webserver gives ``job_name`` of the code location loaded from workspace.yaml."""
     location = ManagedGrpcPythonEnvCodeLocationOrigin(

@@ -43,6 +43,25 @@ def test_the_origin_is_the_one_workspace_yaml_gives():
     assert origin.repository_origin.get_label() == REPOSITORY_LABEL
 
 
+def test_ui_outside_the_repository_serves_the_same_code_location(plan_env, tmp_path, monkeypatch):
+    """``plan-pipeline ui`` without a workspace.yaml at hand writes one into $DAGSTER_HOME that
+    loads the same code location under the same name (CLI runs stay on it)."""
+    launched = {}
+
+    def fake_exec(path, argv, environ):
+        launched["argv"] = argv
+
+    monkeypatch.setattr("os.execvpe", fake_exec)
+    assert main(["ui", "--workspace", str(tmp_path / "absent.yaml")]) == 0
+    argv = launched["argv"]
+    written = Path(argv[argv.index("-w") + 1])
+    assert written == plan_env.dagster_home / "workspace.yaml"
+    ours = WorkspaceFileTarget(paths=[str(written)]).create_origins()
+    repo = WorkspaceFileTarget(paths=[str(WORKSPACE)]).create_origins()
+    assert [(o.location_name, o.loadable_target_origin.module_name) for o in ours] == [
+        (o.location_name, o.loadable_target_origin.module_name) for o in repo]
+
+
 def _only_run_on_location(instance: dg.DagsterInstance, job_name: str) -> dg.DagsterRun:
     """The one run of ``job_name`` in the job's Runs tab (the UI filters by the repository label)."""
     records = instance.get_run_records(dg.RunsFilter(job_name=job_name, tags={REPOSITORY_LABEL_TAG: REPOSITORY_LABEL}))
