@@ -70,12 +70,40 @@ def refuse_while_running(env: CliEnvironment, version_id: str, what: str) -> Non
                        "a run writes the version; wait for it to finish (plan-pipeline runs list) and try again")
 
 
+def report_status_to_dagster(env: CliEnvironment, version_id: str, previous: str, status: str) -> bool:
+    """Show a lifecycle change in the Dagster UI: a runless observation of ``planning_inputs`` for
+    the version's partition with the new status. Only when the project's Dagster instance exists
+    and knows the partition; never fails the lifecycle command (the store is the record)."""
+    if not env.dagster_home.is_dir():
+        return False
+    try:
+        import dagster as dg
+
+        from plan_pipeline.orchestration.plan.assets.planning_inputs import VERSION_STATUS_KEY
+        from plan_pipeline.orchestration.plan.partitions import PLAN_VERSION_PARTITIONS_NAME
+
+        instance = env.instance()
+        if not instance.has_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, version_id):
+            return False
+        instance.report_runless_asset_event(dg.AssetObservation(
+            asset_key="planning_inputs", partition=version_id,
+            metadata={VERSION_STATUS_KEY: status, "previous_status": previous,
+                      "plan_state": f"status changed by plan-pipeline: {previous} -> {status}"}))
+        return True
+    except Exception as exc:  # the status change is done and stored; the UI note is a courtesy
+        from plan_pipeline.cli.output import progress
+
+        progress(f"note: the status change was not shown in the Dagster UI ({type(exc).__name__}: {exc})")
+        return False
+
+
 def cmd_status(to: str):
     def run(env: CliEnvironment, args) -> int:
         if to == "approved":
             refuse_while_running(env, args.version_id, "approval")
         previous = env.store.transition_status(args.version_id, to, actor=_actor(args), notes=args.note)
         print(f"plan version {args.version_id!r}: {previous} -> {to}")
+        report_status_to_dagster(env, args.version_id, previous, to)
         return 0
 
     return run

@@ -28,7 +28,6 @@ from plan_pipeline.cli.errors import (
 )
 from plan_pipeline.cli.output import abandon, out, progress
 from plan_pipeline.planning.parameters import ParameterError, PlanningParameters, parameter_specs
-from plan_pipeline.timeutil import utc_now
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -103,7 +102,9 @@ def cmd_inputs_list(env: CliEnvironment, args) -> int:
 
 # ---------------------------------------------------------------------------- versions
 def default_version_id() -> str:
-    return "v" + utc_now().strftime("%Y%m%d-%H%M%S")
+    from plan_pipeline.store.versions import generated_version_id
+
+    return generated_version_id()
 
 
 def cmd_version_create(env: CliEnvironment, args) -> int:
@@ -115,6 +116,24 @@ def cmd_version_create(env: CliEnvironment, args) -> int:
     record = env.store.create_version(version_id, args.input_set, params, note=args.note, source="cli")
     register_version_partition(instance, version_id)
     out(f"created plan version {record.version_id!r} on input set {record.input_set!r} (status {record.status})")
+    return 0
+
+
+def cmd_version_duplicate(env: CliEnvironment, args) -> int:
+    from plan_pipeline.cli.commands_planner import _actor
+    from plan_pipeline.orchestration.plan.partitions import register_version_partition
+
+    if args.id is not None:
+        from plan_pipeline.store.rules import check_identifier
+
+        check_identifier("version id", args.id)
+    instance = env.instance()  # a bad Dagster home fails before the version is stored
+    record = env.store.duplicate_version(args.source, args.id, note=args.note, actor=_actor(args), source="cli")
+    register_version_partition(instance, record.version_id)
+    overrides = len(env.store.detail_overrides(record.version_id))
+    out(f"created plan version {record.version_id!r} as a duplicate of {args.source!r} on input set "
+        f"{record.input_set!r} (status {record.status}, {overrides} planner edit(s)/lock(s) carried over; "
+        f"plan it with: plan-pipeline materialize {record.version_id})")
     return 0
 
 
@@ -231,15 +250,7 @@ def cmd_materialize(env: CliEnvironment, args) -> int:
 
 
 def unique_version_id(store, wanted: str | None) -> str:
-    if wanted is not None:
-        return wanted
-    existing = store.taken_version_ids()
-    base = default_version_id()
-    candidate, n = base, 1
-    while candidate in existing:
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
+    return wanted if wanted is not None else store.free_version_id()
 
 
 def cmd_plan(env: CliEnvironment, args) -> int:
@@ -290,8 +301,9 @@ def cmd_jobs_list(env: CliEnvironment, args) -> int:
         return 0
     for row in jobs.to_dict("records"):
         duration = "" if row["duration_ms"] != row["duration_ms"] or row["duration_ms"] is None else f"{row['duration_ms'] / 1000:.1f}s"
-        out(f"{row['job_id']}  {row['version_id']:<20} {row['status']:<9} {row['trigger']!s:<9} "
-            f"{str(row['submitted_at'])[:19]}  {duration}")
+        version = row["version_id"] if isinstance(row["version_id"], str) else "-"  # runs of no version: trim, backup, ...
+        out(f"{row['job_id']}  {version:<20} {row['status']:<9} {row['trigger']!s:<9} "
+            f"{str(row['submitted_at'])[:19]}  {duration:<8} {row['job_name']}")
     return 0
 
 
@@ -425,6 +437,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", type=NOTE)
     add_planning_parameter_flags(p)
     p.set_defaults(func=cmd_version_create)
+    p = add_command(s_version, "duplicate", help="a new draft with a version's input set, parameters and planner "
+                    "edits/locks", description="Copy a version (any status except imported read-only) into a new "
+                    "draft in one transaction: input set, parameters and planner edits/locks carried over, plan empty "
+                    "until it is materialized. Its audit trail starts with a 'duplicate' event naming the source.")
+    p.add_argument("source", help="the version to copy")
+    p.add_argument("--id", help="the new version id (default: v<UTC timestamp>, the next free one)")
+    p.add_argument("--note", type=NOTE)
+    p.add_argument("--actor", help="who (default $PLAN_PIPELINE_ACTOR or $USER)")
+    p.set_defaults(func=cmd_version_duplicate)
     p = add_command(s_version, "list", help="list plan versions")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_version_list)

@@ -35,3 +35,24 @@ PlanningParametersConfig = create_model(  # type: ignore[call-overload]  # field
 def parameters_from_config(config: dg.Config) -> PlanningParameters:
     """Validated parameters from a :data:`PlanningParametersConfig` (raises ParameterError)."""
     return PlanningParameters(**{spec.name: getattr(config, spec.name) for spec in parameter_specs()})
+
+
+def _override_description(spec: ParameterSpec) -> str:
+    choices = f" ({' | '.join(spec.rule.choices)})" if spec.rule.kind == "choice" else ""
+    return (spec.description + (f", {spec.bounds_text}" if spec.bounds_text else "") + choices
+            + "; blank = keep the source version's value")
+
+
+PlanningParameterOverridesConfig = create_model(  # type: ignore[call-overload]  # fields built from the model
+    "PlanningParameterOverridesConfig",
+    __base__=dg.Config,
+    __doc__="Planning parameters to change in a copied version; a blank field keeps the source version's value.",
+    **{spec.name: (spec.python_type | None, Field(default=None, description=_override_description(spec)))
+       for spec in parameter_specs()},
+)
+
+
+def overrides_from_config(config: dg.Config) -> dict:
+    """The fields of a :data:`PlanningParameterOverridesConfig` that were given (not blank)."""
+    return {spec.name: getattr(config, spec.name) for spec in parameter_specs()
+            if getattr(config, spec.name) is not None}

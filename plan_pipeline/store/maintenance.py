@@ -38,7 +38,7 @@ def aged_rows_where(table: str) -> str:
 
 def insert_version_event(con, version_id: str, event_type: str, payload: dict[str, Any], *, actor: str,
                          notes: str | None = None, at: datetime | None = None) -> None:
-    """Append a plan-level event (``delete``, ``restore``, ``export``) to a version's audit trail."""
+    """Append a plan-level event (``delete``, ``restore``, ``export``, ``duplicate``) to a version's audit trail."""
     con.execute(
         "INSERT INTO plan_override_events (override_id, version_id, level, key_hash, event_type, event_ts, "
         "payload_json, actor, notes) VALUES (NULL, ?, 'version', 'version', ?, ?, ?, ?, ?)",

@@ -1,4 +1,7 @@
-"""The run ledger (``plan_jobs``): one row per Dagster run of a version."""
+"""The run ledger (``plan_jobs``): one row per Dagster run of the code location (``job_id`` = run id).
+
+``version_id`` is the run's plan version where it has one (NULL for trim, backup, exports, ...); it
+is not checked against ``plan_versions``: a run refused for an unknown version keeps its row."""
 from __future__ import annotations
 
 import json
@@ -20,13 +23,10 @@ JOB_COLUMNS = [
 def _upsert_jobs(con, jobs: list[dict[str, Any]]) -> int:
     now = _now()
     written = 0
-    known = {r[0] for r in con.execute("SELECT version_id FROM plan_versions").fetchall()}
     updates = ", ".join(f"{c} = excluded.{c}" for c in JOB_COLUMNS[1:])
     for job in jobs:
         if job.get("status") not in JOB_STATUSES:
             raise PlanStoreError(f"invalid job status {job.get('status')!r}")
-        if job["version_id"] not in known:
-            continue
         values = [job.get(c) for c in JOB_COLUMNS[:-1]] + [json.dumps(job.get("tags") or {}, sort_keys=True)]
         con.execute(
             f"INSERT INTO plan_jobs ({', '.join(JOB_COLUMNS)}, updated_at) "
@@ -49,7 +49,7 @@ def _active_jobs(con, version_id: str, exclude: list[str] | tuple = ()) -> list[
 
 class RunLedgerRepository(PlanStoreBase):
     def upsert_jobs(self, jobs: list[dict[str, Any]]) -> int:
-        """Insert or update ``plan_jobs`` rows (job_id = Dagster run id). Unknown versions are skipped."""
+        """Insert or update ``plan_jobs`` rows (job_id = Dagster run id), in one short transaction."""
         if not jobs:
             return 0
         with self.write() as con:

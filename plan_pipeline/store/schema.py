@@ -24,7 +24,9 @@ Deviations from the reference schema (persistence.md section 12) are deliberate:
 * ``plan_override_events.override_id`` is nullable so plan-level events (submit,
   approve) need no pseudo-override (G7);
 * ``plan_jobs`` records every Dagster run (queued/started/success/failure/canceled) with
-  its error text (G24); ``plan_backfill_runs`` is created by a migration (G16).
+  its error text (G24), whatever its job: ``version_id`` is NULL for runs of no version and is
+  not checked against ``plan_versions`` (a refused run of an unknown version keeps its row);
+  ``plan_backfill_runs`` is created by a migration (G16).
 """
 from __future__ import annotations
 
@@ -346,6 +348,24 @@ WHERE l.state = 'published'""",
   reason TEXT NOT NULL,
   archive_path TEXT
 )""",
+        ],
+    )
+)
+
+MIGRATIONS.append(
+    (
+        4,
+        "plan_jobs: one row for every Dagster run, version_id nullable",
+        [
+            # The run ledger maps every run of the code location (trim, backup, exports, legacy
+            # imports have no version; a refused run may name a version the store never had), so
+            # version_id is nullable and never checked against plan_versions. DuckDB refuses to
+            # alter a column an index depends on: the indexes are dropped and recreated.
+            "DROP INDEX idx_plan_jobs_version",
+            "DROP INDEX idx_plan_jobs_status_submitted",
+            "ALTER TABLE plan_jobs ALTER COLUMN version_id DROP NOT NULL",
+            "CREATE INDEX idx_plan_jobs_version ON plan_jobs(version_id)",
+            "CREATE INDEX idx_plan_jobs_status_submitted ON plan_jobs(status, submitted_at)",
         ],
     )
 )

@@ -9,7 +9,7 @@ from typing import Any
 from plan_pipeline.planning.parameters import PlanningParameters
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanStoreError
-from plan_pipeline.store.maintenance import remove_version_in
+from plan_pipeline.store.maintenance import insert_version_event, remove_version_in
 from plan_pipeline.store.plan_rows import (
     PARAM_FIELDS,
     insert_version_row,
@@ -62,18 +62,7 @@ class VersionRepository(PlanStoreBase):
             raise PlanStoreError(f"invalid status {status!r}; one of {', '.join(VERSION_STATUSES)}")
         now = _now()
         with self.write() as con:
-            if con.execute("SELECT 1 FROM plan_versions WHERE version_id = ?", [version_id]).fetchone():
-                raise PlanStoreError(f"plan version {version_id!r} already exists")
-            gone = con.execute(
-                "SELECT deleted_at, actor, reason, archive_path FROM plan_version_tombstones WHERE version_id = ?",
-                [version_id],
-            ).fetchone()
-            if gone is not None:
-                where = f"; its archive is {gone[3]} (plan-pipeline restore-archived {version_id})" if gone[3] else ""
-                raise PlanStoreError(
-                    f"plan version id {version_id!r} was deleted on {gone[0]:%Y-%m-%d %H:%M} UTC by {gone[1]} "
-                    f"({gone[2]}); version ids are never reused, choose another id{where}"
-                )
+            _require_free_id(con, version_id)
             if input_set is not None and not con.execute(
                 "SELECT 1 FROM input_sets WHERE label = ?", [input_set]
             ).fetchone():
@@ -81,6 +70,55 @@ class VersionRepository(PlanStoreBase):
             insert_version_row(con, version_id, input_set=input_set, status=status, read_only=read_only,
                                params=params, note=note, source=source, created_at=now, updated_at=now)
         return self.get_version(version_id)
+
+    def duplicate_version(
+        self,
+        source_id: str,
+        version_id: str | None = None,
+        *,
+        params: PlanningParameters | None = None,
+        note: str | None = None,
+        actor: str = "system",
+        source: str = "duplicate",
+    ) -> VersionRecord:
+        """A new draft with the source version's input set, parameters (or ``params``) and planner
+        edits/locks, in one transaction. ``version_id`` None: the next free generated id
+        (:meth:`free_version_id`). The new version's audit trail starts with a ``duplicate`` event
+        naming the source; its plan is empty until it is planned. Any status of the source works
+        (duplicating an approved plan is how it is re-planned), except a version without an input
+        set (imported read-only), which cannot be planned."""
+        now = _now()
+        with self.write() as con:
+            cur = con.execute("SELECT * FROM plan_versions WHERE version_id = ?", [source_id])
+            row = cur.fetchone()
+            if row is None:
+                raise PlanStoreError(f"unknown plan version {source_id!r}")
+            original = self._version_from_row(row, [d[0] for d in cur.description])
+            if original.input_set is None:
+                raise PlanStoreError(f"plan version {source_id!r} has no input set (imported read-only version): "
+                                     "a duplicate could never be planned")
+            if version_id is None:
+                version_id = _free_generated_id(_taken_ids(con))
+            check_identifier("version id", version_id)
+            _require_free_id(con, version_id)
+            chosen = original.params if params is None else params  # carried as stored; validated where used
+            insert_version_row(con, version_id, input_set=original.input_set, status="draft", read_only=False,
+                               params=chosen, note=note or f"duplicate of {source_id}", source=source,
+                               created_at=now, updated_at=now)
+            copied = con.execute(
+                "INSERT INTO plan_overrides (version_id, level, key_hash, payload_json, lock_flag, locked_by, weight, "
+                "author, source, created_at, updated_at) SELECT ?, level, key_hash, payload_json, lock_flag, locked_by, "
+                "weight, author, source, ?, ? FROM plan_overrides WHERE version_id = ? ORDER BY id RETURNING id",
+                [version_id, now, now, source_id],
+            ).fetchall()
+            insert_version_event(con, version_id, "duplicate", {"from": source_id, "overrides": len(copied)},
+                                 actor=actor, notes=note, at=now)
+        return self.get_version(version_id)
+
+    def free_version_id(self) -> str:
+        """The generated id a new version gets when none is given: ``v<UTC timestamp>``, with
+        ``-2``, ``-3`` ... when that id is taken (also by a deleted version: ids are never reused)."""
+        return _free_generated_id(self.taken_version_ids())
 
     def _version_from_row(self, row: tuple, names: list[str]) -> VersionRecord:
         data = dict(zip(names, row))
@@ -160,10 +198,7 @@ class VersionRepository(PlanStoreBase):
         if not self.path.exists():
             return set()
         with self.connect() as con:
-            rows = con.execute(
-                "SELECT version_id FROM plan_versions UNION SELECT version_id FROM plan_version_tombstones"
-            ).fetchall()
-        return {r[0] for r in rows}
+            return _taken_ids(con)
 
     def tombstone(self, version_id: str) -> dict[str, Any] | None:
         """Why and when a deleted version id went away (None if it never was deleted)."""
@@ -200,6 +235,42 @@ class VersionRepository(PlanStoreBase):
                 [version_id, event_names[to], now, json.dumps({"from": current, "to": to}), actor, notes],
             )
         return current
+
+
+def generated_version_id() -> str:
+    """``v<UTC timestamp>``: the id of a version created without one."""
+    return "v" + _now().strftime("%Y%m%d-%H%M%S")
+
+
+def _free_generated_id(taken: set[str]) -> str:
+    base = generated_version_id()
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def _taken_ids(con) -> set[str]:
+    rows = con.execute(
+        "SELECT version_id FROM plan_versions UNION SELECT version_id FROM plan_version_tombstones").fetchall()
+    return {r[0] for r in rows}
+
+
+def _require_free_id(con, version_id: str) -> None:
+    """Refuse an id that an existing or a deleted version holds (inside the writing transaction)."""
+    if con.execute("SELECT 1 FROM plan_versions WHERE version_id = ?", [version_id]).fetchone():
+        raise PlanStoreError(f"plan version {version_id!r} already exists")
+    gone = con.execute(
+        "SELECT deleted_at, actor, reason, archive_path FROM plan_version_tombstones WHERE version_id = ?",
+        [version_id],
+    ).fetchone()
+    if gone is not None:
+        where = f"; its archive is {gone[3]} (plan-pipeline restore-archived {version_id})" if gone[3] else ""
+        raise PlanStoreError(
+            f"plan version id {version_id!r} was deleted on {gone[0]:%Y-%m-%d %H:%M} UTC by {gone[1]} "
+            f"({gone[2]}); version ids are never reused, choose another id{where}"
+        )
 
 
 def version_state(con, version_id: str) -> tuple[str, bool]:

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 
+from plan_pipeline.orchestration.plan.partitions import PLAN_GROUP, PLAN_GROUPS
 from plan_pipeline_tests.e2e.harness import (
     LOCATION,
-    PLAN_GROUP,
     REPO_ROOT,
     SAMPLE_DIR,
     Browser,
@@ -166,9 +166,7 @@ def launch_backfill(server: DagsterDevServer, versions: list[str]) -> str:
 
 def launch_asset_backfill(server: DagsterDevServer, versions: list[str]) -> str:
     """What the UI's "Materialize…" / "Materialize all…" partition dialog launches: an asset backfill."""
-    assets = [{"path": n["assetKey"]["path"]} for n in server.graphql(
-        """query Group($group: AssetGroupSelector!) { assetNodes(group: $group) { assetKey { path } } }""",
-        {"group": {"groupName": PLAN_GROUP, **server.repository_selector()}})["assetNodes"]]
+    assets = [{"path": n["assetKey"]["path"]} for n in server.group_asset_nodes("assetKey { path }")]
     data = server.graphql(
         """mutation Backfill($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
@@ -338,15 +336,12 @@ def test_plan_jobs_ledger_records_every_run(home, server, scenario):
 def test_asset_checks_pass(server, scenario):
     """Every check evaluated in a run passed, and every materialized asset's checks were evaluated."""
     checks_by_asset: dict[str, set[str]] = {}
-    nodes = server.graphql(
-        """query Group($group: AssetGroupSelector!) { assetNodes(group: $group) { assetKey { path }
-            assetChecksOrError { __typename ... on AssetChecks { checks { name } } } } }""",
-        {"group": {"groupName": PLAN_GROUP, **server.repository_selector()}},
-    )["assetNodes"]
+    nodes = server.group_asset_nodes(
+        "assetKey { path } assetChecksOrError { __typename ... on AssetChecks { checks { name } } }")
     for node in nodes:
         checks = node["assetChecksOrError"].get("checks") or []
         checks_by_asset["/".join(node["assetKey"]["path"])] = {c["name"] for c in checks}
-    assert any(checks_by_asset.values()), f"the {PLAN_GROUP} group defines no asset checks: {checks_by_asset}"
+    assert any(checks_by_asset.values()), f"the plan groups {PLAN_GROUPS} define no asset checks: {checks_by_asset}"
 
     for run_id in scenario.runs:
         events = run_events(server, run_id)
@@ -421,9 +416,7 @@ def test_screenshots(server, scenario, browser):
     base = server.url
     shots: dict[str, Path] = {}
     anchor_run = next(r for r in scenario.backfill_run_ids if scenario.version_of[r] == "v3")
-    plan_assets = [n["assetKey"]["path"][-1] for n in server.graphql(
-        """query Group($group: AssetGroupSelector!) { assetNodes(group: $group) { assetKey { path } } }""",
-        {"group": {"groupName": PLAN_GROUP, **server.repository_selector()}})["assetNodes"]]
+    plan_assets = [n["assetKey"]["path"][-1] for n in server.group_asset_nodes("assetKey { path }", [PLAN_GROUP])]
 
     def shoot(name: str, path: str, texts: list[str], absent: list[str] = (), arrange=None, height=None,
               width=1920, view_height=1080):
@@ -495,7 +488,7 @@ def test_screenshots(server, scenario, browser):
 # ------------------------------------------------------------------------------------- asset backfill
 def test_ui_asset_backfill(server, scenario):
     """The UI's own backfill path (asset page / plan_job "Materialize…"): an *asset* backfill of the
-    plan group, launched with the others. Every run must succeed and so must the backfill: the
+    plan groups, launched with the others. Every run must succeed and so must the backfill: the
     anchor-branch assets of a version without anchor policy materialize as "not applicable"
     instead of being skipped, so no partition counts as failed."""
     backfill_id = scenario.asset_backfill_id

@@ -38,14 +38,21 @@ def _outputs_and_checks(events) -> tuple[list[dg.Output], dict[str, dg.AssetChec
     return outputs, checks
 
 
+def _planning_inputs(context) -> VersionPlanInputs:
+    """The body's one output (it is a generator: a frozen version yields no output)."""
+    events = list(planning_inputs(context))
+    assert len(events) == 1 and isinstance(events[0], dg.Output), events
+    return events[0].value
+
+
 def _inputs(resource: PlanStoreResource) -> VersionPlanInputs:
     context = dg.build_asset_context(partition_key="v1", resources={"plan_store": resource})
-    return planning_inputs(context)
+    return _planning_inputs(context)
 
 
 def test_planning_inputs_reads_the_version_and_describes_it(sample_version, sample_dir):
     context = dg.build_asset_context(partition_key="v1", resources={"plan_store": sample_version})
-    loaded = planning_inputs(context)
+    loaded = _planning_inputs(context)
     assert loaded.version_id == "v1" and loaded.input_set == "s"
     assert loaded.params == PlanningParameters(round_mode="int")
     assert len(loaded.inputs.demand_family) == len(pd.read_csv(sample_dir / "demand_family.csv"))
@@ -58,8 +65,24 @@ def test_planning_inputs_reads_the_version_and_describes_it(sample_version, samp
 
 def test_planning_inputs_names_a_version_the_store_does_not_know(sample_version):
     context = dg.build_asset_context(partition_key="nope", resources={"plan_store": sample_version})
-    with pytest.raises(dg.Failure, match="nope"):
-        planning_inputs(context)
+    with pytest.raises(dg.Failure, match="nope") as raised:
+        list(planning_inputs(context))
+    assert raised.value.description == (
+        "plan version 'nope' is not recorded in the plan store: create it with the create_plan_version job "
+        "(Launchpad) or `plan-pipeline version create --version-id nope --input-set LABEL`")
+    assert raised.value.allow_retries is False
+
+
+def test_planning_inputs_of_a_frozen_version_records_it_and_yields_no_output(sample_version):
+    store = sample_version.get_store()
+    store.transition_status("v1", "submitted")
+    store.transition_status("v1", "approved")
+    context = dg.build_asset_context(partition_key="v1", resources={"plan_store": sample_version})
+    (event,) = list(planning_inputs(context))  # no Output: Dagster skips every stage downstream
+    assert isinstance(event, dg.AssetMaterialization)
+    assert event.asset_key == dg.AssetKey("planning_inputs") and event.partition == "v1"
+    assert event.metadata["plan_state"].value == "frozen (status approved): nothing to do, stored rows unchanged"
+    assert event.metadata["plan/version_status"].value == "approved" and event.metadata["input_set"].value == "s"
 
 
 def test_aggregate_plan_returns_the_stage_frame_and_a_passing_check(sample_version):

@@ -26,8 +26,8 @@ def test_definitions_load_with_partitions_pools_and_in_process_executor():
     pools = {node.name: node.definition.pool for node in job.graph.nodes}
     assert pools and all(pool == "duckdb" for pool in pools.values()), pools
     assert job.executor_def.name == "in_process"
-    sync = defs.resolve_job_def("run_ledger_sync")
-    assert {node.definition.pool for node in sync.graph.nodes} == {"duckdb"}
+    repair = defs.resolve_job_def("run_ledger_repair")
+    assert {node.definition.pool for node in repair.graph.nodes} == {"duckdb"}
 
 
 def test_io_manager_round_trip_keeps_dtypes(tmp_path):
@@ -139,33 +139,37 @@ def test_trigger_comes_from_tags():
     assert trigger_from_tags({"dagster/backfill": "abc"}) == "backfill"
     assert trigger_from_tags({"dagster/schedule_name": "s"}) == "schedule"
     assert trigger_from_tags({"dagster/sensor_name": "s"}) == "sensor"
-    assert trigger_from_tags({}) == "manual"
+    assert trigger_from_tags({}) == "ui"
+    # a re-execution copies its parent's tags: the copied trigger must not claim the new run
+    assert trigger_from_tags({"dagster/parent_run_id": "p", "plan/trigger": "cli"}) == "reexecution"
 
 
-def test_ledger_sensor_requests_one_sync_run_for_finished_runs(plan_env, sample_dir):
+def test_missing_run_tags_replace_a_copied_trigger():
+    from plan_pipeline.orchestration.plan.run_ledger import missing_run_tags
+
+    assert missing_run_tags({"dagster/partition": "v1"}) == {"plan/version": "v1", "plan/trigger": "ui"}
+    assert missing_run_tags({"plan/version": "v1", "plan/trigger": "cli"}) == {}
+    assert missing_run_tags({"plan/version": "v1", "plan/trigger": "cli", "dagster/parent_run_id": "p"}) == {
+        "plan/trigger": "reexecution"}
+
+
+def test_runs_record_themselves_so_the_repair_sensor_requests_nothing(plan_env, sample_dir):
     from plan_pipeline.definitions import build_definitions
-    from plan_pipeline.orchestration.plan.sensors import run_ledger_sensor
+    from plan_pipeline.orchestration.plan.sensors import run_ledger_repair_sensor
 
     store = _make_version(plan_env, sample_dir)
     instance = plan_env.instance()
     register_version_partition(instance, "v1")
-    # a CLI run records its own final status: the sensor leaves it alone
-    materialize_version(instance, store, "v1")
-    # a run launched elsewhere (UI, backfill, schedule) is recorded through the sync job
+    # a CLI run and a run launched elsewhere (UI, backfill, schedule) both record their final status
+    cli = materialize_version(instance, store, "v1")
     job = build_definitions(str(store.path)).resolve_job_def("plan_job")
     other = job.execute_in_process(partition_key="v1", instance=instance, tags={"plan/version": "v1"})
-    context = dg.build_sensor_context(instance=instance)
-    request = run_ledger_sensor(context)
-    assert isinstance(request, dg.RunRequest)
-    assert request.run_config["ops"]["sync_run_ledger_op"]["config"]["run_ids"] == [other.run_id]
-    # the cursor moved: the next evaluation has nothing to do
-    again = run_ledger_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
-    assert isinstance(again, dg.SkipReason)
-    # the sync job records the run with its trigger
-    sync = build_definitions(str(store.path)).resolve_job_def("run_ledger_sync")
-    assert sync.execute_in_process(instance=instance, run_config=request.run_config).success
+    assert store.get_job(cli.run_id)["status"] == "success" and store.get_job(cli.run_id)["trigger"] == "cli"
     row = store.get_job(other.run_id)
-    assert row["status"] == "success" and row["trigger"] == "manual"
+    assert row["status"] == "success" and row["trigger"] == "ui"
+    request = run_ledger_repair_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(request, dg.SkipReason)
+    assert not instance.get_run_records(filters=dg.RunsFilter(job_name="run_ledger_repair"))
 
 
 def _check_evaluations(instance, run_id):

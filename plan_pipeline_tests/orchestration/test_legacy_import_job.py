@@ -225,14 +225,25 @@ def test_plan_pipeline_main_runs_the_legacy_import(reference_dir, plan_env, caps
 
 
 def test_an_imported_version_cannot_be_materialized(reference_dir, plan_env):
+    """A run over an imported (frozen) version recomputes nothing and, since issue 11, ends green
+    (a UI backfill over it must not mark the version failed): planning_inputs says it is frozen."""
     instance = plan_env.instance()
     assert run_legacy_import_in_process(instance, str(plan_env.db_path), str(legacy_db())).success
     store = plan_env.store
     before = store.read_series("legacy-dec2", "aggregate")
+
+    def latest(asset: str):
+        return instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=["legacy-dec2"]), limit=1).records[0]
+
+    imported = latest("aggregate_plan").storage_id  # the legacy import reports the imported levels
     outcome = materialize_version(instance, store, "legacy-dec2")
-    assert not outcome.success
-    message = "plan version 'legacy-dec2' has no input set (imported read-only version); it cannot be recomputed"
-    assert any(message in e for e in outcome.errors), outcome.errors
-    assert any(e.startswith("planning_inputs") for e in outcome.errors)
+    assert outcome.success, outcome.errors
+    metadata = latest("planning_inputs").asset_materialization.metadata
+    assert metadata["plan_state"].value == "frozen (status imported): nothing to do, stored rows unchanged"
+    # the stage was skipped; its partition is recorded as frozen, the imported plan still published
+    stage = latest("aggregate_plan")
+    assert stage.storage_id != imported and stage.run_id == outcome.run_id
+    assert stage.asset_materialization.metadata["plan_state"].value == metadata["plan_state"].value
     assert store.read_series("legacy-dec2", "aggregate").equals(before)
     assert store.series_levels("legacy-dec2")["aggregate"] == 24

@@ -319,3 +319,63 @@ def test_a_failed_plan_write_reports_its_real_error_and_keeps_the_previous_rows(
         version_store.stage_series("v1", "det", broken, run_id="bad")
     pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), before)
     assert version_store.level_state("v1", "det", "bad") is None
+
+
+def test_duplicate_version_copies_the_version_and_its_overrides_in_one_transaction(version_store: PlanStore):
+    store = version_store
+    store.record_override("v1", "det", "det:week=2025-W02,sku=A1", {"demand": 4.0}, lock=True, actor="ana")
+    store.record_override("v1", "det", "det:week=2025-W03,sku=A2", {"supply": 1.0}, actor="bo")
+    params = PlanningParameters(round_mode="dec1")
+    copy = store.duplicate_version("v1", "v2", params=params, actor="cy")
+    assert (copy.input_set, copy.status, copy.read_only, copy.note) == ("sample", "draft", False, "duplicate of v1")
+    assert copy.params == params
+    assert store.detail_overrides("v2") == store.detail_overrides("v1") and len(store.detail_overrides("v2")) == 2
+    copied = store.read_overrides("v2")
+    assert copied["author"].tolist() == ["ana", "bo"] and copied["locked_by"].tolist() == ["ana", None]
+    events = store.read_override_events("v2")
+    assert events["event_type"].tolist() == ["duplicate"] and events["actor"].tolist() == ["cy"]
+    assert json.loads(events["payload_json"].iloc[0]) == {"from": "v1", "overrides": 2}
+    # without params the source's stored parameters are carried over
+    assert store.duplicate_version("v1", "v3").params == store.get_version("v1").params
+
+
+def test_duplicate_version_refuses_and_writes_nothing(version_store: PlanStore, monkeypatch):
+    store = version_store
+    store.record_override("v1", "det", "det:week=2025-W02,sku=A1", {"demand": 4.0})
+    store.create_version("gone", "sample", PlanningParameters())
+    store.delete_version("gone", reason="test")
+    store.create_version("imp", None, PlanningParameters(), status="imported", read_only=True)
+    for source, new, message in (
+        ("v1", "v1", "plan version 'v1' already exists"),
+        ("v1", "gone", "version ids are never reused"),
+        ("nope", "x", "unknown plan version 'nope'"),
+        ("imp", "x", "has no input set (imported read-only version)"),
+        ("v1", "a/b", "invalid version id"),
+    ):
+        with pytest.raises(PlanStoreError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            store.duplicate_version(source, new)
+    assert {v.version_id for v in store.list_versions()} == {"v1", "imp"}
+    assert len(store.read_overrides("v1")) == 1 and store.read_overrides("x").empty
+    # a crash inside the transaction (after the version row, before the overrides) leaves nothing
+    from plan_pipeline.store import versions
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("crash")
+
+    monkeypatch.setattr(versions, "insert_version_event", boom)
+    with pytest.raises(RuntimeError):
+        store.duplicate_version("v1", "half")
+    assert store.find_version("half") is None and store.read_overrides("half").empty
+
+
+def test_free_version_id_skips_taken_and_deleted_ids(version_store: PlanStore, monkeypatch):
+    from plan_pipeline.store import versions
+
+    monkeypatch.setattr(versions, "generated_version_id", lambda: "v20250101-000000")
+    store = version_store
+    assert store.free_version_id() == "v20250101-000000"
+    store.create_version("v20250101-000000", "sample", PlanningParameters())
+    store.create_version("v20250101-000000-2", "sample", PlanningParameters())
+    store.delete_version("v20250101-000000-2")
+    assert store.free_version_id() == "v20250101-000000-3"
+    assert store.duplicate_version("v1").version_id == "v20250101-000000-3"

@@ -1,5 +1,5 @@
-"""The plan domain's definitions: assets (with their checks), ``plan_job``, the run ledger sync job
-and the run ledger / crash recovery sensors; and the resources every domain's ops and assets use."""
+"""The plan domain's definitions: assets (with their checks), ``plan_job``, the run ledger repair job
+and the run ledger repair / crash recovery sensors; and the resources every domain's ops and assets use."""
 from __future__ import annotations
 
 import dagster as dg
@@ -8,16 +8,17 @@ from plan_pipeline.orchestration.plan.assets.planning_inputs import planning_inp
 from plan_pipeline.orchestration.plan.assets.published_plan import published_plan
 from plan_pipeline.orchestration.plan.assets.stages import STAGE_ASSETS
 from plan_pipeline.orchestration.plan.io_managers import PlanInputsIOManager, PlanSeriesIOManager
-from plan_pipeline.orchestration.plan.jobs import PLAN_JOB_NAME, plan_job, run_ledger_sync_job
-from plan_pipeline.orchestration.plan.sensors import orphaned_runs_sensor, run_ledger_sensor
+from plan_pipeline.orchestration.plan.jobs import PLAN_JOB_NAME, plan_job, run_ledger_repair_job
+from plan_pipeline.orchestration.plan.run_ledger_hooks import with_run_ledger
+from plan_pipeline.orchestration.plan.sensors import orphaned_runs_sensor, run_ledger_repair_sensor
 from plan_pipeline.orchestration.resources import PlanStoreResource
 
 PLAN_ASSETS = [planning_inputs, *STAGE_ASSETS, published_plan]
 
 defs = dg.Definitions(
     assets=PLAN_ASSETS,
-    jobs=[plan_job, run_ledger_sync_job],
-    sensors=[run_ledger_sensor, orphaned_runs_sensor],
+    jobs=[plan_job, run_ledger_repair_job],
+    sensors=[run_ledger_repair_sensor, orphaned_runs_sensor],
 )
 
 
@@ -34,7 +35,7 @@ def build_resources(db_path: str | None = None) -> dict:
 
 def plan_job_for_store(db_path: str) -> dg.JobDefinition:
     """``plan_job`` bound to one plan store file (the reconstructable target of
-    :func:`plan_pipeline.orchestration.plan.launch.materialize_version`)."""
-    bound = dg.Definitions.merge(defs, dg.Definitions(resources=build_resources(db_path),
-                                                      executor=dg.in_process_executor))
+    :func:`plan_pipeline.orchestration.plan.launch.materialize_version`), with the run ledger hooks."""
+    bound = with_run_ledger(dg.Definitions.merge(defs, dg.Definitions(resources=build_resources(db_path),
+                                                                      executor=dg.in_process_executor)))
     return bound.resolve_job_def(PLAN_JOB_NAME)

@@ -2,9 +2,8 @@
 
 * :class:`PlanSeriesIOManager` *stages* a stage's DataFrame in ``plan_series`` (or
   ``plan_kpis``) for (version = partition key, level = the asset's ``plan_level``
-  metadata, run = the Dagster run id) in one transaction that also upserts the run's
-  run ledger row (``plan_jobs``). Staged rows are invisible to readers until the ``published_plan``
-  asset publishes the whole run (``PlanStore.publish_run``), so a run that fails or dies
+  metadata, run = the Dagster run id) in one transaction. Staged rows are invisible to
+  readers until the ``published_plan`` asset publishes the whole run (``PlanStore.publish_run``), so a run that fails or dies
   half-way never leaves a mixed plan. A stage that does not apply to a version (``None``)
   is staged as "not applicable". ``load_input`` reads the frame back with its original
   columns, dtypes and row order: the level as the upstream run wrote it (this run, or the
@@ -14,8 +13,9 @@
 
 What a run keeps in memory belongs to the run: Dagster initializes each IO manager once per
 run (the in-process executor runs every step of a run in one process) and calls
-``setup_for_execution`` / ``teardown_after_execution`` around it, so the frame cache and the
-run's ledger row live exactly as long as the run, with no module-level state.
+``setup_for_execution`` / ``teardown_after_execution`` around it, so the frame cache lives
+exactly as long as the run, with no module-level state. (The run's ``plan_jobs`` row is written
+by the run ledger hooks, :mod:`.run_ledger_hooks`.)
 """
 
 import copy
@@ -26,7 +26,6 @@ import dagster as dg
 import pandas as pd
 from pydantic import PrivateAttr
 
-from plan_pipeline.orchestration.plan.run_ledger import ledger_row
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.parameters import validate_parameters
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
@@ -206,19 +205,6 @@ class _RunScopedIOManager(dg.ConfigurableIOManager):
 class PlanSeriesIOManager(_RunScopedIOManager):
     """Stage DataFrames <-> ``plan_series`` / ``plan_kpis`` rows of (version, level)."""
 
-    _ledger_row: dict[str, Any] | None = PrivateAttr(default=None)
-    _ledger_row_read: bool = PrivateAttr(default=False)
-
-    def _run_ledger_row(self) -> dict[str, Any] | None:
-        """The run's run ledger row (status ``started``), read from the instance once per run."""
-        if self._instance is None or self._run_id is None:
-            return None
-        if not self._ledger_row_read:
-            record = self._instance.get_run_record_by_id(self._run_id)
-            self._ledger_row = ledger_row(self._instance, record) if record is not None else None
-            self._ledger_row_read = True
-        return self._ledger_row
-
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         meta = context.definition_metadata or {}
         level = meta.get(PLAN_LEVEL)
@@ -229,19 +215,18 @@ class PlanSeriesIOManager(_RunScopedIOManager):
         version = context.partition_key
         table = "plan_kpis" if meta.get(PLAN_TABLE) == "plan_kpis" else "plan_series"
         store = self.plan_store.get_store()
-        job = self._run_ledger_row()
         if obj is None:
             if not meta.get(OPTIONAL_LEVEL):
                 raise dg.DagsterInvariantViolationError(
                     f"asset {context.asset_key.to_user_string()} returned None but level {level!r} is required"
                 )
-            store.stage_not_applicable(version, level, table, run_id=context.run_id, job=job)
+            store.stage_not_applicable(version, level, table, run_id=context.run_id)
             self._remember((version, f"{table}:{level}"), NOT_APPLICABLE, consumer_count(context))
             return
         if table == "plan_kpis":
-            count = store.stage_kpis(version, level, obj, run_id=context.run_id, job=job)
+            count = store.stage_kpis(version, level, obj, run_id=context.run_id)
         else:
-            count = store.stage_series(version, level, obj, run_id=context.run_id, job=job)
+            count = store.stage_series(version, level, obj, run_id=context.run_id)
         self._remember((version, f"{table}:{level}"), obj, consumer_count(context))
         context.add_output_metadata(
             {

@@ -1,0 +1,188 @@
+"""Runs record themselves in the run ledger (``plan_jobs``): hooks on every step of the code location.
+
+:func:`with_run_ledger` puts :data:`RUN_LEDGER_HOOKS` on every executable asset and asset check
+(so ``plan_job``, UI "Materialize" runs and asset backfills, which run as ``__ASSET_JOB``, are
+covered) and on every op job, re-pointing the schedules and sensors that target those jobs. The
+code location's root applies it to the merged definitions, so a job a domain adds later is
+covered without touching this module.
+
+After each step (success or failure) the hook
+
+1. gives the run its ``plan/version`` / ``plan/trigger`` tags where they are missing (a UI launch,
+   an asset backfill, a schedule or sensor sets only Dagster's own tags);
+2. works out what the run ledger should say: ``failure`` when a step of the run failed (with the
+   error text: a raised error, a failed blocking check, a refused version), ``success`` when every
+   step the run executes has finished (read from the run's execution plan snapshot and step stats
+   in the instance, so subset runs and re-executions work too), otherwise ``started`` if the run
+   has no row yet;
+3. writes that row in one short store transaction while holding a slot of the ``duckdb`` pool
+   (the step's own slot is released before hooks run, so the hook claims one like a step does,
+   ahead of waiting steps) and tags the run ``plan/ledger=<status>``.
+
+A hook never fails the run: an error is logged and left to the ``run_ledger_repair_sensor``.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL
+from plan_pipeline.orchestration.plan.run_ledger import (
+    LEDGER_TAG,
+    missing_run_tags,
+    record_run,
+)
+
+PLAN_STORE_KEY = "plan_store"
+# A hook's store write is tiny: it goes ahead of steps waiting for the pool.
+LEDGER_CLAIM_PRIORITY = 1_000_000
+# How long a hook waits for the pool before it leaves the recording to the repair sensor.
+LEDGER_POOL_WAIT_SECONDS = 900.0
+_DONE = ("SUCCESS", "FAILURE", "SKIPPED")
+
+
+class PoolBusy(Exception):
+    """No slot of the pool became free within the wait."""
+
+
+@contextmanager
+def pool_slot(instance: dg.DagsterInstance, run_id: str, key: str, pool: str = DUCKDB_POOL,
+              wait_seconds: float = LEDGER_POOL_WAIT_SECONDS) -> Iterator[bool]:
+    """Hold one slot of ``pool`` for (run, ``key``) while the block runs, the way Dagster's step
+    executor claims one (op-granularity pools; no limit = nothing to claim). Yields whether a
+    slot was claimed; raises :class:`PoolBusy` after ``wait_seconds``."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        yield False
+        return
+    config = storage.get_pool_config()
+    if str(getattr(config.pool_granularity, "value", config.pool_granularity)) == "run":
+        yield False  # the run holds the pool as a whole
+        return
+    if pool not in {limit.name for limit in storage.get_pool_limits()}:
+        if config.default_pool_limit is None:
+            yield False  # no limit on this pool
+            return
+        storage.initialize_concurrency_limit_to_default(pool)
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            status = storage.claim_concurrency_slot(pool, run_id, key, LEDGER_CLAIM_PRIORITY)
+            if status.is_claimed:
+                break
+            if time.monotonic() >= deadline:
+                raise PoolBusy(f"no slot of pool {pool!r} within {wait_seconds:.0f}s")
+            time.sleep(min(max(status.sleep_interval or 0.5, 0.2), 5.0))
+        yield True
+    finally:
+        storage.free_concurrency_slot_for_step(run_id, key)
+
+
+def run_outcome(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """``failure`` if a step of the run failed, ``success`` if every step it executes is done,
+    else None (still running). Steps: the run's execution plan snapshot (a subset or
+    re-execution lists only its own), their state: the run's step stats."""
+    stats = {stat.step_key: stat.status.value if stat.status else None
+             for stat in instance.get_run_step_stats(run.run_id)}
+    if "FAILURE" in stats.values():
+        return "failure"
+    planned = None
+    if run.execution_plan_snapshot_id:
+        planned = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).step_keys_to_execute
+    if not planned:
+        planned = list(run.step_keys_to_execute or stats)
+    return "success" if all(stats.get(key) in _DONE for key in planned) else None
+
+
+def record_from_hook(context: dg.HookContext, failed: bool) -> str | None:
+    """The hooks' work (see the module docstring); returns the status written, if any."""
+    instance, run_id = context.instance, context.run_id
+    record = instance.get_run_record_by_id(run_id)
+    if record is None:
+        return None
+    tags = dict(record.dagster_run.tags)
+    missing = missing_run_tags(tags)
+    if missing:
+        instance.add_run_tags(run_id, missing)
+        record = instance.get_run_record_by_id(run_id)
+    status = "failure" if failed else run_outcome(instance, record.dagster_run)
+    if status is None:
+        if tags.get(LEDGER_TAG) in ("started", "success", "failure"):
+            return None  # this run's row exists (an earlier step recorded it)
+        status = "started"
+    store = getattr(context.resources, PLAN_STORE_KEY).get_store()
+    with pool_slot(instance, run_id, f"{context.step_key}:run_ledger"):
+        return record_run(instance, store, record, status)
+
+
+def _safely(context: dg.HookContext, failed: bool) -> None:
+    try:
+        written = record_from_hook(context, failed)
+    except Exception as exc:  # the run's work is done; the repair sensor records the run later
+        context.log.warning(f"run ledger (plan_jobs): could not record this run now ({type(exc).__name__}: "
+                            f"{exc}); run_ledger_repair_sensor records it when the run has ended")
+        return
+    if written:
+        context.log.debug(f"run ledger (plan_jobs): recorded {written}")
+
+
+@dg.success_hook(name="run_ledger_on_success", required_resource_keys={PLAN_STORE_KEY})
+def run_ledger_on_success(context: dg.HookContext) -> None:
+    """Record the run as started (first step) or success (its last step) in ``plan_jobs``."""
+    _safely(context, failed=False)
+
+
+@dg.failure_hook(name="run_ledger_on_failure", required_resource_keys={PLAN_STORE_KEY})
+def run_ledger_on_failure(context: dg.HookContext) -> None:
+    """Record the run as failed, with the error text, in ``plan_jobs``."""
+    _safely(context, failed=True)
+
+
+RUN_LEDGER_HOOKS = frozenset({run_ledger_on_success, run_ledger_on_failure})
+
+
+def _hooked_job(job, hooked: dict[str, dg.JobDefinition]):
+    if isinstance(job, dg.JobDefinition):
+        if job.name not in hooked:
+            hooked[job.name] = job.with_hooks(set(RUN_LEDGER_HOOKS))
+        return hooked[job.name]
+    return job  # an asset job: its assets carry the hooks
+
+
+def with_run_ledger(defs: dg.Definitions) -> dg.Definitions:
+    """``defs`` with the run ledger hooks on every executable asset, asset check and op job."""
+    assets = [a.with_hooks(set(RUN_LEDGER_HOOKS)) if isinstance(a, dg.AssetsDefinition) and a.is_executable
+              else a for a in (defs.assets or [])]
+    checks = [c.with_hooks(set(RUN_LEDGER_HOOKS)) for c in (defs.asset_checks or [])]
+    hooked: dict[str, dg.JobDefinition] = {}
+    jobs = [_hooked_job(job, hooked) for job in (defs.jobs or [])]
+    schedules = []
+    for schedule in defs.schedules or []:
+        target = schedule.target if isinstance(schedule, dg.ScheduleDefinition) else None
+        if target is not None and target.has_job_def and isinstance(target.job_def, dg.JobDefinition):
+            schedule = schedule.with_updated_job(_hooked_job(target.job_def, hooked))
+        schedules.append(schedule)
+    sensors = []
+    for sensor in defs.sensors or []:
+        targets = list(sensor.targets) if isinstance(sensor, dg.SensorDefinition) else []
+        if any(t.has_job_def and isinstance(t.job_def, dg.JobDefinition) for t in targets):
+            if not all(t.has_job_def for t in targets):
+                raise dg.DagsterInvalidDefinitionError(
+                    f"sensor {sensor.name!r} targets an op job and an asset selection: the run ledger hooks cannot "
+                    "re-point it; give the asset selection its own sensor or an asset job")
+            sensor = sensor.with_updated_jobs([_hooked_job(t.job_def, hooked) for t in targets])
+        sensors.append(sensor)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources=defs.resources,
+        executor=defs.executor,
+        loggers=defs.loggers,
+        metadata=defs.metadata,
+    )
