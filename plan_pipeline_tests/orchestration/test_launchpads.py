@@ -15,8 +15,10 @@ from plan_pipeline.orchestration.maintenance.jobs import plan_store_trim_schedul
 from plan_pipeline_tests.operations.legacy_helpers import legacy_dir
 from plan_pipeline_tests.operations.ops_helpers import make_version, set_created_at
 
-# Jobs whose config a sensor fills in for one concrete thing (there is no sensible default).
-SENSOR_FILLED = {"inbox_import"}
+# Jobs whose config names the one thing they act on, so there is no sensible default: the inbox
+# folder (filled in by inbox_sensor), the input set of a new version, the version to duplicate.
+NAMES_ITS_SUBJECT = {"inbox_import": {"folder", "fingerprint", "label", "version_id"},
+                     "create_plan_version": {"input_set"}, "duplicate_plan_version": {"source_version"}}
 
 
 def _jobs() -> list[dg.JobDefinition]:
@@ -54,16 +56,22 @@ def test_every_config_field_of_every_job_has_a_description():
     assert missing == []
 
 
-def _required_config(job: dg.JobDefinition) -> bool:
-    try:
-        dg.validate_run_config(job, {})
-    except dg.DagsterInvalidConfigError:
-        return True
-    return False
+def _required_fields(job: dg.JobDefinition) -> set[str]:
+    required = set()
+    ops = job.run_config_schema.config_type.fields.get("ops")
+    for node_field in (ops.config_type.fields.values() if ops else []):
+        config = node_field.config_type.fields.get("config")
+        if config is not None:
+            required |= {name for name, f in getattr(config.config_type, "fields", {}).items() if f.is_required}
+    return required
 
 
-def test_only_sensor_filled_jobs_need_launchpad_config():
-    assert {job.name for job in _jobs() if _required_config(job)} == SENSOR_FILLED
+def test_every_other_launchpad_runs_as_it_opens():
+    required = {job.name: _required_fields(job) for job in _jobs()}
+    assert {name: fields for name, fields in required.items() if fields} == NAMES_ITS_SUBJECT
+    for job in _jobs():
+        if job.name not in NAMES_ITS_SUBJECT:
+            dg.validate_run_config(job, {})  # raises on a missing field
 
 
 def test_trim_defaults_to_a_dry_run_and_its_schedule_really_trims(plan_env, sample_dir):
