@@ -12,7 +12,6 @@ failed (``partial`` / ``failed``).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
@@ -20,8 +19,14 @@ from plan_pipeline.cli.arguments import MAX_LISTED, add_command, whole_number
 from plan_pipeline.cli.environment import CliEnvironment
 from plan_pipeline.cli.errors import CliError
 from plan_pipeline.cli.output import abandon, progress
-from plan_pipeline.operations.legacy_backfill import get_backfill_run, list_backfill_runs
-from plan_pipeline.orchestration.legacy_import.jobs import LEGACY_IMPORT_OP_NAME, LEGACY_SOURCE_ENV, format_report
+from plan_pipeline.operations.legacy_backfill import (
+    LEGACY_SOURCE_ENV,
+    LegacySourceError,
+    configured_legacy_source,
+    get_backfill_run,
+    list_backfill_runs,
+)
+from plan_pipeline.orchestration.legacy_import.jobs import format_report
 from plan_pipeline.orchestration.legacy_import.launch import run_legacy_import_in_process
 from plan_pipeline.orchestration.plan.launch import RunAborted
 from plan_pipeline.orchestration.plan.run_ledger import error_text
@@ -77,9 +82,10 @@ def _failure_texts(result) -> list[str]:
 
 
 def cmd_legacy_import(env: CliEnvironment, args) -> int:
-    source = args.source or os.environ.get(LEGACY_SOURCE_ENV, "").strip()
-    if not source:
-        raise CliError(f"no legacy source: pass --source PATH or set {LEGACY_SOURCE_ENV}")
+    try:
+        source = configured_legacy_source(args.source)
+    except LegacySourceError:
+        raise CliError(f"no legacy source: pass --source PATH or set {LEGACY_SOURCE_ENV}") from None
     mode = " (dry run)" if args.dry_run else (" (force)" if args.force else "")
     progress(f"legacy import{mode} from {source} (in-process run on {env.dagster_home})")
     try:
@@ -92,7 +98,7 @@ def cmd_legacy_import(env: CliEnvironment, args) -> int:
         abandon(f"legacy import run {exc.run_id or ''} stopped: {exc}; versions imported before it stopped "
                 "are complete, the others were not touched", exc.exit_code)
     if result.success:
-        summary: dict[str, Any] = result.output_for_node(LEGACY_IMPORT_OP_NAME)
+        summary: dict[str, Any] = result.summary
         if args.json:
             _out(json.dumps(summary, indent=2, default=str))
         else:

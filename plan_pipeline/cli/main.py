@@ -394,11 +394,13 @@ def cmd_demo(env: CliEnvironment, args) -> int:
 def cmd_ui(env: CliEnvironment, args) -> int:
     env.prepare_dagster_home()
     workspace = Path(args.workspace).resolve() if args.workspace else None
-    cmd = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port)]
-    if workspace and workspace.is_file():
-        cmd += ["-w", str(workspace)]
-    else:
-        cmd += ["-m", "plan_pipeline.definitions"]
+    if not (workspace and workspace.is_file()):
+        # outside the repository: the same code location (name included, so CLI runs stay on it)
+        from plan_pipeline.orchestration.code_location import workspace_yaml
+
+        workspace = env.dagster_home / "workspace.yaml"
+        workspace.write_text(workspace_yaml())
+    cmd = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port), "-w", str(workspace)]
     progress(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env.dagster_home}, store {env.db_path})")
     os.execvpe(cmd[0], cmd, os.environ.copy())
     return 0

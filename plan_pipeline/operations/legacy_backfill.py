@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -95,6 +96,18 @@ Log = Callable[[str, str], None]  # (severity: info|warning|error, message)
 
 class LegacySourceError(RuntimeError):
     """The source as a whole cannot be read (missing path, not a legacy database, ...)."""
+
+
+LEGACY_SOURCE_ENV = "PLAN_PIPELINE_LEGACY_SOURCE"
+
+
+def configured_legacy_source(source: str | None = None) -> str:
+    """``source`` if given, else the configured legacy source ``$PLAN_PIPELINE_LEGACY_SOURCE``
+    (the CLI's ``--source`` default, the launchpad's and the schedule's)."""
+    chosen = (source or "").strip() or os.environ.get(LEGACY_SOURCE_ENV, "").strip()
+    if not chosen:
+        raise LegacySourceError(f"no legacy source: set {LEGACY_SOURCE_ENV}")
+    return chosen
 
 
 class LegacyDataError(ValueError):
@@ -951,8 +964,13 @@ class BackfillReport:
 
     @property
     def imported(self) -> int:
-        """Versions imported (in a dry run: that would be imported)."""
-        return self.count("imported", "would_import")
+        """Versions imported (0 in a dry run: see :attr:`would_import`)."""
+        return self.count("imported")
+
+    @property
+    def would_import(self) -> int:
+        """Versions a dry run would import (0 in a real run)."""
+        return self.count("would_import")
 
     @property
     def skipped(self) -> int:
@@ -964,8 +982,13 @@ class BackfillReport:
 
     @property
     def rows_written(self) -> int:
-        """Series + KPI rows written (in a dry run: that would be written)."""
-        return sum(o.rows for o in self.outcomes if o.status in ("imported", "would_import"))
+        """Series + KPI rows written (0 in a dry run: see :attr:`would_write_rows`)."""
+        return sum(o.rows for o in self.outcomes if o.status == "imported")
+
+    @property
+    def would_write_rows(self) -> int:
+        """Series + KPI rows a dry run would write (0 in a real run)."""
+        return sum(o.rows for o in self.outcomes if o.status == "would_import")
 
     def imported_versions(self) -> list[VersionOutcome]:
         return [o for o in self.outcomes if o.status == "imported"]
@@ -974,17 +997,22 @@ class BackfillReport:
         return {
             "run_id": self.run_id, "source": self.source, "dry_run": self.dry_run, "force": self.force,
             "status": self.status, "versions_imported": self.imported, "versions_skipped": self.skipped,
-            "versions_failed": self.failed, "rows_written": self.rows_written, "duration_ms": self.duration_ms,
+            "versions_failed": self.failed, "rows_written": self.rows_written,
+            "would_import_versions": self.would_import, "would_write_rows": self.would_write_rows,
+            "duration_ms": self.duration_ms,
             "message": self.message, "errors": list(self.errors),
             "versions": [o.to_dict() for o in self.outcomes],
         }
 
 
 def _summary_message(report: BackfillReport) -> str:
-    verb = "would import" if report.dry_run else "imported"
-    parts = [f"{verb} {report.imported}, skipped {report.skipped}, failed {report.failed} version(s); "
-             f"{report.rows_written} rows {'would be ' if report.dry_run else ''}written"]
-    if report.outcomes and report.imported == 0 and report.failed == 0 and not report.errors:
+    if report.dry_run:
+        head = (f"dry run, nothing written: would import {report.would_import} version(s) / "
+                f"{report.would_write_rows} rows")
+    else:
+        head = f"imported {report.imported} version(s) / {report.rows_written} rows"
+    parts = [f"{head}; skipped {report.skipped}, failed {report.failed}"]
+    if report.outcomes and report.imported + report.would_import == 0 and report.failed == 0 and not report.errors:
         parts.append("nothing to import: every legacy version is already in the plan store")
     for o in report.outcomes:
         if o.status == "failed":

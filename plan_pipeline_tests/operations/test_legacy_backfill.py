@@ -293,11 +293,15 @@ def test_dry_run_reports_rows_per_level_and_writes_no_plan_rows(reference_dir, t
     assert [o.status for o in dry.outcomes] == ["would_import"] * 4
     row = get_backfill_run(store, dry.run_id)
     assert bool(row["dry_run"]) and row["status"] == "success"
-    assert (row["versions_imported"], row["versions_skipped"], row["versions_failed"]) == (4, 0, 0)
-    assert "would import 4" in row["message"]
+    # the run ledger records nothing imported or written; the message says what would be
+    assert (row["versions_imported"], row["versions_skipped"], row["versions_failed"]) == (0, 0, 0)
+    assert row["rows_written"] == 0 and (dry.imported, dry.rows_written) == (0, 0)
+    assert dry.would_import == 4
+    assert f"would import 4 version(s) / {dry.would_write_rows} rows" in row["message"]
+    assert "nothing written" in row["message"]
 
     real = run_legacy_backfill(store, legacy_dir())
-    assert row["rows_written"] == real.rows_written > 0
+    assert dry.would_write_rows == real.rows_written > 0 and real.would_write_rows == 0
     for would, done in zip(dry.outcomes, real.outcomes):
         assert would.series_rows == done.series_rows == store.series_levels(done.version_id)
         assert would.kpi_rows == done.kpi_rows

@@ -185,7 +185,7 @@ def test_trim_job_checks_the_instance_reports_metadata_and_drops_partitions(plan
     assert dry.success
     assert {v.version_id for v in store.list_versions()} == {"busy", "stale", "fresh"}
     result = job.execute_in_process(instance=instance, run_config={"ops": {"plan_store_trim_op": {"config": {
-        "archive_dir": str(archive), "max_versions": 600}}}})
+        "dry_run": False, "archive_dir": str(archive), "max_versions": 600}}}})
     assert result.success
     meta = result.output_for_node("plan_store_trim_op")
     assert [v["version_id"] for v in meta["versions"]] == ["stale"]

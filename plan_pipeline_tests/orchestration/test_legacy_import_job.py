@@ -56,7 +56,7 @@ def test_job_registers_partitions_and_records_imported_materializations(referenc
     instance = plan_env.instance()
     result = run_legacy_import_in_process(instance, str(plan_env.db_path), str(legacy_dir()))
     assert result.success
-    summary = result.output_for_node(LEGACY_IMPORT_OP_NAME)
+    summary = result.summary
     assert (summary["status"], summary["versions_imported"]) == ("success", 4)
     assert set(instance.get_dynamic_partitions(PLAN_VERSION_PARTITIONS_NAME)) == set(LEGACY_VERSIONS)
 
@@ -91,7 +91,7 @@ def test_job_registers_partitions_and_records_imported_materializations(referenc
     # a second run is a no-op: nothing imported, no new materializations
     again = run_legacy_import_in_process(instance, str(plan_env.db_path), str(legacy_dir()))
     assert again.success
-    assert again.output_for_node(LEGACY_IMPORT_OP_NAME)["versions_skipped"] == 4
+    assert again.summary["versions_skipped"] == 4
     assert len(materializations(instance, "aggregate_plan", "legacy-dec2")) == 1
     assert len(list_backfill_runs(store)) == 2
 
@@ -100,12 +100,15 @@ def test_dry_run_job_registers_and_marks_nothing(reference_dir, plan_env):
     instance = plan_env.instance()
     result = run_legacy_import_in_process(instance, str(plan_env.db_path), str(legacy_db()), dry_run=True)
     assert result.success
-    summary = result.output_for_node(LEGACY_IMPORT_OP_NAME)
-    assert summary["dry_run"] and summary["versions_imported"] == 4 and summary["rows_written"] > 0
+    summary = result.summary
+    # what a dry run would do is reported under names that cannot be taken for work done
+    assert summary["dry_run"] and summary["would_import_versions"] == 4 and summary["would_write_rows"] > 0
+    assert (summary["versions_imported"], summary["rows_written"]) == (0, 0)
     output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
     meta = output.event_specific_data.metadata  # the op output metadata reports the counts
-    assert meta["dry_run"].value is True and meta["versions_imported"].value == 4
-    assert meta["rows_written"].value == summary["rows_written"] and meta["status"].value == "success"
+    assert meta["dry_run"].value is True and meta["would_import_versions"].value == 4
+    assert meta["would_write_rows"].value == summary["would_write_rows"] and meta["status"].value == "success"
+    assert "versions_imported" not in meta and "rows_written" not in meta
     assert instance.get_dynamic_partitions(PLAN_VERSION_PARTITIONS_NAME) == []
     assert not materializations(instance, "aggregate_plan", "legacy-dec2")
     assert plan_env.store.list_versions() == []
@@ -128,7 +131,7 @@ def test_a_partial_run_succeeds_and_marks_only_the_imported_versions(reference_d
     instance = plan_env.instance()
     result = run_legacy_import_in_process(instance, str(plan_env.db_path), str(db))
     assert result.success
-    summary = result.output_for_node(LEGACY_IMPORT_OP_NAME)
+    summary = result.summary
     assert (summary["status"], summary["versions_imported"], summary["versions_failed"]) == ("partial", 3, 1)
     assert "legacy-dec2" not in instance.get_dynamic_partitions(PLAN_VERSION_PARTITIONS_NAME)
     assert not materializations(instance, "aggregate_plan", "legacy-dec2")
@@ -173,12 +176,13 @@ def test_cli_backfill_command_prints_a_summary(reference_dir, plan_env, capsys):
     assert args.func(plan_env, args) == 0
     text = capsys.readouterr().out
     assert "(dry run: nothing written)" in text and "would import  legacy-weekly" in text
-    assert "would import 4, skipped 0, failed 0; 7191 rows would be written; status success" in text
+    assert ("dry run, nothing written: would import 4 version(s) / 7191 rows; skipped 0, failed 0; "
+            "status success") in text
 
     args = cli(["legacy-import", "--source", str(legacy_dir())])
     assert args.func(plan_env, args) == 0
     text = capsys.readouterr().out
-    assert "imported 4, skipped 0, failed 0; 7191 rows written; status success" in text
+    assert "imported 4 version(s) / 7191 rows; skipped 0, failed 0; status success" in text
     assert "also in folder" in text and "run " in text.splitlines()[0]
 
     assert args.func(plan_env, args) == 0

@@ -28,8 +28,9 @@ ALL_PLAN_KEYS = [PLANNING_INPUTS, *STAGE_ASSET_KEYS, dg.AssetKey("published_plan
 
 
 @pytest.fixture
-def location(tmp_path, sample_dir):
+def location(tmp_path, sample_dir, monkeypatch):
     store = PlanStore(tmp_path / "store.duckdb")
+    monkeypatch.setenv("PLAN_PIPELINE_DB", str(store.path))  # the code location's store (CLI runs use it)
     import_input_dir(store, sample_dir, "sample")
     defs = build_definitions(str(store.path))
     with dg.instance_for_test() as instance:

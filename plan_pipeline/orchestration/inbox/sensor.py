@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from plan_pipeline.inputs.importer import KNOWN_FILES, content_hash
 from plan_pipeline.inputs.loader import read_input_text
@@ -191,12 +192,18 @@ def clear_errors(folder: Path) -> None:
 
 # ---------------------------------------------------------------------------------- import op
 class InboxImportConfig(dg.Config):
-    folder: str
-    fingerprint: str
-    label: str
-    version_id: str
-    note: str | None = None
-    parameters: PlanningParametersConfig = PlanningParametersConfig()
+    """Filled in by ``inbox_sensor`` for one validated inbox folder."""
+
+    folder: str = Field(description="The inbox folder to import (set by the inbox sensor).")
+    fingerprint: str = Field(description="sha256 of the folder's files when the sensor validated it; the run "
+                             "refuses a folder that changed since.")
+    label: str = Field(description="Input set label the folder is imported as (<folder>-<input hash>).")
+    version_id: str = Field(description="Plan version created on the imported input set.")
+    note: str | None = Field(default=None, description="Note of the new plan version (plan_parameters.json).")
+    parameters: PlanningParametersConfig = Field(
+        default=PlanningParametersConfig(),
+        description="Planning parameters of the new plan version (plan_parameters.json, else the defaults).",
+    )
 
 
 @dg.op(

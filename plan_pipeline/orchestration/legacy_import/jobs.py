@@ -12,30 +12,47 @@ The schedule reads ``$PLAN_PIPELINE_LEGACY_SOURCE`` when it ticks (skipping when
 never opens the store; it only stats the source's files to request a run when they changed.
 """
 
-import os
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
-from plan_pipeline.operations.legacy_backfill import run_legacy_backfill, source_fingerprint
+from plan_pipeline.operations.legacy_backfill import (
+    LEGACY_SOURCE_ENV,
+    LegacySourceError,
+    configured_legacy_source,
+    run_legacy_backfill,
+    source_fingerprint,
+)
 from plan_pipeline.orchestration.plan.assets.published_plan import published_plan
 from plan_pipeline.orchestration.plan.assets.stages import stage_level_keys
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_VERSION_PARTITIONS_NAME
 from plan_pipeline.orchestration.plan.run_ledger import TRIGGER_TAG
 from plan_pipeline.orchestration.resources import PlanStoreResource
 
-LEGACY_SOURCE_ENV = "PLAN_PIPELINE_LEGACY_SOURCE"
 LEGACY_IMPORT_JOB_NAME = "legacy_import"
 LEGACY_IMPORT_OP_NAME = "import_legacy_plans"
 LEGACY_IMPORT_SCHEDULE_NAME = "legacy_import_hourly"
 
 
 class LegacyImportConfig(dg.Config):
-    """Launchpad config of the legacy import."""
+    """Launchpad config of the legacy import (opens ready to run on the configured source)."""
 
-    source: str
-    dry_run: bool = False
-    force: bool = False
+    source: str | None = Field(
+        default=None,
+        description=f"Legacy SQLite plan database, legacy output folder, or a folder holding either. "
+        f"Empty: the configured legacy source, ${LEGACY_SOURCE_ENV} of the code location.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Report what would be imported (versions, rows per level) and write nothing: no plan "
+        "rows, no partitions, no materializations.",
+    )
+    force: bool = Field(
+        default=False,
+        description="Re-import versions imported before (their plan rows and artifacts are replaced; audit "
+        "events are kept). Native plan versions are never overwritten.",
+    )
 
 
 def _log(context: dg.OpExecutionContext):
@@ -54,9 +71,13 @@ def _log(context: dg.OpExecutionContext):
 def import_legacy_plans(
     context: dg.OpExecutionContext, config: LegacyImportConfig, plan_store: PlanStoreResource
 ) -> dg.Output[dict[str, Any]]:
+    try:
+        source = configured_legacy_source(config.source)
+    except LegacySourceError as exc:
+        raise dg.Failure(description=f"{exc} (or give `source` in the launchpad config)") from None
     store = plan_store.get_store()
     report = run_legacy_backfill(
-        store, config.source, dry_run=config.dry_run, force=config.force, run_id=context.run_id, log=_log(context)
+        store, source, dry_run=config.dry_run, force=config.force, run_id=context.run_id, log=_log(context)
     )
     summary = report.to_dict()
     if not config.dry_run:
@@ -66,10 +87,9 @@ def import_legacy_plans(
         "dry_run": config.dry_run,
         "force": config.force,
         "source": report.source,
-        "versions_imported": dg.MetadataValue.int(report.imported),
+        **count_metadata(report),
         "versions_skipped": dg.MetadataValue.int(report.skipped),
         "versions_failed": dg.MetadataValue.int(report.failed),
-        "rows_written": dg.MetadataValue.int(report.rows_written),
         "duration_ms": dg.MetadataValue.int(int(report.duration_ms or 0)),
         "versions": dg.MetadataValue.md(outcomes_markdown(summary)),
         "db_path": dg.MetadataValue.path(str(store.path)),
@@ -84,6 +104,15 @@ def import_legacy_plans(
     else:
         context.log.info(report.message)
     return dg.Output(summary, metadata=metadata)
+
+
+def count_metadata(report) -> dict[str, Any]:
+    """What the run did, under names that say it: a dry run reports only what it *would* do."""
+    if report.dry_run:
+        return {"would_import_versions": dg.MetadataValue.int(report.would_import),
+                "would_write_rows": dg.MetadataValue.int(report.would_write_rows)}
+    return {"versions_imported": dg.MetadataValue.int(report.imported),
+            "rows_written": dg.MetadataValue.int(report.rows_written)}
 
 
 def register_and_mark(context: dg.OpExecutionContext, store, report) -> None:
@@ -158,13 +187,15 @@ def format_report(summary: dict[str, Any]) -> list[str]:
             lines.append(f"  {'':<13} {'':<28} note: {note}")
     for error in summary.get("errors", []):
         lines.append(f"  error: {error}")
-    verb = "would import" if summary.get("dry_run") else "imported"
-    lines.append(
-        f"{verb} {summary['versions_imported']}, skipped {summary['versions_skipped']}, failed "
-        f"{summary['versions_failed']}; {summary['rows_written']} rows "
-        f"{'would be written' if summary.get('dry_run') else 'written'}; status {summary['status']}"
-    )
-    if summary["versions_imported"] == 0 and summary["versions_failed"] == 0 and not summary.get("errors"):
+    if summary.get("dry_run"):
+        head = (f"dry run, nothing written: would import {summary['would_import_versions']} version(s) / "
+                f"{summary['would_write_rows']} rows")
+    else:
+        head = f"imported {summary['versions_imported']} version(s) / {summary['rows_written']} rows"
+    lines.append(f"{head}; skipped {summary['versions_skipped']}, failed {summary['versions_failed']}; "
+                 f"status {summary['status']}")
+    pending = summary["versions_imported"] + summary.get("would_import_versions", 0)
+    if pending == 0 and summary["versions_failed"] == 0 and not summary.get("errors"):
         lines.append("nothing to import: every legacy version found is already in the plan store")
     return lines
 
@@ -196,8 +227,9 @@ def legacy_import_job():
     "unchanged since the last requested run). Stopped by default: start it in the UI.",
 )
 def legacy_import_schedule(context: dg.ScheduleEvaluationContext):
-    source = os.environ.get(LEGACY_SOURCE_ENV, "").strip()
-    if not source:
+    try:
+        source = configured_legacy_source()
+    except LegacySourceError:
         return dg.SkipReason(f"{LEGACY_SOURCE_ENV} is not set: no legacy source to import")
     fingerprint = source_fingerprint(source)
     if fingerprint is None:
@@ -209,8 +241,12 @@ def legacy_import_schedule(context: dg.ScheduleEvaluationContext):
     )
 
 
-def legacy_import_run_config(source: str, dry_run: bool = False, force: bool = False) -> dict[str, Any]:
-    return {"ops": {LEGACY_IMPORT_OP_NAME: {"config": {"source": source, "dry_run": dry_run, "force": force}}}}
+def legacy_import_run_config(source: str | None, dry_run: bool = False, force: bool = False) -> dict[str, Any]:
+    """Run config of ``legacy_import``; ``source`` None leaves the configured legacy source to the op."""
+    config: dict[str, Any] = {"dry_run": dry_run, "force": force}
+    if source is not None:
+        config = {"source": source, **config}
+    return {"ops": {LEGACY_IMPORT_OP_NAME: {"config": config}}}
 
 
 LEGACY_IMPORT_JOBS = [legacy_import_job]

@@ -13,9 +13,10 @@ replanning have their own packages: :mod:`plan_pipeline.orchestration.inbox`,
 
 
 import dagster as dg
+from pydantic import Field
 
-from plan_pipeline.exports.export import export_dwh
-from plan_pipeline.operations.backup import DEFAULT_KEEP, create_backup
+from plan_pipeline.exports.export import DWH_DIR_ENV, export_dwh
+from plan_pipeline.operations.backup import BACKUP_DIR_ENV, DEFAULT_KEEP, create_backup
 from plan_pipeline.operations.retention import RetentionPolicy, trim_store
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, remove_version_partition
 from plan_pipeline.orchestration.plan.run_state import versions_in_progress
@@ -33,28 +34,68 @@ def existing_store(context: dg.OpExecutionContext, plan_store: PlanStoreResource
 
 
 # ---------------------------------------------------------------------------------- trim
-class TrimConfig(dg.Config):
-    """Retention policy numbers (``null`` switches a rule off) and the dry-run switch."""
+_OFF = " Empty (null) switches this rule off."
 
-    dry_run: bool = False
-    version_max_age_months: int | None = RetentionPolicy.version_max_age_months
-    max_versions: int | None = RetentionPolicy.max_versions
-    kpi_max_age_months: int | None = RetentionPolicy.kpi_max_age_months
-    audit_max_age_months: int | None = RetentionPolicy.audit_max_age_months
-    archive_dir: str | None = None
+
+class TrimConfig(dg.Config):
+    """Retention policy numbers (``null`` switches a rule off) and the dry-run switch. The
+    launchpad opens as a dry run: review its report, then launch again with ``dry_run: false``."""
+
+    dry_run: bool = Field(
+        default=True,
+        description="Report what would be archived and removed, change nothing (the default). Set false to "
+        "really trim: versions are archived first, then removed.",
+    )
+    version_max_age_months: int | None = Field(
+        default=RetentionPolicy.version_max_age_months,
+        description="Remove draft, superseded and imported plan versions created more than this many months "
+        "ago (approved and submitted versions, and versions with a queued or running run, are kept)." + _OFF,
+    )
+    max_versions: int | None = Field(
+        default=RetentionPolicy.max_versions,
+        description="Keep at most this many non-approved plan versions; beyond that the oldest (by creation) "
+        "go first." + _OFF,
+    )
+    kpi_max_age_months: int | None = Field(
+        default=RetentionPolicy.kpi_max_age_months,
+        description="Remove plan_kpis rows computed more than this many months ago (every status)." + _OFF,
+    )
+    audit_max_age_months: int | None = Field(
+        default=RetentionPolicy.audit_max_age_months,
+        description="Remove planner-edit audit events (plan_override_events) older than this many months." + _OFF,
+    )
+    archive_dir: str | None = Field(
+        default=None,
+        description="Folder for the archives written before anything is removed. Empty: <project home>/archive.",
+    )
+
+
+# A dry run's counts under names that say they are not done: versions_removed -> would_remove_versions, ...
+TRIM_DRY_RUN_NAMES = {
+    "versions_removed": "would_remove_versions",
+    "versions_removed_count": "would_remove_versions_count",
+    "rows_removed": "would_remove_rows",
+    "kpi_rows_trimmed": "would_trim_kpi_rows",
+    "audit_events_trimmed": "would_trim_audit_events",
+}
 
 
 def trim_metadata(report) -> dict:
-    return {
-        "dry_run": report.dry_run,
+    counts = {
         "versions_removed": dg.MetadataValue.json(
             [{k: v[k] for k in ("version_id", "status", "created_at", "reasons", "rows", "archive")}
              for v in report.versions]),
         "versions_removed_count": dg.MetadataValue.int(len(report.versions)),
-        "versions_skipped": dg.MetadataValue.json(report.skipped),
         "rows_removed": dg.MetadataValue.json(report.rows_removed),
         "kpi_rows_trimmed": dg.MetadataValue.int(report.kpi_rows_trimmed),
         "audit_events_trimmed": dg.MetadataValue.int(report.audit_events_trimmed),
+    }
+    if report.dry_run:
+        counts = {TRIM_DRY_RUN_NAMES[name]: value for name, value in counts.items()}
+    return {
+        "dry_run": report.dry_run,
+        **counts,
+        "versions_skipped": dg.MetadataValue.json(report.skipped),
         "bytes_before": dg.MetadataValue.int(report.bytes_before),
         "bytes_after": dg.MetadataValue.int(report.bytes_after) if report.bytes_after is not None
         else dg.MetadataValue.null(),
@@ -97,10 +138,14 @@ def plan_store_trim_job():
     plan_store_trim_op()
 
 
+# The schedule really trims: the job's launchpad defaults to a dry run, the schedule says so explicitly.
+TRIM_SCHEDULE_RUN_CONFIG = {"ops": {"plan_store_trim_op": {"config": {"dry_run": False}}}}
+
 plan_store_trim_schedule = dg.ScheduleDefinition(
     name="plan_store_trim_daily",
     job=plan_store_trim_job,
     cron_schedule="30 2 * * *",
+    run_config=TRIM_SCHEDULE_RUN_CONFIG,
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Daily 02:30 (after the backup): apply the retention policies with their defaults. Off by default: "
     "review `plan-pipeline trim --dry-run` first.",
@@ -109,8 +154,14 @@ plan_store_trim_schedule = dg.ScheduleDefinition(
 
 # ---------------------------------------------------------------------------------- backup
 class BackupConfig(dg.Config):
-    out_dir: str | None = None  # default $PLAN_PIPELINE_BACKUP_DIR or <home>/backups
-    keep: int = DEFAULT_KEEP
+    out_dir: str | None = Field(
+        default=None,
+        description=f"Folder the backups are written to. Empty: ${BACKUP_DIR_ENV}, else <project home>/backups.",
+    )
+    keep: int = Field(
+        default=DEFAULT_KEEP,
+        description="How many of the newest backups to keep; older ones in the folder are removed.",
+    )
 
 
 @dg.op(pool=DUCKDB_POOL, description="Consistent Parquet snapshot of every plan-store table with a manifest; "
@@ -150,8 +201,16 @@ plan_store_backup_schedule = dg.ScheduleDefinition(
 
 # ---------------------------------------------------------------------------------- DWH export
 class DwhExportConfig(dg.Config):
-    dwh_dir: str | None = None  # default $PLAN_PIPELINE_DWH_DIR or <home>/dwh
-    prune: bool = False
+    dwh_dir: str | None = Field(
+        default=None,
+        description=f"DWH folder (hive-partitioned Parquet by version_id). Empty: ${DWH_DIR_ENV}, "
+        "else <project home>/dwh.",
+    )
+    prune: bool = Field(
+        default=False,
+        description="Also remove version partitions from the DWH folder whose version is no longer approved "
+        "in the plan store.",
+    )
 
 
 @dg.op(pool=DUCKDB_POOL, description="Write approved versions' plan_series and plan_kpis as Parquet partitioned "

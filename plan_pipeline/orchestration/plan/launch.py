@@ -1,4 +1,5 @@
-"""Launch plan runs in-process on the shared Dagster instance (used by the CLI and tests)."""
+"""Launch plan runs in-process on the shared Dagster instance and the project's code location
+(used by the CLI and tests)."""
 from __future__ import annotations
 
 import os
@@ -13,11 +14,13 @@ from typing import Any
 
 import dagster as dg
 
-from plan_pipeline.orchestration.plan.definitions import plan_job_for_store
+from plan_pipeline.orchestration.code_location import execute_on_code_location, require_code_location_store
+from plan_pipeline.orchestration.plan.jobs import PLAN_JOB_NAME
 from plan_pipeline.orchestration.plan.partitions import register_version_partition
 from plan_pipeline.orchestration.plan.run_ledger import (
     LEDGER_INLINE,
     LEDGER_TAG,
+    PARTITION_TAG,
     TERMINAL,
     TRIGGER_TAG,
     VERSION_TAG,
@@ -245,42 +248,32 @@ def materialize_version(
     """Run ``plan_job`` for one version in this process, then record the run in the run ledger.
 
     Before launching: runs whose process is gone are recovered (their pool claims freed), and
-    a run of the same version still in progress is waited for. On a persistent instance (the
-    CLI's, the benchmark's) the run goes through ``dg.execute_job`` in a watched worker thread
-    (:func:`execute_watched`): ``JobDefinition.execute_in_process`` keeps every step output in
-    memory until the run ends (for ``output_for_node``), which at 5,000 SKUs kept ~230 MB of
-    frames the run had finished with (docs/performance.md). Steps still run in this process
-    (in-process executor), so the IO managers' run-local frame cache works the same.
+    a run of the same version still in progress is waited for. The run is created on the code
+    location's origin (the UI lists it with the job's runs and can re-execute it) and executed
+    in a watched worker thread (:func:`execute_watched`) through Dagster's ``execute_run`` on
+    the code location's reconstructable ``plan_job``
+    (:func:`plan_pipeline.orchestration.code_location.execute_on_code_location`).
+    ``JobDefinition.execute_in_process`` would keep every step output in memory until the run
+    ends (for ``output_for_node``), which at 5,000 SKUs kept ~230 MB of frames the run had
+    finished with (docs/performance.md). Steps still run in this process (in-process
+    executor), so the IO managers' run-local frame cache works the same. ``store`` must be the
+    code location's store (``$PLAN_PIPELINE_DB`` or the project home), which its steps resolve.
     """
+    require_code_location_store(str(store.path))
     store.get_version(version_id)  # clear error for an unknown version
     recover_orphaned_runs(instance, store, log=progress)
     register_version_partition(instance, version_id)
     wait_for_version(instance, version_id, progress=progress)
-    tags = {VERSION_TAG: version_id, TRIGGER_TAG: trigger, LEDGER_TAG: LEDGER_INLINE, **(extra_tags or {})}
+    tags = {VERSION_TAG: version_id, TRIGGER_TAG: trigger, LEDGER_TAG: LEDGER_INLINE, **(extra_tags or {}),
+            PARTITION_TAG: version_id}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    if instance.is_persistent:
-        recon = dg.build_reconstructable_job(
-            reconstructor_module_name=plan_job_for_store.__module__,
-            reconstructor_function_name=plan_job_for_store.__name__,
-            reconstructable_kwargs={"db_path": str(store.path)},
-        )
 
-        def execute(launch_tags: dict[str, str]):
-            with dg.execute_job(
-                recon,
-                instance=instance,
-                tags={**tags, **launch_tags, "dagster/partition": version_id},
-                run_config=run_config,
-                raise_on_error=False,
-            ) as result:
-                return result.run_id, result.success, list(result.all_events)
+    def execute(launch_tags: dict[str, str]):
+        result = execute_on_code_location(instance, PLAN_JOB_NAME, run_config=run_config,
+                                          tags={**tags, **launch_tags})
+        return result.run_id, result.success, list(result.all_events)
 
-        run_id, success, events = execute_watched(instance, execute, store=store, progress=progress)
-    else:
-        result = plan_job_for_store(str(store.path)).execute_in_process(
-            partition_key=version_id, instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
-        )
-        run_id, success, events = result.run_id, result.success, result.all_events
+    run_id, success, events = execute_watched(instance, execute, store=store, progress=progress)
     return _finish_run(instance, store, run_id, success, events)
 
 
