@@ -8,8 +8,7 @@ from plan_pipeline.orchestration.plan.assets.planning_inputs import planning_inp
 from plan_pipeline.orchestration.plan.assets.published_plan import published_plan
 from plan_pipeline.orchestration.plan.assets.stages import STAGE_ASSETS
 from plan_pipeline.orchestration.plan.io_managers import PlanInputsIOManager, PlanSeriesIOManager
-from plan_pipeline.orchestration.plan.jobs import PLAN_JOB_NAME, plan_job, run_ledger_repair_job
-from plan_pipeline.orchestration.plan.run_ledger_hooks import with_run_ledger
+from plan_pipeline.orchestration.plan.jobs import plan_job, run_ledger_repair_job
 from plan_pipeline.orchestration.plan.sensors import orphaned_runs_sensor, run_ledger_repair_sensor
 from plan_pipeline.orchestration.resources import PlanStoreResource
 
@@ -31,11 +30,3 @@ def build_resources(db_path: str | None = None) -> dict:
         "plan_series_io_manager": PlanSeriesIOManager(plan_store=store),
         "plan_inputs_io_manager": PlanInputsIOManager(plan_store=store),
     }
-
-
-def plan_job_for_store(db_path: str) -> dg.JobDefinition:
-    """``plan_job`` bound to one plan store file (the reconstructable target of
-    :func:`plan_pipeline.orchestration.plan.launch.materialize_version`), with the run ledger hooks."""
-    bound = with_run_ledger(dg.Definitions.merge(defs, dg.Definitions(resources=build_resources(db_path),
-                                                                      executor=dg.in_process_executor)))
-    return bound.resolve_job_def(PLAN_JOB_NAME)
