@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plan_pipeline.orchestration.plan.partitions import PLAN_GROUPS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO_ROOT / "plan_pipeline" / "sample_data" / "sample_plan"
 BIN_DIR = Path(sys.executable).parent
@@ -39,7 +41,6 @@ PYTHON = sys.executable
 CHROMIUM = os.environ.get("PLAN_PIPELINE_CHROMIUM", "/usr/bin/chromium")
 LOCATION = "plan_pipeline"
 REPOSITORY = "__repository__"
-PLAN_GROUP = "plan"
 
 # `python -c` prefix that restores SIGINT before exec'ing the real command.
 SIGINT_RESTORING_EXEC = [
@@ -343,6 +344,12 @@ class DagsterDevServer:
 
     def repository_selector(self) -> dict[str, str]:
         return {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
+
+    def group_asset_nodes(self, fields: str, groups: Iterable[str] = PLAN_GROUPS) -> list[dict]:
+        """``assetNodes { <fields> }`` of every asset in ``groups`` (default: every plan asset)."""
+        return [node for group in groups for node in self.graphql(
+            f"""query Group($group: AssetGroupSelector!) {{ assetNodes(group: $group) {{ {fields} }} }}""",
+            {"group": {"groupName": group, **self.repository_selector()}})["assetNodes"]]
 
 
 # ------------------------------------------------------------------------------------- Chromium / CDP

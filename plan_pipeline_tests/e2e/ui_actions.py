@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plan_pipeline_tests.e2e.harness import PLAN_GROUP, DagsterDevServer, HarnessError
+from plan_pipeline_tests.e2e.harness import DagsterDevServer, HarnessError
 
 RUN_FIELDS = "runId jobName status parentRunId tags { key value }"
 EVENT_FIELDS = """
@@ -75,18 +75,15 @@ def add_partition(server: DagsterDevServer, partitions_def: str, key: str) -> No
 
 
 def plan_asset_keys(server: DagsterDevServer) -> list[list[str]]:
-    return [n["assetKey"]["path"] for n in server.graphql(
-        """query Group($group: AssetGroupSelector!) { assetNodes(group: $group) { assetKey { path } } }""",
-        {"group": {"groupName": PLAN_GROUP, **server.repository_selector()}})["assetNodes"]]
+    """Every plan asset (all plan groups): what "Materialize all..." on the global lineage selects."""
+    return [n["assetKey"]["path"] for n in server.group_asset_nodes("assetKey { path }")]
 
 
 def partition_health(server: DagsterDevServer) -> dict[str, dict[str, set[str]]]:
     """Per plan asset: its materialized, failed, missing and in-progress partitions (the asset page's bar)."""
-    nodes = server.graphql(
-        """query Group($group: AssetGroupSelector!) { assetNodes(group: $group) { assetKey { path }
-            assetPartitionStatuses { __typename ... on DefaultPartitionStatuses {
-                materializedPartitions failedPartitions unmaterializedPartitions materializingPartitions } } } }""",
-        {"group": {"groupName": PLAN_GROUP, **server.repository_selector()}})["assetNodes"]
+    nodes = server.group_asset_nodes("""assetKey { path } assetPartitionStatuses { __typename
+        ... on DefaultPartitionStatuses {
+            materializedPartitions failedPartitions unmaterializedPartitions materializingPartitions } }""")
     health = {}
     for node in nodes:
         statuses = node["assetPartitionStatuses"]

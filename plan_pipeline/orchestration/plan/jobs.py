@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP
+from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUPS
 from plan_pipeline.orchestration.plan.run_ledger import LEDGER_SYNC_JOB_NAME, sync_run_ledger
 from plan_pipeline.orchestration.plan.run_recovery import recover_orphaned_runs
 from plan_pipeline.orchestration.resources import PlanStoreResource
@@ -11,7 +11,7 @@ PLAN_JOB_NAME = "plan_job"
 
 plan_job = dg.define_asset_job(
     PLAN_JOB_NAME,
-    selection=dg.AssetSelection.groups(PLAN_GROUP),
+    selection=dg.AssetSelection.groups(*PLAN_GROUPS),
     description="Materialize every plan stage of one plan version (partition).",
     tags={"plan/pipeline": "plan"},
 )

@@ -6,7 +6,18 @@ plan_version_partitions = dg.DynamicPartitionsDefinition(name=PLAN_VERSION_PARTI
 
 # Every asset, check and op that touches the DuckDB file runs in this pool (limit 1 in dagster.yaml).
 DUCKDB_POOL = "duckdb"
+
+# The plan assets in three asset groups, so that each group's lineage fits a 1600x1000 browser
+# at the UI's own "zoom to fit width" with full-size nodes (a group of more than ~5 asset ranks
+# is drawn in the zoomed-out minimal style, whose labels are cut after 18 characters):
+#   plan_basis     planning_inputs -> aggregate_plan -> detail_plan, what both chains start from;
+#   plan           the plain chain (reconciliation, MRP, capacity, report) and published_plan;
+#   anchored_plan  the anchor branch and its adjusted chain.
+# ``plan_job`` selects all three (PLAN_GROUPS); the global lineage shows them as three boxes.
+PLAN_BASIS_GROUP = "plan_basis"
 PLAN_GROUP = "plan"
+ANCHORED_PLAN_GROUP = "anchored_plan"
+PLAN_GROUPS = (PLAN_BASIS_GROUP, PLAN_GROUP, ANCHORED_PLAN_GROUP)
 
 
 def register_version_partition(instance: dg.DagsterInstance, version_id: str) -> None:

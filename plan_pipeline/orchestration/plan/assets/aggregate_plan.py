@@ -3,7 +3,7 @@ import dagster as dg
 
 from plan_pipeline.orchestration.plan.checks import check_result, spec
 from plan_pipeline.orchestration.plan.io_managers import PLAN_LEVEL, VersionPlanInputs
-from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
+from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_BASIS_GROUP, plan_version_partitions
 from plan_pipeline.planning.aggregate import plan_aggregate
 from plan_pipeline.planning.invariants import aggregate_violations
 
@@ -17,7 +17,7 @@ AGGREGATE_CONSERVATION = spec(
 
 @dg.asset(
     partitions_def=plan_version_partitions,
-    group_name=PLAN_GROUP,
+    group_name=PLAN_BASIS_GROUP,
     pool=DUCKDB_POOL,
     io_manager_key="plan_series_io_manager",
     metadata={PLAN_LEVEL: "aggregate"},

@@ -11,6 +11,7 @@ completes green), and nothing fails. (The reference crashes when the branch runs
 
 The anchor stage (``anchored_detail_plan``) is its own; the chain after it is the plain chain's,
 built by the same factory (:func:`.chain.build_stage_chain`) with the anchored names and checks.
+The branch is its own asset group, ``anchored_plan`` (see ``partitions.PLAN_GROUPS``).
 """
 import dagster as dg
 import pandas as pd
@@ -20,6 +21,7 @@ from plan_pipeline.orchestration.plan.assets.chain import Stage, StageChain, bui
 from plan_pipeline.orchestration.plan.assets.common import multi_stage_args, stage_out, step_order_tags
 from plan_pipeline.orchestration.plan.checks import check_result, spec
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs
+from plan_pipeline.orchestration.plan.partitions import ANCHORED_PLAN_GROUP
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.anchor import anchor_adjust
 from plan_pipeline.planning.frames import anchor_frames
@@ -53,6 +55,7 @@ NO_ADJUSTED = "this version does not apply the adjusted detail plan (apply_adjus
     "locked detail rows are left as they are.",
     check_specs=[ANCHOR_LOCKS],
     op_tags=step_order_tags("anchored_detail_plan"),
+    group=ANCHORED_PLAN_GROUP,
 ))
 def anchored_detail_plan(context: dg.AssetExecutionContext, aggregate_plan: pd.DataFrame,
                          detail_plan: pd.DataFrame, planning_inputs: VersionPlanInputs,
@@ -106,6 +109,7 @@ ANCHORED_CHAIN = StageChain(
     no_detail_reason=NO_BRANCH,
     not_applicable_reason=NO_ADJUSTED,
     mrp_applies=adjusted_applies,
+    group=ANCHORED_PLAN_GROUP,
 )
 anchored_level_reconciliation, adjusted_mrp_plan, adjusted_capacity_plan, adjusted_plan_report = build_stage_chain(
     ANCHORED_CHAIN)

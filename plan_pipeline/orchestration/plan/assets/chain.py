@@ -27,6 +27,7 @@ from plan_pipeline.orchestration.plan.assets.level_reconciliation import reconci
 from plan_pipeline.orchestration.plan.assets.mrp_plan import mrp_stage
 from plan_pipeline.orchestration.plan.assets.plan_report import report_stage
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs
+from plan_pipeline.orchestration.plan.partitions import PLAN_GROUP
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class StageChain:
     no_detail_reason: str = ""  # why the reconciliation is skipped when the detail input is missing
     not_applicable_reason: str = ""  # why MRP, capacity and report are skipped
     mrp_applies: Callable[[Any], bool] = lambda params: True  # the re-plan's own condition on the parameters
+    group: str = PLAN_GROUP  # the asset group of the chain's assets
 
 
 def not_applicable(context, checks, why: str, outputs=()):
@@ -84,7 +86,7 @@ def build_stage_chain(chain: StageChain) -> list[dg.AssetsDefinition]:
 
     @dg.asset(**stage_asset_args(
         rec.level, rec.description, name=rec.asset, check_specs=[chain.reconciliation_check],
-        optional_level=chain.optional, op_tags=step_order_tags(rec.asset),
+        optional_level=chain.optional, op_tags=step_order_tags(rec.asset), group=chain.group,
         ins={"aggregate_plan": aggregate, chain.detail: frame(chain.detail), "planning_inputs": inputs},
     ))
     def reconciliation_asset(context: dg.AssetExecutionContext, **ins):
@@ -97,7 +99,7 @@ def build_stage_chain(chain: StageChain) -> list[dg.AssetsDefinition]:
 
     @dg.asset(**stage_asset_args(
         mrp.level, mrp.description, name=mrp.asset, check_specs=[chain.mrp_check],
-        optional_level=chain.optional, op_tags=step_order_tags(mrp.asset),
+        optional_level=chain.optional, op_tags=step_order_tags(mrp.asset), group=chain.group,
         ins={chain.detail: frame(chain.detail), "planning_inputs": inputs},
     ))
     def mrp_asset(context: dg.AssetExecutionContext, **ins):
@@ -116,6 +118,7 @@ def build_stage_chain(chain: StageChain) -> list[dg.AssetsDefinition]:
         name=cap.asset,
         check_specs=list(chain.capacity_checks),
         op_tags=step_order_tags(cap.asset),
+        group=chain.group,
         ins={chain.detail: frame(chain.detail), mrp.asset: frame(mrp.asset), "planning_inputs": inputs},
     ))
     def capacity_asset(context: dg.AssetExecutionContext, **ins):
@@ -129,7 +132,7 @@ def build_stage_chain(chain: StageChain) -> list[dg.AssetsDefinition]:
 
     @dg.asset(**stage_asset_args(
         rep.level, rep.description, name=rep.asset, table="plan_kpis", check_specs=[chain.report_check],
-        optional_level=chain.optional, op_tags=step_order_tags(rep.asset),
+        optional_level=chain.optional, op_tags=step_order_tags(rep.asset), group=chain.group,
         ins={cap.asset: frame(cap.asset), weekly.asset: frame(weekly.asset), "aggregate_plan": aggregate,
              "planning_inputs": inputs},
     ))

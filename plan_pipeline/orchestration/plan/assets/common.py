@@ -1,4 +1,5 @@
-"""What every plan stage asset shares: partitions, group, pool, IO manager, level metadata."""
+"""What every plan stage asset shares: partitions, group (``plan`` unless given), pool, IO manager,
+level metadata."""
 from typing import Any
 
 import dagster as dg
@@ -42,13 +43,13 @@ def _level_metadata(level: str, table: str, optional_level: bool) -> dict:
 
 
 def stage_asset_args(level: str, description: str, *, table: str = "plan_series", optional_level: bool = False,
-                     **extra: Any) -> dict:
+                     group: str = PLAN_GROUP, **extra: Any) -> dict:
     """``optional_level``: the stage may not apply to a version; it then outputs ``None`` (no rows)
     and downstream loads get ``None``."""
     metadata = _level_metadata(level, table, optional_level)
     return dict(
         partitions_def=plan_version_partitions,
-        group_name=PLAN_GROUP,
+        group_name=group,
         pool=DUCKDB_POOL,
         io_manager_key=SERIES_IO,
         metadata=metadata,
@@ -67,11 +68,12 @@ def stage_out(level: str, description: str, *, table: str = "plan_series", optio
     )
 
 
-def multi_stage_args(outs: dict[str, dg.AssetOut], description: str, **extra: Any) -> dict:
+def multi_stage_args(outs: dict[str, dg.AssetOut], description: str, *, group: str = PLAN_GROUP,
+                     **extra: Any) -> dict:
     return dict(
         outs=outs,
         partitions_def=plan_version_partitions,
-        group_name=PLAN_GROUP,
+        group_name=group,
         pool=DUCKDB_POOL,
         description=description,
         **extra,

@@ -6,6 +6,7 @@ import pandas as pd
 from plan_pipeline.orchestration.plan.assets.common import stage_asset_args
 from plan_pipeline.orchestration.plan.checks import check_result, spec
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs
+from plan_pipeline.orchestration.plan.partitions import PLAN_BASIS_GROUP
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.detail import plan_detail
 from plan_pipeline.planning.invariants import detail_violations
@@ -29,6 +30,7 @@ DETAIL_LOCKS = spec(
     "SKU x week demand, supply and backlog disaggregated from the aggregate plan, with planner "
     "overrides applied (plan_series level 'det'; a shared calendar week keeps one row per month fragment).",
     check_specs=[DETAIL_CONSERVATION, DETAIL_LOCKS],
+    group=PLAN_BASIS_GROUP,
 ))
 def detail_plan(aggregate_plan: pd.DataFrame, planning_inputs: VersionPlanInputs, plan_store: PlanStoreResource):
     computed = plan_detail(aggregate_plan, planning_inputs.inputs, planning_inputs.params)

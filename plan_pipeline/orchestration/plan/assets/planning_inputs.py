@@ -3,7 +3,7 @@
 import dagster as dg
 
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs, load_version_inputs
-from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
+from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_BASIS_GROUP, plan_version_partitions
 from plan_pipeline.orchestration.replanning.stale_drafts import (
     CODE_VERSION_KEY,
     INPUT_FINGERPRINT_KEY,
@@ -19,7 +19,7 @@ def _fingerprints(store, version: str) -> dict:
 
 @dg.asset(
     partitions_def=plan_version_partitions,
-    group_name=PLAN_GROUP,
+    group_name=PLAN_BASIS_GROUP,
     pool=DUCKDB_POOL,
     io_manager_key="plan_inputs_io_manager",
     kinds={"duckdb", "python"},
