@@ -353,6 +353,7 @@ def test_plan_jobs_maps_every_run(home, server, scenario):
             assert version == tags.get("plan/version") == tags.get("dagster/partition"), (run_id, version, tags)
         assert started is not None and finished is not None, (run_id, rows[run_id])
     expected = {scenario.legacy_run: "ui", scenario.create_run: "ui", scenario.trim_run: "ui",
+                scenario.refused_run: "ui", scenario.reexecution: "reexecution",
                 **dict.fromkeys(scenario.follow_up_runs.values(), "create_plan_version"),
                 **{r["runId"]: "backfill" for r in scenario.backfill_runs()},
                 **dict.fromkeys(scenario.cli_runs.values(), "cli")}
