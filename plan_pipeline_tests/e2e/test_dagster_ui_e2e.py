@@ -290,7 +290,7 @@ def test_frozen_versions_never_fail_and_stay_untouched(server, scenario):
 def test_version_status_is_visible_on_the_asset(server, scenario):
     for version, status in ((APPROVED, "approved"), (scenario.frozen[-1], None), (CREATED, "draft")):
         metadata = asset_metadata(server, "planning_inputs", version)
-        shown = (metadata.get("status") or {}).get("text")
+        shown = (metadata.get("plan/version_status") or {}).get("text")
         assert shown == (status or shown) and shown in ("approved", "imported", "draft"), (version, metadata.keys())
         assert (metadata.get("input_set") or {}).get("text"), f"{version}: no input set shown"
         assert "parameters" in metadata, f"{version}: no parameters shown"
