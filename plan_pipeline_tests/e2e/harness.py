@@ -207,6 +207,7 @@ class ProjectHome:
     """A temporary project home: ``plan_store.duckdb`` + ``dagster_home/`` with the project's dagster.yaml."""
 
     root: Path
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the configured legacy source
 
     @property
     def db_path(self) -> Path:
@@ -226,6 +227,7 @@ class ProjectHome:
             PYTHONUNBUFFERED="1",
         )
         env["PATH"] = f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}"
+        env.update(self.extra_env)
         env.update(extra)
         return env
 

@@ -24,6 +24,7 @@ from plan_pipeline_tests.e2e.harness import BIN_DIR, REPO_ROOT
 
 TUTORIAL = REPO_ROOT / "docs" / "tutorial.md"
 E2E_TEST = Path(__file__).with_name("test_dagster_ui_e2e.py")
+UI_ACTIONS = Path(__file__).with_name("ui_actions.py")  # the GraphQL calls the e2e test makes
 README = REPO_ROOT / "README.md"
 NOT_RUN_REASONS = {"install", "ui"}
 BLOCK_TIMEOUT = 300
@@ -84,7 +85,7 @@ def test_tutorial_has_runnable_blocks():
 def test_not_run_blocks_are_covered_elsewhere():
     readme = README.read_text()
     ci = (REPO_ROOT / ".ci" / "run").read_text()
-    e2e = E2E_TEST.read_text()
+    e2e = E2E_TEST.read_text() + UI_ACTIONS.read_text()
     for block in BLOCKS:
         if block.not_run == "install":
             for command in (line.strip() for line in block.code.splitlines()):
@@ -93,7 +94,7 @@ def test_not_run_blocks_are_covered_elsewhere():
                     assert "python3 -m venv .venv && .venv/bin/pip install" in ci, ".ci/run no longer installs"
         elif block.not_run == "ui":
             operations = set(re.findall(r"\b(launchPartitionBackfill|launchRun|startSchedule|startSensor|"
-                                        r"addDynamicPartition|runsOrError|partitionBackfillOrError)\b", block.code))
+                                        r"addDynamicPartition|runsOrError|runOrError|partitionBackfillOrError|launchRunReexecution)\b", block.code))
             missing = sorted(op for op in operations if op not in e2e)
             assert not missing, f"{block}: GraphQL operations not exercised by {E2E_TEST.name}: {missing}"
             commands = [line for line in block.code.splitlines() if line.strip() and not line.startswith("#")]
