@@ -18,7 +18,7 @@ legacy backfill, its ``plan_backfill_runs`` row. The levels such a run staged st
 Runs are judged only on the machine that runs them (``plan/host``): this project's DuckDB
 store is a single-machine store. Queued runs are the run queue's business, not judged here.
 
-Called before the CLI launches runs or maintenance, by the ``run_ledger_sync`` job, while the
+Called before the CLI launches runs or maintenance, by the ``run_ledger_repair`` job, while the
 CLI waits for the pool, and by the ``orphaned_runs_sensor`` (which only touches the Dagster
 instance, never the plan store).
 """
