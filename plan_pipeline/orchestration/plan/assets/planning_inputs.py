@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from plan_pipeline.orchestration.plan.assets.common import stage_identity
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs, load_version_inputs
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
 from plan_pipeline.orchestration.replanning.stale_drafts import (
@@ -24,6 +25,7 @@ def _fingerprints(store, version: str) -> dict:
     io_manager_key="plan_inputs_io_manager",
     kinds={"duckdb", "python"},
     description="The plan version's parameters and its immutable, content-hashed input set.",
+    **stage_identity("inputs"),
 )
 def planning_inputs(context: dg.AssetExecutionContext, plan_store: PlanStoreResource) -> VersionPlanInputs:
     store = plan_store.get_store()
