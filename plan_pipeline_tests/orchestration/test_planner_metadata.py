@@ -282,3 +282,12 @@ def test_plan_targets_are_described_in_the_launchpad():
     assert (defaults.fill_rate_target, defaults.max_utilization, defaults.backlog_growth_periods) == (0.95, 1.0, 3)
     with pytest.raises(Exception, match="fill_rate_target"):
         PlanTargets(fill_rate_target=1.5)
+
+
+def test_materializations_record_the_code_version_the_ui_compares(planned):
+    _, instance, _, _ = planned
+    graph = build_definitions(None).resolve_asset_graph()
+    for key in (dg.AssetKey("aggregate_plan"), dg.AssetKey("capacity_weekly_summary"), dg.AssetKey("published_plan")):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[VERSION]), limit=1).records
+        assert records[0].asset_materialization.tags["dagster/code_version"] == graph.get(key).code_version
