@@ -134,3 +134,71 @@ STORED_KPI_COLUMNS = ["category", *PLAN_KPI_COLUMNS]
 #: The key columns of a detail row and of an MRP row.
 DETAIL_KEY_COLUMNS = DETAIL_COLUMNS[:4]
 MRP_KEY_COLUMNS = MRP_COLUMNS[:3]
+
+# ------------------------------------------------------------------------------------ column meanings
+#: What each plan frame column means, with its unit: one home for the column descriptions the Dagster
+#: UI shows (``dagster/column_schema`` of every plan table) and any other reader of the frames.
+#: "units" are planned quantity units; "ratio" is a fraction (0.925 = 92.5 %).
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    # keys
+    "family": "Product family (demand and the aggregate plan are per family)",
+    "period": "Planning period (month, YYYY-MM)",
+    "sku": "Stock keeping unit (a finished good of the family)",
+    "item": "MRP item: a finished good or a BOM component",
+    "week": "ISO week (YYYY-Www); a week shared by two months keeps one row per month fragment",
+    # aggregate and detail plans
+    "demand": "Demand (units)",
+    "supply": "Planned supply (units)",
+    "supply_plan": "Planned supply as the PSI views read it (equal to supply; units)",
+    "backlog": "Unmet demand of the bucket: demand - supply (units)",
+    "capacity_total": "Pooled capacity of the period over every workcenter (units)",
+    # MRP
+    "gross_req": "Gross requirement: detail demand of a finished good, exploded need of a component (units)",
+    "scheduled_receipts": "Open purchase/production orders due that week (units)",
+    "on_hand_start": "Projected on hand at the start of the week (units)",
+    "net_req": "Net requirement after on hand and scheduled receipts (units)",
+    "planned_order_receipt": "Planned order receipt, sized to lot and MOQ (units)",
+    "planned_order_release": "Planned order release: the receipt offset by the lead time (units)",
+    "lt_weeks": "Lead time (weeks)",
+    "lot": "Lot size multiple (units)",
+    "moq": "Minimum order quantity (units)",
+    "on_hand_end": "Projected on hand at the end of the week (units)",
+    "planned_order_release_adj": "Release after capacity leveling (finished goods scaled by the week's factor; units)",
+    "planned_order_receipt_adj": "Receipt of the leveled release, offset by the lead time (units)",
+    # weekly capacity summary
+    "capacity": "Pooled capacity of the week: the period capacity split over its weeks (units)",
+    "original_load": "Finished-good release load before leveling (units)",
+    "carried_slack_in": "Unused capacity carried in from earlier weeks, usable this week (units)",
+    "spill_in": "Load pushed in from earlier weeks that exceeded their capacity (units)",
+    "adjusted_load": "Load after leveling (rounded like the plan; units)",
+    "spill_out": "Load pushed out to the next week (after the last week: left unplaced; units)",
+    "slack_carry_out": "Unused capacity carried on to later weeks (units)",
+    "boundary_period": "The week/row belongs to the cutover (boundary) month",
+    "boundary_index": "Position of the week inside the boundary month (1 = first)",
+    "boundary_size": "Number of weeks of the boundary month",
+    "in_window_pre": "Inside the reconciliation window before the cutover",
+    "in_window_post": "Inside the reconciliation window after the cutover",
+    "zone": "Cutover zone of the week: pre, at or post",
+    # KPIs
+    "category": "KPI category (capacity, service, plan, legacy)",
+    "metric": "KPI name (fill_rate, backlog_total, utilization, ...)",
+    "bucket_type": "KPI bucket: week, month or total",
+    "bucket_key": "The bucket: a week, a month or 'total'",
+    "value": "KPI value, in the row's unit",
+    "unit": "Unit of the value: units or ratio (0.925 = 92.5 %)",
+    # level reconciliation (plus the per-metric columns below)
+    "ok": "Every metric of the family x period is within tolerance",
+    # anchor carryover
+    "from_period": "Month the residual is taken from",
+    "to_period": "Month the residual is carried into",
+}
+for _metric in ("demand", "supply", "backlog"):
+    COLUMN_DESCRIPTIONS.update({
+        f"agg_{_metric}": f"Aggregate plan {_metric} of the family x period (units)",
+        f"det_{_metric}": f"Detail plan {_metric} rolled up to the family x period (units)",
+        f"delta_{_metric}": f"{_metric.capitalize()} difference (units): detail minus aggregate in the level "
+                            "reconciliation; the residual moved between months in the anchor carryover",
+        f"rel_{_metric}": f"Detail minus aggregate {_metric}, relative to the aggregate (ratio)",
+        f"ok_{_metric}": f"The {_metric} delta is within tolerance (tol_abs / tol_rel)",
+    })
+del _metric

@@ -15,6 +15,7 @@ from plan_pipeline.orchestration.plan.assets.aggregate_plan import aggregate_pla
 from plan_pipeline.orchestration.plan.assets.detail_plan import detail_plan
 from plan_pipeline.orchestration.plan.assets.planning_inputs import planning_inputs
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs
+from plan_pipeline.orchestration.plan.targets import PlanTargets
 from plan_pipeline.orchestration.replanning.stale_drafts import CODE_VERSION_KEY, INPUT_FINGERPRINT_KEY
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.aggregate import plan_aggregate
@@ -87,7 +88,7 @@ def test_planning_inputs_of_a_frozen_version_records_it_and_yields_no_output(sam
 
 def test_aggregate_plan_returns_the_stage_frame_and_a_passing_check(sample_version):
     loaded = _inputs(sample_version)
-    outputs, checks = _outputs_and_checks(aggregate_plan(planning_inputs=loaded))
+    outputs, checks = _outputs_and_checks(aggregate_plan(planning_inputs=loaded, plan_targets=PlanTargets()))
     assert len(outputs) == 1
     pd.testing.assert_frame_equal(outputs[0].value, plan_aggregate(loaded.inputs, loaded.params))
     check = checks["aggregate_conserves_capacity"]

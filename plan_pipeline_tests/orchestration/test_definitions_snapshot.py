@@ -1,5 +1,5 @@
 """Snapshot of what the code location shows in the Dagster UI: assets (keys, upstreams, group,
-partitions, level metadata, pool), asset checks (blocking or not), jobs, schedules and sensors.
+partitions, level metadata, pool, owners, tags, whether a code version is set), asset checks (blocking or not), jobs, schedules and sensors.
 
 A change to the asset graph, a renamed check or a moved schedule shows up here as a diff to
 review, not as a surprise in the UI. After an intended change, rewrite the snapshot with
@@ -41,6 +41,9 @@ def describe_definitions(defs: dg.Definitions) -> dict:
             "pools": sorted(node.pools or []),
             "metadata": metadata,
             "has_description": bool(node.description),
+            "owners": sorted(node.owners),
+            "tags": {name: value for name, value in sorted(node.tags.items()) if not name.startswith("dagster/")},
+            "has_code_version": bool(node.code_version),  # the hash itself changes with every code change
         }
     checks = {}
     for check_key in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):

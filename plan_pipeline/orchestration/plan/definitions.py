@@ -10,6 +10,7 @@ from plan_pipeline.orchestration.plan.assets.stages import STAGE_ASSETS
 from plan_pipeline.orchestration.plan.io_managers import PlanInputsIOManager, PlanSeriesIOManager
 from plan_pipeline.orchestration.plan.jobs import plan_job, run_ledger_repair_job
 from plan_pipeline.orchestration.plan.sensors import orphaned_runs_sensor, run_ledger_repair_sensor
+from plan_pipeline.orchestration.plan.targets import PLAN_TARGETS_KEY, PlanTargets
 from plan_pipeline.orchestration.resources import PlanStoreResource
 
 PLAN_ASSETS = [planning_inputs, *STAGE_ASSETS, published_plan]
@@ -23,10 +24,12 @@ defs = dg.Definitions(
 
 def build_resources(db_path: str | None = None) -> dict:
     """The resources of every domain: the plan store (``db_path`` unset = resolved when a step
-    runs) and the plan IO managers on it."""
+    runs), the plan IO managers on it, and the plan targets of the WARN checks (defaults; a run
+    may change them in the launchpad)."""
     store = PlanStoreResource(db_path=db_path)
     return {
         "plan_store": store,
         "plan_series_io_manager": PlanSeriesIOManager(plan_store=store),
         "plan_inputs_io_manager": PlanInputsIOManager(plan_store=store),
+        PLAN_TARGETS_KEY: PlanTargets(),
     }

@@ -26,6 +26,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import PrivateAttr
 
+from plan_pipeline.orchestration.plan.planner_metadata import table_preview
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.parameters import validate_parameters
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
@@ -152,23 +153,6 @@ def load_version_inputs(store, version_id: str) -> VersionPlanInputs:
     return VersionPlanInputs(version_id, version.input_set, params, store.load_input_set(version.input_set))
 
 
-def markdown_preview(frame: pd.DataFrame, rows: int = 8) -> str:
-    head = frame.head(rows)
-    cols = [str(c) for c in head.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for values in head.itertuples(index=False):
-        cells = []
-        for v in values:
-            if isinstance(v, float):
-                cells.append(f"{v:.6g}")
-            else:
-                cells.append("" if v is None or (isinstance(v, float) and v != v) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    if len(frame) > rows:
-        lines.append(f"\n… {len(frame) - rows} more rows")
-    return "\n".join(lines)
-
-
 def _upstream_run_id(upstream: dg.OutputContext | None) -> str | None:
     try:
         return upstream.run_id if upstream is not None else None
@@ -237,7 +221,7 @@ class PlanSeriesIOManager(_RunScopedIOManager):
                 "source_run_id": context.run_id,
                 "plan_state": "staged: readers see it once published_plan publishes this run's whole plan",
                 "db_path": dg.MetadataValue.path(str(store.path)),
-                "preview": dg.MetadataValue.md(markdown_preview(obj)),
+                **table_preview(obj),
             }
         )
 

@@ -33,9 +33,9 @@ Two pieces, so that no schedule ever opens DuckDB:
    planned by a run that did not record it. A version approved between the scan and the tick
    is safe too: ``planning_inputs`` refuses approved and superseded versions.
 
-:func:`code_version` is a hash of the source files that decide plan numbers
-(``planning/``, ``orchestration/plan/assets/``, ``orchestration/plan/io_managers.py``,
-``store/layouts.py``).
+:func:`code_version` (:mod:`plan_pipeline.orchestration.plan.code_versions`) is a hash of the source
+files that decide plan numbers (``planning/``, ``orchestration/plan/assets/``,
+``orchestration/plan/io_managers.py``, ``store/layouts.py``).
 """
 
 import hashlib
@@ -44,12 +44,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-import plan_pipeline
+from plan_pipeline.orchestration.plan.code_versions import code_version
 from plan_pipeline.orchestration.plan.jobs import plan_job
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_VERSION_PARTITIONS_NAME
 from plan_pipeline.orchestration.plan.run_ledger import TRIGGER_TAG, VERSION_TAG
@@ -65,23 +64,9 @@ REASON_TAG = "plan/replan_reason"
 REPLAN_TRIGGER = "replan"
 STATE_MAX_AGE_ENV = "PLAN_PIPELINE_REPLAN_STATE_MAX_AGE_HOURS"
 DEFAULT_STATE_MAX_AGE_HOURS = 12.0
-CODE_SOURCES = ("planning", "orchestration/plan/assets", "orchestration/plan/io_managers.py", "store/layouts.py")
 
 
 # ---------------------------------------------------------------------------------- fingerprints
-def code_version() -> str:
-    """Hash of the plan-deciding source files (read now, not cached: a new run imports them anew)."""
-    root = Path(plan_pipeline.__file__).resolve().parent
-    digest = hashlib.sha256()
-    for source in CODE_SOURCES:
-        path = root / source
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for file in files:
-            if file.is_file():
-                digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
-
-
 def _hash(document: Any) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

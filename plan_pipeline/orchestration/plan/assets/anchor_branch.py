@@ -81,7 +81,7 @@ ANCHORED_RECONCILED = spec(
     "within tolerance", blocking=False)
 ADJUSTED_MRP_BALANCE = spec("adjusted_mrp_balances", "adjusted_mrp_plan",
                             "MRP balance, lot multiples and releases = receipts on the anchored detail plan")
-ADJUSTED_LEVELING, ADJUSTED_CAPACITY = capacity_checks("adjusted_capacity_weekly_summary")
+ADJUSTED_CAPACITY_CHECKS = capacity_checks("adjusted_capacity_weekly_summary")
 ADJUSTED_REPORT_CONSISTENT = spec(
     "adjusted_report_consistent", "adjusted_plan_report",
     "fill rates in [0, 1], utilization = adjusted load / capacity, KPI totals = aggregate plan sums",
@@ -103,7 +103,7 @@ ANCHORED_CHAIN = StageChain(
     report=Stage("adjusted_plan_report", "report_adjusted", "KPIs of the anchored plan (plan_kpis level 'report_adjusted')."),
     reconciliation_check=ANCHORED_RECONCILED,
     mrp_check=ADJUSTED_MRP_BALANCE,
-    capacity_checks=(ADJUSTED_LEVELING, ADJUSTED_CAPACITY),
+    capacity_checks=ADJUSTED_CAPACITY_CHECKS,
     report_check=ADJUSTED_REPORT_CONSISTENT,
     optional=True,
     no_detail_reason=NO_BRANCH,

@@ -28,6 +28,7 @@ from plan_pipeline.orchestration.plan.assets.mrp_plan import mrp_stage
 from plan_pipeline.orchestration.plan.assets.plan_report import report_stage
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs
 from plan_pipeline.orchestration.plan.partitions import PLAN_GROUP
+from plan_pipeline.orchestration.plan.targets import PlanTargets
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class StageChain:
     report: Stage
     reconciliation_check: dg.AssetCheckSpec
     mrp_check: dg.AssetCheckSpec
-    capacity_checks: tuple[dg.AssetCheckSpec, dg.AssetCheckSpec]  # leveling, capacity
+    capacity_checks: tuple[dg.AssetCheckSpec, ...]  # leveling, capacity, utilization (capacity_plan.capacity_checks)
     report_check: dg.AssetCheckSpec
     optional: bool = False  # stages may not apply to a version (they then stage no rows)
     no_detail_reason: str = ""  # why the reconciliation is skipped when the detail input is missing
@@ -121,14 +122,14 @@ def build_stage_chain(chain: StageChain) -> list[dg.AssetsDefinition]:
         group=chain.group,
         ins={chain.detail: frame(chain.detail), mrp.asset: frame(mrp.asset), "planning_inputs": inputs},
     ))
-    def capacity_asset(context: dg.AssetExecutionContext, **ins):
+    def capacity_asset(context: dg.AssetExecutionContext, plan_targets: PlanTargets, **ins):
         detail, mrp_rows = ins[chain.detail], ins[mrp.asset]
         if missing and (detail is None or mrp_rows is None):
             yield from not_applicable(context, list(chain.capacity_checks), chain.not_applicable_reason,
                                       (cap.asset, weekly.asset))
             return
         yield from capacity_stage(detail, mrp_rows, ins["planning_inputs"], cap.asset, weekly.asset,
-                                  chain.capacity_checks)
+                                  chain.capacity_checks, plan_targets)
 
     @dg.asset(**stage_asset_args(
         rep.level, rep.description, name=rep.asset, table="plan_kpis", check_specs=[chain.report_check],

@@ -1,9 +1,11 @@
 """What every plan stage asset shares: partitions, group (``plan`` unless given), pool, IO manager,
-level metadata."""
+level metadata, and what the UI shows about who owns an asset and which code computed it (owners,
+tags, code version)."""
 from typing import Any
 
 import dagster as dg
 
+from plan_pipeline.orchestration.plan.code_versions import code_version, planning_code_version
 from plan_pipeline.orchestration.plan.io_managers import OPTIONAL_LEVEL, PLAN_LEVEL, PLAN_TABLE
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
 
@@ -33,6 +35,52 @@ def step_order_tags(step: str) -> dict[str, str]:
     return {"dagster/priority": str(STEP_PRIORITY.get(step, 0))}
 
 
+#: Who answers for the plan assets (Dagster ``owners``; shown and filterable in the UI).
+PLAN_OWNERS = ["team:planning"]
+#: The ``domain`` tag of every plan asset.
+PLAN_DOMAIN = "planning"
+
+#: Stage -> the planning modules its asset runs (their hash, with what they import, is its code version).
+_STAGE_MODULES = {
+    "inputs": ("parameters", "types"),
+    "aggregate": ("aggregate",),
+    "detail": ("detail", "overrides"),
+    "reconciliation": ("level_reconciliation", "frames"),
+    "mrp": ("mrp",),
+    "capacity": ("capacity", "frames"),
+    "report": ("report", "frames"),
+    "anchor": ("anchor", "overrides", "frames"),
+}
+#: Plan level -> the stage that writes it (the stage tag and code version of the level's asset).
+LEVEL_STAGES = {
+    "aggregate": "aggregate",
+    "det": "detail",
+    "level_reconciliation": "reconciliation", "level_reconciliation_adjusted": "reconciliation",
+    "mrp": "mrp", "mrp_adjusted": "mrp",
+    "mrp_final": "capacity", "weekly_summary": "capacity",
+    "mrp_final_adjusted": "capacity", "weekly_summary_adjusted": "capacity",
+    "report": "report", "report_adjusted": "report",
+    "det_adjusted": "anchor", "carryover": "anchor",
+}
+PUBLISH_STAGE = "publish"
+
+
+def stage_identity(stage: str, *, chain: str | None = None) -> dict[str, Any]:
+    """``owners``, ``tags`` and ``code_version`` of an asset of ``stage``. The code version hashes the
+    planning modules the stage runs (and what they import); ``published_plan`` (stage ``publish``)
+    carries the hash of every plan-deciding source, so any change to the plan's code shows it stale."""
+    tags = {"domain": PLAN_DOMAIN, "stage": stage}
+    if chain:
+        tags["chain"] = chain
+    version = code_version() if stage == PUBLISH_STAGE else planning_code_version(*_STAGE_MODULES[stage])
+    return {"owners": list(PLAN_OWNERS), "tags": tags, "code_version": version}
+
+
+def _level_identity(level: str) -> dict[str, Any]:
+    chain = "anchored" if level.endswith("_adjusted") or level == "carryover" else "plain"
+    return stage_identity(LEVEL_STAGES[level], chain=None if level == "aggregate" else chain)
+
+
 def _level_metadata(level: str, table: str, optional_level: bool) -> dict:
     metadata: dict[str, Any] = {PLAN_LEVEL: level}
     if table != "plan_series":
@@ -55,6 +103,7 @@ def stage_asset_args(level: str, description: str, *, table: str = "plan_series"
         metadata=metadata,
         kinds={"duckdb", "pandas"},
         description=description,
+        **_level_identity(level),
         **extra,
     )
 
@@ -65,6 +114,7 @@ def stage_out(level: str, description: str, *, table: str = "plan_series", optio
         metadata=_level_metadata(level, table, optional_level),
         description=description,
         kinds={"duckdb", "pandas"},
+        **_level_identity(level),
     )
 
 

@@ -4,6 +4,7 @@ import dagster as dg
 
 from plan_pipeline.orchestration.plan.checks import check_result, spec
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs
+from plan_pipeline.orchestration.plan.planner_metadata import kpi_totals, monthly_kpi_table, percent
 from plan_pipeline.planning.frames import capacity_plan_from_frames, report_kpi_frame
 from plan_pipeline.planning.invariants import report_violations
 from plan_pipeline.planning.report import plan_kpis
@@ -21,10 +22,16 @@ def report_stage(rows, weekly, aggregate, planning_inputs: VersionPlanInputs, ch
     report = build_report(plan, planning_inputs.inputs)
     kpis = plan_kpis(aggregate)
     long = report_kpi_frame(report, kpis)
-    totals = {r.metric: float(r.value) for r in kpis.itertuples() if r.bucket_type == "total"}
+    meta = kpi_totals(kpis)
     capacity = report[report["type"] == "capacity"]
-    meta = {f"kpi/{k}": dg.MetadataValue.float(v) for k, v in totals.items()}
     if len(capacity):
-        meta["max_utilization"] = dg.MetadataValue.float(float(capacity["utilization"].max()))
+        util = capacity["utilization"].to_numpy(float)
+        meta.update(percent("max_utilization", float(util.max())))
+        meta["max_utilization_week"] = dg.MetadataValue.text(str(capacity["week"].iloc[int(util.argmax())]))
+        meta["weeks_over_100_percent"] = dg.MetadataValue.int(int((util > 1.0).sum()))
+    service = report[report["type"] == "service"]
+    if len(service):
+        meta.update(percent("min_weekly_fg_fill_rate", float(service["fill_rate"].min())))
+    meta["by_month"] = monthly_kpi_table(kpis)
     yield dg.Output(long, metadata=meta)
     yield check_result(check, report_violations(report, kpis, aggregate))

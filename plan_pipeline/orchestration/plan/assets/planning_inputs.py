@@ -18,6 +18,7 @@ a user finds them in one click from the asset.
 
 import dagster as dg
 
+from plan_pipeline.orchestration.plan.assets.common import stage_identity
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs, load_version_inputs
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_BASIS_GROUP, plan_version_partitions
 from plan_pipeline.orchestration.replanning.stale_drafts import (
@@ -120,6 +121,7 @@ def _fingerprints(store, version: str) -> dict:
     description="The plan version's status, parameters and immutable, content-hashed input set. A frozen "
     "version (approved, superseded, imported) is recorded as 'frozen: nothing to do' and the run's stages "
     "are skipped.",
+    **stage_identity("inputs"),
 )
 def planning_inputs(context: dg.AssetExecutionContext, plan_store: PlanStoreResource):
     store = plan_store.get_store()

@@ -11,14 +11,15 @@ stage or blocking check fails.
 import dagster as dg
 
 from plan_pipeline.operations.retention import enforce_row_guard, row_guard_limit
-from plan_pipeline.orchestration.plan.assets.common import step_order_tags
-from plan_pipeline.orchestration.plan.assets.stages import PLAN_LEVELS, STAGE_ASSET_KEYS
+from plan_pipeline.orchestration.plan.assets.common import PUBLISH_STAGE, stage_identity, step_order_tags
+from plan_pipeline.orchestration.plan.assets.stages import PLAN_LEVELS, STAGE_ASSET_KEYS, stage_level_keys
 from plan_pipeline.orchestration.plan.partitions import (
     DUCKDB_POOL,
     PLAN_GROUP,
     plan_version_partitions,
     remove_version_partition,
 )
+from plan_pipeline.orchestration.plan.planner_metadata import kpi_totals, published_levels_table
 from plan_pipeline.orchestration.plan.run_state import versions_in_progress
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.store import PlanStoreError
@@ -59,6 +60,7 @@ def run_lineage(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
     op_tags=step_order_tags("published_plan"),
     description="The version's published plan: when every stage of the run has staged its rows, they replace "
     "the previous plan in one transaction (readers never see a mix of two runs, or a half-written run).",
+    **stage_identity(PUBLISH_STAGE),
 )
 def published_plan(context: dg.AssetExecutionContext, plan_store: PlanStoreResource) -> dg.MaterializeResult:
     store = plan_store.get_store()
@@ -79,11 +81,22 @@ def published_plan(context: dg.AssetExecutionContext, plan_store: PlanStoreResou
         "published_runs": dg.MetadataValue.json(publication.runs),
         "published_at": publication.published_at.isoformat(sep=" ", timespec="seconds") + " UTC",
         "levels": dg.MetadataValue.json(publication.levels),
+        **published_levels_table(publication.levels, publication.not_applicable, stage_level_keys()),
+        **published_kpis(store, version),
         "not_applicable": dg.MetadataValue.json(publication.not_applicable),
         "dagster/row_count": dg.MetadataValue.int(sum(publication.levels.values())),
         "rows_replaced": dg.MetadataValue.json(publication.removed),
         "db_path": dg.MetadataValue.path(str(store.path)),
     })
+
+
+def published_kpis(store, version: str) -> dict:
+    """The published plan's headline KPIs (fill rate in percent, totals in units), so the asset a
+    planner opens last shows them without a click further."""
+    try:
+        return kpi_totals(store.read_kpis(version, "report"))
+    except PlanStoreError:  # the report level is required, so only a store changed under the run lands here
+        return {}
 
 
 def apply_row_guard(context: dg.AssetExecutionContext, store, version: str) -> dict:

@@ -9,7 +9,7 @@ import dagster as dg
 
 from plan_pipeline.orchestration.plan.assets.aggregate_plan import aggregate_plan
 from plan_pipeline.orchestration.plan.assets.anchor_branch import ANCHOR_ASSETS
-from plan_pipeline.orchestration.plan.assets.capacity_plan import CAPACITY, LEVELING
+from plan_pipeline.orchestration.plan.assets.capacity_plan import CAPACITY_CHECKS
 from plan_pipeline.orchestration.plan.assets.chain import Stage, StageChain, build_stage_chain
 from plan_pipeline.orchestration.plan.assets.detail_plan import detail_plan
 from plan_pipeline.orchestration.plan.assets.level_reconciliation import RECONCILED
@@ -39,7 +39,7 @@ PLAIN_CHAIN = StageChain(
         "backlog, demand and supply per month and in total (plan_kpis level 'report')."),
     reconciliation_check=RECONCILED,
     mrp_check=MRP_BALANCE,
-    capacity_checks=(LEVELING, CAPACITY),
+    capacity_checks=CAPACITY_CHECKS,
     report_check=REPORT_CONSISTENT,
 )
 level_reconciliation, mrp_plan, capacity_plan, plan_report = build_stage_chain(PLAIN_CHAIN)
