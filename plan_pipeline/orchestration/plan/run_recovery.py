@@ -107,6 +107,16 @@ def _worker_from_events(instance: dg.DagsterInstance, run_id: str) -> int | None
     return None
 
 
+def _launcher_tags_inherited(instance: dg.DagsterInstance, tags: dict[str, str]) -> bool:
+    """A re-execution (UI "Re-execute", a retry) copies its parent's tags, launcher tags included:
+    they then name the parent's launcher (a CLI process long gone), not this run's worker."""
+    parent_id = tags.get("dagster/parent_run_id")
+    if not parent_id:
+        return False
+    parent = instance.get_run_by_id(parent_id)
+    return parent is None or all(parent.tags.get(tag) == tags.get(tag) for tag in (PID_TAG, PID_START_TAG, HOST_TAG))
+
+
 def orphan_reason(instance: dg.DagsterInstance, record) -> str | None:
     """Why the run's process is gone, or ``None`` while it may still be running (or cannot be judged)."""
     run = record.dagster_run
@@ -117,7 +127,7 @@ def orphan_reason(instance: dg.DagsterInstance, record) -> str | None:
         return None
     pid: int | None = None
     not_after: float | None = None
-    if tags.get(PID_TAG, "").isdigit():
+    if tags.get(PID_TAG, "").isdigit() and not _launcher_tags_inherited(instance, tags):
         pid = int(tags[PID_TAG])
         started = tags.get(PID_START_TAG)
         not_after = float(started) + 1.0 if started else None
