@@ -222,7 +222,7 @@ def test_anchor_branch_is_skipped_cleanly_for_a_plain_version(plan_env, sample_d
     meta = {r.event_log_entry.dagster_event.asset_key.to_user_string():
             r.event_log_entry.dagster_event.event_specific_data.materialization.metadata for r in materializations}
     for key in ("anchored_detail_plan", "anchor_carryover", "anchored_level_reconciliation", "adjusted_mrp_plan",
-                "adjusted_capacity_plan", "adjusted_capacity_weekly_summary", "adjusted_plan_report"):
+                "adjusted_capacity_plan", "adjusted_weekly_summary", "adjusted_plan_report"):
         assert meta[key]["applicable"].value is False, key
         assert meta[key]["dagster/row_count"].value == 0
     assert all(e.partition == "plain" for e in evaluations.values())

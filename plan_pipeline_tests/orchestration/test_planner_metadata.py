@@ -226,7 +226,7 @@ def test_warn_checks_fire_on_the_sample_with_the_numbers(planned):
 
 
 @pytest.mark.parametrize(("asset", "level"), [("capacity_weekly_summary", "weekly_summary"),
-                                               ("adjusted_capacity_weekly_summary", "weekly_summary_adjusted")])
+                                               ("adjusted_weekly_summary", "weekly_summary_adjusted")])
 def test_utilization_warning_names_the_weeks_and_why(planned, asset, level):
     store, _, default, _ = planned
     weekly = store.read_series(VERSION, level)

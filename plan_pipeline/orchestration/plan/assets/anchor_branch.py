@@ -81,7 +81,7 @@ ANCHORED_RECONCILED = spec(
     "within tolerance", blocking=False)
 ADJUSTED_MRP_BALANCE = spec("adjusted_mrp_balances", "adjusted_mrp_plan",
                             "MRP balance, lot multiples and releases = receipts on the anchored detail plan")
-ADJUSTED_CAPACITY_CHECKS = capacity_checks("adjusted_capacity_weekly_summary")
+ADJUSTED_CAPACITY_CHECKS = capacity_checks("adjusted_weekly_summary")
 ADJUSTED_REPORT_CONSISTENT = spec(
     "adjusted_report_consistent", "adjusted_plan_report",
     "fill rates in [0, 1], utilization = adjusted load / capacity, KPI totals = aggregate plan sums",
@@ -97,7 +97,7 @@ ANCHORED_CHAIN = StageChain(
               "MRP re-planned on the anchored detail plan (plan_series level 'mrp_adjusted')."),
     capacity=Stage("adjusted_capacity_plan", "mrp_final_adjusted", "Capacity-adjusted MRP rows of the anchored "
                    "plan (plan_series level 'mrp_final_adjusted')."),
-    weekly=Stage("adjusted_capacity_weekly_summary", "weekly_summary_adjusted", "Weekly capacity summary of the "
+    weekly=Stage("adjusted_weekly_summary", "weekly_summary_adjusted", "Weekly capacity summary of the "
                  "anchored plan (plan_series level 'weekly_summary_adjusted')."),
     capacity_description="Stage 4 re-run on the anchored detail plan and its MRP.",
     report=Stage("adjusted_plan_report", "report_adjusted", "KPIs of the anchored plan (plan_kpis level 'report_adjusted')."),
