@@ -447,9 +447,9 @@ def test_screenshots(server, scenario, browser):
     shoot("create-version-launchpad.png", f"/locations/{LOCATION}/jobs/create_plan_version/playground",
           ["input_set", "parameters", "Launch run"])
     shoot("version-status.png", f"/assets/planning_inputs?view=partitions&partition={APPROVED}",
-          ["Materialized", "status", "approved", "input_set"])
-    shoot("warn-checks.png", "/assets/capacity_plan?view=checks",
-          ["Warning", "Passed"])
+          ["plan/version_status", "approved", "input_set", "parameter_table"])
+    shoot("warn-checks.png", "/assets/capacity_weekly_summary?view=checks",
+          ["leveled_utilization_within_capacity", "capacity_respected"])
     shoot("kpi-metadata.png", f"/assets/plan_report?view=partitions&partition={CREATED}",
           ["Materialized", "%"])
     shoot("backfill.png", f"/runs/b/{scenario.backfills['all']['id']}?tab=runs",
