@@ -445,7 +445,7 @@ def test_screenshots(server, scenario, browser):
     shoot("asset-lineage.png", f"/locations/{LOCATION}/asset-groups/plan/lineage",
           ["mrp_plan", "capacity_plan", "plan_report", "published_plan"], arrange=names_whole)
     shoot("create-version-launchpad.png", f"/locations/{LOCATION}/jobs/create_plan_version/playground",
-          ["input_set", "parameters", "Launch run"])
+          ["create_plan_version_op", "parameters", "round_mode"])
     shoot("version-status.png", f"/assets/planning_inputs?view=partitions&partition={APPROVED}",
           ["plan/version_status", "approved", "input_set", "parameter_table"])
     shoot("warn-checks.png", "/assets/capacity_weekly_summary?view=checks",
