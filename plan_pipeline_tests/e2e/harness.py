@@ -459,9 +459,11 @@ class Browser:
             wait_until(lambda: self.COMMUNITY_MODAL not in self.text(), 15, what="the first-visit modal to close")
         return shown
 
-    def wait_for_page(self, texts: Iterable[str], timeout: float = 90, absent: Iterable[str] = ()) -> str:
+    def wait_for_page(self, texts: Iterable[str], timeout: float = 90, absent: Iterable[str] = (),
+                      spinners_allowed: bool = False) -> str:
         """Dismiss pop-ups, then wait until every text is on the page, no ``absent`` text is, no dialog
-        covers it and no spinner is spinning; returns the page text."""
+        covers it and no spinner is spinning (unless ``spinners_allowed``: the launchpad keeps an
+        SVG spinner in its config editor's toolbar); returns the page text."""
         texts, absent = list(texts), [*absent, self.COMMUNITY_MODAL]
 
         def ready():
@@ -474,7 +476,7 @@ class Browser:
                     .filter(e => e.offsetParent !== null).length,
             }))()""")
             text = state["text"]
-            if state["dialogs"] or state["spinners"]:
+            if state["dialogs"] or (state["spinners"] and not spinners_allowed):
                 return None
             if all(t in text for t in texts) and not any(a in text for a in absent):
                 return text

@@ -12,14 +12,14 @@ user later re-executes). Everything after that goes through GraphQL, exactly as 
 2. ``create_plan_version`` from the launchpad (input set, version id, parameters): the version
    is recorded, its partition added and its plan run follows on its own;
 3. ``duplicate_plan_version`` of that version: same again, parameters carried over;
-4. an asset backfill of the plan group over the "Missing" partitions, then over "All", with
+4. a partition added by hand with no version behind it, and a plan run of it: refused in one
+   line that names ``create_plan_version``; the user then deletes the partition;
+5. an asset backfill of every plan asset over the "Missing" partitions, then over "All", with
    the approved and the imported versions among them;
-5. a re-execution of the CLI-launched run;
-6. ``plan_store_trim`` with its default config (a dry run);
-7. a partition added by hand with no version behind it, and a plan run of it: refused in one
-   line that names ``create_plan_version``.
+6. a re-execution of the CLI-launched run;
+7. ``plan_store_trim`` with its default config (a dry run).
 
-The tests assert: every run green, or (7) deliberately refused; no asset of the approved or the
+The tests assert: every run green, or (4) deliberately refused; no asset of the approved or the
 imported versions ever failed, their rows and check history untouched; version status visible
 in the UI; one ``plan_jobs`` row per run id with the right job, trigger and status, and no
 ledger-sync run in the Runs list; CLI runs in ``plan_job``'s Runs tab; trim deleted nothing;
@@ -59,6 +59,7 @@ from plan_pipeline_tests.e2e.ui_actions import (
     all_runs,
     asset_metadata,
     backfill_state,
+    delete_partition,
     launch_asset_backfill,
     launch_job,
     missing_partitions,
@@ -208,7 +209,13 @@ def scenario(home, server) -> Scenario:
     finish_run(server, duplicate_run)
     follow_up[DUPLICATED] = follow_up_run(server, DUPLICATED)["runId"]
 
-    # 4. "Materialize all..." over the Missing partitions, then over All
+    # 4. a partition added by hand, without a version, and a run of it
+    add_partition(server, "plan_version", BY_HAND)
+    refused_run = launch_job(server, "plan_job", tags={"dagster/partition": BY_HAND})
+    finish_run(server, refused_run)
+    delete_partition(server, "plan_version", BY_HAND)  # what the user does after reading the refusal
+
+    # 5. "Materialize all..." over the Missing partitions, then over All
     backfills = {}
     missing = missing_partitions(server)
     if missing:
@@ -216,20 +223,16 @@ def scenario(home, server) -> Scenario:
     every = sorted(store_versions(home))
     backfills["all"] = finish_backfill(server, launch_asset_backfill(server, None), len(every))
 
-    # 5. the CLI-launched run of the draft, re-executed from its run page
+    # 6. the CLI-launched run of the draft, re-executed from its run page (after the backfills, so
+    #    the checks' latest executions are real evaluations again)
     reexecution = reexecute(server, cli_runs[CLI_DRAFT])
     finish_run(server, reexecution)
 
-    # 6. trim with its default config
+    # 7. trim with its default config
     versions_before_trim = len(store_versions(home))
     trim_run = launch_job(server, "plan_store_trim")
     finish_run(server, trim_run)
     versions_after_trim = len(store_versions(home))
-
-    # 7. a partition added by hand, without a version, and a run of it
-    add_partition(server, "plan_version", BY_HAND)
-    refused_run = launch_job(server, "plan_job", tags={"dagster/partition": BY_HAND})
-    finish_run(server, refused_run)
 
     runs = wait_for_runs(server, lambda runs: True, RUN_TIMEOUT, "every run to end")
     return Scenario(
@@ -419,15 +422,15 @@ def test_screenshots(server, scenario, browser):
     created_run = scenario.follow_up_runs[CREATED]
 
     def shoot(name: str, path: str, texts: list[str], absent: list[str] = (), arrange=None, height=None,
-              width=1600, view_height=1000):
+              width=1600, view_height=1000, spinners_allowed=False):
         browser.set_viewport(width, view_height)
         browser.goto(base + path)
         if not shots:
             browser.skip_first_visit_modal()
-        browser.wait_for_page(texts, absent=absent)
+        browser.wait_for_page(texts, absent=absent, spinners_allowed=spinners_allowed)
         if arrange:
             arrange()
-            browser.wait_for_page(texts, absent=absent)
+            browser.wait_for_page(texts, absent=absent, spinners_allowed=spinners_allowed)
         time.sleep(1.0)  # let transitions and the graph's zoom animation settle (not an assertion)
         shots[name] = browser.screenshot(SCREENSHOT_DIR / name, height=height)
 
@@ -445,11 +448,18 @@ def test_screenshots(server, scenario, browser):
     shoot("asset-lineage.png", f"/locations/{LOCATION}/asset-groups/plan/lineage",
           ["mrp_plan", "capacity_plan", "plan_report", "published_plan"], arrange=names_whole)
     shoot("create-version-launchpad.png", f"/locations/{LOCATION}/jobs/create_plan_version/playground",
-          ["create_plan_version_op", "parameters", "round_mode"])
+          ["create_plan_version_op", "parameters", "round_mode"], spinners_allowed=True)
     shoot("version-status.png", f"/assets/planning_inputs?view=partitions&partition={APPROVED}",
           ["plan/version_status", "approved", "input_set", "parameter_table"])
+    def select_warn_check():
+        """Open the WARN check (the list shows its name shortened) so its result and metadata show."""
+        clicked = browser.evaluate("""(() => { const hit = [...document.querySelectorAll('a, button, [role=button]')]
+            .find(e => (e.innerText || '').includes('within_capacity')); if (hit) { hit.click(); return true; }
+            return false; })()""")
+        assert clicked, "the WARN check is not in the capacity_weekly_summary's check list"
+
     shoot("warn-checks.png", "/assets/capacity_weekly_summary?view=checks",
-          ["leveled_utilization_within_capacity", "capacity_respected"])
+          ["within_capacity", "capacity_respected"], arrange=select_warn_check)
     shoot("kpi-metadata.png", f"/assets/plan_report?view=partitions&partition={CREATED}",
           ["Materialized", "%"])
     shoot("backfill.png", f"/runs/b/{scenario.backfills['all']['id']}?tab=runs",

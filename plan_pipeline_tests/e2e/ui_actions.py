@@ -74,6 +74,19 @@ def add_partition(server: DagsterDevServer, partitions_def: str, key: str) -> No
         raise HarnessError(f"addDynamicPartition({key}) failed: {data}")
 
 
+def delete_partition(server: DagsterDevServer, partitions_def: str, key: str) -> None:
+    """The partition's "Delete partition" action (after a refused run of a partition added by mistake)."""
+    data = server.graphql(
+        """mutation Delete($repo: RepositorySelector!, $name: String!, $keys: [String!]!) {
+            deleteDynamicPartitions(repositorySelector: $repo, partitionsDefName: $name, partitionKeys: $keys) {
+            __typename ... on DeleteDynamicPartitionsSuccess { partitionsDefName } ... on PythonError { message }
+            ... on UnauthorizedError { message } } }""",
+        {"repo": server.repository_selector(), "name": partitions_def, "keys": [key]},
+    )["deleteDynamicPartitions"]
+    if data["__typename"] != "DeleteDynamicPartitionsSuccess":
+        raise HarnessError(f"deleteDynamicPartitions({key}) failed: {data}")
+
+
 def plan_asset_keys(server: DagsterDevServer) -> list[list[str]]:
     """Every plan asset (all plan groups): what "Materialize all..." on the global lineage selects."""
     return [n["assetKey"]["path"] for n in server.group_asset_nodes("assetKey { path }")]
