@@ -453,9 +453,9 @@ def test_screenshots(server, scenario, browser):
           ["plan/version_status", "approved", "input_set", "parameter_table"])
     def select_warn_check():
         """Open the WARN check (the list shows its name shortened) so its result and metadata show."""
-        clicked = browser.evaluate("""(() => { const hit = [...document.querySelectorAll('a, button, [role=button]')]
-            .find(e => (e.innerText || '').includes('within_capacity')); if (hit) { hit.click(); return true; }
-            return false; })()""")
+        clicked = browser.evaluate("""(() => { const hit = [...document.querySelectorAll('body *')]
+            .find(e => e.children.length === 0 && (e.textContent || '').includes('within_capacity'));
+            if (hit) { hit.click(); return true; } return false; })()""")
         assert clicked, "the WARN check is not in the capacity_weekly_summary's check list"
 
     shoot("warn-checks.png", "/assets/capacity_weekly_summary?view=checks",
