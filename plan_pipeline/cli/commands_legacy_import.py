@@ -98,7 +98,7 @@ def cmd_legacy_import(env: CliEnvironment, args) -> int:
         abandon(f"legacy import run {exc.run_id or ''} stopped: {exc}; versions imported before it stopped "
                 "are complete, the others were not touched", exc.exit_code)
     if result.success:
-        summary: dict[str, Any] = result.summary
+        summary: dict[str, Any] = result.summary or {}
         if args.json:
             _out(json.dumps(summary, indent=2, default=str))
         else:

@@ -129,7 +129,7 @@ def record_from_hook(context: dg.HookContext, failed: bool, yielded_nothing: boo
     missing = missing_run_tags(tags)
     if missing:
         instance.add_run_tags(run_id, missing)
-        record = instance.get_run_record_by_id(run_id)
+        record = instance.get_run_record_by_id(run_id) or record
     status = "failure" if failed else run_outcome(
         instance, record.dagster_run, context.step_key if yielded_nothing else None)
     if status is None:
@@ -184,9 +184,10 @@ def with_run_ledger(defs: dg.Definitions) -> dg.Definitions:
     jobs = [_hooked_job(job, hooked) for job in (defs.jobs or [])]
     schedules = []
     for schedule in defs.schedules or []:
-        target = schedule.target if isinstance(schedule, dg.ScheduleDefinition) else None
-        if target is not None and target.has_job_def and isinstance(target.job_def, dg.JobDefinition):
-            schedule = schedule.with_updated_job(_hooked_job(target.job_def, hooked))
+        if isinstance(schedule, dg.ScheduleDefinition):
+            target = schedule.target
+            if target.has_job_def and isinstance(target.job_def, dg.JobDefinition):
+                schedule = schedule.with_updated_job(_hooked_job(target.job_def, hooked))
         schedules.append(schedule)
     sensors = []
     for sensor in defs.sensors or []:

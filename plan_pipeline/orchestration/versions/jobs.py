@@ -40,7 +40,7 @@ class CreatePlanVersionConfig(dg.Config):
                            "`plan-pipeline inputs import DIR --label L` store them)")
     version_id: str = Field(default="", description=VERSION_ID_HELP)
     note: str = Field(default="", description="free text kept with the version (blank = none)")
-    parameters: PlanningParametersConfig = Field(  # type: ignore[valid-type]
+    parameters: PlanningParametersConfig = Field(
         default_factory=PlanningParametersConfig,
         description="the planning parameters (defaults are the reference driver's)")
 
@@ -52,7 +52,7 @@ class DuplicatePlanVersionConfig(dg.Config):
                                 "input set, parameters and planner edits/locks are carried over")
     version_id: str = Field(default="", description=VERSION_ID_HELP)
     note: str = Field(default="", description="free text kept with the version (blank = 'duplicate of <source>')")
-    parameter_overrides: PlanningParameterOverridesConfig = Field(  # type: ignore[valid-type]
+    parameter_overrides: PlanningParameterOverridesConfig = Field(
         default_factory=PlanningParameterOverridesConfig,
         description="parameters to change in the copy; blank fields keep the source's values")
 
