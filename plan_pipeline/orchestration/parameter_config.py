@@ -18,8 +18,12 @@ def _annotation(spec: ParameterSpec):
     return Literal[rule.choices] if rule.kind == "choice" else spec.python_type
 
 
-def _description(spec: ParameterSpec) -> str:
-    choices = f" ({' | '.join(spec.rule.choices)})" if spec.rule.kind == "choice" and spec.rule.optional else ""
+def _description(spec: ParameterSpec, *, list_choices: bool | None = None) -> str:
+    """The field's description, its bounds and (where the config type cannot carry them: optional
+    fields, or ``list_choices``) its choices."""
+    if list_choices is None:
+        list_choices = spec.rule.optional
+    choices = f" ({' | '.join(spec.rule.choices)})" if spec.rule.kind == "choice" and list_choices else ""
     return spec.description + (f", {spec.bounds_text}" if spec.bounds_text else "") + choices
 
 
@@ -38,9 +42,7 @@ def parameters_from_config(config: dg.Config) -> PlanningParameters:
 
 
 def _override_description(spec: ParameterSpec) -> str:
-    choices = f" ({' | '.join(spec.rule.choices)})" if spec.rule.kind == "choice" else ""
-    return (spec.description + (f", {spec.bounds_text}" if spec.bounds_text else "") + choices
-            + "; blank = keep the source version's value")
+    return _description(spec, list_choices=True) + "; blank = keep the source version's value"
 
 
 PlanningParameterOverridesConfig = create_model(  # type: ignore[call-overload]  # fields built from the model
