@@ -131,6 +131,40 @@ BOUNDARY_COLUMNS = ["boundary_period", "boundary_index", "boundary_size", "in_wi
 PLAN_KPI_COLUMNS = ["metric", "bucket_type", "bucket_key", "value", "unit"]
 #: The stored KPI rows: the computed KPIs under a ``category`` (``plan``, ``legacy``, ...).
 STORED_KPI_COLUMNS = ["category", *PLAN_KPI_COLUMNS]
+# ------------------------------------------------------------------------------------ plan scorecard
+@dataclass(frozen=True)
+class ScorecardKpi:
+    """One of the seven plan KPIs (``docs/kpis.md``): stored name, unit, label and meaning."""
+
+    name: str
+    unit: str
+    label: str
+    meaning: str
+
+
+#: The plan level (``plan_kpis.level``) and category the scorecard KPIs are stored under.
+SCORECARD_LEVEL = "scorecard"
+SCORECARD_CATEGORY = "scorecard"
+#: The seven KPIs computed from the final plan, in the order every reader shows them.
+SCORECARD_KPIS = (
+    ScorecardKpi("fill_rate", "ratio", "Fill rate", "planned supply / demand (1 where demand is 0, in [0, 1])"),
+    ScorecardKpi("service_level", "ratio", "Service level",
+                 "share of SKU x week buckets with demand that supply covers in full"),
+    ScorecardKpi("backlog_days", "days", "Backlog days", "closing backlog / average daily demand"),
+    ScorecardKpi("inventory_turns", "turns/year", "Inventory turns",
+                 "annualized finished-goods gross requirement / average projected on hand"),
+    ScorecardKpi("capacity_util", "ratio", "Capacity utilization", "leveled load / capacity"),
+    ScorecardKpi("cost_variance", "ratio", "Cost variance",
+                 "cost of the leveled receipts at their landing period's unit cost / cost at the periods "
+                 "originally required - 1"),
+    ScorecardKpi("on_time_rate", "ratio", "On-time rate",
+                 "share of finished-goods planned receipt quantity landing no later than its original week"),
+)
+SCORECARD_KPI_NAMES = tuple(k.name for k in SCORECARD_KPIS)
+#: The buckets every scorecard KPI is stored in (``plan_kpis.bucket_type``); ``total`` has bucket key
+#: ``total``, the others the month (period) key, the week key, the family or the SKU.
+SCORECARD_BUCKETS = ("total", "month", "week", "family", "sku")
+
 #: The key columns of a detail row and of an MRP row.
 DETAIL_KEY_COLUMNS = DETAIL_COLUMNS[:4]
 MRP_KEY_COLUMNS = MRP_COLUMNS[:3]
