@@ -47,7 +47,7 @@ def _mrp(per_item: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
     rows = []
     for item, columns in per_item.items():
         for i, week in enumerate(WEEKS):
-            row = {c: 0.0 for c in MRP_COLUMNS + ADJ_COLUMNS}
+            row = dict.fromkeys(MRP_COLUMNS + ADJ_COLUMNS, 0.0)
             row.update({"item": item, "sku": item, "week": week, "lt_weeks": 1.0, "lot": 1.0})
             row.update({c: float(v[i]) for c, v in columns.items()})
             rows.append(row)
