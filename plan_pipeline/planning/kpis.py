@@ -62,21 +62,32 @@ _MONTH_RE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 # ------------------------------------------------------------------------------------ bucketing
-def _text(values) -> np.ndarray:
-    return pd.Series(values, dtype=object).astype(str).to_numpy(dtype=object)
+#: A bucket type's keys for a set of rows: each row's code (an index into ``labels``; -1 = none) and
+#: the labels. Keys are factorized once per frame and rolled up with ``np.bincount``.
+Keys = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def _rollup(keys: dict[str, np.ndarray], values: dict[str, np.ndarray], buckets) -> dict[str, pd.DataFrame]:
-    """Per bucket type: the sums of ``values`` per bucket key (``total`` has the one key 'total')."""
-    frame = pd.DataFrame(values)
+def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
+    codes, labels = pd.factorize(np.asarray(values, dtype=object))
+    return codes.astype(np.int64), np.asarray([str(v) for v in labels], dtype=object)
+
+
+def _total(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(n, np.int64), np.array(["total"], dtype=object)
+
+
+def _rollup(keys: Keys, values: dict[str, np.ndarray], buckets) -> dict[str, pd.DataFrame]:
+    """Per bucket type: the sums of ``values`` per bucket key (buckets without rows left out)."""
     out = {}
     for bucket in buckets:
-        if bucket == "total":
-            sums = frame.sum().to_frame().T
-            sums.index = pd.Index(["total"])
-        else:
-            sums = frame.groupby(keys[bucket], sort=False).sum()
-        out[bucket] = sums
+        codes, labels = keys[bucket]
+        valid = codes >= 0
+        codes = codes[valid]
+        n = len(labels)
+        rows = np.bincount(codes, minlength=n) if n else np.zeros(0, np.int64)
+        sums = {name: np.bincount(codes, weights=np.asarray(v, np.float64)[valid], minlength=n) if n else np.zeros(0)
+                for name, v in values.items()}
+        out[bucket] = pd.DataFrame(sums, index=pd.Index(labels, dtype=object))[rows > 0]
     return out
 
 
@@ -116,39 +127,40 @@ def _period_days(period: str, weeks_in_period: int) -> float:
 
 
 class _Weeks:
-    """Week order and week -> month of the plan (one calendar lookup per call)."""
+    """The plan's weeks in planning order (``labels``, a week's position is its code) and each
+    week's month (``month_codes`` into ``month_labels``)."""
 
     def __init__(self, lookup: CalendarLookup, weeks) -> None:
-        self.lookup = lookup
-        self.order = {w: i for i, w in enumerate(order_weeks(lookup, [str(w) for w in weeks]))}
-        self._months: dict[str, str] = {}
+        self.labels = np.asarray(order_weeks(lookup, [str(w) for w in weeks]), dtype=object)
+        self.order = {w: i for i, w in enumerate(self.labels)}
+        self._index = pd.Index(self.labels, dtype=object)
+        self.month_codes, self.month_labels = _factorize([period_of_week(lookup, w) for w in self.labels])
 
-    def months(self, weeks: np.ndarray) -> np.ndarray:
-        codes, uniques = pd.factorize(weeks)
-        mapped = np.array([self._month(str(w)) for w in uniques], dtype=object)
-        return mapped[codes] if len(codes) else np.zeros(0, dtype=object)
+    def positions(self, weeks) -> np.ndarray:
+        """Each week's position (-1: not a week of the plan)."""
+        return self._index.get_indexer(np.asarray(weeks, dtype=object)).astype(np.int64)
 
-    def positions(self, weeks: np.ndarray) -> np.ndarray:
-        return pd.Series(weeks, dtype=object).map(self.order).fillna(len(self.order)).to_numpy(np.int64)
-
-    def _month(self, week: str) -> str:
-        if week not in self._months:
-            self._months[week] = period_of_week(self.lookup, week)
-        return self._months[week]
+    def keys(self, pos: np.ndarray) -> Keys:
+        """The month and week keys of rows at week positions ``pos``."""
+        month = np.where(pos >= 0, self.month_codes[np.maximum(pos, 0)] if len(self.labels) else -1, -1)
+        return {"month": (month, self.month_labels), "week": (pos, self.labels)}
 
 
 # ------------------------------------------------------------------------------------ the KPIs
 def _detail_kpis(detail: pd.DataFrame, weeks: _Weeks) -> list[pd.DataFrame]:
-    keys = {"month": _text(detail["period"]), "week": _text(detail["week"]), "family": _text(detail["family"]),
-            "sku": _text(detail["sku"])}
+    months = _factorize(detail["period"])
+    pos = weeks.positions(detail["week"])
+    keys: Keys = {"total": _total(len(detail)), "month": months, "week": weeks.keys(pos)["week"],
+                  "family": _factorize(detail["family"]), "sku": _factorize(detail["sku"])}
     demand = detail["demand"].to_numpy(np.float64)
     supply = detail["supply"].to_numpy(np.float64)
     backlog = detail["backlog"].to_numpy(np.float64)
     positive = demand > EPSILON
     covered = positive & (supply >= demand - EPSILON * np.maximum(1.0, np.abs(demand)))
     # days of a bucket: a week 7, a month its calendar days, a SKU/family/the total the horizon's
-    period_weeks = pd.DataFrame({"p": keys["month"], "w": keys["week"]}).drop_duplicates().groupby("p")["w"].size()
-    month_days = {p: _period_days(p, int(n)) for p, n in period_weeks.items()}
+    pairs = np.unique(months[0] * (len(weeks.labels) + 1) + (pos + 1))
+    weeks_per_month = np.bincount(pairs // (len(weeks.labels) + 1), minlength=len(months[1]))
+    month_days = {str(p): _period_days(str(p), int(n)) for p, n in zip(months[1], weeks_per_month)}
     horizon_days = float(sum(month_days.values()))
     sums = _rollup(keys, {"demand": demand, "supply": supply, "backlog": backlog,
                           "cells": positive.astype(np.float64), "covered": covered.astype(np.float64)},
@@ -189,34 +201,50 @@ def sku_families(mix_share: pd.DataFrame) -> dict[str, str]:
     return dict(zip(first["sku"].astype(str), first["family"].astype(str)))
 
 
-def _fg_rows(rows: pd.DataFrame, inputs: PlanningInputs) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The finished-good MRP rows, and SKU -> family."""
-    families = sku_families(inputs.mix_share)
-    fg = rows["item"].astype(str).isin(set(families)).to_numpy() if len(rows) else np.zeros(0, bool)
-    return rows[fg], families
+class _FinishedGoods:
+    """The finished goods' MRP rows (items listed in ``mix_share``) with their SKU and week codes."""
+
+    def __init__(self, rows: pd.DataFrame, inputs: PlanningInputs, weeks: _Weeks) -> None:
+        families = sku_families(inputs.mix_share)
+        fg = rows["item"].astype(str).isin(set(families)).to_numpy() if len(rows) else np.zeros(0, bool)
+        self.rows = rows[fg]
+        self.sku, self.sku_labels = _factorize(self.rows["item"].astype(str))
+        self.pos = weeks.positions(self.rows["week"].astype(str))
+        family_codes, self.family_labels = _factorize([families[s] for s in self.sku_labels])
+        self.family_of_sku = family_codes
+        self.weeks = weeks
+
+    def keys(self, sku: np.ndarray, pos: np.ndarray) -> Keys:
+        """Bucket keys of rows with SKU codes ``sku`` at week positions ``pos``."""
+        family = self.family_of_sku[sku] if len(sku) else np.zeros(0, np.int64)
+        return {"total": _total(len(sku)), **self.weeks.keys(pos), "family": (family, self.family_labels),
+                "sku": (sku, self.sku_labels)}
+
+    def cells(self, sku: np.ndarray, pos: np.ndarray, values: dict[str, np.ndarray]):
+        """The sums of ``values`` per SKU x week cell: (cell SKU codes, cell week positions, sums)."""
+        width = len(self.weeks.labels) + 1
+        cell = sku.astype(np.int64) * width + (pos + 1)
+        used, codes = np.unique(cell, return_inverse=True)
+        sums = {name: np.bincount(codes.reshape(-1), weights=v, minlength=len(used)) for name, v in values.items()}
+        return used // width, used % width - 1, sums
+
+    def column(self, name: str) -> np.ndarray:
+        return self.rows[name].to_numpy(np.float64)
 
 
-def _time_keys(skus: np.ndarray, week_codes: np.ndarray, families: dict[str, str], weeks: _Weeks) -> dict:
-    return {"month": weeks.months(week_codes), "week": week_codes,
-            "family": pd.Series(skus, dtype=object).map(families).to_numpy(dtype=object), "sku": skus}
-
-
-def _inventory_kpis(fg: pd.DataFrame, families: dict[str, str], weeks: _Weeks) -> list[pd.DataFrame]:
-    skus, week_codes = _text(fg["item"]), _text(fg["week"])
-    on_hand = np.maximum(0.0, 0.5 * (fg["on_hand_start"].to_numpy(np.float64) + fg["on_hand_end"].to_numpy(np.float64)))
-    sums = _rollup(_time_keys(skus, week_codes, families, weeks),
-                   {"gross": fg["gross_req"].to_numpy(np.float64), "on_hand": on_hand}, SCORECARD_BUCKETS)
+def _inventory_kpis(fg: _FinishedGoods) -> list[pd.DataFrame]:
+    on_hand = np.maximum(0.0, 0.5 * (fg.column("on_hand_start") + fg.column("on_hand_end")))
+    sums = _rollup(fg.keys(fg.sku, fg.pos), {"gross": fg.column("gross_req"), "on_hand": on_hand}, SCORECARD_BUCKETS)
 
     def turns(frame):
         oh = frame["on_hand"].to_numpy()
         return WEEKS_PER_YEAR * _ratio(frame["gross"].to_numpy(), oh), oh > EPSILON
 
-    return _rows("inventory_turns", sums, turns, weeks.order)
+    return _rows("inventory_turns", sums, turns, fg.weeks.order)
 
 
 def _capacity_kpis(weekly: pd.DataFrame, weeks: _Weeks) -> list[pd.DataFrame]:
-    week_codes = _text(weekly["week"])
-    keys = {"month": weeks.months(week_codes), "week": week_codes}
+    keys: Keys = {"total": _total(len(weekly)), **weeks.keys(weeks.positions(weekly["week"].astype(str)))}
     sums = _rollup(keys, {"load": weekly["adjusted_load"].to_numpy(np.float64),
                           "capacity": weekly["capacity"].to_numpy(np.float64)}, KPI_BUCKETS["capacity_util"])
 
@@ -227,51 +255,47 @@ def _capacity_kpis(weekly: pd.DataFrame, weeks: _Weeks) -> list[pd.DataFrame]:
     return _rows("capacity_util", sums, util, weeks.order)
 
 
+def _next_marked(marked: np.ndarray) -> np.ndarray:
+    """For each position: the first position at or after it where ``marked`` is true (len: none)."""
+    n = len(marked)
+    return np.minimum.accumulate(np.where(marked, np.arange(n), n)[::-1])[::-1]
+
+
 def _receipt_segments(sku: np.ndarray, pos: np.ndarray, original: np.ndarray, leveled: np.ndarray) -> pd.DataFrame:
     """Match each SKU's original and leveled planned receipts unit by unit in time order.
 
-    Per SKU, unit ``k`` of the original receipts is required in the first week whose cumulative
-    original receipt reaches ``k``; unit ``k`` of the leveled receipts lands in the first week whose
-    cumulative leveled receipt reaches ``k``. Units ``0 < k <= min(Σ original, Σ leveled)`` are the
-    same quantities before and after leveling; units beyond Σ leveled never land. Returns the
-    segments of equal (required week, landing week): columns ``sku``, ``required``, ``landed``
-    (week positions) and ``qty``.
+    Per SKU (integer codes ``sku``, week positions ``pos``), unit ``k`` of the original receipts is
+    required in the first week whose cumulative original receipt reaches ``k``; unit ``k`` of the
+    leveled receipts lands in the first week whose cumulative leveled receipt reaches ``k``. Units
+    ``0 < k <= min(Σ original, Σ leveled)`` are the same quantities before and after leveling;
+    units beyond Σ leveled never land. Returns the segments of equal (required week, landing week):
+    columns ``sku``, ``required``, ``landed`` (week positions) and ``qty``.
+
+    The breakpoints of both cumulative curves (cut at the matched quantity) are sorted per SKU; a
+    segment ends at a breakpoint, and its required (landing) week is the week of the first original
+    (leveled) breakpoint at or after its end: no breakpoint lies inside a segment.
     """
-    frame = pd.DataFrame({"sku": sku, "pos": pos, "o": np.maximum(0.0, original), "a": np.maximum(0.0, leveled)})
-    frame = frame.groupby(["sku", "pos"], sort=True).sum().reset_index()
-    grouped = frame.groupby("sku", sort=False)
-    frame["cum_o"] = grouped["o"].cumsum()
-    frame["cum_a"] = grouped["a"].cumsum()
-    matched = np.minimum(grouped["cum_o"].transform("max"), grouped["cum_a"].transform("max")).to_numpy()
-    codes = frame["sku"].to_numpy(dtype=object)
-    # breakpoints of both cumulative curves (cut at the matched quantity), and 0
-    points = pd.DataFrame({
-        "sku": np.concatenate([codes, codes, pd.unique(codes)]),
-        "b": np.concatenate([np.minimum(frame["cum_o"].to_numpy(), matched),
-                             np.minimum(frame["cum_a"].to_numpy(), matched), np.zeros(len(pd.unique(codes)))]),
-    }).drop_duplicates().sort_values(["sku", "b"], kind="stable")
-    length = points.groupby("sku", sort=False)["b"].diff().to_numpy()
-    keep = np.nan_to_num(length, nan=0.0) > EPSILON
-    seg_sku = points["sku"].to_numpy(dtype=object)[keep]
-    seg_len = length[keep]
-    mid = points["b"].to_numpy()[keep] - seg_len / 2.0
-
-    def first_reaching(cum_column: str) -> np.ndarray:
-        """Per segment: the first week (position) whose cumulative quantity of the SKU reaches its midpoint."""
-        both = pd.DataFrame({
-            "sku": np.concatenate([seg_sku, codes]),
-            "v": np.concatenate([mid, frame[cum_column].to_numpy()]),
-            "week": np.concatenate([np.full(len(mid), np.nan), frame["pos"].to_numpy(np.float64)]),
-            "seg": np.concatenate([np.arange(len(mid)), np.full(len(codes), -1)]),
-        }).sort_values(["sku", "v", "seg"], kind="stable")  # a midpoint never equals a breakpoint
-        both["week"] = both.groupby("sku", sort=False)["week"].bfill()
-        segs = both[both["seg"] >= 0]
-        out = np.empty(len(mid), dtype=np.float64)
-        out[segs["seg"].to_numpy(np.int64)] = segs["week"].to_numpy()
-        return out
-
-    return pd.DataFrame({"sku": seg_sku, "required": first_reaching("cum_o").astype(np.int64),
-                         "landed": first_reaching("cum_a").astype(np.int64), "qty": seg_len})
+    order = np.lexsort((pos, sku))
+    sku, pos = sku[order], pos[order]
+    o = np.maximum(0.0, original[order])
+    a = np.maximum(0.0, leveled[order])
+    cum_o = pd.Series(o).groupby(sku).cumsum().to_numpy()
+    cum_a = pd.Series(a).groupby(sku).cumsum().to_numpy()
+    n_sku = int(sku.max()) + 1 if len(sku) else 0
+    matched = np.minimum(np.bincount(sku, weights=o, minlength=n_sku), np.bincount(sku, weights=a, minlength=n_sku))
+    n = len(sku)
+    b = np.concatenate([np.minimum(cum_o, matched[sku]), np.minimum(cum_a, matched[sku])])
+    # stable: on equal values the original curve's breakpoints first, each curve's in week order
+    sort = np.lexsort((b, np.concatenate([sku, sku])))
+    b, b_sku, b_pos = b[sort], np.concatenate([sku, sku])[sort], np.concatenate([pos, pos])[sort]
+    from_original = sort < n
+    first = np.diff(b_sku, prepend=-1) != 0
+    length = np.where(first, b, b - np.roll(b, 1))  # a SKU's first segment starts at 0
+    keep = np.flatnonzero(length > EPSILON)  # each one the first breakpoint of its value
+    last = max(len(b) - 1, 0)
+    required = b_pos[np.minimum(_next_marked(from_original)[keep], last)]
+    landed = b_pos[np.minimum(_next_marked(~from_original)[keep], last)]
+    return pd.DataFrame({"sku": b_sku[keep], "required": required, "landed": landed, "qty": length[keep]})
 
 
 def _unit_costs(inputs: PlanningInputs) -> dict[str, float]:
@@ -282,34 +306,29 @@ def _unit_costs(inputs: PlanningInputs) -> dict[str, float]:
     return dict(zip(costs["period"].astype(str), costs["cost"].astype(np.float64)))
 
 
-def _receipt_kpis(fg: pd.DataFrame, families: dict[str, str], weeks: _Weeks, inputs: PlanningInputs):
-    skus, week_codes = _text(fg["item"]), _text(fg["week"])
-    pos = weeks.positions(week_codes)
-    original = fg["planned_order_receipt"].to_numpy(np.float64)
-    leveled = fg["planned_order_receipt_adj"].to_numpy(np.float64)
-    segments = _receipt_segments(skus, pos, original, leveled)
-    ordered = sorted(weeks.order, key=weeks.order.__getitem__)
-    week_at = np.array(ordered + [""], dtype=object)  # position -> week ('' = not in the plan's weeks)
-    seg_weeks = week_at[np.minimum(segments["required"].to_numpy(), len(ordered))]
+def _receipt_kpis(fg: _FinishedGoods, inputs: PlanningInputs):
+    original = fg.column("planned_order_receipt")
+    leveled = fg.column("planned_order_receipt_adj")
+    segments = _receipt_segments(fg.sku, fg.pos, original, leveled)
+    weeks = fg.weeks
     costs = _unit_costs(inputs)
-    cost_at = pd.Series(weeks.months(week_at), dtype=object).map(costs).to_numpy(np.float64)
-    seg_skus = segments["sku"].to_numpy(dtype=object)
+    month_cost = np.array([costs.get(str(m), np.nan) for m in weeks.month_labels], dtype=np.float64)
+    week_cost = np.append(month_cost[weeks.month_codes] if len(weeks.labels) else np.zeros(0), np.nan)  # -1: none
+    required, landed = segments["required"].to_numpy(), segments["landed"].to_numpy()
     qty = segments["qty"].to_numpy()
-    cost_required = cost_at[np.minimum(segments["required"].to_numpy(), len(ordered))]
-    cost_landed = cost_at[np.minimum(segments["landed"].to_numpy(), len(ordered))]
+    cost_required, cost_landed = week_cost[required], week_cost[landed]
     costed = ~(np.isnan(cost_required) | np.isnan(cost_landed))
-    on_time = segments["landed"].to_numpy() <= segments["required"].to_numpy()
-    # one frame of parts: the original receipts (denominator of on_time_rate) and the segments
-    all_skus = np.concatenate([skus, seg_skus])
-    all_weeks = np.concatenate([week_codes, seg_weeks])
-    zeros_fg, zeros_seg = np.zeros(len(skus)), np.zeros(len(qty))
-    sums = _rollup(_time_keys(all_skus, all_weeks, families, weeks), {
+    on_time = landed <= required
+    # the original receipts (denominator of on_time_rate), then the segments at their required week
+    zeros_fg, zeros_seg = np.zeros(len(original)), np.zeros(len(qty))
+    sku, pos, values = fg.cells(np.concatenate([fg.sku, segments["sku"].to_numpy()]), np.concatenate([fg.pos, required]), {
         "required": np.concatenate([np.maximum(0.0, original), zeros_seg]),
         "on_time": np.concatenate([zeros_fg, np.where(on_time, qty, 0.0)]),
         "cost_landed": np.concatenate([zeros_fg, np.where(costed, qty * np.nan_to_num(cost_landed), 0.0)]),
         "cost_required": np.concatenate([zeros_fg, np.where(costed, qty * np.nan_to_num(cost_required), 0.0)]),
         "costed": np.concatenate([zeros_fg, np.where(costed, qty, 0.0)]),
-    }, SCORECARD_BUCKETS)
+    })
+    sums = _rollup(fg.keys(sku, pos), values, SCORECARD_BUCKETS)
 
     def on_time_rate(frame):
         req = frame["required"].to_numpy()
@@ -352,14 +371,14 @@ def scorecard_kpis(detail: pd.DataFrame, rows: pd.DataFrame, weekly: pd.DataFram
     lookup = calendar_for(inputs, params)
     all_weeks = pd.unique(pd.concat([detail["week"], rows["week"], weekly["week"]], ignore_index=True).astype(str))
     weeks = _Weeks(lookup, all_weeks)
-    fg, families = _fg_rows(rows, inputs)
     parts: dict[str, list[pd.DataFrame]] = {k.name: [] for k in SCORECARD_KPIS}
     if len(detail):
         for part in _detail_kpis(detail, weeks):
             parts[str(part["metric"].iloc[0])].append(part)
-    if len(fg):
-        parts["inventory_turns"] = _inventory_kpis(fg, families, weeks)
-        parts["cost_variance"], parts["on_time_rate"] = _receipt_kpis(fg, families, weeks, inputs)
+    fg = _FinishedGoods(rows, inputs, weeks)
+    if len(fg.rows):
+        parts["inventory_turns"] = _inventory_kpis(fg)
+        parts["cost_variance"], parts["on_time_rate"] = _receipt_kpis(fg, inputs)
     if len(weekly):
         parts["capacity_util"] = _capacity_kpis(weekly, weeks)
     frames = [p for k in SCORECARD_KPIS for p in parts[k.name] if len(p)]

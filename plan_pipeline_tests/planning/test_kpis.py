@@ -5,10 +5,11 @@ and 2025-W06/W07 (February), unit cost 10 in January and 12 in February.
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from plan_pipeline.planning.kpis import KPI_BUCKETS, format_kpi, scorecard_kpis, scorecard_totals
+from plan_pipeline.planning.kpis import KPI_BUCKETS, _receipt_segments, format_kpi, scorecard_kpis, scorecard_totals
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.planning.vocabulary import (
     ADJ_COLUMNS,
@@ -248,3 +249,33 @@ def test_totals_and_display(kpis):
     assert format_kpi("ratio", 0.86) == "86.0 %"
     assert format_kpi("days", 8.26) == "8.3 days"
     assert format_kpi("turns/year", 1234.5) == "1,234.5 turns/year"
+
+
+def test_receipt_matching_agrees_with_the_cumulative_closed_form():
+    """On random receipts (flat weeks, early and late landings, lost units), the on-time quantity of
+    a SKU's required week w is max(0, min(cum_original(w), cum_leveled(w)) - cum_original(w - 1))."""
+    rng = np.random.default_rng(12)
+    skus, n_weeks = 40, 9
+    original = rng.choice([0.0, 0.0, 3.0, 7.5, 10.0], size=(skus, n_weeks))
+    leveled = np.maximum(0.0, original + rng.choice([-5.0, 0.0, 0.0, 2.5, 6.0], size=(skus, n_weeks)))
+    sku, pos = np.repeat(np.arange(skus), n_weeks), np.tile(np.arange(n_weeks), skus)
+    shuffle = rng.permutation(len(sku))  # the matching sorts the rows itself
+    segments = _receipt_segments(sku[shuffle], pos[shuffle], original.reshape(-1)[shuffle],
+                                 leveled.reshape(-1)[shuffle])
+    cum_o, cum_a = original.cumsum(axis=1), leveled.cumsum(axis=1)
+    before = np.hstack([np.zeros((skus, 1)), cum_o[:, :-1]])
+    expected = np.maximum(0.0, np.minimum(cum_o, cum_a) - before)
+    on_time = segments[segments["landed"] <= segments["required"]]
+    got = np.zeros((skus, n_weeks))
+    np.add.at(got, (on_time["sku"].to_numpy(), on_time["required"].to_numpy()), on_time["qty"].to_numpy())
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    # every matched unit once: per SKU, min(Σ original, Σ leveled)
+    matched = segments.groupby("sku")["qty"].sum().reindex(range(skus), fill_value=0.0).to_numpy()
+    np.testing.assert_allclose(matched, np.minimum(cum_o[:, -1], cum_a[:, -1]), atol=1e-9)
+    # each segment (in order per SKU, ending where the cumulative matched quantity is): required where
+    # the original curve reaches its midpoint, landed where the leveled curve does
+    ends = segments.groupby("sku")["qty"].cumsum().to_numpy()
+    for row, end in zip(segments.itertuples(), ends):
+        middle = end - row.qty / 2
+        assert row.required == np.searchsorted(cum_o[row.sku], middle, side="left")
+        assert row.landed == np.searchsorted(cum_a[row.sku], middle, side="left")
