@@ -171,7 +171,7 @@ def test_family_summaries_add_up_to_the_stored_rows(planned):
 def test_every_asset_has_owners_tags_and_a_code_version():
     graph = build_definitions(None).resolve_asset_graph()
     keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
-    assert len(keys) == 16
+    assert len(keys) == 17
     versions = {}
     for key in keys:
         node = graph.get(key)
@@ -186,6 +186,8 @@ def test_every_asset_has_owners_tags_and_a_code_version():
     assert versions["published_plan"] == code_version()
     assert graph.get(dg.AssetKey("adjusted_mrp_plan")).tags["chain"] == "anchored"
     assert graph.get(dg.AssetKey("mrp_plan")).tags["chain"] == "plain"
+    assert versions["plan_scorecard"] == planning_code_version("kpis")
+    assert "chain" not in graph.get(dg.AssetKey("plan_scorecard")).tags  # it reads whichever chain is final
 
 
 def test_a_stage_code_version_follows_the_planning_modules_it_imports():
