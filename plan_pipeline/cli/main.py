@@ -27,7 +27,9 @@ from plan_pipeline.cli.errors import (
     silence_stdout,
 )
 from plan_pipeline.cli.output import abandon, out, progress
+from plan_pipeline.planning.kpis import format_kpi, scorecard_totals
 from plan_pipeline.planning.parameters import ParameterError, PlanningParameters, parameter_specs
+from plan_pipeline.planning.vocabulary import SCORECARD_LEVEL
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -159,10 +161,19 @@ def cmd_version_list(env: CliEnvironment, args) -> int:
     return 0
 
 
+def published_scorecard(store, version_id: str) -> list[tuple[str, float, str]]:
+    """The published scorecard's totals (docs/kpis.md); none before a plan with a scorecard is published."""
+    if not store.has_kpis(version_id, SCORECARD_LEVEL):
+        return []
+    return scorecard_totals(store.read_kpis(version_id, SCORECARD_LEVEL))
+
+
 def cmd_version_show(env: CliEnvironment, args) -> int:
     store = env.store
     record = store.get_version(args.version_id)
     info = record.to_dict()
+    info["scorecard"] = {name: {"value": value, "unit": unit, "display": format_kpi(unit, value)}
+                         for name, value, unit in published_scorecard(store, args.version_id)}
     info["levels"] = store.series_levels(args.version_id)
     publication = store.publication(args.version_id)
     info["plan"] = {
@@ -374,6 +385,9 @@ def cmd_demo(env: CliEnvironment, args) -> int:
     out("rows per level:")
     for level, count in levels.items():
         out(f"  {level:<28} {count}")
+    scorecard = published_scorecard(store, version_id)
+    if scorecard:
+        out("scorecard    : " + ", ".join(f"{name}={format_kpi(unit, value)}" for name, value, unit in scorecard))
     try:
         kpis = store.read_kpis(version_id, "report")
         totals = kpis[(kpis["category"] == "plan") & (kpis["bucket_type"] == "total")]

@@ -214,12 +214,12 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "in_window_post": "Inside the reconciliation window after the cutover",
     "zone": "Cutover zone of the week: pre, at or post",
     # KPIs
-    "category": "KPI category (capacity, service, plan, legacy)",
-    "metric": "KPI name (fill_rate, backlog_total, utilization, ...)",
-    "bucket_type": "KPI bucket: week, month or total",
-    "bucket_key": "The bucket: a week, a month or 'total'",
+    "category": "KPI category (scorecard, capacity, service, plan, legacy)",
+    "metric": "KPI name (fill_rate, backlog_days, backlog_total, utilization, ...)",
+    "bucket_type": "KPI bucket: total, month, week, family or sku",
+    "bucket_key": "The bucket: 'total', a month, a week, a family or a SKU",
     "value": "KPI value, in the row's unit",
-    "unit": "Unit of the value: units or ratio (0.925 = 92.5 %)",
+    "unit": "Unit of the value: units, days, turns/year or ratio (0.925 = 92.5 %)",
     # level reconciliation (plus the per-metric columns below)
     "ok": "Every metric of the family x period is within tolerance",
     # anchor carryover

@@ -1,6 +1,7 @@
 """The plan-pipeline CLI end to end: inputs, versions, materialize, demo, concurrency."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 from plan_pipeline.cli.main import main
+from plan_pipeline.planning.vocabulary import SCORECARD_KPI_NAMES
 
 
 def run_cli(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -69,6 +71,16 @@ def test_demo_materializes_and_summarises(tmp_path):
     run_id = next(line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if line.startswith("run id"))
     listed = run_cli(home, "jobs", "list")
     assert run_id in listed.stdout and "success" in listed.stdout
+    # the scorecard comes first: on its own line before the report KPIs, and first in `version show`
+    lines = result.stdout.splitlines()
+    scorecard = next(i for i, line in enumerate(lines) if line.startswith("scorecard    : "))
+    assert scorecard < next(i for i, line in enumerate(lines) if line.startswith("plan KPIs    : "))
+    assert [part.split("=")[0] for part in lines[scorecard].split(": ", 1)[1].split(", ")] == list(SCORECARD_KPI_NAMES)
+    shown = json.loads(run_cli(home, "version", "show", "demo").stdout)
+    assert list(shown["scorecard"]) == list(SCORECARD_KPI_NAMES)
+    assert list(shown).index("scorecard") < list(shown).index("levels")
+    fill = shown["scorecard"]["fill_rate"]
+    assert fill["unit"] == "ratio" and 0.0 <= fill["value"] <= 1.0 and fill["display"] == f"{100 * fill['value']:.1f} %"
 
 
 def test_two_versions_materialized_at_the_same_time_both_succeed(tmp_path, sample_dir):

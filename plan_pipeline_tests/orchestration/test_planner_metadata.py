@@ -21,7 +21,7 @@ from plan_pipeline.orchestration.plan.code_versions import code_version, plannin
 from plan_pipeline.orchestration.plan.planner_metadata import PREVIEW_ROWS
 from plan_pipeline.orchestration.plan.targets import PlanTargets
 from plan_pipeline.planning.types import PlanningParameters
-from plan_pipeline.planning.vocabulary import COLUMN_DESCRIPTIONS
+from plan_pipeline.planning.vocabulary import COLUMN_DESCRIPTIONS, SCORECARD_LEVEL
 from plan_pipeline.store import PlanStore
 from plan_pipeline_tests.conftest import BUNDLED_SAMPLE
 
@@ -114,10 +114,10 @@ def test_capacity_summary_reads_as_units_and_percent(planned):
 def test_every_plan_table_has_a_preview_and_a_column_schema(planned):
     store, instance, _, _ = planned
     levels = stage_level_keys()
-    assert len(levels) == 14
+    assert len(levels) == 15
     for level, key in levels.items():
         frame = (store.read_kpis(VERSION, level).drop(columns=["level", "source", "source_run_id"])
-                 if level.startswith("report") else store.read_series(VERSION, level))
+                 if level.startswith("report") or level == SCORECARD_LEVEL else store.read_series(VERSION, level))
         meta = _metadata(instance, key.to_user_string())
         schema = meta["dagster/column_schema"].schema
         assert [c.name for c in schema.columns] == list(frame.columns), level
@@ -171,7 +171,7 @@ def test_family_summaries_add_up_to_the_stored_rows(planned):
 def test_every_asset_has_owners_tags_and_a_code_version():
     graph = build_definitions(None).resolve_asset_graph()
     keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
-    assert len(keys) == 16
+    assert len(keys) == 17
     versions = {}
     for key in keys:
         node = graph.get(key)
@@ -186,6 +186,8 @@ def test_every_asset_has_owners_tags_and_a_code_version():
     assert versions["published_plan"] == code_version()
     assert graph.get(dg.AssetKey("adjusted_mrp_plan")).tags["chain"] == "anchored"
     assert graph.get(dg.AssetKey("mrp_plan")).tags["chain"] == "plain"
+    assert versions["plan_scorecard"] == planning_code_version("kpis")
+    assert "chain" not in graph.get(dg.AssetKey("plan_scorecard")).tags  # it reads whichever chain is final
 
 
 def test_a_stage_code_version_follows_the_planning_modules_it_imports():

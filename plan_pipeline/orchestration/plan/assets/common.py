@@ -8,6 +8,7 @@ import dagster as dg
 from plan_pipeline.orchestration.plan.code_versions import code_version, planning_code_version
 from plan_pipeline.orchestration.plan.io_managers import OPTIONAL_LEVEL, PLAN_LEVEL, PLAN_TABLE
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
+from plan_pipeline.planning.vocabulary import SCORECARD_LEVEL
 
 SERIES_IO = "plan_series_io_manager"
 
@@ -25,6 +26,7 @@ STEP_PRIORITY = {
     "adjusted_mrp_plan": 2,
     "adjusted_capacity_plan": 2,
     "adjusted_plan_report": 2,
+    "plan_scorecard": 2,
     "anchored_level_reconciliation": 1,
     "published_plan": 0,
 }
@@ -50,6 +52,7 @@ _STAGE_MODULES = {
     "capacity": ("capacity", "frames"),
     "report": ("report", "frames"),
     "anchor": ("anchor", "overrides", "frames"),
+    "scorecard": ("kpis",),
 }
 #: Plan level -> the stage that writes it (the stage tag and code version of the level's asset).
 LEVEL_STAGES = {
@@ -61,6 +64,7 @@ LEVEL_STAGES = {
     "mrp_final_adjusted": "capacity", "weekly_summary_adjusted": "capacity",
     "report": "report", "report_adjusted": "report",
     "det_adjusted": "anchor", "carryover": "anchor",
+    SCORECARD_LEVEL: "scorecard",
 }
 PUBLISH_STAGE = "publish"
 
@@ -78,7 +82,8 @@ def stage_identity(stage: str, *, chain: str | None = None) -> dict[str, Any]:
 
 def _level_identity(level: str) -> dict[str, Any]:
     chain = "anchored" if level.endswith("_adjusted") or level == "carryover" else "plain"
-    return stage_identity(LEVEL_STAGES[level], chain=None if level == "aggregate" else chain)
+    # the aggregate plan starts both chains; the scorecard reads whichever is the final plan
+    return stage_identity(LEVEL_STAGES[level], chain=None if level in ("aggregate", SCORECARD_LEVEL) else chain)
 
 
 def _level_metadata(level: str, table: str, optional_level: bool) -> dict:

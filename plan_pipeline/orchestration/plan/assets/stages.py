@@ -15,6 +15,7 @@ from plan_pipeline.orchestration.plan.assets.detail_plan import detail_plan
 from plan_pipeline.orchestration.plan.assets.level_reconciliation import RECONCILED
 from plan_pipeline.orchestration.plan.assets.mrp_plan import MRP_BALANCE
 from plan_pipeline.orchestration.plan.assets.plan_report import REPORT_CONSISTENT
+from plan_pipeline.orchestration.plan.assets.plan_scorecard import plan_scorecard
 from plan_pipeline.orchestration.plan.io_managers import PLAN_LEVEL
 
 PLAIN_CHAIN = StageChain(
@@ -52,6 +53,7 @@ STAGE_ASSETS = [
     level_reconciliation,
     plan_report,
     *ANCHOR_ASSETS,
+    plan_scorecard,
 ]
 
 
