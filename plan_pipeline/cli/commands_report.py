@@ -20,7 +20,7 @@ def register_report_commands(subparsers) -> None:
     p = add_command(subparsers, "report", help="write a version's plan report (self-contained HTML + PNG charts)",
                     description="Render the published plan of a version as report.html (opens with no network: "
                     "charts embedded) plus the PNG charts beside it: demand/supply/backlog per family and month, "
-                    "weekly leveled load vs capacity with the weeks over 100 %% explained, projected inventory of "
+                    "weekly leveled load vs capacity with the weeks over 100 % explained, projected inventory of "
                     "the ten largest SKUs, the KPI table and the changes against the baseline. Prints the written "
                     "paths. Refuses an unknown version and one that has not been planned (materialized).")
     p.add_argument("version_id")
