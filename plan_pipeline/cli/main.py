@@ -518,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     from plan_pipeline.cli.commands_operations import register_operations_commands
 
     register_operations_commands(sub)
+    from plan_pipeline.cli.commands_report import register_report_commands
+
+    register_report_commands(sub)
 
     p = add_command(sub, "sample-inputs", help="write a deterministic sample input folder of any size")
     p.add_argument("--out", required=True, type=path_arg)

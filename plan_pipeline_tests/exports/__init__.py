@@ -1,0 +1,1 @@
+"""Tests of plan_pipeline/exports (the plan report)."""
