@@ -33,7 +33,7 @@ import orjson
 import pandas as pd
 
 INDENT = 2
-CHUNK_ROWS = 65_536
+CHUNK_ROWS = 4_096  # ~1.5 MB of text: fresh large buffers per chunk cost page faults
 _SAFE_MIN, _SAFE_MAX = 1e-4, 1e16  # orjson writes floats in [_SAFE_MIN, _SAFE_MAX) as repr does
 
 
@@ -107,6 +107,8 @@ def _checked_ints(values: np.ndarray, what: str) -> np.ndarray:
 class Column:
     """One column of a :class:`RecordTable`."""
 
+    _encoded: tuple[np.ndarray, list[bytes]] | None = None
+
     def __len__(self) -> int:
         raise NotImplementedError
 
@@ -114,8 +116,14 @@ class Column:
         """The Python values (``str`` / ``int`` / ``float``) a row dict holds."""
         raise NotImplementedError
 
-    def tokens(self, start: int, stop: int, prefix: bytes) -> np.ndarray:
-        """Object array of ``prefix + <JSON text of the value>`` for rows ``start:stop``."""
+    def encoded(self) -> tuple[np.ndarray, list[bytes]]:
+        """``(codes, texts)``: the JSON text of row ``i`` is ``texts[codes[i]]`` (each distinct
+        value encoded once; computed on first use)."""
+        if self._encoded is None:
+            self._encoded = self._encode()
+        return self._encoded
+
+    def _encode(self) -> tuple[np.ndarray, list[bytes]]:
         raise NotImplementedError
 
 
@@ -123,20 +131,30 @@ class TextColumn(Column):
     """Strings (a value that is not a ``str`` is written as ``str(value)``)."""
 
     def __init__(self, values: Sequence[Any] | np.ndarray | pd.Series):
-        listed = values.tolist() if hasattr(values, "tolist") else list(values)
-        self._values = listed if all(type(v) is str for v in listed) else [str(v) for v in listed]
+        arr = np.asarray(values, dtype=object)
+        if len(arr) and pd.api.types.infer_dtype(arr, skipna=False) != "string":
+            texts = np.empty(len(arr), dtype=object)
+            texts[:] = [v if type(v) is str else str(v) for v in arr.tolist()]
+            arr = texts
+        self._values = arr
 
     def __len__(self) -> int:
         return len(self._values)
 
     def values(self) -> list[Any]:
-        return self._values
+        return self._values.tolist()
 
-    def tokens(self, start: int, stop: int, prefix: bytes) -> np.ndarray:
-        codes, uniques = pd.factorize(np.asarray(self._values[start:stop], dtype=object))
-        encoded = np.empty(len(uniques), dtype=object)
-        encoded[:] = [prefix + json.dumps(u, ensure_ascii=False).encode("utf-8") for u in uniques]
-        return encoded[codes]
+    def _encode(self) -> tuple[np.ndarray, list[bytes]]:
+        arr = self._values
+        if not len(arr):
+            return np.zeros(0, dtype=np.intp), []
+        starts = np.ones(len(arr), dtype=bool)
+        starts[1:] = arr[1:] != arr[:-1]
+        if np.count_nonzero(starts) * 4 <= len(arr):  # sorted keys (item, sku): one text per run
+            codes, distinct = np.cumsum(starts) - 1, arr[starts]
+        else:
+            codes, distinct = pd.factorize(arr)
+        return codes, [json.dumps(u, ensure_ascii=False).encode("utf-8") for u in distinct.tolist()]
 
 
 class NumberColumn(Column):
@@ -145,55 +163,50 @@ class NumberColumn(Column):
 
     def __init__(self, values: np.ndarray | pd.Series, as_int: bool | np.ndarray = False, name: str = "value"):
         arr = np.asarray(values)
-        self._name = name
+        self._mask: np.ndarray | None = None
+        self._floats: np.ndarray | None = None
+        self._ints: np.ndarray | None = None
         if as_int is True:
-            self._floats = None
             self._ints = _checked_ints(arr, name)
-            self._mask = None
-        else:
-            self._floats = arr.astype(np.float64)
-            self._ints = None
-            mask = np.asarray(as_int, dtype=bool) if as_int is not False else None
-            if mask is not None and mask.shape != self._floats.shape:
+            return
+        self._floats = arr.astype(np.float64)
+        if as_int is not False:
+            mask = np.asarray(as_int, dtype=bool)
+            if mask.shape != self._floats.shape:
                 raise ValueError(f"{name}: as_int mask has {mask.shape} rows, values {self._floats.shape}")
-            if mask is not None and mask.any():
+            if mask.any():
                 self._mask = mask
                 self._ints = _checked_ints(self._floats[mask], name)
-            else:
-                self._mask = None
 
     def __len__(self) -> int:
-        return len(self._ints if self._floats is None else self._floats)
+        return len(self._floats) if self._floats is not None else len(self._ints)  # type: ignore[arg-type]
 
     def values(self) -> list[Any]:
         if self._floats is None:
-            return self._ints.tolist()
+            return self._ints.tolist()  # type: ignore[union-attr]
         if self._mask is None:
             return self._floats.tolist()
         out = np.empty(len(self._floats), dtype=object)
         out[:] = self._floats.tolist()
-        out[self._mask] = self._ints.tolist()
+        out[self._mask] = self._ints.tolist()  # type: ignore[union-attr]
         return out.tolist()
 
-    def tokens(self, start: int, stop: int, prefix: bytes) -> np.ndarray:
+    def _encode(self) -> tuple[np.ndarray, list[bytes]]:
         if self._floats is None:
-            return _distinct_tokens(self._ints[start:stop], int_tokens, prefix)
-        out = _distinct_tokens(self._floats[start:stop], float_tokens, prefix)
+            return _distinct(self._ints, int_tokens)  # type: ignore[arg-type]
+        codes, texts = _distinct(self._floats, float_tokens)
         if self._mask is not None:
-            mask = self._mask[start:stop]
-            if mask.any():
-                first = int(np.count_nonzero(self._mask[:start]))
-                ints = self._ints[first:first + int(np.count_nonzero(mask))]
-                out[mask] = _distinct_tokens(ints, int_tokens, prefix)
-        return out
+            int_codes, int_texts = _distinct(self._ints, int_tokens)  # type: ignore[arg-type]
+            codes = codes.copy()
+            codes[self._mask] = int_codes + len(texts)
+            texts = texts + int_texts
+        return codes, texts
 
 
-def _distinct_tokens(values: np.ndarray, encode, prefix: bytes) -> np.ndarray:
-    """Encode each distinct value once (by its bits: ``-0.0`` and ``0.0`` stay apart)."""
+def _distinct(values: np.ndarray, encode) -> tuple[np.ndarray, list[bytes]]:
+    """Codes and texts of the distinct values (by their bits: ``-0.0`` and ``0.0`` stay apart)."""
     codes, uniques = pd.factorize(values.view(np.int64))
-    encoded = np.empty(len(uniques), dtype=object)
-    encoded[:] = [prefix + t for t in encode(uniques.view(values.dtype))]
-    return encoded[codes]
+    return codes, encode(uniques.view(values.dtype))
 
 
 class RecordTable:
@@ -235,12 +248,18 @@ class RecordTable:
                     for j, (name, _) in enumerate(self.columns)]
         end_of_row = row_pad + b"},"
         k = len(self.columns)
+        tables = []
+        for prefix, (_, column) in zip(prefixes, self.columns):
+            codes, texts = column.encoded()
+            table = np.empty(len(texts), dtype=object)
+            table[:] = [prefix + t for t in texts]
+            tables.append((codes, table))
         yield b"[" + row_pad
         for start in range(0, self._rows, chunk_rows):
             stop = min(start + chunk_rows, self._rows)
             parts = np.empty((stop - start, k + 1), dtype=object)
-            for j, (_, column) in enumerate(self.columns):
-                parts[:, j] = column.tokens(start, stop, prefixes[j])
+            for j, (codes, texts) in enumerate(tables):
+                parts[:, j] = texts[codes[start:stop]]
             parts[:, k] = end_of_row + row_pad  # "}," and the next row's indent
             if stop == self._rows:
                 parts[-1, k] = row_pad + b"}"
