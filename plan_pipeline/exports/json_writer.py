@@ -100,7 +100,7 @@ def _checked_ints(values: np.ndarray, what: str) -> np.ndarray:
         return values.astype(np.int64)
     finite = np.isfinite(values)
     if not finite.all():
-        raise ValueError(f"{what}: {values[~finite][0]!r} cannot be written as an integer")
+        raise ValueError(f"{what}: {float(values[~finite][0])!r} cannot be written as an integer")
     return values.astype(np.int64)  # truncation toward zero, as int(float) does
 
 
@@ -149,12 +149,17 @@ class TextColumn(Column):
         if not len(arr):
             return np.zeros(0, dtype=np.intp), []
         starts = np.ones(len(arr), dtype=bool)
-        starts[1:] = arr[1:] != arr[:-1]
-        if np.count_nonzero(starts) * 4 <= len(arr):  # sorted keys (item, sku): one text per run
-            codes, distinct = np.cumsum(starts) - 1, arr[starts]
-        else:
-            codes, distinct = pd.factorize(arr)
-        return codes, [json.dumps(u, ensure_ascii=False).encode("utf-8") for u in distinct.tolist()]
+        starts[1:] = arr[1:] != arr[:-1]  # keys come sorted: look up one value per run only
+        index: dict[str, int] = {}  # not pd.factorize: its string hash table cuts texts at a NUL
+        run_codes = np.fromiter((index.setdefault(v, len(index)) for v in arr[starts].tolist()), dtype=np.intp)
+        return run_codes[np.cumsum(starts) - 1], [_string_token(u) for u in index]
+
+
+def _string_token(text: str) -> bytes:
+    try:
+        return orjson.dumps(text)  # escapes exactly as json.dumps(ensure_ascii=False) does
+    except orjson.JSONEncodeError:  # a lone surrogate: json writes it (and encoding it fails)
+        return json.dumps(text, ensure_ascii=False).encode("utf-8")
 
 
 class NumberColumn(Column):
