@@ -241,7 +241,7 @@ class RecordTable:
             if enabled:
                 gc.enable()
 
-    def json_chunks(self, depth: int, chunk_rows: int = CHUNK_ROWS) -> Iterator[bytes]:
+    def json_chunks(self, depth: int, chunk_rows: int | None = None) -> Iterator[bytes]:
         """The JSON array of the rows as ``json.dumps(indent=2)`` writes it at nesting ``depth``
         (the array is a value inside ``depth`` containers), in chunks of ``chunk_rows`` rows."""
         if not self._rows:
@@ -256,15 +256,16 @@ class RecordTable:
         tables = []
         for prefix, (_, column) in zip(prefixes, self.columns):
             codes, texts = column.encoded()
-            table = np.empty(len(texts), dtype=object)
-            table[:] = [prefix + t for t in texts]
-            tables.append((codes, table))
+            prefixed = np.empty(len(texts), dtype=object)
+            prefixed[:] = [prefix + t for t in texts]
+            tables.append((codes, prefixed))
+        chunk_rows = chunk_rows or CHUNK_ROWS
         yield b"[" + row_pad
         for start in range(0, self._rows, chunk_rows):
             stop = min(start + chunk_rows, self._rows)
             parts = np.empty((stop - start, k + 1), dtype=object)
-            for j, (codes, texts) in enumerate(tables):
-                parts[:, j] = texts[codes[start:stop]]
+            for j, (codes, table) in enumerate(tables):
+                parts[:, j] = table[codes[start:stop]]
             parts[:, k] = end_of_row + row_pad  # "}," and the next row's indent
             if stop == self._rows:
                 parts[-1, k] = row_pad + b"}"
