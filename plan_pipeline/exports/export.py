@@ -223,8 +223,8 @@ def _write_export(store: PlanStore, version_id: str, fmt: str, out: Path) -> tup
     if fmt == "reference":
         written = write_reference_files(store, version_id, out)  # each file complete, or none
         schema_version = store.schema_version()
-        for path, rows in written:
-            files.append(file_entry(path, rows))
+        for file in written:
+            files.append(file_entry(file.path, file.rows, sha256=file.sha256))
     else:
         out.mkdir(parents=True, exist_ok=True)
         write = _table_writer(fmt)

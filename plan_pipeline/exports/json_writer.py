@@ -23,8 +23,11 @@ them). Floats from ``1e-4`` up (``1e+16`` included) and every string are written
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -292,15 +295,41 @@ def document_chunks(document: dict[str, Any]) -> Iterator[bytes]:
     yield b"\n}"
 
 
-def write_json_document(path: Path, document: dict[str, Any]) -> None:
-    """Write ``document`` (see :func:`document_chunks`) to ``path``."""
+def write_json_document(path: Path, document: dict[str, Any]) -> str:
+    """Write ``document`` (see :func:`document_chunks`) to ``path``; returns its sha256 (hex)."""
+    return write_chunks(path, document_chunks(document))
+
+
+def write_chunks(path: Path, chunks: Iterable[bytes]) -> str:
+    """Write ``chunks`` to ``path`` and return the file's sha256 (hex). A second thread hashes
+    and writes (both release the GIL) while this one builds the next chunk."""
+    digest = hashlib.sha256()
+    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+    failed: list[BaseException] = []
+
+    def drain(handle: BinaryIO) -> None:
+        while (chunk := pending.get()) is not None:
+            if not failed:
+                try:
+                    digest.update(chunk)
+                    handle.write(chunk)
+                except BaseException as exc:  # reported by the producer below
+                    failed.append(exc)
+
     with open(path, "wb") as handle:
-        write_chunks(handle, document_chunks(document))
-
-
-def write_chunks(handle: BinaryIO, chunks: Iterator[bytes]) -> None:
-    for chunk in chunks:
-        handle.write(chunk)
+        writer = threading.Thread(target=drain, args=(handle,), name="json-writer", daemon=True)
+        writer.start()
+        try:
+            for chunk in chunks:
+                if failed:
+                    break
+                pending.put(chunk)
+        finally:
+            pending.put(None)
+            writer.join()
+    if failed:
+        raise failed[0]
+    return digest.hexdigest()
 
 
 def materialize(document: Any) -> Any:

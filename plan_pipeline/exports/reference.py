@@ -20,9 +20,9 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from plan_pipeline.exports.json_writer import RecordTable, dumps, write_json_document
+from plan_pipeline.exports.json_writer import RecordTable, dumps, write_chunks, write_json_document
 from plan_pipeline.exports.reference_documents import (
     aggregate_document,
     compare_csv_rows,
@@ -47,18 +47,17 @@ from plan_pipeline.planning.parameters import validate_parameters
 from plan_pipeline.store import PlanStore, PlanStoreError
 
 
-def write_json(path: Path, document: Any) -> None:
+def write_json(path: Path, document: Any) -> str:
     """``document`` as ``json.dumps(document, ensure_ascii=False, indent=2)`` writes it (a dict may
-    hold :class:`~plan_pipeline.exports.json_writer.RecordTable` values)."""
+    hold :class:`~plan_pipeline.exports.json_writer.RecordTable` values); returns its sha256."""
     if isinstance(document, dict):
-        write_json_document(path, document)
-    else:
-        path.write_bytes(dumps(document))
+        return write_json_document(path, document)
+    return write_chunks(path, [dumps(document)])
 
 
-def write_text(path: Path, text: str) -> None:
-    # the CSV text already carries \r\n line ends: write bytes as they are
-    path.write_bytes(text.encode("utf-8"))
+def write_text(path: Path, text: str) -> str:
+    """CSV text as it is (it already carries \\r\\n line ends); returns its sha256."""
+    return write_chunks(path, [text.encode("utf-8")])
 
 
 def _labelled(log: dict, label: str) -> dict:
@@ -125,32 +124,34 @@ def reference_documents(store: PlanStore, version_id: str, log_label: str | None
         yield "report.csv", report_csv_text(report_from_kpi_frame(store.read_kpis(version_id, "report")))
 
 
+class ReferenceFile(NamedTuple):
+    path: Path
+    rows: int | None
+    sha256: str
+
+
 def export_reference(store: PlanStore, version_id: str, out_dir: str | Path, log_label: str | None = None) -> list[Path]:
     """Write the reference file set of ``version_id`` into ``out_dir``; returns the paths."""
-    return [path for path, _ in write_reference_files(store, version_id, out_dir, log_label)]
+    return [file.path for file in write_reference_files(store, version_id, out_dir, log_label)]
 
 
 def write_reference_files(store: PlanStore, version_id: str, out_dir: str | Path,
-                          log_label: str | None = None) -> list[tuple[Path, int | None]]:
+                          log_label: str | None = None) -> list[ReferenceFile]:
     """Write the reference file set of ``version_id`` into ``out_dir`` (see the module doc);
-    returns each file's path and row count (:func:`reference_rows`)."""
+    returns each file's path, row count (:func:`reference_rows`) and sha256."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written: list[tuple[Path, int | None]] = []
+    written: list[ReferenceFile] = []
     partial: list[Path] = []
     try:
         for name, content in reference_documents(store, version_id, log_label, columnar=True):
-            path = out / name
             tmp = out / f".{name}.partial"
             partial.append(tmp)
-            if isinstance(content, str):
-                write_text(tmp, content)
-            else:
-                write_json(tmp, content)
-            written.append((path, reference_rows(content)))
+            digest = write_text(tmp, content) if isinstance(content, str) else write_json(tmp, content)
+            written.append(ReferenceFile(out / name, reference_rows(content), digest))
             del content
-        for tmp, (path, _) in zip(partial, written):
-            os.replace(tmp, path)
+        for tmp, file in zip(partial, written):
+            os.replace(tmp, file.path)
     finally:
         for tmp in partial:
             tmp.unlink(missing_ok=True)

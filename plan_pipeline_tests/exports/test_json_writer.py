@@ -2,6 +2,7 @@
 writes (the reference file format the oracle compares), value by value and document by document."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -126,10 +127,22 @@ def test_minus_zero_and_zero_are_kept_apart():
 
 
 def test_write_json_document_writes_the_file(tmp_path):
-    document = {"rows": _table(50), "n": 50}
-    write_json_document(tmp_path / "doc.json", document)
-    assert (tmp_path / "doc.json").read_bytes() == _json_bytes(materialize(document))
+    document = {"rows": _table(5000), "n": 5000}
+    digest = write_json_document(tmp_path / "doc.json", document)
+    data = (tmp_path / "doc.json").read_bytes()
+    assert data == _json_bytes(materialize(document))
+    assert digest == hashlib.sha256(data).hexdigest()
     assert b"".join(document_chunks({})) == b"{}"
+
+
+def test_a_failing_document_stops_the_writer_and_raises(tmp_path):
+    def chunks():
+        yield b"{"
+        raise RuntimeError("column broke")
+
+    with pytest.raises(RuntimeError, match="column broke"):
+        json_writer.write_chunks(tmp_path / "doc.json", chunks())
+    assert (tmp_path / "doc.json").read_bytes() == b"{"
 
 
 def test_an_integer_cell_that_is_not_finite_is_an_error():
