@@ -153,8 +153,10 @@ class TextColumn(Column):
             return np.zeros(0, dtype=np.intp), []
         starts = np.ones(len(arr), dtype=bool)
         starts[1:] = arr[1:] != arr[:-1]  # keys come sorted: look up one value per run only
-        index: dict[str, int] = {}  # not pd.factorize: its string hash table cuts texts at a NUL
-        run_codes = np.fromiter((index.setdefault(v, len(index)) for v in arr[starts].tolist()), dtype=np.intp)
+        heads = arr[starts].tolist()
+        # a dict, not pd.factorize: its string hash table cuts texts at a NUL
+        index = {text: i for i, text in enumerate(dict.fromkeys(heads))}
+        run_codes = np.fromiter(map(index.__getitem__, heads), dtype=np.intp, count=len(heads))
         return run_codes[np.cumsum(starts) - 1], [_string_token(u) for u in index]
 
 
