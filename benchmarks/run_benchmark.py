@@ -17,7 +17,11 @@ For every size in ``--skus`` (default 1000 5000 20000) this script starts a fres
 4. reads per-step wall times from the run's event log (``STEP_START`` .. ``STEP_SUCCESS``) and
    splits each step into load / compute / write / Dagster-event time by the events in between;
 5. counts ``plan_series`` rows per level on a read-only DuckDB connection after the run;
-6. reports ``ru_maxrss`` of the measuring process (the in-process run) and of its CLI children.
+6. reports ``ru_maxrss`` of the measuring process (the in-process run) and of its CLI children;
+7. with ``--export``: times ``plan-pipeline export bench --format F`` for every export format
+   (reference, csv, json, parquet) as CLI subprocesses (wall time with start-up, the child's
+   peak RSS, files and bytes written) and the same exports in-process
+   (:func:`plan_pipeline.exports.export.export_version`, no start-up).
 
 The parent prints a summary table, one per-stage table per size and optionally saves
 everything with ``--json OUT``. ``--profile DIR`` additionally wraps the run in cProfile and
@@ -28,6 +32,7 @@ Usage::
     .venv/bin/python benchmarks/run_benchmark.py                      # 1000 5000 20000 SKUs
     .venv/bin/python benchmarks/run_benchmark.py --skus 5000 --json out/bench.json
     .venv/bin/python benchmarks/run_benchmark.py --skus 5000 --profile out/prof
+    .venv/bin/python benchmarks/run_benchmark.py --skus 2000 --export            # + export timings
 """
 from __future__ import annotations
 
@@ -54,6 +59,8 @@ INPUT_LABEL = "bench"
 TARGET_SKUS = 5000
 TARGET_SECONDS = 10.0
 TARGET_RSS_MB = 600.0
+EXPORT_FORMATS = ("reference", "csv", "json", "parquet")  # as plan_pipeline.exports.export.EXPORT_FORMATS
+EXPORT_TARGET_SKUS, EXPORT_TARGET_S = 2000, 1.0  # issue 13: export --format reference, 2,000 SKUs <= 1 s
 
 # Which gap a Dagster event closes: the time between the previous event of the step and this one
 # is attributed to the category of this event (see README.md, "How a step is split").
@@ -312,6 +319,42 @@ def profile_summary(prof_path: Path, total: float) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- one size (child)
+def measure_exports(home: Path, work: Path, store, profile_dir: str | None, skus: int) -> list[dict[str, Any]]:
+    """Every export format of the benchmark version: as the CLI command (a child process: wall
+    time including start-up, its own peak RSS) and in-process (``export_version`` only)."""
+    from plan_pipeline.exports.export import export_version
+
+    rows = []
+    for fmt in EXPORT_FORMATS:
+        out = work / f"export-{fmt}"
+        cli = run_cli(["--home", str(home), "export", VERSION_ID, "--format", fmt, "--out", str(out)])
+        cli.pop("stdout")
+        files = [p for p in out.iterdir() if p.is_file()]
+        row = {"format": fmt, "cli_wall_s": cli["wall_s"], "cli_peak_rss_mb": cli["peak_rss_mb"],
+               "files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+        shutil.rmtree(out, ignore_errors=True)
+        profiler = None
+        if profile_dir and fmt == "reference":
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        started = time.perf_counter()
+        export_version(store, VERSION_ID, fmt, out, record_event=False)
+        row["in_process_s"] = time.perf_counter() - started
+        if profiler:
+            profiler.disable()
+            pdir = Path(profile_dir).resolve()
+            pdir.mkdir(parents=True, exist_ok=True)
+            row["profile_file"] = str(pdir / f"profile-export-reference-{skus}.prof")
+            profiler.dump_stats(row["profile_file"])
+        shutil.rmtree(out, ignore_errors=True)
+        rows.append(row)
+        print(f"[benchmark] export {fmt}: CLI {row['cli_wall_s']:.2f} s, in-process {row['in_process_s']:.2f} s, "
+              f"{row['bytes'] / 2**20:.0f} MB", file=sys.stderr, flush=True)
+    return rows
+
+
 def measure_one_size(args: argparse.Namespace) -> dict[str, Any]:
     skus = args.one_size
     families = args.families
@@ -413,6 +456,8 @@ def measure_one_size(args: argparse.Namespace) -> dict[str, Any]:
             result["peak_rss_with_rerun_mb"] = maxrss_mb(resource.RUSAGE_SELF)
         result.update(series_counts(env.db_path, VERSION_ID))
         result["db_size_mb"] = env.db_path.stat().st_size / 2**20
+        if args.export:
+            result["exports"] = measure_exports(home, work, store, args.profile if args.profile else None, skus)
         if profiler:
             pdir = Path(args.profile).resolve()
             pdir.mkdir(parents=True, exist_ok=True)
@@ -491,6 +536,18 @@ def levels_table(results: list[dict[str, Any]]) -> str:
     return md_table(headers, rows)
 
 
+def export_table(results: list[dict[str, Any]]) -> str:
+    headers = ["SKUs", "format", "CLI wall s", "in-process s", "CLI start-up s (inputs list)", "peak RSS CLI MB",
+               "files", "MB written", "in-process all repeats s"]
+    rows = []
+    for r in results:
+        for e in r.get("exports", []):
+            repeats = r.get("repeats_exports", {}).get(e["format"], [e["in_process_s"]])
+            rows.append([r["skus"], e["format"], e["cli_wall_s"], e["in_process_s"], r["cli_baseline"]["wall_s"],
+                         e["cli_peak_rss_mb"], e["files"], e["bytes"] / 2**20, " / ".join(f"{w:.2f}" for w in repeats)])
+    return md_table(headers, rows)
+
+
 def profile_table(result: dict[str, Any]) -> str:
     headers = ["category (cumulative cProfile time)", "s", "share of run", "calls"]
     rows = [[c["category"], c["cum_s"], f"{100 * (c['share'] or 0):.0f} %", c["calls"]]
@@ -516,6 +573,12 @@ def verdict(results: list[dict[str, Any]]) -> list[str]:
                      f"steps x{rb['steps_total_s'] / ra['steps_total_s']:.2f}, "
                      f"peak RSS x{rb['peak_rss_run_process_mb'] / ra['peak_rss_run_process_mb']:.2f}, "
                      f"rows x{rb['plan_series_total'] / ra['plan_series_total']:.2f}")
+    ref = by_size.get(EXPORT_TARGET_SKUS, {}).get("exports") or []
+    for e in ref:
+        if e["format"] == "reference":
+            lines.append(f"target export --format reference, {EXPORT_TARGET_SKUS} SKUs <= {EXPORT_TARGET_S:.0f} s: "
+                         f"{'MET' if e['cli_wall_s'] <= EXPORT_TARGET_S else 'MISSED'} ({e['cli_wall_s']:.2f} s "
+                         f"CLI, {e['in_process_s']:.2f} s in-process)")
     for size in (20000,):
         if any(r["skus"] == size for r in results):
             lines.append(f"{size} SKUs completed: {'yes' if size in by_size and by_size[size]['run_success'] else 'NO'}")
@@ -555,6 +618,8 @@ def run_one_size_subprocess(args: argparse.Namespace, skus: int) -> dict[str, An
         cmd += ["--profile", args.profile]
     if args.rerun:
         cmd.append("--rerun")
+    if args.export:
+        cmd.append("--export")
     started = time.perf_counter()
     proc = subprocess.run(cmd, text=True, capture_output=True)
     elapsed = time.perf_counter() - started
@@ -613,6 +678,15 @@ def run_parent(args: argparse.Namespace) -> int:
         chosen["repeats_peak_rss_mb"] = [r["peak_rss_run_process_mb"] for r in attempts if "error" not in r]
         chosen["repeats_rerun_wall_s"] = [r["rerun_wall_s"] for r in attempts if "rerun_wall_s" in r]
         chosen["repeats_failed"] = sum(1 for r in attempts if "error" in r)
+        if args.export:  # each format's in-process time over the repeats; the table shows the fastest
+            chosen["repeats_exports"] = {
+                fmt: [e["in_process_s"] for r in attempts for e in r.get("exports", []) if e["format"] == fmt]
+                for fmt in EXPORT_FORMATS}
+            for e in chosen.get("exports", []):
+                fastest = min((x for r in attempts for x in r.get("exports", []) if x["format"] == e["format"]),
+                              key=lambda x: x["cli_wall_s"])
+                e["cli_wall_s"], e["cli_peak_rss_mb"] = fastest["cli_wall_s"], fastest["cli_peak_rss_mb"]
+                e["in_process_s"] = min(chosen["repeats_exports"][e["format"]])
         results.append(chosen)
 
     code = meta["code"]
@@ -636,6 +710,9 @@ def run_parent(args: argparse.Namespace) -> int:
         if r.get("profile_categories"):
             print(f"\ncProfile ({r['profile_file']}); profiled run wall {r['run_wall_s']:.1f} s:\n")
             print(profile_table(r))
+    if any(r.get("exports") for r in results):
+        print("\n## exports (plan-pipeline export VERSION --format F)\n")
+        print(export_table(results))
     if any("error" not in r for r in results):
         print("\n## plan_series rows per level\n")
         print(levels_table(results))
@@ -668,6 +745,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", metavar="DIR", help="run under cProfile and write DIR/profile-<N>.prof")
     p.add_argument("--rerun", action="store_true",
                    help="after the measured run, re-plan the same version and time it too (rerun_wall_s)")
+    p.add_argument("--export", action="store_true",
+                   help="then time plan-pipeline export --format reference/csv/json/parquet (CLI and in-process)")
     p.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     p.add_argument("--result-file", help=argparse.SUPPRESS)
     return p

@@ -35,7 +35,6 @@ unless ``prune``.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plan_pipeline.exports.reference import export_reference
+from plan_pipeline.exports.reference import write_reference_files
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.exports import EXPORT_TABLES, VersionTableRows
 from plan_pipeline.store.repository import check_identifier, project_home
@@ -131,17 +130,6 @@ def _write_json(table: VersionTableRows, path: Path) -> int:
 def _table_writer(fmt: str):
     """The writer of one table file in ``fmt`` (looked up when called, so it can be replaced)."""
     return {"csv": _write_csv, "json": _write_json, "parquet": _write_parquet}[fmt]
-
-
-def _reference_rows(path: Path) -> int | None:
-    if path.suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as handle:
-            return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
-    document = json.loads(path.read_text(encoding="utf-8"))
-    for key in ("rows", "deltas"):
-        if isinstance(document, dict) and isinstance(document.get(key), list):
-            return len(document[key])
-    return None
 
 
 def _is_partial_name(name: str) -> bool:
@@ -233,10 +221,10 @@ def export_version(
 def _write_export(store: PlanStore, version_id: str, fmt: str, out: Path) -> tuple[list[dict[str, Any]], int]:
     files: list[dict[str, Any]] = []
     if fmt == "reference":
-        written = export_reference(store, version_id, out)  # reads everything before writing
+        written = write_reference_files(store, version_id, out)  # each file complete, or none
         schema_version = store.schema_version()
-        for path in written:
-            files.append(file_entry(path, _reference_rows(path)))
+        for file in written:
+            files.append(file_entry(file.path, file.rows, sha256=file.sha256))
     else:
         out.mkdir(parents=True, exist_ok=True)
         write = _table_writer(fmt)

@@ -7,13 +7,22 @@ Files written (when the version has the levels): ``aggregate.json``, ``sku_week.
 ``reconciliation_compare.csv``, ``reconciliation_violations_compare.csv``, ``carryover.csv``;
 and with apply-adjusted ``mrp_adjusted.json``, ``plan_final_adjusted.json``,
 ``report_adjusted.csv``.
+
+The files are written one at a time as they are built (:mod:`plan_pipeline.exports.json_writer`
+streams each JSON document from the level's columns), each to a hidden ``.<name>.partial``
+file that is moved into place only when every file is complete: a failure leaves the folder as
+it was. Memory is bounded by the largest level, not the whole file set.
 """
 from __future__ import annotations
 
-import json
+import csv
+import io
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from plan_pipeline.exports.json_writer import RecordTable, dumps, write_chunks, write_json_document
 from plan_pipeline.exports.reference_documents import (
     aggregate_document,
     compare_csv_rows,
@@ -38,24 +47,32 @@ from plan_pipeline.planning.parameters import validate_parameters
 from plan_pipeline.store import PlanStore, PlanStoreError
 
 
-def write_json(path: Path, document: Any) -> None:
-    path.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
+def write_json(path: Path, document: Any) -> str:
+    """``document`` as ``json.dumps(document, ensure_ascii=False, indent=2)`` writes it (a dict may
+    hold :class:`~plan_pipeline.exports.json_writer.RecordTable` values); returns its sha256."""
+    if isinstance(document, dict):
+        return write_json_document(path, document)
+    return write_chunks(path, [dumps(document)])
 
 
-def write_text(path: Path, text: str) -> None:
-    # the CSV text already carries \r\n line ends: write bytes as they are
-    path.write_bytes(text.encode("utf-8"))
+def write_text(path: Path, text: str) -> str:
+    """CSV text as it is (it already carries \\r\\n line ends); returns its sha256."""
+    return write_chunks(path, [text.encode("utf-8")])
 
 
 def _labelled(log: dict, label: str) -> dict:
     return {**log, "version_id": label} if "version_id" in log else log
 
 
-def reference_documents(store: PlanStore, version_id: str, log_label: str | None = None):
+def reference_documents(store: PlanStore, version_id: str, log_label: str | None = None, *,
+                        columnar: bool = False) -> Iterator[tuple[str, Any]]:
     """Yield (file name, content) pairs; content is a dict (JSON) or str (CSV).
 
     ``log_label`` is the ``version_id`` written into the reconciliation logs: the reference
     writes ``pipeline`` / ``pipeline-adjusted`` unless its driver was given a version id.
+    With ``columnar`` the documents' large row arrays are
+    :class:`~plan_pipeline.exports.json_writer.RecordTable` (for :func:`write_json`; the
+    generator keeps no document once the next one is asked for).
     """
     version = store.get_version(version_id)
     if version.input_set is None:
@@ -66,15 +83,16 @@ def reference_documents(store: PlanStore, version_id: str, log_label: str | None
     if "aggregate" not in levels:
         raise PlanStoreError(f"plan version {version_id!r} has not been materialized yet (no aggregate plan)")
 
-    aggregate = store.read_series(version_id, "aggregate")
-    agg_doc = aggregate_document(aggregate, inputs, params)
+    agg_doc = aggregate_document(store.read_series(version_id, "aggregate"), inputs, params, columnar=columnar)
     yield "aggregate.json", agg_doc
     if "det" not in levels:
         return
-    detail = store.read_series(version_id, "det")
-    det_doc = detail_document(detail, agg_doc, inputs, params)
+    det_doc = detail_document(store.read_series(version_id, "det"), agg_doc, inputs, params, columnar=columnar)
+    del agg_doc
     yield "sku_week.json", det_doc
-    yield from _mrp_files(store, version_id, levels, det_doc, inputs, params, "")
+    det_head = {k: v for k, v in det_doc.items() if k != "rows"}  # what the later documents carry
+    del det_doc
+    yield from _mrp_files(store, version_id, levels, det_head, inputs, params, "", columnar)
     log = None
     if "level_reconciliation" in levels:
         log = _labelled(reconciliation_log_from_frame(store.read_series(version_id, "level_reconciliation")),
@@ -86,9 +104,8 @@ def reference_documents(store: PlanStore, version_id: str, log_label: str | None
 
     if "det_adjusted" in levels:
         result = anchor_result_from_frames(store.read_series(version_id, "det_adjusted"))
-        adj_doc = sku_week_adjusted_document(result, det_doc["schema_version"], det_doc["inputs_summary"],
-                                             params.round_mode)
-        yield "sku_week_adjusted.json", adj_doc
+        yield "sku_week_adjusted.json", sku_week_adjusted_document(
+            result, det_head["schema_version"], det_head["inputs_summary"], params.round_mode, columnar=columnar)
         if "level_reconciliation_adjusted" in levels and log is not None:
             log_adj = _labelled(
                 reconciliation_log_from_frame(store.read_series(version_id, "level_reconciliation_adjusted")),
@@ -98,7 +115,8 @@ def reference_documents(store: PlanStore, version_id: str, log_label: str | None
             yield "reconciliation_compare.csv", reconciliation_csv_text(rows)
             yield "reconciliation_violations_compare.csv", reconciliation_csv_text(only_violations(rows))
         yield "carryover.csv", csv_text(CARRYOVER_CSV_COLUMNS, carryover_csv_rows(result))
-        yield from _mrp_files(store, version_id, levels, det_doc, inputs, params, "_adjusted")
+        del result
+        yield from _mrp_files(store, version_id, levels, det_head, inputs, params, "_adjusted", columnar)
         if "mrp_adjusted" in levels and store.has_kpis(version_id, "report_adjusted"):
             yield "report_adjusted.csv", report_csv_text(
                 report_from_kpi_frame(store.read_kpis(version_id, "report_adjusted")))
@@ -106,31 +124,63 @@ def reference_documents(store: PlanStore, version_id: str, log_label: str | None
         yield "report.csv", report_csv_text(report_from_kpi_frame(store.read_kpis(version_id, "report")))
 
 
+class ReferenceFile(NamedTuple):
+    path: Path
+    rows: int | None
+    sha256: str
+
+
 def export_reference(store: PlanStore, version_id: str, out_dir: str | Path, log_label: str | None = None) -> list[Path]:
     """Write the reference file set of ``version_id`` into ``out_dir``; returns the paths."""
+    return [file.path for file in write_reference_files(store, version_id, out_dir, log_label)]
+
+
+def write_reference_files(store: PlanStore, version_id: str, out_dir: str | Path,
+                          log_label: str | None = None) -> list[ReferenceFile]:
+    """Write the reference file set of ``version_id`` into ``out_dir`` (see the module doc);
+    returns each file's path, row count (:func:`reference_rows`) and sha256."""
     out = Path(out_dir)
-    documents = list(reference_documents(store, version_id, log_label))  # read everything before writing anything
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, content in documents:
-        path = out / name
-        if isinstance(content, str):
-            write_text(path, content)
-        else:
-            write_json(path, content)
-        written.append(path)
+    written: list[ReferenceFile] = []
+    partial: list[Path] = []
+    try:
+        for name, content in reference_documents(store, version_id, log_label, columnar=True):
+            tmp = out / f".{name}.partial"
+            partial.append(tmp)
+            digest = write_text(tmp, content) if isinstance(content, str) else write_json(tmp, content)
+            written.append(ReferenceFile(out / name, reference_rows(content), digest))
+            del content
+        for tmp, file in zip(partial, written):
+            os.replace(tmp, file.path)
+    finally:
+        for tmp in partial:
+            tmp.unlink(missing_ok=True)
     return written
 
 
-def _mrp_files(store, version_id: str, levels, det_doc: dict, inputs, params, suffix: str):
+def reference_rows(content: Any) -> int | None:
+    """The row count of a reference file's content: CSV records after the header; a JSON
+    document's ``rows`` (or a reconciliation log's ``deltas``); else None."""
+    if isinstance(content, str):
+        return max(sum(1 for _ in csv.reader(io.StringIO(content, newline=""))) - 1, 0)
+    for key in ("rows", "deltas"):
+        if isinstance(content, dict) and isinstance(content.get(key), (list, RecordTable)):
+            return len(content[key])
+    return None
+
+
+def _mrp_files(store, version_id: str, levels, det_doc: dict, inputs, params, suffix: str, columnar: bool = False):
     """``mrp{suffix}.json`` and ``plan_final{suffix}.json`` of the plain (``""``) or the anchored
     (``"_adjusted"``) chain, from the levels that chain stored."""
     if f"mrp{suffix}" not in levels:
         return
     mrp = store.read_series(version_id, f"mrp{suffix}")
-    mrp_doc = mrp_document(mrp, det_doc, inputs, params, summary=mrp.attrs.get("summary"))
+    mrp_doc = mrp_document(mrp, det_doc, inputs, params, summary=mrp.attrs.get("summary"), columnar=columnar)
+    del mrp
+    schema_version = mrp_doc["schema_version"]
     yield f"mrp{suffix}.json", mrp_doc
+    del mrp_doc
     if f"mrp_final{suffix}" in levels and f"weekly_summary{suffix}" in levels:
         plan = capacity_plan_from_frames(store.read_series(version_id, f"mrp_final{suffix}"),
                                          store.read_series(version_id, f"weekly_summary{suffix}"))
-        yield f"plan_final{suffix}.json", plan_final_document(plan, mrp_doc["schema_version"])
+        yield f"plan_final{suffix}.json", plan_final_document(plan, schema_version, columnar=columnar)

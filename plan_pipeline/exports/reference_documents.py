@@ -9,7 +9,6 @@ order, ints in ``int`` round mode, ``\\r\\n`` CSV with floats as ``repr``).
 from __future__ import annotations
 
 import csv
-import gc
 import io
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from plan_pipeline.exports.json_writer import Column, NumberColumn, RecordTable, TextColumn
 from plan_pipeline.planning.aggregate import SCHEMA_VERSION
 from plan_pipeline.planning.anchor import METRICS, AnchorResult
 from plan_pipeline.planning.capacity import CapacityPlan
@@ -34,6 +34,7 @@ from plan_pipeline.planning.vocabulary import (
 
 _AGGREGATE_QUANTITIES = AGGREGATE_COLUMNS[2:]
 _DETAIL_QUANTITIES = DETAIL_COLUMNS[4:]
+_MRP_QUANTITIES = [c for c in MRP_COLUMNS if c not in MRP_KEY_COLUMNS]
 
 
 # ---------------------------------------------------------------------- from aggregate.py
@@ -49,33 +50,33 @@ def aggregate_inputs_summary(inputs: PlanningInputs) -> dict[str, int]:
     }
 
 
+def record_table(rows: pd.DataFrame, text_cols: list[str], num_cols: list[str], int_cols: set[str]) -> RecordTable:
+    """Rows as a :class:`RecordTable` (keys ``text_cols + num_cols``; ``int_cols`` as ints)."""
+    return RecordTable(
+        [(c, TextColumn(rows[c])) for c in text_cols]
+        + [(c, NumberColumn(rows[c].to_numpy(), as_int=c in int_cols, name=c)) for c in num_cols]
+    )
+
+
 def frame_records(rows: pd.DataFrame, text_cols: list[str], num_cols: list[str], int_cols: set[str]) -> list[dict]:
     """Rows as JSON-ready dicts (keys ``text_cols + num_cols``; ``int_cols`` as Python ints)."""
-    cols = []
-    for c in text_cols:
-        values = rows[c].tolist()
-        cols.append(values if all(type(v) is str for v in values) else [str(v) for v in values])
-    for c in num_cols:
-        arr = rows[c].to_numpy()
-        cols.append(arr.astype(np.int64).tolist() if c in int_cols else arr.astype(np.float64).tolist())
-    names = text_cols + num_cols
-    enabled = gc.isenabled()
-    gc.disable()  # hundreds of thousands of small dicts: skip pointless generational collections
-    try:
-        return [dict(zip(names, vals)) for vals in zip(*cols)]
-    finally:
-        if enabled:
-            gc.enable()
+    return record_table(rows, text_cols, num_cols, int_cols).to_list()
 
 
-def aggregate_document(rows: pd.DataFrame, inputs: PlanningInputs, params: PlanningParameters) -> dict:
-    """The ``aggregate.json`` document."""
+def _rows(table: RecordTable, columnar: bool) -> RecordTable | list[dict]:
+    """A document's rows: the table itself for :func:`write_json_document`, else its dicts."""
+    return table if columnar else table.to_list()
+
+
+def aggregate_document(rows: pd.DataFrame, inputs: PlanningInputs, params: PlanningParameters,
+                       *, columnar: bool = False) -> dict:
+    """The ``aggregate.json`` document (with ``columnar`` its rows are a :class:`RecordTable`)."""
     int_cols = set(_AGGREGATE_QUANTITIES) if params.round_mode == "int" else set()
     return {
         "schema_version": SCHEMA_VERSION,
         "note": AGGREGATE_NOTE,
         "inputs_summary": aggregate_inputs_summary(inputs),
-        "rows": frame_records(rows, AGGREGATE_COLUMNS[:2], _AGGREGATE_QUANTITIES, int_cols),
+        "rows": _rows(record_table(rows, AGGREGATE_COLUMNS[:2], _AGGREGATE_QUANTITIES, int_cols), columnar),
     }
 
 
@@ -109,8 +110,10 @@ def detail_document(
     inputs: PlanningInputs,
     params: PlanningParameters,
     aggregate_rows: int | None = None,
+    *,
+    columnar: bool = False,
 ) -> dict:
-    """The ``sku_week.json`` document.
+    """The ``sku_week.json`` document (with ``columnar`` its rows are a :class:`RecordTable`).
 
     ``aggregate_doc`` is the aggregate document (its ``schema_version``, ``inputs_summary`` and
     row count are carried) or just its inputs summary, then with ``aggregate_rows`` given.
@@ -127,13 +130,17 @@ def detail_document(
         "schema_version": schema,
         "note": DETAIL_NOTE,
         "inputs_summary": detail_inputs_summary(agg_summary, n_agg, inputs, params),
-        "rows": detail_rows_as_json(rows, params),
+        "rows": _rows(detail_record_table(rows, params), columnar),
     }
 
 
-def detail_rows_as_json(rows: pd.DataFrame, params: PlanningParameters) -> list[dict[str, Any]]:
+def detail_record_table(rows: pd.DataFrame, params: PlanningParameters) -> RecordTable:
     int_cols = set(_DETAIL_QUANTITIES) if params.round_mode == "int" else set()
-    return frame_records(rows, DETAIL_KEY_COLUMNS, _DETAIL_QUANTITIES, int_cols)
+    return record_table(rows, DETAIL_KEY_COLUMNS, _DETAIL_QUANTITIES, int_cols)
+
+
+def detail_rows_as_json(rows: pd.DataFrame, params: PlanningParameters) -> list[dict[str, Any]]:
+    return detail_record_table(rows, params).to_list()
 
 
 # ---------------------------------------------------------------------- from mrp.py
@@ -147,8 +154,10 @@ def mrp_document(
     inputs: PlanningInputs,
     params: PlanningParameters,
     summary: dict | None = None,
+    *,
+    columnar: bool = False,
 ) -> dict:
-    """The ``mrp.json`` document. ``detail_doc`` is the ``sku_week`` document (its schema version
+    """The ``mrp.json`` document (with ``columnar`` its rows are a :class:`RecordTable`). ``detail_doc`` is the ``sku_week`` document (its schema version
     and inputs summary are carried); ``summary`` defaults to ``rows.attrs["summary"]``."""
     if summary is None:
         summary = rows.attrs.get("summary")
@@ -160,13 +169,15 @@ def mrp_document(
         "schema_version": detail_doc.get("schema_version", SCHEMA_VERSION),
         "note": MRP_NOTE,
         "inputs_summary": inputs_summary,
-        "rows": frame_records(
-            rows,
-            MRP_KEY_COLUMNS,
-            [c for c in MRP_COLUMNS if c not in MRP_KEY_COLUMNS],
-            {"lt_weeks"},
-        ),
+        "rows": _rows(mrp_record_table(rows), columnar),
     }
+
+
+def mrp_record_table(rows: pd.DataFrame, extra: list[tuple[str, Column]] | None = None) -> RecordTable:
+    """The MRP rows as the reference writes them (``lt_weeks`` an int, the rest floats), then
+    ``extra`` columns."""
+    table = record_table(rows, MRP_KEY_COLUMNS, _MRP_QUANTITIES, {"lt_weeks"})
+    return RecordTable(table.columns + (extra or [])) if extra else table
 
 
 # ---------------------------------------------------------------------- from capacity.py
@@ -178,8 +189,9 @@ def _qty(value: float, int_mode: bool):
     return int(value) if int_mode else float(value)
 
 
-def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0") -> dict:
-    """``plan_final.json`` as a dict (key order and optional keys as the reference writes them)."""
+def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0", *, columnar: bool = False) -> dict:
+    """``plan_final.json`` as a dict (key order and optional keys as the reference writes them;
+    with ``columnar`` its rows are a :class:`RecordTable`)."""
     int_mode = plan.round_mode == "int"
     weekly = []
     ws = plan.weekly_summary
@@ -210,18 +222,10 @@ def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0") -> 
         weekly.append(row)
 
     rows_df = plan.rows
-    fg_set = set(plan.fg_items)
-    lists = {c: rows_df[c].tolist() for c in MRP_COLUMNS + ADJ_COLUMNS}
-    float_cols = [c for c in MRP_COLUMNS if c not in MRP_KEY_COLUMNS]
-    out_rows = []
-    for k in range(len(rows_df)):
-        row = {"item": lists["item"][k], "sku": lists["sku"][k], "week": lists["week"][k]}
-        for c in float_cols:
-            row[c] = int(lists[c][k]) if c == "lt_weeks" else float(lists[c][k])
-        fg = int_mode and lists["item"][k] in fg_set
-        row["planned_order_release_adj"] = _qty(lists["planned_order_release_adj"][k], fg)
-        row["planned_order_receipt_adj"] = _qty(lists["planned_order_receipt_adj"][k], fg)
-        out_rows.append(row)
+    fg = np.asarray(rows_df["item"].isin(set(plan.fg_items)), dtype=bool) if int_mode else False
+    out_rows = mrp_record_table(rows_df, [
+        (c, NumberColumn(rows_df[c].to_numpy(), as_int=fg, name=c)) for c in ADJ_COLUMNS
+    ])
 
     return {
         "schema_version": schema_version,
@@ -230,7 +234,7 @@ def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0") -> 
         "reconcile_params": dict(plan.reconcile_params),
         "weekly_summary": weekly,
         "boundary_summary": dict(plan.boundary_summary) if plan.boundary_summary is not None else None,
-        "rows": out_rows,
+        "rows": _rows(out_rows, columnar),
     }
 
 
@@ -241,36 +245,37 @@ def sku_week_adjusted_document(
     schema_version: str = "agg-1.0",
     inputs_summary: dict | None = None,
     round_mode: str = "int",
+    *,
+    columnar: bool = False,
 ) -> dict:
-    """``sku_week_adjusted.json`` as a dict.
+    """``sku_week_adjusted.json`` as a dict (with ``columnar`` its rows are a :class:`RecordTable`).
 
     Untouched cells are emitted like the detail stage writes them (ints in ``int`` mode);
     rewritten cells are floats (they were rounded to 6 decimals).
     """
     df = result.rows
     int_mode = round_mode == "int"
-    cols = {c: df[c].tolist() for c in DETAIL_COLUMNS if c in df.columns}
-    touched = result.touched
-    rows = []
-    for i in range(len(df)):
-        row = {}
-        for c in DETAIL_COLUMNS:
-            if c not in cols:
-                continue
-            v = cols[c][i]
-            if c in DETAIL_KEY_COLUMNS:
-                row[c] = v
-                continue
-            t = touched[i, METRICS.index(c)] if c in METRICS else False
-            v = float(v)
-            row[c] = int(v) if (int_mode and not t and v.is_integer()) else v
-        rows.append(row)
+    columns: list[tuple[str, Column]] = []
+    for c in DETAIL_COLUMNS:
+        if c not in df.columns:
+            continue
+        if c in DETAIL_KEY_COLUMNS:
+            columns.append((c, TextColumn(df[c])))
+            continue
+        values = df[c].to_numpy(dtype=np.float64)
+        as_int: bool | np.ndarray = False
+        if int_mode:
+            untouched = ~result.touched[:, METRICS.index(c)] if c in METRICS else np.ones(len(df), dtype=bool)
+            with np.errstate(invalid="ignore"):
+                as_int = untouched & np.isfinite(values) & (values == np.trunc(values))
+        columns.append((c, NumberColumn(values, as_int=as_int, name=c)))
+    rows = RecordTable(columns)
     return {
         "schema_version": schema_version,
         "note": result.note,
         "inputs_summary": dict(inputs_summary or {}),
         "cutover": dict(result.cutover),
-        "rows": rows,
+        "rows": _rows(rows, columnar),
         "carryover": [dict(e) for e in result.carryover],
         "carryover_summary": dict(result.summary),
     }

@@ -67,9 +67,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_entry(path: Path, rows: int | None) -> dict[str, Any]:
+def file_entry(path: Path, rows: int | None, *, sha256: str | None = None) -> dict[str, Any]:
+    """A manifest entry; ``sha256``: the digest the writer computed (else the file is read)."""
     path = Path(path)
-    return {"file": path.name, "rows": rows, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    return {"file": path.name, "rows": rows, "bytes": path.stat().st_size, "sha256": sha256 or sha256_file(path)}
 
 
 # ---------------------------------------------------------------------------------- durable files

@@ -88,8 +88,9 @@ def run_ops_cli(argv: list[str]) -> int:
         return 1
 
 
-def build_materialized_store(folder: Path, sample_dir: Path, version_id: str = "v1") -> Path:
-    """A plan store with one materialized version, built once (in its own home) and copied per test."""
+def build_materialized_store(folder: Path, sample_dir: Path, version_id: str = "v1", **params) -> Path:
+    """A plan store with one materialized version (``params``: its planning parameters), built
+    once (in its own home) and copied per test."""
     import pytest
 
     from plan_pipeline.cli.environment import resolve_environment
@@ -102,7 +103,7 @@ def build_materialized_store(folder: Path, sample_dir: Path, version_id: str = "
         mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
         env = resolve_environment(None, None)
         prepare_dagster_home(env.dagster_home)
-        make_version(env.store, sample_dir, version_id)
+        make_version(env.store, sample_dir, version_id, **params)
         assert materialize_version(env.instance(), env.store, version_id).success
     return home / "plan_store.duckdb"
 
