@@ -27,6 +27,7 @@ STEP_PRIORITY = {
     "adjusted_plan_report": 2,
     "anchored_level_reconciliation": 1,
     "published_plan": 0,
+    "baseline_comparison": 0,
 }
 
 
