@@ -184,7 +184,7 @@ class ComparisonRepository(PlanStoreBase):
         """The version ``version_id`` is compared with: the version it was duplicated from (its
         ``duplicate`` audit event), while that version exists; else the latest approved version of
         the same input set (by approval time), other than itself; else None."""
-        with self.connect(read_only=True) as con:
+        with self.connect() as con:
             row = con.execute("SELECT input_set FROM plan_versions WHERE version_id = ?", [version_id]).fetchone()
             if row is None:
                 raise PlanStoreError(f"unknown plan version {version_id!r}")
@@ -218,7 +218,7 @@ class ComparisonRepository(PlanStoreBase):
         """
         chosen = check_comparison(by, metrics)
         sql = _comparison_sql(by, chosen)
-        with self.connect(read_only=True) as con:
+        with self.connect() as con:
             for v in (baseline, version):
                 self._require_version(con, v)
             frame = con.execute(sql, _parameters(sql, baseline=baseline, version=version, metrics=chosen,
@@ -234,8 +234,8 @@ class ComparisonRepository(PlanStoreBase):
             frame[col] = frame[col].astype(object)
         for col in ("baseline", "value", "delta"):
             frame[col] = frame[col].astype("float64")
-        frame.attrs["not_compared"] = [m for m in chosen if _METRICS[m].source == SCORECARD_LEVEL
-                                       and m not in stored or (m == "leveled_load" and by not in _WEEKLY_BUCKET)]
+        frame.attrs["not_compared"] = [m for m in chosen if (_METRICS[m].source == SCORECARD_LEVEL
+                                       and m not in stored) or (m == "leveled_load" and by not in _WEEKLY_BUCKET)]
         return frame
 
     def level_row_diff(self, left: str, right: str, level: str,
@@ -249,7 +249,7 @@ class ComparisonRepository(PlanStoreBase):
             raise PlanStoreError(f"unknown plan level {level!r}; choose one of: {', '.join(LAYOUTS)}")
         measures = row_diff_measures(level)
         cols = ", ".join([*ROW_DIFF_KEYS, *measures])
-        with self.connect(read_only=True) as con:
+        with self.connect() as con:
             for v in (left, right):
                 self._require_version(con, v)
             have = sorted(r[0] for r in con.execute(
@@ -304,7 +304,7 @@ class ComparisonRepository(PlanStoreBase):
         """The stored comparison of a version with its baseline (None when none is stored): columns
         ``by`` + :data:`COMPARISON_COLUMNS`, per bucket type biggest ``|delta|`` first; ``attrs``
         ``baseline`` (None: the version had no baseline) and ``buckets``."""
-        with self.connect(read_only=True) as con:
+        with self.connect() as con:
             entry = con.execute(
                 "SELECT run_id, attrs_json FROM plan_levels WHERE version_id = ? AND level = ? AND state = ?",
                 [version_id, COMPARISON_LEVEL, PUBLISHED]).fetchone()

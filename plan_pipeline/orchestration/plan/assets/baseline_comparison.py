@@ -73,8 +73,7 @@ def baseline_comparison(context: dg.AssetExecutionContext, plan_store: PlanStore
         context.log.info(f"plan version {version!r} is {state}; its stored comparison is kept")
         return dg.MaterializeResult(metadata={"plan_version": version, "plan_state": state})
     baseline = store.baseline_version(version)
-    published = baseline is not None and store.publication(baseline)["complete"]
-    if not published:
+    if baseline is None or not store.publication(baseline)["complete"]:
         reason = ("no baseline: it was not duplicated from a version and its input set has no other approved "
                   "version" if baseline is None else f"baseline {baseline!r} has no published plan to compare with")
         store.write_baseline_comparison(version, baseline, {}, run_id=context.run.run_id)
