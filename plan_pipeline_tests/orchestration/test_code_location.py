@@ -62,7 +62,8 @@ def test_plan_assets_split_into_groups_that_plan_job_selects_whole():
 
     parents = {key: set(graph.get(key).parent_keys) for key in plan_keys}
     chains = {group: _longest_chain(keys, parents) for group, keys in groups.items()}
-    assert chains == {"plan_basis": 3, "plan": 4, "anchored_plan": 4}
-    assert _longest_chain(plan_keys, parents) == 8  # why one group did not fit
+    # baseline_comparison (issue 12) follows published_plan in group plan: its chain is 5 deep
+    assert chains == {"plan_basis": 3, "plan": 5, "anchored_plan": 4}
+    assert _longest_chain(plan_keys, parents) == 9  # why one group did not fit
 
     assert set(defs.resolve_job_def("plan_job").asset_layer.selected_asset_keys) == plan_keys
