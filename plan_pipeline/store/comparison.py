@@ -26,7 +26,7 @@ from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import LAYOUTS
 from plan_pipeline.store.plan_levels import _drop_published_level, direct_write_id, prepare_kpi_level
-from plan_pipeline.store.plan_rows import PUBLISHED, _insert_kpi_level
+from plan_pipeline.store.plan_rows import COMPARISON_LEVEL, PUBLISHED, _insert_kpi_level
 from plan_pipeline.timeutil import utc_now
 
 
@@ -62,8 +62,6 @@ COMPARISON_METRIC_NAMES = tuple(m.name for m in COMPARISON_METRICS)
 _METRICS = {m.name: m for m in COMPARISON_METRICS}
 #: Columns of a comparison frame.
 COMPARISON_COLUMNS = ["bucket", "metric", "baseline", "value", "delta"]
-#: ``plan_kpis`` level of the stored summary (categories: the frame columns baseline, value, delta).
-COMPARISON_LEVEL = "baseline_comparison"
 _STORED_VALUES = ("baseline", "value", "delta")
 
 #: Row diff (``--level``): the measures compared per level (others: demand, supply, backlog).

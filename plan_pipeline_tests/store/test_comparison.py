@@ -212,6 +212,12 @@ def test_stored_comparison_is_replaced_read_back_and_deleted_with_its_version(tw
     assert written == 3 * sum(len(f) for f in frames.values())
     stored = store.read_baseline_comparison("b")
     assert stored.attrs["baseline"] == "a" and stored.attrs["buckets"] == ["total", "family"]
+    # written about the published plan, not part of it
+    publication = store.publication("b")
+    assert COMPARISON_LEVEL not in publication["kpi_levels"] and "r1" not in publication["runs"]
+    store.create_version("c", None, PlanningParameters())
+    store.write_baseline_comparison("c", "a", frames)
+    assert store.publication("c")["complete"] is False
     for by, frame in frames.items():
         pd.testing.assert_frame_equal(stored[stored["by"] == by].drop(columns="by").reset_index(drop=True), frame,
                                       check_like=False)
