@@ -131,11 +131,14 @@ def _comparison_sql(by: str, metrics: list[str]) -> str:
         if by == "month":
             joins += " LEFT JOIN det_months w ON w.version_id = m.version_id AND w.week = m.time_bucket_key"
             cols += ", coalesce(w.month, '') AS month"
-        ctes.append(
-            f"mrp_weeks AS (SELECT version_id, {_MRP_BUCKET[by]} AS bucket, week, sum(receipts) AS receipts, "
-            "sum(on_hand) AS on_hand FROM (SELECT m.version_id, m.time_bucket_key AS week, m.item_key AS sku, "
-            f"m.supply AS receipts, m.inventory_close AS on_hand{cols} FROM plan_series_current m{joins} "
-            "WHERE m.level = 'mrp_final' AND m.version_id IN ($baseline, $version)) GROUP BY ALL)")
+        rows = (f"SELECT m.version_id, m.time_bucket_key AS week, m.item_key AS sku, m.supply AS receipts, "
+                f"m.inventory_close AS on_hand{cols} FROM plan_series_current m{joins} "
+                "WHERE m.level = 'mrp_final' AND m.version_id IN ($baseline, $version)")
+        if by == "sku":  # one MRP row per item and week already: no per-week sum to form
+            ctes.append(f"mrp_weeks AS (SELECT version_id, sku AS bucket, week, receipts, on_hand FROM ({rows}))")
+        else:
+            ctes.append(f"mrp_weeks AS (SELECT version_id, {_MRP_BUCKET[by]} AS bucket, week, sum(receipts) AS "
+                        f"receipts, sum(on_hand) AS on_hand FROM ({rows}) GROUP BY ALL)")
         ctes.append("mrp_agg AS (SELECT version_id, bucket, sum(receipts) AS planned_receipts, "
                     "avg(on_hand) AS projected_on_hand FROM mrp_weeks GROUP BY ALL)")
         parts += [f"SELECT version_id, bucket, '{m}' AS metric, {m} AS value FROM mrp_agg"
