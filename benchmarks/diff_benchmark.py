@@ -100,7 +100,7 @@ def run(args) -> dict:
             store.replace_kpis("base", "scorecard", base_kpis)
             store.replace_kpis("edited", "scorecard", edited)
             timings["scorecard_rows_per_version"] = len(base_kpis)
-        rows = {level: n for level, n in store.series_levels("edited").items()}
+        rows = store.series_levels("edited")
         results = {}
         for by in COMPARISON_BUCKETS:
             times, frame = [], None

@@ -27,6 +27,8 @@ from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import LAYOUTS
 from plan_pipeline.store.plan_levels import _drop_published_level, direct_write_id, prepare_kpi_level
 from plan_pipeline.store.plan_rows import COMPARISON_LEVEL, PUBLISHED, _insert_kpi_level
+from plan_pipeline.store.rules import is_frozen
+from plan_pipeline.store.versions import version_state
 from plan_pipeline.timeutil import utc_now
 
 
@@ -277,7 +279,8 @@ class ComparisonRepository(PlanStoreBase):
                                   *, run_id: str | None = None) -> int:
         """Replace the version's stored comparison with its baseline in one transaction: ``frames``
         maps a bucket (``by``) to a :meth:`compare_versions` frame; ``baseline`` None stores "no
-        baseline" (no rows). Returns the rows written."""
+        baseline" (no rows). Returns the rows written. A frozen version is refused (checked inside
+        the transaction: a version approved meanwhile keeps what it has)."""
         long = []
         for by, frame in frames.items():
             check_comparison(by, None)
@@ -294,7 +297,10 @@ class ComparisonRepository(PlanStoreBase):
         run = run_id or direct_write_id()
         attrs = json.dumps({"baseline": baseline, "buckets": list(frames)})
         with self.write(bulk=True) as con:
-            self._require_version(con, version_id)
+            status, read_only = version_state(con, version_id)
+            if is_frozen(status, read_only):
+                raise PlanStoreError(f"plan version {version_id!r} is {status}: it is frozen, its stored comparison "
+                                     "stays as it is")
             _drop_published_level(con, version_id, COMPARISON_LEVEL)
             _insert_kpi_level(con, version_id, prepared, run, PUBLISHED, utc_now())
             con.execute("UPDATE plan_levels SET attrs_json = ? WHERE version_id = ? AND level = ? AND run_id = ?",

@@ -21,7 +21,7 @@ from plan_pipeline.orchestration.plan.code_versions import source_hash
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
 from plan_pipeline.orchestration.plan.planner_metadata import table
 from plan_pipeline.orchestration.resources import PlanStoreResource
-from plan_pipeline.store.repository import COMPARISON_BUCKETS, COMPARISON_METRIC_NAMES, is_frozen
+from plan_pipeline.store.repository import COMPARISON_BUCKETS, COMPARISON_METRIC_NAMES, PlanStoreError, is_frozen
 
 #: How many of the biggest changes the family and SKU tables show.
 TOP_CHANGES = 10
@@ -48,6 +48,20 @@ def most_changed(frames: dict) -> str:
     return "; ".join(parts) or "nothing changed"
 
 
+def run_id(context: dg.AssetExecutionContext) -> str | None:
+    """The run writing the comparison (None when the body is called directly, outside a run)."""
+    try:
+        return context.run.run_id
+    except dg.DagsterError:  # DagsterInvalidPropertyError: no run
+        return None
+
+
+def frozen(context: dg.AssetExecutionContext, version: str, status: str) -> dg.MaterializeResult:
+    state = FROZEN_STATE.format(status=status)
+    context.log.info(f"plan version {version!r} is {state}; its stored comparison is kept")
+    return dg.MaterializeResult(metadata={"plan_version": version, "plan_state": state})
+
+
 @dg.asset(
     partitions_def=plan_version_partitions,
     group_name=PLAN_GROUP,
@@ -69,20 +83,24 @@ def baseline_comparison(context: dg.AssetExecutionContext, plan_store: PlanStore
     if record is None:
         raise dg.Failure(description=unknown_version_refusal(version), allow_retries=False)
     if is_frozen(record.status, record.read_only):
-        state = FROZEN_STATE.format(status=record.status)
-        context.log.info(f"plan version {version!r} is {state}; its stored comparison is kept")
-        return dg.MaterializeResult(metadata={"plan_version": version, "plan_state": state})
+        return frozen(context, version, record.status)
     baseline = store.baseline_version(version)
-    if baseline is None or not store.publication(baseline)["complete"]:
-        reason = ("no baseline: it was not duplicated from a version and its input set has no other approved "
-                  "version" if baseline is None else f"baseline {baseline!r} has no published plan to compare with")
-        store.write_baseline_comparison(version, baseline, {}, run_id=context.run.run_id)
-        context.log.info(f"plan version {version!r}: {reason}")
-        return dg.MaterializeResult(metadata={
-            "plan_version": version, "baseline": baseline or "none", "comparison": reason,
-            "dagster/row_count": dg.MetadataValue.int(0)})
-    frames = {by: store.compare_versions(baseline, version, by) for by in COMPARISON_BUCKETS}
-    rows = store.write_baseline_comparison(version, baseline, frames, run_id=context.run.run_id)
+    try:
+        if baseline is None or not store.publication(baseline)["complete"]:
+            reason = ("no baseline: it was not duplicated from a version and its input set has no other approved "
+                      "version" if baseline is None else f"baseline {baseline!r} has no published plan to compare with")
+            store.write_baseline_comparison(version, baseline, {}, run_id=run_id(context))
+            context.log.info(f"plan version {version!r}: {reason}")
+            return dg.MaterializeResult(metadata={
+                "plan_version": version, "baseline": baseline or "none", "comparison": reason,
+                "dagster/row_count": dg.MetadataValue.int(0)})
+        frames = {by: store.compare_versions(baseline, version, by) for by in COMPARISON_BUCKETS}
+        rows = store.write_baseline_comparison(version, baseline, frames, run_id=run_id(context))
+    except PlanStoreError:
+        now = store.get_version(version)
+        if not is_frozen(now.status, now.read_only):
+            raise
+        return frozen(context, version, now.status)  # approved while this step ran: nothing written
     headline = most_changed(frames)
     context.log.info(f"plan version {version!r} against baseline {baseline!r}: {headline}")
     return dg.MaterializeResult(metadata={
