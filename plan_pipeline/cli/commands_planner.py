@@ -1,6 +1,8 @@
 """Planner commands: overrides and locks, the plan lifecycle (submit, approve), version diff."""
 from __future__ import annotations
 
+import argparse
+import json
 import os
 
 import pandas as pd
@@ -8,6 +10,7 @@ import pandas as pd
 from plan_pipeline.cli.arguments import add_command
 from plan_pipeline.cli.environment import CliEnvironment
 from plan_pipeline.cli.errors import UsageError
+from plan_pipeline.store.comparison import row_diff_measures
 
 
 def _actor(args) -> str:
@@ -109,45 +112,80 @@ def cmd_status(to: str):
     return run
 
 
-DIFF_MEASURES = {
-    "aggregate": ["demand", "supply", "backlog", "capacity_used"],
-    "det": ["demand", "supply", "backlog"],
-    "mrp": ["demand", "supply", "backlog", "inventory_open", "inventory_close", "prod_qty"],
-    "mrp_final": ["demand", "supply", "backlog", "inventory_open", "inventory_close", "prod_qty"],
-    "weekly_summary": ["demand", "supply", "backlog", "capacity_used"],
-}
+def version_diff(store, left: str, right: str, level: str) -> pd.DataFrame:
+    """Rows of ``level`` whose measures differ between two versions (the store's row diff)."""
+    return store.level_row_diff(left, right, level)
 
 
-def version_diff(store, left: str, right: str, level: str, tolerance: float = 1e-9) -> pd.DataFrame:
-    """Rows of ``level`` whose measures differ between two versions (full outer join on the key)."""
-    measures = DIFF_MEASURES.get(level, ["demand", "supply", "backlog"])
-    keys = ["time_bucket_key", "period_key", "item_key"]
-    a = store.read_series_rows(left, level)[keys + measures]
-    b = store.read_series_rows(right, level)[keys + measures]
-    joined = a.merge(b, on=keys, how="outer", suffixes=("_left", "_right"), indicator=True)
-    changed = joined["_merge"] != "both"
-    for m in measures:
-        diff = (joined[f"{m}_right"].fillna(0.0) - joined[f"{m}_left"].fillna(0.0))
-        joined[f"{m}_delta"] = diff
-        changed |= diff.abs() > tolerance
-    out = joined[changed].copy()
-    out["presence"] = out["_merge"].map({"both": "both", "left_only": f"only {left}", "right_only": f"only {right}"})
-    return out.drop(columns="_merge").reset_index(drop=True)
+def metric_list(value: str) -> list[str]:
+    """``--metric`` value: one name or a comma list, each one of the comparison metrics."""
+    from plan_pipeline.store.repository import COMPARISON_METRIC_NAMES
+
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [n for n in names if n not in COMPARISON_METRIC_NAMES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {', '.join(map(repr, unknown)) or repr(value)}; choose from: "
+            f"{', '.join(COMPARISON_METRIC_NAMES)}")
+    return names
+
+
+def _number(value: float) -> str:
+    return "-" if value is None or value != value else f"{value:.6g}"
+
+
+def _comparison(env: CliEnvironment, args) -> int:
+    from plan_pipeline.store.repository import COMPARISON_METRIC_NAMES
+
+    by = args.by or "total"
+    metrics = [m for group in (args.metric or []) for m in group]
+    chosen = [m for m in COMPARISON_METRIC_NAMES if m in metrics] if metrics else list(COMPARISON_METRIC_NAMES)
+    frame = env.store.compare_versions(args.left, args.right, by, chosen)
+    if args.json:
+        header = {"baseline": args.left, "version": args.right, "by": by, "metrics": chosen,
+                  "not_compared": frame.attrs.get("not_compared", []), "changes": int(len(frame))}
+        rows = json.loads(frame.to_json(orient="records"))
+        print(json.dumps({**header, "rows": rows}, indent=2))
+        return 0
+    skipped = frame.attrs.get("not_compared", [])
+    note = (f" (not compared, no value for both versions at this bucket: {', '.join(skipped)})"
+            if skipped else "")
+    if frame.empty:
+        compared = [m for m in chosen if m not in skipped]
+        print(f"by {by}: {args.left} and {args.right} do not differ in "
+              f"{', '.join(compared) or 'any metric asked for'}{note}")
+        return 0
+    totals = frame if by == "total" else env.store.compare_versions(args.left, args.right, "total", chosen)
+    print(f"by {by}: {len(frame)} change(s), {args.right} minus {args.left}, biggest first{note}")
+    print("total change: " + (", ".join(f"{r.metric} {r.delta:+.6g}" for r in totals.itertuples())
+                              or "none (the changes cancel out in total)"))
+    show = frame.head(args.limit)
+    width = max(12, min(40, int(show["bucket"].str.len().max())))
+    for r in show.itertuples():
+        print(f"  {r.bucket:<{width}} {r.metric:<18} {_number(r.baseline):>12} -> {_number(r.value):<12} "
+              f"{r.delta:+.6g}")
+    if len(frame) > len(show):
+        print(f"  … {len(frame) - len(show)} more (use --limit or --json)")
+    return 0
 
 
 def cmd_diff(env: CliEnvironment, args) -> int:
+    if args.by or args.metric:
+        if args.level:
+            raise UsageError("diff: --level (row diff of one plan level) and --by/--metric (comparison) "
+                             "cannot be combined")
+        return _comparison(env, args)
+    level = args.level or "aggregate"
     store = env.store
-    for version in (args.left, args.right):
-        store.get_version(version)
-    diff = version_diff(store, args.left, args.right, args.level)
+    diff = version_diff(store, args.left, args.right, level)
     if args.json:
         print(diff.to_json(orient="records", indent=2))
         return 0
     if diff.empty:
-        print(f"level {args.level}: {args.left} and {args.right} are identical")
+        print(f"level {level}: {args.left} and {args.right} are identical")
         return 0
-    measures = DIFF_MEASURES.get(args.level, ["demand", "supply", "backlog"])
-    print(f"level {args.level}: {len(diff)} row(s) differ ({args.right} minus {args.left})")
+    measures = row_diff_measures(level)
+    print(f"level {level}: {len(diff)} row(s) differ ({args.right} minus {args.left})")
     totals = {m: float(diff[f"{m}_delta"].sum()) for m in measures}
     print("total delta: " + ", ".join(f"{m} {v:+.6g}" for m, v in totals.items()))
     show = diff.head(args.limit)
@@ -163,6 +201,7 @@ def cmd_diff(env: CliEnvironment, args) -> int:
 def register_planner_commands(sub) -> None:
     from plan_pipeline.cli.arguments import ACTOR, MAX_LISTED, NOTE, whole_number
     from plan_pipeline.store.layouts import LAYOUTS
+    from plan_pipeline.store.repository import COMPARISON_BUCKETS, COMPARISON_METRIC_NAMES
 
     p_over = add_command(sub, "override", help="planner edits and locks on a version's detail plan")
     s_over = p_over.add_subparsers(dest="override_command", metavar="ACTION", required=True)
@@ -199,13 +238,21 @@ def register_planner_commands(sub) -> None:
         p.add_argument("--actor", type=ACTOR)
         p.set_defaults(func=cmd_status(to))
 
-    p = add_command(sub, "diff", help="compare two versions level by level")
-    p.add_argument("left")
-    p.add_argument("right")
-    p.add_argument("--level", default="aggregate", choices=list(LAYOUTS), metavar="LEVEL",
-                   help=f"plan level: {', '.join(LAYOUTS)} (default aggregate)")
+    p = add_command(sub, "diff", help="compare two versions: changes per bucket and metric, or rows of one level",
+                    description="Compare RIGHT with LEFT (deltas are RIGHT minus LEFT). --by/--metric: the plan "
+                    "measures and scorecard KPIs rolled up per bucket, biggest changes first; --level (default "
+                    "aggregate when neither is given): the rows of one plan level that differ.")
+    p.add_argument("left", help="the baseline version")
+    p.add_argument("right", help="the version compared with it")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--level", choices=list(LAYOUTS), metavar="LEVEL",
+                     help=f"row diff of one plan level: {', '.join(LAYOUTS)}")
+    how.add_argument("--by", choices=list(COMPARISON_BUCKETS),
+                     help=f"comparison bucket: {', '.join(COMPARISON_BUCKETS)} (default total with --metric)")
+    p.add_argument("--metric", type=metric_list, action="append", metavar="NAME[,NAME]",
+                   help=f"comparison metric(s), repeatable (default all): {', '.join(COMPARISON_METRIC_NAMES)}")
     p.add_argument("--limit", type=whole_number(0, MAX_LISTED), default=20, help="rows shown (default 20)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_diff)
 
 

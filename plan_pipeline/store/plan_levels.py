@@ -16,6 +16,7 @@ from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import layout_for
 from plan_pipeline.store.plan_rows import (
+    DERIVED_LEVELS,
     PLAN_TABLES,
     PUBLISHED,
     STAGED,
@@ -341,14 +342,17 @@ class PlanLevelRepository(PlanStoreBase):
         return entry[5] if entry[2] else "not_applicable"
 
     def publication(self, version_id: str) -> dict[str, Any]:
-        """The version's published plan (runs, time, levels with rows) and the runs staged beside it."""
+        """The version's published plan (runs, time, levels with rows) and the runs staged beside it.
+
+        Levels written *about* the published plan after it was published (:data:`DERIVED_LEVELS`, the
+        baseline comparison) are not part of it."""
         with self.connect() as con:
             rows = con.execute(
                 "SELECT level, run_id, table_name, state, applicable, row_count, written_at, published_at "
                 "FROM plan_levels WHERE version_id = ? ORDER BY level, run_id",
                 [version_id],
             ).fetchall()
-        published = [r for r in rows if r[3] == PUBLISHED]
+        published = [r for r in rows if r[3] == PUBLISHED and r[0] not in DERIVED_LEVELS]
         staged = sorted({r[1] for r in rows if r[3] == STAGED})
         return {
             "complete": bool(published),

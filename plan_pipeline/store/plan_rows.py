@@ -21,6 +21,11 @@ from plan_pipeline.planning.parameters import PARAMETER_NAMES, PlanningParameter
 # plan_levels states: a run's levels are staged, then published together.
 STAGED, PUBLISHED = "staged", "published"
 PLAN_TABLES = ("plan_series", "plan_kpis")
+#: ``plan_kpis`` level of the stored comparison of a version with its baseline (store/comparison.py).
+COMPARISON_LEVEL = "baseline_comparison"
+#: Levels written about a published plan after its publication, not by the plan run's stages: they
+#: are not part of the published plan (``publication``), and the next publication drops them.
+DERIVED_LEVELS = (COMPARISON_LEVEL,)
 
 #: The version table's parameter columns: the parameter model's fields, in order.
 PARAM_FIELDS = list(PARAMETER_NAMES)

@@ -1,7 +1,7 @@
 """The plan store facade: every read and write of the plan store goes through ``PlanStore``.
 
 ``PlanStore`` combines one repository per table group (input sets, versions, plan levels,
-overrides, the run ledger, artifacts), all sharing ``PlanStoreBase``'s connection handling;
+overrides, the run ledger, artifacts, version comparison), all sharing ``PlanStoreBase``'s connection handling;
 statements that several writes compose run on the unit of work (``store.transaction()``).
 Only ``plan_pipeline/store`` speaks SQL; this module re-exports the names callers use.
 """
@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from plan_pipeline.store.artifacts import ArtifactRepository
 from plan_pipeline.store.base import PlanStoreBase
+from plan_pipeline.store.comparison import (
+    COMPARISON_BUCKETS,
+    COMPARISON_COLUMNS,
+    COMPARISON_LEVEL,
+    COMPARISON_METRIC_NAMES,
+    COMPARISON_METRICS,
+    ComparisonRepository,
+)
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.input_sets import InputSetRepository
 from plan_pipeline.store.overrides import OverrideRepository
@@ -47,6 +55,7 @@ class PlanStore(
     OverrideRepository,
     RunLedgerRepository,
     ArtifactRepository,
+    ComparisonRepository,
     PlanStoreBase,
 ):
     """The plan store over one DuckDB file. Cheap to create; opens nothing until used."""
@@ -54,6 +63,11 @@ class PlanStore(
 
 __all__ = [
     "ACTIVE_JOB_STATUSES",
+    "COMPARISON_BUCKETS",
+    "COMPARISON_COLUMNS",
+    "COMPARISON_LEVEL",
+    "COMPARISON_METRICS",
+    "COMPARISON_METRIC_NAMES",
     "DB_ENV",
     "DEFAULT_WRITE_MEMORY_LIMIT",
     "FROZEN_STATUSES",

@@ -62,8 +62,7 @@ def test_plan_assets_split_into_groups_that_plan_job_selects_whole():
 
     parents = {key: set(graph.get(key).parent_keys) for key in plan_keys}
     chains = {group: _longest_chain(keys, parents) for group, keys in groups.items()}
-    # plan: mrp_plan -> capacity_plan -> plan_report -> published_plan -> plan_review_report (issue 12 put
-    # the report after the publication in group plan; one rank more than the measured 4)
+    # plan_review group (issue 12): baseline_comparison -> plan_review_report after published_plan
     assert chains == {"plan_basis": 3, "plan": 5, "anchored_plan": 4}
     assert _longest_chain(plan_keys, parents) == 9  # why one group did not fit
 

@@ -24,7 +24,7 @@ from plan_pipeline.store import PlanStore
 from plan_pipeline_tests.reliability.cli_process import assert_same_plan, plan_snapshot
 
 PLANNING_INPUTS = dg.AssetKey("planning_inputs")
-ALL_PLAN_KEYS = [PLANNING_INPUTS, *STAGE_ASSET_KEYS, dg.AssetKey("published_plan")]
+ALL_PLAN_KEYS = [PLANNING_INPUTS, *STAGE_ASSET_KEYS, dg.AssetKey("published_plan"), dg.AssetKey("baseline_comparison")]
 
 
 @pytest.fixture
@@ -218,6 +218,7 @@ def test_runs_over_approved_and_imported_versions_end_green_and_change_nothing(l
         skipped = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
         assert executed == {"planning_inputs"}
         assert "published_plan" in skipped and "detail_plan" in skipped and "anchored_detail_plan" in skipped
+        assert "baseline_comparison" in skipped
         assert not [e for e in result.all_events if e.is_step_failure]
         assert _check_evaluations(instance, result.run_id) == 0
         # the run records itself as finished although its last steps were skipped (no hook runs for

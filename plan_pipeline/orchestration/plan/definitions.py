@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from plan_pipeline.orchestration.plan.assets.plan_review_report import plan_review_report
+from plan_pipeline.orchestration.plan.assets.baseline_comparison import baseline_comparison
 from plan_pipeline.orchestration.plan.assets.planning_inputs import planning_inputs
 from plan_pipeline.orchestration.plan.assets.published_plan import published_plan
 from plan_pipeline.orchestration.plan.assets.stages import STAGE_ASSETS
@@ -14,7 +15,7 @@ from plan_pipeline.orchestration.plan.sensors import orphaned_runs_sensor, run_l
 from plan_pipeline.orchestration.plan.targets import PLAN_TARGETS_KEY, PlanTargets
 from plan_pipeline.orchestration.resources import PlanStoreResource
 
-PLAN_ASSETS = [planning_inputs, *STAGE_ASSETS, published_plan, plan_review_report]
+PLAN_ASSETS = [planning_inputs, *STAGE_ASSETS, published_plan, baseline_comparison, plan_review_report]
 
 defs = dg.Definitions(
     assets=PLAN_ASSETS,

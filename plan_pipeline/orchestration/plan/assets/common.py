@@ -29,6 +29,7 @@ STEP_PRIORITY = {
     "plan_scorecard": 2,
     "anchored_level_reconciliation": 1,
     "published_plan": 0,
+    "baseline_comparison": 0,
 }
 
 
