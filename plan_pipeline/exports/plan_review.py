@@ -58,8 +58,19 @@ def final_level(published: dict[str, int] | list[str], level: str) -> str:
     return level + ADJUSTED_SUFFIX if level + ADJUSTED_SUFFIX in published else level
 
 
-def no_comparison(store: PlanStore, version_id: str) -> ReportComparison:
-    return ReportComparison(baseline=None, note="no version comparison was given for this report")
+#: The bucket the report's "changes against the baseline" section compares by.
+REPORT_COMPARISON_BY = "family"
+
+
+def baseline_comparison_of(store: PlanStore, version_id: str) -> ReportComparison:
+    """The version against its baseline (the store's rule, :meth:`PlanStore.comparable_baseline`),
+    per family: what the report shows unless the caller passes another comparison."""
+    baseline, why_not = store.comparable_baseline(version_id)
+    if why_not is not None:
+        return ReportComparison(baseline=None, note=why_not)
+    assert baseline is not None
+    frame = store.compare_versions(baseline, version_id, by=REPORT_COMPARISON_BY)
+    return ReportComparison(baseline=baseline, frame=frame, by=REPORT_COMPARISON_BY)
 
 
 def _published_plan(store: PlanStore, version_id: str) -> dict:
@@ -122,14 +133,15 @@ def gather_report_frames(store: PlanStore, version_id: str, *,
     """What the report of ``version_id`` shows, read from its published plan (store read APIs only).
 
     ``comparison``: the version against its baseline, as a ready :class:`ReportComparison` or a
-    provider called with ``(store, version_id)``; None: the report says "no baseline". Refuses an
+    provider called with ``(store, version_id)``; None: the version's baseline by the store's rule
+    (:func:`baseline_comparison_of`). Refuses an
     unknown version and one with no published plan (:class:`PlanStoreError`). The levels are read
     one by one; if another run publishes the version meanwhile, they are read again (once).
     """
     check_identifier("version id", version_id)
     provider: ComparisonProvider
     if comparison is None:
-        provider = no_comparison
+        provider = baseline_comparison_of
     elif isinstance(comparison, ReportComparison):
         ready = comparison
         provider = lambda _store, _version: ready  # noqa: E731

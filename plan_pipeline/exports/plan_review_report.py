@@ -419,7 +419,8 @@ def _reference_kpis_html(kpis: pd.DataFrame, level: str) -> str:
 
 def _comparison_html(comparison: ReportComparison, charts: dict[str, bytes]) -> str:
     if comparison.baseline is None:
-        return f'<p class="note">No baseline: {_e(comparison.note or "this version has no baseline to compare with")}.</p>'
+        note = comparison.note or "no baseline: this version has no baseline to compare with"
+        return f'<p class="note">{_e(note[:1].upper() + note[1:])}.</p>'
     frame = comparison.frame
     intro = (f"<p>Baseline: <strong>{_e(comparison.baseline)}</strong> (compared by {_e(comparison.by)}; "
              "delta = this version - baseline).</p>")

@@ -208,6 +208,19 @@ class ComparisonRepository(PlanStoreBase):
             ).fetchone()
         return None if approved is None else str(approved[0])
 
+    def comparable_baseline(self, version_id: str) -> tuple[str | None, str | None]:
+        """``(baseline, why_not)``: the version's baseline (:meth:`baseline_version`) and, when there is
+        nothing to compare with, one line saying why (no baseline, or a baseline without a published
+        plan); ``why_not`` None: compare with ``baseline``. One rule for the ``baseline_comparison``
+        asset and the plan report."""
+        baseline = self.baseline_version(version_id)
+        if baseline is None:
+            return None, ("no baseline: it was not duplicated from a version and its input set has no other "
+                          "approved version")
+        if not self.publication(baseline)["complete"]:
+            return baseline, f"baseline {baseline!r} has no published plan to compare with"
+        return baseline, None
+
     def compare_versions(self, baseline: str, version: str, by: str = "total",
                          metrics: list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
         """What changed from ``baseline`` to ``version`` per bucket of ``by`` and metric.

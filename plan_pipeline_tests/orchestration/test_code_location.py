@@ -55,7 +55,7 @@ def test_plan_assets_split_into_groups_that_plan_job_selects_whole():
     groups: dict[str, set] = {}
     for key in plan_keys:
         groups.setdefault(graph.get(key).group_name, set()).add(key)
-    assert set(groups) == set(PLAN_GROUPS) == {"plan_basis", "plan", "anchored_plan"}
+    assert set(groups) == set(PLAN_GROUPS) == {"plan_basis", "plan", "anchored_plan", "plan_review"}
     assert {k.to_user_string() for k in groups["plan_basis"]} == {"planning_inputs", "aggregate_plan", "detail_plan"}
     assert "published_plan" in {k.to_user_string() for k in groups["plan"]}
     assert all(k.to_user_string().startswith(("anchor", "adjusted_")) for k in groups["anchored_plan"])

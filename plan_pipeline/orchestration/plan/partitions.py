@@ -12,12 +12,14 @@ DUCKDB_POOL = "duckdb"
 # is drawn in the zoomed-out minimal style, whose labels are cut after 18 characters):
 #   plan_basis     planning_inputs -> aggregate_plan -> detail_plan, what both chains start from;
 #   plan           the plain chain (reconciliation, MRP, capacity, report) and published_plan;
-#   anchored_plan  the anchor branch and its adjusted chain.
-# ``plan_job`` selects all three (PLAN_GROUPS); the global lineage shows them as three boxes.
+#   anchored_plan  the anchor branch and its adjusted chain;
+#   plan_review    after the publication: baseline_comparison -> plan_review_report.
+# ``plan_job`` selects all four (PLAN_GROUPS); the global lineage shows them as four boxes.
 PLAN_BASIS_GROUP = "plan_basis"
 PLAN_GROUP = "plan"
 ANCHORED_PLAN_GROUP = "anchored_plan"
-PLAN_GROUPS = (PLAN_BASIS_GROUP, PLAN_GROUP, ANCHORED_PLAN_GROUP)
+PLAN_REVIEW_GROUP = "plan_review"
+PLAN_GROUPS = (PLAN_BASIS_GROUP, PLAN_GROUP, ANCHORED_PLAN_GROUP, PLAN_REVIEW_GROUP)
 
 
 def register_version_partition(instance: dg.DagsterInstance, version_id: str) -> None:

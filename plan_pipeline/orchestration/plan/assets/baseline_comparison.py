@@ -18,7 +18,7 @@ from plan_pipeline.orchestration.plan.assets.common import PLAN_DOMAIN, PLAN_OWN
 from plan_pipeline.orchestration.plan.assets.planning_inputs import FROZEN_STATE, unknown_version_refusal
 from plan_pipeline.orchestration.plan.assets.published_plan import published_plan
 from plan_pipeline.orchestration.plan.code_versions import source_hash
-from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
+from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_REVIEW_GROUP, plan_version_partitions
 from plan_pipeline.orchestration.plan.planner_metadata import table
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.store.repository import COMPARISON_BUCKETS, COMPARISON_METRIC_NAMES, PlanStoreError, is_frozen
@@ -64,7 +64,7 @@ def frozen(context: dg.AssetExecutionContext, version: str, status: str) -> dg.M
 
 @dg.asset(
     partitions_def=plan_version_partitions,
-    group_name=PLAN_GROUP,
+    group_name=PLAN_REVIEW_GROUP,
     pool=DUCKDB_POOL,
     deps=[published_plan],
     kinds={"duckdb"},
@@ -84,11 +84,9 @@ def baseline_comparison(context: dg.AssetExecutionContext, plan_store: PlanStore
         raise dg.Failure(description=unknown_version_refusal(version), allow_retries=False)
     if is_frozen(record.status, record.read_only):
         return frozen(context, version, record.status)
-    baseline = store.baseline_version(version)
     try:
-        if baseline is None or not store.publication(baseline)["complete"]:
-            reason = ("no baseline: it was not duplicated from a version and its input set has no other approved "
-                      "version" if baseline is None else f"baseline {baseline!r} has no published plan to compare with")
+        baseline, reason = store.comparable_baseline(version)
+        if reason is not None:
             store.write_baseline_comparison(version, baseline, {}, run_id=run_id(context))
             context.log.info(f"plan version {version!r}: {reason}")
             return dg.MaterializeResult(metadata={

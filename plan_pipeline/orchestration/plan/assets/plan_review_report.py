@@ -1,5 +1,7 @@
 """``plan_review_report``: the version's plan report (self-contained HTML + PNG charts) under
-``<store home>/reports/<version>/`` (the folder of the store file, normally the project home), after ``published_plan``.
+``<store home>/reports/<version>/`` (the folder of the store file, normally the project home), after
+``published_plan`` and ``baseline_comparison`` (asset group ``plan_review``); its "changes against the
+baseline" section compares by family with the baseline of the store's rule.
 
 It reads the published plan only (store read APIs, :mod:`plan_pipeline.exports.plan_review`), so
 it shows what every reader sees. A frozen version's run skips it like every plan step (its input,
@@ -11,9 +13,9 @@ import dagster as dg
 
 from plan_pipeline.exports.plan_review import published_report_dir, write_plan_report
 from plan_pipeline.orchestration.plan.assets.common import PLAN_DOMAIN, PLAN_OWNERS
-from plan_pipeline.orchestration.plan.assets.published_plan import published_plan
+from plan_pipeline.orchestration.plan.assets.baseline_comparison import baseline_comparison
 from plan_pipeline.orchestration.plan.code_versions import source_hash
-from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_GROUP, plan_version_partitions
+from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_REVIEW_GROUP, plan_version_partitions
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.store import PlanStoreError
 
@@ -23,11 +25,11 @@ REPORT_SOURCES = ("exports/plan_review.py", "exports/plan_review_report.py")
 
 @dg.asset(
     partitions_def=plan_version_partitions,
-    group_name=PLAN_GROUP,
+    group_name=PLAN_REVIEW_GROUP,
     # DuckDB is read at the start of the step; drawing holds the pool a few seconds more (a Dagster
     # step cannot give its pool slot back), but no store connection is open while it draws.
     pool=DUCKDB_POOL,
-    deps=[published_plan],
+    deps=[baseline_comparison],  # after published_plan (baseline_comparison follows it)
     kinds={"html", "python"},
     owners=list(PLAN_OWNERS),
     tags={"domain": PLAN_DOMAIN, "stage": "review_report"},
