@@ -58,12 +58,14 @@ def test_plan_assets_split_into_groups_that_plan_job_selects_whole():
     assert set(groups) == set(PLAN_GROUPS) == {"plan_basis", "plan", "anchored_plan", "plan_review"}
     assert {k.to_user_string() for k in groups["plan_basis"]} == {"planning_inputs", "aggregate_plan", "detail_plan"}
     assert "published_plan" in {k.to_user_string() for k in groups["plan"]}
+    assert {k.to_user_string() for k in groups["plan_review"]} == {"baseline_comparison", "plan_review_report"}
     assert all(k.to_user_string().startswith(("anchor", "adjusted_")) for k in groups["anchored_plan"])
 
     parents = {key: set(graph.get(key).parent_keys) for key in plan_keys}
     chains = {group: _longest_chain(keys, parents) for group, keys in groups.items()}
-    # plan_review group (issue 12): baseline_comparison -> plan_review_report after published_plan
-    assert chains == {"plan_basis": 3, "plan": 5, "anchored_plan": 4}
-    assert _longest_chain(plan_keys, parents) == 9  # why one group did not fit
+    # plan: mrp_plan -> capacity_plan -> plan_scorecard -> published_plan; the review after the publication
+    # (baseline_comparison -> plan_review_report) is its own group, so no group is deeper than the measured 4
+    assert chains == {"plan_basis": 3, "plan": 4, "anchored_plan": 4, "plan_review": 2}
+    assert _longest_chain(plan_keys, parents) == 10  # why one group did not fit
 
     assert set(defs.resolve_job_def("plan_job").asset_layer.selected_asset_keys) == plan_keys

@@ -171,7 +171,7 @@ def test_family_summaries_add_up_to_the_stored_rows(planned):
 def test_every_asset_has_owners_tags_and_a_code_version():
     graph = build_definitions(None).resolve_asset_graph()
     keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
-    assert len(keys) == 17
+    assert len(keys) == 19
     versions = {}
     for key in keys:
         node = graph.get(key)
