@@ -164,3 +164,21 @@ def test_cli_diff_refuses_unknown_levels_and_metrics(edited, capsys, argv, code,
     capsys.readouterr()
     assert run_main(["diff", "base", "dup", *argv]) == code
     assert message in capsys.readouterr().err
+
+
+def test_the_plan_report_shows_the_edit_against_the_baseline(edited):
+    """The plan run wrote dup's report (plan_review_report, after baseline_comparison): its baseline
+    section names base and lists the edited family's demand change; base's says it has no baseline."""
+    from plan_pipeline.exports.plan_review import published_report_dir
+    from plan_pipeline.exports.plan_review_report import DIFF_CHART, REPORT_FILE
+    from plan_pipeline_tests.exports.report_helpers import parse_page
+
+    env, row = edited
+    page = parse_page(published_report_dir(env.store, "dup") / REPORT_FILE)
+    assert "Baseline: base" in page.sections["baseline"]
+    table = next(t for t in page.tables if t[0][:2] == ["family", "metric"])
+    deltas = {(r[0], r[1]): r[4] for r in table[1:]}
+    assert deltas[(row.family, "demand")] == f"{EDIT:+,.1f}"
+    assert DIFF_CHART in {image["data-file"] for image in page.images}
+    base = parse_page(published_report_dir(env.store, "base") / REPORT_FILE)
+    assert base.sections["baseline"].startswith("5. ") and "No baseline: it was not duplicated" in base.sections["baseline"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from plan_pipeline.orchestration.plan.assets.plan_review_report import plan_review_report
 from plan_pipeline.orchestration.plan.assets.baseline_comparison import baseline_comparison
+from plan_pipeline.orchestration.plan.assets.plan_review_report import plan_review_report
 from plan_pipeline.orchestration.plan.assets.planning_inputs import planning_inputs
 from plan_pipeline.orchestration.plan.assets.published_plan import published_plan
 from plan_pipeline.orchestration.plan.assets.stages import STAGE_ASSETS

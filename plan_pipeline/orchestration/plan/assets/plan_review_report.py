@@ -12,8 +12,8 @@ charts are written file by file, each replaced whole, the page last.
 import dagster as dg
 
 from plan_pipeline.exports.plan_review import published_report_dir, write_plan_report
-from plan_pipeline.orchestration.plan.assets.common import PLAN_DOMAIN, PLAN_OWNERS
 from plan_pipeline.orchestration.plan.assets.baseline_comparison import baseline_comparison
+from plan_pipeline.orchestration.plan.assets.common import PLAN_DOMAIN, PLAN_OWNERS
 from plan_pipeline.orchestration.plan.code_versions import source_hash
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_REVIEW_GROUP, plan_version_partitions
 from plan_pipeline.orchestration.resources import PlanStoreResource
