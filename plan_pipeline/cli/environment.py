@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from plan_pipeline.cli.errors import CliError, UsageError
 from plan_pipeline.store.rules import DB_ENV, HOME_ENV, project_home
 
-if TYPE_CHECKING:  # the store (pandas, DuckDB) loads when a command opens it, not to parse arguments
+if TYPE_CHECKING:  # the store (DuckDB) loads when a command opens it, not to parse arguments
     from plan_pipeline.store import PlanStore
 
 
