@@ -3,7 +3,9 @@ run many times in a fresh process, with warm and with cold Python bytecode cache
 
 Each measurement is one new interpreter running exactly what the installed console script runs
 (``from plan_pipeline.cli.main import main; sys.exit(main())``), timed from process start to
-exit. The table shows the median and the fastest of ``--repeat`` runs per command and cache state:
+exit. The table shows the median and the fastest of ``--repeat`` runs per command and cache state,
+and the median CPU time (user + system) of the child, which a busy machine inflates much less
+than the wall time:
 
 * **warm**: the ``.pyc`` files exist (the state after the first run), the usual case;
 * **cold**: every run gets a new empty ``PYTHONPYCACHEPREFIX``, so every module (plan_pipeline,
@@ -58,19 +60,25 @@ def child_env(code: Path | None, pycache: Path | None) -> dict[str, str]:
     return env
 
 
-def run(args: list[str], env: dict[str, str], cwd: Path, extra: list[str] = ()) -> tuple[float, subprocess.CompletedProcess]:
-    started = time.perf_counter()
-    result = subprocess.run([sys.executable, *extra, "-c", ENTRY, *args], env=env, cwd=cwd,
-                            capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"plan-pipeline {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return wall, result
+def run(args: list[str], env: dict[str, str], cwd: Path, extra: list[str] = ()) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system, of that process alone) and stderr of one run."""
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, *extra, "-c", ENTRY, *args], env=env, cwd=cwd,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"plan-pipeline {' '.join(args)} failed ({proc.returncode}):\n{stderr[-3000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, stderr
 
 
 def heavy_modules(args: list[str], env: dict[str, str], cwd: Path) -> list[str]:
-    _, result = run(args, env, cwd, extra=["-X", "importtime"])
-    modules = {m.group(1).split(".")[0] for line in result.stderr.splitlines() if (m := IMPORT_LINE.match(line))}
+    stderr = run(args, env, cwd, extra=["-X", "importtime"])[2]
+    modules = {m.group(1).split(".")[0] for line in stderr.splitlines() if (m := IMPORT_LINE.match(line))}
     return [name for name in HEAVY if name in modules]
 
 
@@ -88,26 +96,31 @@ def measure(name: str, args: list[str], home: Path, code: Path | None, repeat: i
     run(full, warm_env, cwd)  # writes the .pyc files (if they were missing)
     result: dict[str, Any] = {"command": name, "argv": full, "heavy_modules": heavy_modules(full, warm_env, cwd)}
     for state in ("warm", "cold"):
-        times = []
+        times, cpu = [], []
         before, started = cpu_ticks(), time.perf_counter()
         for _ in range(repeat):
             if state == "cold":
                 with tempfile.TemporaryDirectory(prefix="pycache-") as pycache:
-                    times.append(run(full, child_env(code, Path(pycache)), cwd)[0])
+                    wall, used, _ = run(full, child_env(code, Path(pycache)), cwd)
             else:
-                times.append(run(full, warm_env, cwd)[0])
+                wall, used, _ = run(full, warm_env, cwd)
+            times.append(wall)
+            cpu.append(used)
         busy = other_cores(before, cpu_ticks(), time.perf_counter() - started)
         result[state] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-                         "runs_s": times, "machine_busy_cores": busy}
+                         "cpu_median_s": statistics.median(cpu), "runs_s": times, "runs_cpu_s": cpu,
+                         "machine_busy_cores": busy}
     return result
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["| command | warm median s | warm min s | cold median s | cold min s | heavy modules imported |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| command | warm median s | warm min s | warm CPU s | cold median s | cold min s | cold CPU s "
+             "| heavy modules imported |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| `plan-pipeline {r['command']}` | {r['warm']['median_s']:.3f} | {r['warm']['min_s']:.3f} | "
-                     f"{r['cold']['median_s']:.3f} | {r['cold']['min_s']:.3f} | "
+        w, c = r["warm"], r["cold"]
+        lines.append(f"| `plan-pipeline {r['command']}` | {w['median_s']:.3f} | {w['min_s']:.3f} | "
+                     f"{w['cpu_median_s']:.3f} | {c['median_s']:.3f} | {c['min_s']:.3f} | {c['cpu_median_s']:.3f} | "
                      f"{', '.join(r['heavy_modules']) or 'none'} |")
     return "\n".join(lines)
 
