@@ -19,17 +19,9 @@ from plan_pipeline.cli.arguments import MAX_LISTED, add_command, whole_number
 from plan_pipeline.cli.environment import CliEnvironment
 from plan_pipeline.cli.errors import CliError
 from plan_pipeline.cli.output import abandon, progress
-from plan_pipeline.operations.legacy_backfill import (
-    LEGACY_SOURCE_ENV,
-    LegacySourceError,
-    configured_legacy_source,
-    get_backfill_run,
-    list_backfill_runs,
-)
-from plan_pipeline.orchestration.legacy_import.jobs import format_report
-from plan_pipeline.orchestration.legacy_import.launch import run_legacy_import_in_process
-from plan_pipeline.orchestration.plan.launch import RunAborted
-from plan_pipeline.orchestration.plan.run_ledger import error_text
+from plan_pipeline.operations.settings import LEGACY_SOURCE_ENV
+
+# The legacy import itself (pandas, DuckDB, Dagster) loads in the commands below, not to parse arguments.
 
 
 def register_legacy_import_commands(subparsers) -> None:
@@ -66,6 +58,8 @@ def _out(message: str = "") -> None:
 
 
 def _failure_texts(result) -> list[str]:
+    from plan_pipeline.orchestration.plan.run_ledger import error_text
+
     texts = []
     for event in result.all_events:
         if event.event_type_value != "STEP_FAILURE" or event.event_specific_data is None:
@@ -82,6 +76,11 @@ def _failure_texts(result) -> list[str]:
 
 
 def cmd_legacy_import(env: CliEnvironment, args) -> int:
+    from plan_pipeline.operations.legacy_backfill import LegacySourceError, configured_legacy_source, get_backfill_run
+    from plan_pipeline.orchestration.legacy_import.jobs import format_report
+    from plan_pipeline.orchestration.legacy_import.launch import run_legacy_import_in_process
+    from plan_pipeline.orchestration.plan.launch import RunAborted
+
     try:
         source = configured_legacy_source(args.source)
     except LegacySourceError:
@@ -118,6 +117,8 @@ def cmd_legacy_import(env: CliEnvironment, args) -> int:
 
 
 def cmd_legacy_import_runs(env: CliEnvironment, args) -> int:
+    from plan_pipeline.operations.legacy_backfill import list_backfill_runs
+
     runs = list_backfill_runs(env.store, args.limit)
     if args.json:
         _out(json.dumps(runs.to_dict("records") if len(runs) else [], indent=2, default=str))

@@ -147,7 +147,6 @@ def cmd_row_guard(env: CliEnvironment, args) -> int:
 
 def cmd_restore_archived(env: CliEnvironment, args) -> int:
     from plan_pipeline.operations.retention import list_archived_versions, restore_archived_version
-    from plan_pipeline.orchestration.plan.partitions import register_version_partition
 
     if args.version_id is None:
         archived = list_archived_versions(args.archive_dir)
@@ -157,6 +156,8 @@ def cmd_restore_archived(env: CliEnvironment, args) -> int:
             _out(f"{item['version_id']:<24} {item['status']:<10} created {item['created_at']}  "
                  f"archived {item['archived_at']}  {item['path']}")
         return 0
+    from plan_pipeline.orchestration.plan.partitions import register_version_partition  # Dagster: only to restore
+
     rows = restore_archived_version(env.store, args.version_id, args.archive_dir, actor=_actor(args))
     register_version_partition(env.instance(), args.version_id)
     _out(f"restored plan version {args.version_id!r}: " + ", ".join(f"{t} {n}" for t, n in rows.items() if n))
@@ -201,9 +202,8 @@ def cmd_export(env: CliEnvironment, args) -> int:
 
 def register_operations_commands(subparsers) -> None:
     """Add ``trim``, ``row-guard``, ``backup``, ``restore``, ``restore-archived`` and ``export`` to ``plan-pipeline``."""
-    from plan_pipeline.exports.export import EXPORT_FORMATS
-    from plan_pipeline.operations.backup import BACKUP_DIR_ENV, DEFAULT_KEEP
-    from plan_pipeline.operations.retention import RetentionPolicy
+    from plan_pipeline.exports.formats import EXPORT_FORMATS
+    from plan_pipeline.operations.settings import BACKUP_DIR_ENV, DEFAULT_KEEP, RetentionPolicy
 
     policy = RetentionPolicy()  # the defaults
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from plan_pipeline.cli.arguments import add_command
 from plan_pipeline.cli.environment import CliEnvironment
 from plan_pipeline.cli.errors import UsageError
 from plan_pipeline.store.comparison import row_diff_measures
+
+if TYPE_CHECKING:  # the commands get their frames from the store: no pandas to parse arguments
+    import pandas as pd
 
 
 def _actor(args) -> str:
@@ -82,8 +84,7 @@ def report_status_to_dagster(env: CliEnvironment, version_id: str, previous: str
     try:
         import dagster as dg
 
-        from plan_pipeline.orchestration.plan.assets.planning_inputs import VERSION_STATUS_KEY
-        from plan_pipeline.orchestration.plan.partitions import PLAN_VERSION_PARTITIONS_NAME
+        from plan_pipeline.orchestration.plan.partitions import PLAN_VERSION_PARTITIONS_NAME, VERSION_STATUS_KEY
 
         instance = env.instance()
         if not instance.has_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, version_id):

@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plan_pipeline.cli.errors import CliError, UsageError
-from plan_pipeline.store import PlanStore
-from plan_pipeline.store.repository import DB_ENV, HOME_ENV, project_home
+from plan_pipeline.store.rules import DB_ENV, HOME_ENV, project_home
+
+if TYPE_CHECKING:  # the store (DuckDB) loads when a command opens it, not to parse arguments
+    from plan_pipeline.store import PlanStore
 
 
 def require_folder_location(path: Path, what: str) -> Path:
@@ -46,6 +49,8 @@ class CliEnvironment:
 
     @property
     def store(self) -> PlanStore:
+        from plan_pipeline.store import PlanStore
+
         self._check_home_for(self.db_path)
         require_file_location(self.db_path, "plan store (--db, $PLAN_PIPELINE_DB)")
         return PlanStore(self.db_path)
@@ -57,13 +62,13 @@ class CliEnvironment:
 
     def prepare_dagster_home(self) -> Path:
         """Create ``$DAGSTER_HOME`` with the project's dagster.yaml (refusing a path that cannot be a folder)."""
-        from plan_pipeline.orchestration.plan.launch import prepare_dagster_home
+        from plan_pipeline.orchestration.instance import prepare_dagster_home
 
         prepare_dagster_home(self.check_dagster_home())
         return self.dagster_home
 
     def instance(self):
-        from plan_pipeline.orchestration.plan.launch import get_instance
+        from plan_pipeline.orchestration.instance import get_instance
 
         self.prepare_dagster_home()
         return get_instance()

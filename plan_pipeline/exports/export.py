@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plan_pipeline.exports.formats import EXPORT_FORMATS
 from plan_pipeline.exports.reference import write_reference_files
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.exports import EXPORT_TABLES, VersionTableRows
@@ -52,7 +53,6 @@ from plan_pipeline.timeutil import utc_now
 
 __all__ = ["EXPORT_TABLES"]  # re-exported: the exported tables and their order are the store's
 
-EXPORT_FORMATS = ("csv", "json", "parquet", "reference")
 MANIFEST = "manifest.json"
 EXPORT_FORMAT_NAME = "plan-pipeline-export"
 DWH_DIR_ENV = "PLAN_PIPELINE_DWH_DIR"

@@ -37,6 +37,7 @@ from typing import Any
 
 import plan_pipeline
 from plan_pipeline.faults import crash_point
+from plan_pipeline.operations.settings import BACKUP_DIR_ENV, DEFAULT_KEEP
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.repository import project_home
 from plan_pipeline.store.schema import SCHEMA_VERSION
@@ -55,12 +56,10 @@ from plan_pipeline.store.staging import (
 from plan_pipeline.store.store_files import ENGINE, build_store_file, data_rows, hold_store_file, store_row_counts
 from plan_pipeline.timeutil import utc_now
 
-BACKUP_DIR_ENV = "PLAN_PIPELINE_BACKUP_DIR"
 BACKUP_PREFIX = "plan-store-"
 BACKUP_NAME_RE = re.compile(r"^(plan-store-\d{8}T\d{12})Z(?:-(\d+))?$")
 MANIFEST = "manifest.json"
 BACKUP_FORMAT = "plan-pipeline-backup"
-DEFAULT_KEEP = 7
 
 
 def default_backup_dir() -> Path:

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from plan_pipeline.faults import crash_point
+from plan_pipeline.operations.settings import LEGACY_SOURCE_ENV
 from plan_pipeline.planning.anchor import carryover_frame
 from plan_pipeline.planning.capacity import MRP_COLUMNS, WEEKLY_COLUMNS, CapacityPlan, boundary_month, leveling_mode
 from plan_pipeline.planning.frames import (
@@ -96,9 +97,6 @@ Log = Callable[[str, str], None]  # (severity: info|warning|error, message)
 
 class LegacySourceError(RuntimeError):
     """The source as a whole cannot be read (missing path, not a legacy database, ...)."""
-
-
-LEGACY_SOURCE_ENV = "PLAN_PIPELINE_LEGACY_SOURCE"
 
 
 def configured_legacy_source(source: str | None = None) -> str:

@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from plan_pipeline.faults import crash_point
+from plan_pipeline.operations.settings import RetentionPolicy
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.maintenance import VERSION_TABLES, reclaim_space, store_file_bytes
 from plan_pipeline.store.repository import check_identifier, project_home
@@ -81,7 +82,7 @@ from plan_pipeline.store.staging import (
 from plan_pipeline.store.unit_of_work import StoreTransaction
 from plan_pipeline.timeutil import utc_now
 
-__all__ = ["VERSION_TABLES", "utc_now"]  # re-exported: tests and callers import them from here
+__all__ = ["VERSION_TABLES", "RetentionPolicy", "utc_now"]  # re-exported: tests and callers import them from here
 
 ARCHIVE_DIR_NAME = "archive"
 ARCHIVE_MANIFEST = "archive.json"
@@ -104,23 +105,6 @@ def months_before(moment: datetime, months: int) -> datetime:
     year, month = divmod(index, 12)
     day = min(moment.day, calendar.monthrange(year, month + 1)[1])
     return moment.replace(year=year, month=month + 1, day=day)
-
-
-@dataclass(frozen=True)
-class RetentionPolicy:
-    version_max_age_months: int | None = 18
-    max_versions: int | None = 600
-    kpi_max_age_months: int | None = 24
-    audit_max_age_months: int | None = 36
-
-    def __post_init__(self):
-        for name in ("version_max_age_months", "max_versions", "kpi_max_age_months", "audit_max_age_months"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise PlanStoreError(f"retention policy {name} must be a non-negative integer or off, got {value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

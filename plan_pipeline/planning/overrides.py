@@ -19,12 +19,13 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.planning.vocabulary import MAX_PLAN_QUANTITY
+
+if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
+    import numpy as np
+    import pandas as pd
 
 DETAIL_FIELDS = ("demand", "supply", "backlog")
 #: The longest week, SKU or period an override key may name.
@@ -120,6 +121,9 @@ class AppliedOverrides:
 
 def _match(detail: pd.DataFrame, overrides: list[dict]):
     """(row index array, override index array) of every override -> detail row match, + problems."""
+    import numpy as np
+    import pandas as pd
+
     weeks = detail["week"].astype(str).to_numpy()
     skus = detail["sku"].astype(str).to_numpy()
     periods = detail["period"].astype(str).to_numpy()
@@ -149,6 +153,9 @@ def _match(detail: pd.DataFrame, overrides: list[dict]):
 
 def apply_detail_overrides(detail: pd.DataFrame, overrides: list[dict]) -> AppliedOverrides:
     """Apply ``[{key, payload, locked}]`` (oldest first) to a detail plan frame."""
+    import numpy as np
+    import pandas as pd
+
     if overrides:
         frame = detail.reset_index(drop=True).copy()
     else:  # nothing to write: share the columns instead of copying 310k rows at 5,000 SKUs
@@ -185,6 +192,8 @@ def apply_detail_overrides(detail: pd.DataFrame, overrides: list[dict]) -> Appli
 def lock_violations(plan: pd.DataFrame, overrides: list[dict], reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Locked rows must hold their overridden values in ``plan``; with ``reference`` (the detail
     plan a later stage started from) locked rows must also be unchanged from it."""
+    import pandas as pd
+
     cols = ["key", "field", "expected", "actual"]
     locked_overrides = [o for o in overrides if o.get("locked")]
     if not locked_overrides or plan.empty:

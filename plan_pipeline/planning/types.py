@@ -6,13 +6,15 @@ Row order matters: it is the natural order of each stage's output.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 # The shared vocabulary and the parameter model live in ``vocabulary`` and ``parameters``;
 # they are re-exported here for the many call sites that import the data contracts from one place.
 from plan_pipeline.planning.parameters import PlanningParameters  # noqa: F401
 from plan_pipeline.planning.vocabulary import MAX_PLAN_QUANTITY, PRESETS  # noqa: F401
+
+if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
+    import pandas as pd
 
 # Column layout of each input table after parsing (file order kept, ``row_no`` = CSV line number).
 INPUT_COLUMNS: dict[str, list[str]] = {
@@ -29,6 +31,8 @@ INPUT_COLUMNS: dict[str, list[str]] = {
 
 
 def empty_frame(name: str) -> pd.DataFrame:
+    import pandas as pd
+
     cols = INPUT_COLUMNS[name]
     return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
 

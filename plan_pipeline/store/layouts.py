@@ -8,9 +8,10 @@ goes into ``extra_json``. The DataFrame's own column list and dtypes are kept in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas only where a frame is inspected: the level names stay light (CLI --help)
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,8 @@ def layout_for(level: str) -> SeriesLayout:
 
 
 def dtype_tag(series: pd.Series) -> str:
+    import pandas as pd
+
     kind = series.dtype.kind
     if str(series.dtype) == "boolean" or kind == "b":
         return "bool"

@@ -8,9 +8,7 @@ code as every other published level (:func:`plan_pipeline.store.plan_rows.write_
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store.plan_rows import (
@@ -20,6 +18,9 @@ from plan_pipeline.store.plan_rows import (
     update_version_row,
     write_published_levels,
 )
+
+if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
+    import pandas as pd
 
 
 class LegacyImportStatements:

@@ -13,8 +13,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
+    import pandas as pd
+
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # The legacy tables holding one version's plan, in the order their absence is reported.
@@ -46,6 +49,8 @@ def is_sqlite_file(path: Path) -> bool:
 
 @contextmanager
 def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    import pandas as pd
+
     try:
         con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
@@ -88,6 +93,8 @@ class LegacyVersionRows:
 
 def version_rows(path: Path, version_id: str) -> LegacyVersionRows:
     """The ``plan_series``, ``plan_kpis`` and ``plan_artifacts`` rows of one legacy version."""
+    import pandas as pd
+
     out = LegacyVersionRows()
     with _read_only(path) as con:
         tables = _tables(con)

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.planning.overrides import OverrideError, check_detail_key, validate_override_payload
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.versions import _require_replannable
 from plan_pipeline.timeutil import utc_now as _now
+
+if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
+    import pandas as pd
 
 
 class OverrideRepository(PlanStoreBase):

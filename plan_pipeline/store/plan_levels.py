@@ -6,9 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.faults import crash_point, pause_point
 from plan_pipeline.planning.vocabulary import STORED_KPI_COLUMNS
@@ -29,6 +27,9 @@ from plan_pipeline.store.run_ledger import _active_jobs, _upsert_jobs
 from plan_pipeline.store.series_mapping import _prepare_series, _read_series_sql, _restore_dtypes
 from plan_pipeline.store.versions import _require_replannable
 from plan_pipeline.timeutil import utc_now as _now
+
+if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
+    import pandas as pd
 
 
 def _json_default(value: Any) -> Any:
@@ -74,6 +75,8 @@ def prepare_series_level(level: str, frame: pd.DataFrame) -> PreparedLevel:
 
 def prepare_kpi_level(level: str, frame: pd.DataFrame, *, source: str | None = None) -> PreparedLevel:
     """Check a KPI frame (columns, non-empty unique keys, numeric values) and lay it out."""
+    import pandas as pd
+
     if not isinstance(frame, pd.DataFrame):
         raise PlanStoreError(f"KPI level {level!r} expects a pandas DataFrame, got {type(frame).__name__}")
     missing = [c for c in STORED_KPI_COLUMNS if c not in frame.columns]

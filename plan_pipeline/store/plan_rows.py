@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.planning.parameters import PARAMETER_NAMES, PlanningParameters
+
+if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
+    import pandas as pd
 
 # plan_levels states: a run's levels are staged, then published together.
 STAGED, PUBLISHED = "staged", "published"

@@ -5,14 +5,15 @@ is not checked against ``plan_versions``: a run refused for an unknown version k
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.rules import ACTIVE_JOB_STATUSES, JOB_STATUSES
 from plan_pipeline.timeutil import utc_now as _now
+
+if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
+    import pandas as pd
 
 JOB_COLUMNS = [
     "job_id", "version_id", "job_name", "status", "trigger", "submitted_at", "started_at",

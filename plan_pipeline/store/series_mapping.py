@@ -1,12 +1,15 @@
 """How a stage frame is laid out in ``plan_series`` and read back exactly (columns, dtypes, order)."""
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag
 from plan_pipeline.store.rules import COLUMN_RE
+
+if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
+    import numpy as np
+    import pandas as pd
 
 
 def _quote(name: str) -> str:
@@ -24,6 +27,9 @@ def _check_keys(layout: SeriesLayout, frame: pd.DataFrame) -> None:
     counted (~0.05 s for a 795k-row MRP level). Only the error path looks for the
     duplicate's values to name it.
     """
+    import numpy as np
+    import pandas as pd
+
     keys = [c for c in (layout.bucket_key, layout.period_key, layout.item_key) if c]
     combined: np.ndarray | None = None
     size = 1
@@ -77,6 +83,9 @@ def _same_values(a: pd.Series, b: pd.Series) -> bool:
 
 def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
     """Validate ``frame`` for ``layout`` and build the INSERT ... SELECT statement."""
+    import numpy as np
+    import pandas as pd
+
     if not isinstance(frame, pd.DataFrame):
         raise PlanStoreError(f"level {layout.level!r} expects a pandas DataFrame, got {type(frame).__name__}")
     required = layout.key_columns() + [df_col for _, df_col in layout.measures if df_col not in layout.optional]

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.table_copy import ident
 
 
 def parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
     return int(pq.ParquetFile(str(path)).metadata.num_rows)
 
 

@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from plan_pipeline.store.errors import PlanStoreError
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -101,6 +99,8 @@ def copy_query_to(con, sql: str, params: Sequence[Any], path: Path, fmt: str = "
     schema; the schema is kept even with no rows. Written to a temporary name and renamed, so
     a file that exists is complete.
     """
+    import pyarrow.parquet as pq
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
     if fmt == "parquet":
@@ -127,6 +127,8 @@ def load_parquet_into(con, table: str, path: Path) -> int:
     The file must have exactly the table's columns: a backup or archive of another schema is
     refused instead of being loaded half-way.
     """
+    import pyarrow.parquet as pq
+
     columns = [c for c, _ in table_columns(con, table)]
     file_columns = pq.ParquetFile(str(path)).schema_arrow.names
     if sorted(file_columns) != sorted(columns):

@@ -8,13 +8,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources as importlib_resources
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from plan_pipeline.orchestration.code_location import execute_on_code_location, require_code_location_store
+
+# re-exported: callers and tests get the instance from here (its home is the light instance module)
+from plan_pipeline.orchestration.instance import get_instance as get_instance
+from plan_pipeline.orchestration.instance import prepare_dagster_home as prepare_dagster_home
 from plan_pipeline.orchestration.plan.jobs import PLAN_JOB_NAME
 from plan_pipeline.orchestration.plan.partitions import register_version_partition
 from plan_pipeline.orchestration.plan.run_ledger import (
@@ -38,31 +40,6 @@ from plan_pipeline.orchestration.plan.run_recovery import (
 )
 from plan_pipeline.orchestration.plan.run_state import versions_in_progress
 from plan_pipeline.store import PlanStore
-
-DAGSTER_YAML_MARKER = "# The project's Dagster instance settings."
-
-
-def project_dagster_yaml() -> str:
-    return importlib_resources.files("plan_pipeline.orchestration").joinpath("dagster.yaml").read_text()
-
-
-def prepare_dagster_home(home: Path) -> Path:
-    """Create ``home`` with the project's dagster.yaml (refreshed if it is our own copy)."""
-    home.mkdir(parents=True, exist_ok=True)
-    target = home / "dagster.yaml"
-    text = project_dagster_yaml()
-    current = target.read_text() if target.exists() else None
-    # Write ours unless a user replaced the file (theirs lacks our marker line).
-    if current is None or (current.startswith(DAGSTER_YAML_MARKER) and current != text):
-        target.write_text(text)
-    return home
-
-
-def get_instance() -> dg.DagsterInstance:
-    """The instance named by ``$DAGSTER_HOME`` (the same one ``dagster dev`` uses)."""
-    if not os.environ.get("DAGSTER_HOME"):
-        raise RuntimeError("DAGSTER_HOME is not set")
-    return dg.DagsterInstance.get()
 
 
 @dataclass

@@ -4,6 +4,11 @@ import dagster as dg
 PLAN_VERSION_PARTITIONS_NAME = "plan_version"
 plan_version_partitions = dg.DynamicPartitionsDefinition(name=PLAN_VERSION_PARTITIONS_NAME)
 
+#: Metadata key of ``planning_inputs``: the version's lifecycle status (its materializations and
+#: the CLI's lifecycle observations; here, beside the partitions, so the CLI reports a status
+#: change without loading the plan assets).
+VERSION_STATUS_KEY = "plan/version_status"
+
 # Every asset, check and op that touches the DuckDB file runs in this pool (limit 1 in dagster.yaml).
 DUCKDB_POOL = "duckdb"
 

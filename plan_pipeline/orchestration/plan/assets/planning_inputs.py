@@ -20,7 +20,12 @@ import dagster as dg
 
 from plan_pipeline.orchestration.plan.assets.common import stage_identity
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs, load_version_inputs
-from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL, PLAN_BASIS_GROUP, plan_version_partitions
+from plan_pipeline.orchestration.plan.partitions import (
+    DUCKDB_POOL,
+    PLAN_BASIS_GROUP,
+    VERSION_STATUS_KEY,
+    plan_version_partitions,
+)
 from plan_pipeline.orchestration.replanning.stale_drafts import (
     CODE_VERSION_KEY,
     INPUT_FINGERPRINT_KEY,
@@ -33,8 +38,6 @@ from plan_pipeline.store.repository import is_frozen
 
 #: The job that creates a plan version from the UI (defined in ``orchestration/versions``).
 CREATE_VERSION_JOB = "create_plan_version"
-#: Metadata key: the version's lifecycle status (also in the lifecycle observations of the CLI).
-VERSION_STATUS_KEY = "plan/version_status"
 FROZEN_STATE = "frozen (status {status}): nothing to do, stored rows unchanged"
 
 
