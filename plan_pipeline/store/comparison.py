@@ -25,7 +25,12 @@ from plan_pipeline.planning.vocabulary import SCORECARD_BUCKETS, SCORECARD_CATEG
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import LAYOUTS
-from plan_pipeline.store.plan_levels import _drop_published_level, direct_write_id, prepare_kpi_level
+from plan_pipeline.store.plan_levels import (
+    _drop_published_level,
+    direct_write_id,
+    prepare_kpi_level,
+    published_plan_rows,
+)
 from plan_pipeline.store.plan_rows import COMPARISON_LEVEL, PUBLISHED, _insert_kpi_level
 from plan_pipeline.store.rules import is_frozen
 from plan_pipeline.store.versions import version_state
@@ -217,7 +222,9 @@ class ComparisonRepository(PlanStoreBase):
         if baseline is None:
             return None, ("no baseline: it was not duplicated from a version and its input set has no other "
                           "approved version")
-        if not self.publication(baseline)["complete"]:
+        with self.connect() as con:
+            published = bool(published_plan_rows(con, baseline))
+        if not published:
             return baseline, f"baseline {baseline!r} has no published plan to compare with"
         return baseline, None
 

@@ -124,6 +124,17 @@ def _drop_published_level(con, version_id: str, level: str) -> None:
     con.execute("DELETE FROM plan_levels WHERE version_id = ? AND level = ? AND run_id = ?", [version_id, level, row[0]])
 
 
+def published_plan_rows(con, version_id: str) -> list[tuple]:
+    """The version's ``plan_levels`` rows (level, run_id, table_name, state, applicable, row_count,
+    written_at, published_at) of its published plan: the levels derived from it after publication
+    (:data:`DERIVED_LEVELS`) left out. Empty: the version has no published plan."""
+    return [r for r in con.execute(
+        "SELECT level, run_id, table_name, state, applicable, row_count, written_at, published_at "
+        "FROM plan_levels WHERE version_id = ? AND state = ? ORDER BY level, run_id",
+        [version_id, PUBLISHED],
+    ).fetchall() if r[0] not in DERIVED_LEVELS]
+
+
 class PlanLevelRepository(PlanStoreBase):
     #
     # A plan run *stages* every level it computes: its rows go into plan_series / plan_kpis
@@ -350,13 +361,11 @@ class PlanLevelRepository(PlanStoreBase):
         Levels written *about* the published plan after it was published (:data:`DERIVED_LEVELS`, the
         baseline comparison) are not part of it."""
         with self.connect() as con:
-            rows = con.execute(
-                "SELECT level, run_id, table_name, state, applicable, row_count, written_at, published_at "
-                "FROM plan_levels WHERE version_id = ? ORDER BY level, run_id",
-                [version_id],
+            published = published_plan_rows(con, version_id)
+            staged_rows = con.execute(
+                "SELECT DISTINCT run_id FROM plan_levels WHERE version_id = ? AND state = ?", [version_id, STAGED],
             ).fetchall()
-        published = [r for r in rows if r[3] == PUBLISHED and r[0] not in DERIVED_LEVELS]
-        staged = sorted({r[1] for r in rows if r[3] == STAGED})
+        staged = sorted(r[0] for r in staged_rows)
         return {
             "complete": bool(published),
             "runs": sorted({r[1] for r in published}),

@@ -92,6 +92,7 @@ def baseline_comparison(context: dg.AssetExecutionContext, plan_store: PlanStore
             return dg.MaterializeResult(metadata={
                 "plan_version": version, "baseline": baseline or "none", "comparison": reason,
                 "dagster/row_count": dg.MetadataValue.int(0)})
+        assert baseline is not None  # comparable: the store named it
         frames = {by: store.compare_versions(baseline, version, by) for by in COMPARISON_BUCKETS}
         rows = store.write_baseline_comparison(version, baseline, frames, run_id=run_id(context))
     except PlanStoreError:
