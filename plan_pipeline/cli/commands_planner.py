@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from plan_pipeline.cli.arguments import add_command
 from plan_pipeline.cli.environment import CliEnvironment
 from plan_pipeline.cli.errors import UsageError
-from plan_pipeline.store.comparison import row_diff_measures
+from plan_pipeline.store.comparison_metrics import row_diff_measures
 
 if TYPE_CHECKING:  # the commands get their frames from the store: no pandas to parse arguments
     import pandas as pd
@@ -120,7 +120,7 @@ def version_diff(store, left: str, right: str, level: str) -> pd.DataFrame:
 
 def metric_list(value: str) -> list[str]:
     """``--metric`` value: one name or a comma list, each one of the comparison metrics."""
-    from plan_pipeline.store.repository import COMPARISON_METRIC_NAMES
+    from plan_pipeline.store.comparison_metrics import COMPARISON_METRIC_NAMES
 
     names = [part.strip() for part in value.split(",") if part.strip()]
     unknown = [n for n in names if n not in COMPARISON_METRIC_NAMES]
@@ -136,7 +136,7 @@ def _number(value: float) -> str:
 
 
 def _comparison(env: CliEnvironment, args) -> int:
-    from plan_pipeline.store.repository import COMPARISON_METRIC_NAMES
+    from plan_pipeline.store.comparison_metrics import COMPARISON_METRIC_NAMES
 
     by = args.by or "total"
     metrics = [m for group in (args.metric or []) for m in group]
@@ -201,8 +201,8 @@ def cmd_diff(env: CliEnvironment, args) -> int:
 
 def register_planner_commands(sub) -> None:
     from plan_pipeline.cli.arguments import ACTOR, MAX_LISTED, NOTE, whole_number
+    from plan_pipeline.store.comparison_metrics import COMPARISON_BUCKETS, COMPARISON_METRIC_NAMES
     from plan_pipeline.store.layouts import LAYOUTS
-    from plan_pipeline.store.repository import COMPARISON_BUCKETS, COMPARISON_METRIC_NAMES
 
     p_over = add_command(sub, "override", help="planner edits and locks on a version's detail plan")
     s_over = p_over.add_subparsers(dest="override_command", metavar="ACTION", required=True)

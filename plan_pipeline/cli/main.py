@@ -27,7 +27,6 @@ from plan_pipeline.cli.errors import (
     silence_stdout,
 )
 from plan_pipeline.cli.output import abandon, out, progress
-from plan_pipeline.planning.kpis import format_kpi, scorecard_totals
 from plan_pipeline.planning.parameters import ParameterError, PlanningParameters, parameter_specs
 from plan_pipeline.planning.vocabulary import SCORECARD_LEVEL
 
@@ -163,12 +162,15 @@ def cmd_version_list(env: CliEnvironment, args) -> int:
 
 def published_scorecard(store, version_id: str) -> list[tuple[str, float, str]]:
     """The published scorecard's totals (docs/kpis.md); none before a plan with a scorecard is published."""
+    from plan_pipeline.planning.kpis import scorecard_totals  # pandas: loaded by the commands that read KPIs
     if not store.has_kpis(version_id, SCORECARD_LEVEL):
         return []
     return scorecard_totals(store.read_kpis(version_id, SCORECARD_LEVEL))
 
 
 def cmd_version_show(env: CliEnvironment, args) -> int:
+    from plan_pipeline.planning.kpis import format_kpi
+
     store = env.store
     record = store.get_version(args.version_id)
     info = record.to_dict()
@@ -387,6 +389,8 @@ def cmd_demo(env: CliEnvironment, args) -> int:
         out(f"  {level:<28} {count}")
     scorecard = published_scorecard(store, version_id)
     if scorecard:
+        from plan_pipeline.planning.kpis import format_kpi
+
         out("scorecard    : " + ", ".join(f"{name}={format_kpi(unit, value)}" for name, value, unit in scorecard))
     try:
         kpis = store.read_kpis(version_id, "report")

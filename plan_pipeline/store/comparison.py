@@ -17,12 +17,21 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from plan_pipeline.planning.vocabulary import SCORECARD_BUCKETS, SCORECARD_CATEGORY, SCORECARD_KPIS, SCORECARD_LEVEL
+from plan_pipeline.planning.vocabulary import SCORECARD_CATEGORY, SCORECARD_LEVEL
 from plan_pipeline.store.base import PlanStoreBase
+from plan_pipeline.store.comparison_metrics import (  # noqa: F401  (re-exported: the store's comparison API)
+    COMPARISON_BUCKETS,
+    COMPARISON_COLUMNS,
+    COMPARISON_METRIC_NAMES,
+    COMPARISON_METRICS,
+    COMPARISON_TOLERANCE,
+    ROW_DIFF_KEYS,
+    ROW_DIFF_MEASURES,
+    ComparisonMetric,
+    row_diff_measures,
+)
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import LAYOUTS
 from plan_pipeline.store.plan_levels import (
@@ -36,50 +45,12 @@ from plan_pipeline.store.rules import is_frozen
 from plan_pipeline.store.versions import version_state
 from plan_pipeline.timeutil import utc_now
 
-
-@dataclass(frozen=True)
-class ComparisonMetric:
-    """A metric a comparison reports: where it comes from and how a bucket rolls it up."""
-
-    name: str
-    unit: str
-    source: str  # "det" | "mrp_final" | "weekly_summary" | "scorecard"
-    meaning: str
+if TYPE_CHECKING:  # pandas loads where a frame is built: the store (and the CLI's --help) opens without it
+    import pandas as pd
 
 
-#: The bucket a comparison rolls the plan up to (the scorecard's bucket types, in the same order).
-COMPARISON_BUCKETS = SCORECARD_BUCKETS
-#: Numbers closer than this are equal.
-COMPARISON_TOLERANCE = 1e-9
-#: Plan measures of the final (plain-chain) plan, then the seven scorecard KPIs.
-COMPARISON_METRICS: tuple[ComparisonMetric, ...] = (
-    ComparisonMetric("demand", "units", "det", "detail plan demand (sum)"),
-    ComparisonMetric("supply", "units", "det", "detail plan supply (sum)"),
-    ComparisonMetric("backlog", "units", "det", "detail plan backlog, unmet demand of each row (sum)"),
-    ComparisonMetric("planned_receipts", "units", "mrp_final",
-                     "capacity-leveled planned order receipts of every MRP item (sum)"),
-    ComparisonMetric("projected_on_hand", "units", "mrp_final",
-                     "projected on hand at week end, summed over the bucket's items, averaged over its weeks"),
-    ComparisonMetric("leveled_load", "units", "weekly_summary",
-                     "leveled load of the weekly capacity plan (sum; total, month and week buckets only)"),
-    *(ComparisonMetric(k.name, k.unit, SCORECARD_LEVEL, f"scorecard KPI: {k.meaning} (stored value, never summed)")
-      for k in SCORECARD_KPIS),
-)
-COMPARISON_METRIC_NAMES = tuple(m.name for m in COMPARISON_METRICS)
 _METRICS = {m.name: m for m in COMPARISON_METRICS}
-#: Columns of a comparison frame.
-COMPARISON_COLUMNS = ["bucket", "metric", "baseline", "value", "delta"]
 _STORED_VALUES = ("baseline", "value", "delta")
-
-#: Row diff (``--level``): the measures compared per level (others: demand, supply, backlog).
-ROW_DIFF_MEASURES = {
-    "aggregate": ["demand", "supply", "backlog", "capacity_used"],
-    "det": ["demand", "supply", "backlog"],
-    "mrp": ["demand", "supply", "backlog", "inventory_open", "inventory_close", "prod_qty"],
-    "mrp_final": ["demand", "supply", "backlog", "inventory_open", "inventory_close", "prod_qty"],
-    "weekly_summary": ["demand", "supply", "backlog", "capacity_used"],
-}
-ROW_DIFF_KEYS = ["time_bucket_key", "period_key", "item_key"]
 
 # Bucket expression per source and ``by`` (fixed SQL fragments; nothing a caller gives is spliced).
 _DET_BUCKET = {"total": "'total'", "family": "family", "sku": "sku", "month": "month", "week": "week"}
@@ -301,6 +272,7 @@ class ComparisonRepository(PlanStoreBase):
         maps a bucket (``by``) to a :meth:`compare_versions` frame; ``baseline`` None stores "no
         baseline" (no rows). Returns the rows written. A frozen version is refused (checked inside
         the transaction: a version approved meanwhile keeps what it has)."""
+        import pandas as pd
         long = []
         for by, frame in frames.items():
             check_comparison(by, None)
@@ -331,6 +303,7 @@ class ComparisonRepository(PlanStoreBase):
         """The stored comparison of a version with its baseline (None when none is stored): columns
         ``by`` + :data:`COMPARISON_COLUMNS`, per bucket type biggest ``|delta|`` first; ``attrs``
         ``baseline`` (None: the version had no baseline) and ``buckets``."""
+        import pandas as pd
         with self.connect() as con:
             entry = con.execute(
                 "SELECT run_id, attrs_json FROM plan_levels WHERE version_id = ? AND level = ? AND state = ?",
@@ -361,5 +334,3 @@ def _parameters(sql: str, **values) -> dict:
     return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}
 
 
-def row_diff_measures(level: str) -> list[str]:
-    return ROW_DIFF_MEASURES.get(level, ["demand", "supply", "backlog"])
