@@ -20,5 +20,5 @@ def home500(tmp_path_factory) -> Home:
     ok(home.run("version", "create", "--input-set", "s500", "--version-id", "clean", *PLAN_FLAGS))
     ok(home.run("materialize", "clean"))
     home.clean_plan = plan_snapshot(home.store, "clean")
-    assert len(home.clean_plan) == 14  # 12 series levels + 2 KPI levels
+    assert len(home.clean_plan) == 15  # 12 series levels + 3 KPI levels (report, report_adjusted, scorecard)
     return home
