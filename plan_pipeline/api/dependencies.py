@@ -1,0 +1,71 @@
+"""FastAPI dependencies shared by every route module: the store, the caller, role checks.
+
+The caller is identified by an API key, sent as ``X-API-Key: <key>`` (or ``Authorization:
+Bearer <key>``; the web view keeps it in the ``plan_api_key`` cookie). The store resolves a
+key to its name and role (only the key's hash is stored); the key's name is the actor of
+every audit event the request writes.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+
+from plan_pipeline.api.errors import ApiError
+from plan_pipeline.api.roles import allowed, roles_allowed
+
+API_KEY_HEADER = "X-API-Key"
+API_KEY_COOKIE = "plan_api_key"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who calls: the API key's name (the audit actor) and its role."""
+
+    name: str
+    role: str
+
+
+def get_store(request: Request):
+    """The app's plan store (``app.state.store``: a ``PlanStore`` with the API's bounded lock wait)."""
+    return request.app.state.store
+
+
+def presented_key(request: Request) -> str | None:
+    key = request.headers.get(API_KEY_HEADER)
+    if not key:
+        auth = request.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            key = auth[7:].strip()
+    if not key:
+        key = request.cookies.get(API_KEY_COOKIE)
+    return key or None
+
+
+def current_principal(request: Request) -> Principal:
+    """The caller's principal; 401 without a key or with an unknown/revoked one."""
+    key = presented_key(request)
+    if key is None:
+        raise ApiError("unauthorized", f"an API key is required: send it as the {API_KEY_HEADER} header")
+    found = get_store(request).api_key_principal(key)  # (name, role) or None; store/api_keys.py
+    if found is None:
+        raise ApiError("unauthorized", "unknown or revoked API key")
+    name, role = found
+    return Principal(name=name, role=role)
+
+
+def require(action: str) -> Callable[..., Principal]:
+    """A dependency allowing ``action`` (see ``roles.ACTION_ROLES``) or answering 403."""
+    roles_allowed(action)  # an unknown action fails when the route is declared, not per request
+
+    def check(principal: Principal = Depends(current_principal)) -> Principal:
+        if not allowed(principal.role, action):
+            raise ApiError(
+                "forbidden",
+                f"the key {principal.name!r} has role {principal.role}; {action} needs one of: "
+                f"{', '.join(roles_allowed(action))}",
+            )
+        return principal
+
+    return check
