@@ -96,8 +96,13 @@ LAYERS = [
                                   "plan_pipeline.definitions")),
     ("plan_pipeline.exports", ("dagster", "plan_pipeline.orchestration", "plan_pipeline.cli",
                                "plan_pipeline.definitions")),
-    ("plan_pipeline.orchestration", ("plan_pipeline.cli", "plan_pipeline.definitions")),
+    ("plan_pipeline.orchestration", ("plan_pipeline.api", "plan_pipeline.cli", "plan_pipeline.definitions")),
+    # The Plans API sits beside the CLI: over the store, planning and orchestration, never the CLI.
+    ("plan_pipeline.api", ("plan_pipeline.cli", "plan_pipeline.definitions")),
 ]
+# Nothing below the API layer imports it.
+LAYERS = [(layer, (*forbidden, "plan_pipeline.api") if layer != "plan_pipeline.api" and
+           "plan_pipeline.api" not in forbidden else forbidden) for layer, forbidden in LAYERS]
 
 
 def _within(name: str, prefix: str) -> bool:

@@ -7,8 +7,9 @@ every audit event the request writes.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Depends, Request
 
@@ -27,9 +28,12 @@ class Principal:
     role: str
 
 
-def get_store(request: Request):
-    """The app's plan store (``app.state.store``: a ``PlanStore`` with the API's bounded lock wait)."""
-    return request.app.state.store
+def get_store(request: Request) -> Iterator[Any]:
+    """This request's plan store: a ``PlanStore`` with the API's bounded lock wait, whose calls
+    share one connection for the whole request (``PlanStore.session``: the file opens once)."""
+    store = request.app.state.new_store()
+    with store.session():
+        yield store
 
 
 def presented_key(request: Request) -> str | None:
@@ -43,12 +47,12 @@ def presented_key(request: Request) -> str | None:
     return key or None
 
 
-def current_principal(request: Request) -> Principal:
+def current_principal(request: Request, store: Any = Depends(get_store)) -> Principal:
     """The caller's principal; 401 without a key or with an unknown/revoked one."""
     key = presented_key(request)
     if key is None:
         raise ApiError("unauthorized", f"an API key is required: send it as the {API_KEY_HEADER} header")
-    found = get_store(request).api_key_principal(key)  # (name, role) or None; store/api_keys.py
+    found = store.api_key_principal(key)  # (name, role) or None; store/api_keys.py
     if found is None:
         raise ApiError("unauthorized", "unknown or revoked API key")
     name, role = found

@@ -6,7 +6,9 @@ rejects and supersedes; admin may do everything, and alone manages keys.
 """
 from __future__ import annotations
 
-ROLES = ("viewer", "planner", "approver", "admin")
+from plan_pipeline.store.rules import API_KEY_ROLES
+
+ROLES = API_KEY_ROLES
 
 #: Every action an endpoint checks, with the roles allowed to do it (admin may do all).
 ACTION_ROLES: dict[str, tuple[str, ...]] = {

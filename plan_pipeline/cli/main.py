@@ -15,6 +15,7 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 
 from plan_pipeline.cli.arguments import DB_HELP, HOME_HELP, NOTE, PORT, add_command, host_arg, path_arg, whole_number
+from plan_pipeline.cli.commands_api import add_api_commands
 from plan_pipeline.cli.environment import CliEnvironment, require_folder_location, resolve_environment
 from plan_pipeline.cli.errors import (
     EXIT_BROKEN_PIPE,
@@ -546,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=PORT, default=3000, help="1-65535 (default 3000)")
     p.add_argument("--workspace", type=path_arg, default="workspace.yaml")
     p.set_defaults(func=cmd_ui)
+
+    add_api_commands(sub)
     return parser
 
 

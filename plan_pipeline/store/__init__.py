@@ -8,13 +8,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.errors import PlanConflictError, PlanNotFoundError, PlanStoreBusyError, PlanStoreError
 from plan_pipeline.store.rules import default_db_path
 
 if TYPE_CHECKING:
     from plan_pipeline.store.repository import PlanStore
 
-__all__ = ["PlanStore", "PlanStoreError", "default_db_path"]
+__all__ = [
+    "PlanConflictError",
+    "PlanNotFoundError",
+    "PlanStore",
+    "PlanStoreBusyError",
+    "PlanStoreError",
+    "default_db_path",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from plan_pipeline.store.connection import open_connection, transaction
-from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.connection import LOCK_RETRY_SECONDS, open_connection, transaction
+from plan_pipeline.store.errors import PlanNotFoundError, PlanStoreError
 from plan_pipeline.store.rules import bulk_write_memory_limit, default_db_path
 from plan_pipeline.store.schema import (
     apply_migrations,
@@ -23,18 +23,45 @@ from plan_pipeline.store.unit_of_work import StoreTransaction
 class PlanStoreBase:
     """One DuckDB file: connections, transactions, the unit of work. Opens nothing until used."""
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, *, lock_wait_seconds: float = LOCK_RETRY_SECONDS):
         self.path = Path(path).resolve() if path else default_db_path()
+        #: How long opening the file waits while another process holds its lock, then
+        #: ``PlanStoreBusyError`` (the API answers 503 + Retry-After; the CLI waits longer).
+        self.lock_wait_seconds = lock_wait_seconds
         self._migrated = False
+        self._session_con: Any = None
 
     # ------------------------------------------------------------------ connections
     @contextmanager
+    def session(self) -> Iterator[PlanStoreBase]:
+        """Every call on this store object in this block shares one read-write connection.
+
+        Opening the DuckDB file costs ~20 ms; a request of the Plans API makes several store
+        calls, so it opens the file once (``api/dependencies.get_store``, one store object per
+        request: a session belongs to its object and is not for concurrent use). Each write
+        still runs in its own transaction; reads see the latest committed state. A nested
+        session reuses the outer connection.
+        """
+        if self._session_con is not None:
+            yield self
+            return
+        with self.connect() as con:
+            self._session_con = con
+            try:
+                yield self
+            finally:
+                self._session_con = None
+
+    @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[Any]:
+        if self._session_con is not None:
+            yield self._session_con
+            return
         if read_only and not self.path.exists():
             raise PlanStoreError(f"plan store {self.path} does not exist yet (import an input set first)")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = open_connection(self.path, read_only=read_only)
+        con = open_connection(self.path, read_only=read_only, retry_seconds=self.lock_wait_seconds)
         try:
             if not read_only:
                 # No *vacuuming* (merging row groups that have deletes or few rows) in the
@@ -91,7 +118,7 @@ class PlanStoreBase:
     @staticmethod
     def _require_version(con, version_id: str) -> None:
         if not con.execute("SELECT 1 FROM plan_versions WHERE version_id = ?", [version_id]).fetchone():
-            raise PlanStoreError(f"unknown plan version {version_id!r}")
+            raise PlanNotFoundError(f"unknown plan version {version_id!r}")
 
     def table_counts(self) -> dict[str, int]:
         with self.connect() as con:

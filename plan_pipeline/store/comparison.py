@@ -32,7 +32,7 @@ from plan_pipeline.store.comparison_metrics import (  # noqa: F401  (re-exported
     ComparisonMetric,
     row_diff_measures,
 )
-from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.errors import PlanConflictError, PlanNotFoundError, PlanStoreError
 from plan_pipeline.store.layouts import LAYOUTS
 from plan_pipeline.store.plan_levels import (
     _drop_published_level,
@@ -166,7 +166,7 @@ class ComparisonRepository(PlanStoreBase):
         with self.connect() as con:
             row = con.execute("SELECT input_set FROM plan_versions WHERE version_id = ?", [version_id]).fetchone()
             if row is None:
-                raise PlanStoreError(f"unknown plan version {version_id!r}")
+                raise PlanNotFoundError(f"unknown plan version {version_id!r}")
             source = con.execute(
                 "SELECT e.payload_json->>'$.from' FROM plan_override_events e JOIN plan_versions v "
                 "ON v.version_id = e.payload_json->>'$.from' WHERE e.version_id = ? AND e.event_type = 'duplicate' "
@@ -291,7 +291,7 @@ class ComparisonRepository(PlanStoreBase):
         with self.write(bulk=True) as con:
             status, read_only = version_state(con, version_id)
             if is_frozen(status, read_only):
-                raise PlanStoreError(f"plan version {version_id!r} is {status}: it is frozen, its stored comparison "
+                raise PlanConflictError(f"plan version {version_id!r} is {status}: it is frozen, its stored comparison "
                                      "stays as it is")
             _drop_published_level(con, version_id, COMPARISON_LEVEL)
             _insert_kpi_level(con, version_id, prepared, run, PUBLISHED, utc_now())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.errors import PlanStoreBusyError
 
 log = logging.getLogger("plan_pipeline.store")
 
@@ -52,7 +52,7 @@ def open_connection(path: Path, read_only: bool = False, retry_seconds: float = 
                 raise
             waited = time.monotonic() - started
             if time.monotonic() >= deadline:
-                raise PlanStoreError(
+                raise PlanStoreBusyError(
                     f"gave up after {waited:.0f}s waiting for the plan store {path}: {_holder(exc)} holds its "
                     "lock (DuckDB allows one writer process; stop that process or wait for it, then retry)"
                 ) from None

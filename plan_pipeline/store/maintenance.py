@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from plan_pipeline.store.connection import open_connection
-from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.errors import PlanNotFoundError
 from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version
 from plan_pipeline.store.table_copy import ident, scalar
 from plan_pipeline.timeutil import utc_now
@@ -59,7 +59,7 @@ def remove_version_in(
         "SELECT status, input_set FROM plan_versions WHERE version_id = ?", [version_id]
     ).fetchone()
     if head is None:
-        raise PlanStoreError(f"unknown plan version {version_id!r}")
+        raise PlanNotFoundError(f"unknown plan version {version_id!r}")
     removed: dict[str, int] = {}
     for table in VERSION_CHILD_TABLES:  # DuckDB answers a DELETE with its row count
         removed[table] = int(con.execute(f"DELETE FROM {table} WHERE version_id = ?", [version_id]).fetchone()[0])
@@ -105,7 +105,7 @@ class MaintenanceStatements:
         rows = self._con.execute(
             "SELECT status, read_only, created_at FROM plan_versions WHERE version_id = ?", [version_id]).fetchall()
         if not rows:
-            raise PlanStoreError(f"unknown plan version {version_id!r}")
+            raise PlanNotFoundError(f"unknown plan version {version_id!r}")
         return rows[0][0], bool(rows[0][1]), rows[0][2]
 
     def version_exists(self, version_id: str) -> bool:

@@ -7,6 +7,7 @@ Only ``plan_pipeline/store`` speaks SQL; this module re-exports the names caller
 """
 from __future__ import annotations
 
+from plan_pipeline.store.api_keys import ApiKeyRepository
 from plan_pipeline.store.artifacts import ArtifactRepository
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.comparison import (
@@ -17,7 +18,12 @@ from plan_pipeline.store.comparison import (
     COMPARISON_METRICS,
     ComparisonRepository,
 )
-from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.errors import (
+    PlanConflictError,
+    PlanNotFoundError,
+    PlanStoreBusyError,
+    PlanStoreError,
+)
 from plan_pipeline.store.input_sets import InputSetRepository
 from plan_pipeline.store.overrides import OverrideRepository
 from plan_pipeline.store.plan_levels import (
@@ -56,6 +62,7 @@ class PlanStore(
     RunLedgerRepository,
     ArtifactRepository,
     ComparisonRepository,
+    ApiKeyRepository,
     PlanStoreBase,
 ):
     """The plan store over one DuckDB file. Cheap to create; opens nothing until used."""
@@ -76,8 +83,11 @@ __all__ = [
     "JOB_STATUSES",
     "VERSION_STATUSES",
     "WRITE_MEMORY_LIMIT_ENV",
+    "PlanConflictError",
+    "PlanNotFoundError",
     "PlanStore",
     "PlanStoreBase",
+    "PlanStoreBusyError",
     "PlanStoreError",
     "Publication",
     "VersionRecord",

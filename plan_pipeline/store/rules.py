@@ -56,6 +56,10 @@ def bulk_write_memory_limit() -> str:
     return value
 
 
+#: The roles an API key carries (who may do what: ``plan_pipeline/api/roles.py``).
+API_KEY_ROLES = ("viewer", "planner", "approver", "admin")
+
+
 def check_identifier(kind: str, value: str) -> str:
     """Version ids and input-set labels: 1-64 of ``A-Z a-z 0-9 . _ -``, starting alphanumeric.
 

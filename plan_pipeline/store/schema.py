@@ -370,6 +370,27 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        5,
+        "plan_api_keys: API keys of the Plans API (hash only) and their roles",
+        [
+            # A key is shown once when created; only its SHA-256 is stored. The name is the
+            # audit actor of every write made with the key; a revoked key stays (audit history).
+            """CREATE TABLE plan_api_keys (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  key_hash TEXT NOT NULL UNIQUE,
+  key_prefix TEXT NOT NULL,
+  created_at TIMESTAMP NOT NULL,
+  created_by TEXT NOT NULL,
+  revoked_at TIMESTAMP,
+  revoked_by TEXT
+)""",
+        ],
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # Child tables of a plan version, in the order an explicit cascade must delete them.

@@ -8,7 +8,7 @@ from typing import Any
 
 from plan_pipeline.planning.parameters import PlanningParameters
 from plan_pipeline.store.base import PlanStoreBase
-from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.errors import PlanConflictError, PlanNotFoundError, PlanStoreError
 from plan_pipeline.store.maintenance import insert_version_event, remove_version_in
 from plan_pipeline.store.plan_rows import (
     PARAM_FIELDS,
@@ -92,7 +92,7 @@ class VersionRepository(PlanStoreBase):
             cur = con.execute("SELECT * FROM plan_versions WHERE version_id = ?", [source_id])
             row = cur.fetchone()
             if row is None:
-                raise PlanStoreError(f"unknown plan version {source_id!r}")
+                raise PlanNotFoundError(f"unknown plan version {source_id!r}")
             original = self._version_from_row(row, [d[0] for d in cur.description])
             if original.input_set is None:
                 raise PlanStoreError(f"plan version {source_id!r} has no input set (imported read-only version): "
@@ -141,7 +141,7 @@ class VersionRepository(PlanStoreBase):
             row = cur.fetchone()
             names = [d[0] for d in cur.description]
         if row is None:
-            raise PlanStoreError(f"unknown plan version {version_id!r}")
+            raise PlanNotFoundError(f"unknown plan version {version_id!r}")
         return self._version_from_row(row, names)
 
     def find_version(self, version_id: str) -> VersionRecord | None:
@@ -178,16 +178,16 @@ class VersionRepository(PlanStoreBase):
             status, read_only = version_state(con, version_id)
             if is_frozen(status, read_only):
                 if not admin:
-                    raise PlanStoreError(
+                    raise PlanConflictError(
                         f"plan version {version_id!r} is {status}{' (read-only)' if read_only else ''}: it is "
                         "frozen and cannot be deleted; an administrator can archive and delete it with "
                         "'plan-pipeline version delete V --admin --reason TEXT'"
                     )
                 if not archive_path:
-                    raise PlanStoreError(f"plan version {version_id!r} is frozen: archive it before deleting it")
+                    raise PlanConflictError(f"plan version {version_id!r} is frozen: archive it before deleting it")
             active = _active_jobs(con, version_id)
             if active:
-                raise PlanStoreError(
+                raise PlanConflictError(
                     f"plan version {version_id!r} has a plan run in progress ({', '.join(active)}); "
                     "wait for it to finish (or cancel it) before deleting the version"
                 )
@@ -214,16 +214,16 @@ class VersionRepository(PlanStoreBase):
         with self.write() as con:
             current, read_only = version_state(con, version_id)
             if read_only:
-                raise PlanStoreError(f"plan version {version_id!r} is read-only ({current}); its status cannot change")
+                raise PlanConflictError(f"plan version {version_id!r} is read-only ({current}); its status cannot change")
             allowed = STATUS_TRANSITIONS.get(current, ())
             if to not in allowed:
-                raise PlanStoreError(
+                raise PlanConflictError(
                     f"plan version {version_id!r} is {current}: it cannot become {to} "
                     f"(allowed: {', '.join(allowed) or 'none'})"
                 )
             active = _active_jobs(con, version_id)
             if to == "approved" and active:
-                raise PlanStoreError(
+                raise PlanConflictError(
                     f"plan version {version_id!r} has a plan run in progress ({', '.join(active)}): approval would "
                     "freeze a plan that is still being written; wait for the run to finish, then approve"
                 )
@@ -260,14 +260,14 @@ def _taken_ids(con) -> set[str]:
 def _require_free_id(con, version_id: str) -> None:
     """Refuse an id that an existing or a deleted version holds (inside the writing transaction)."""
     if con.execute("SELECT 1 FROM plan_versions WHERE version_id = ?", [version_id]).fetchone():
-        raise PlanStoreError(f"plan version {version_id!r} already exists")
+        raise PlanConflictError(f"plan version {version_id!r} already exists")
     gone = con.execute(
         "SELECT deleted_at, actor, reason, archive_path FROM plan_version_tombstones WHERE version_id = ?",
         [version_id],
     ).fetchone()
     if gone is not None:
         where = f"; its archive is {gone[3]} (plan-pipeline restore-archived {version_id})" if gone[3] else ""
-        raise PlanStoreError(
+        raise PlanConflictError(
             f"plan version id {version_id!r} was deleted on {gone[0]:%Y-%m-%d %H:%M} UTC by {gone[1]} "
             f"({gone[2]}); version ids are never reused, choose another id{where}"
         )
@@ -277,7 +277,7 @@ def version_state(con, version_id: str) -> tuple[str, bool]:
     """(status, read_only) of a version, read inside the caller's transaction; unknown ids raise."""
     row = con.execute("SELECT status, read_only FROM plan_versions WHERE version_id = ?", [version_id]).fetchone()
     if row is None:
-        raise PlanStoreError(f"unknown plan version {version_id!r}")
+        raise PlanNotFoundError(f"unknown plan version {version_id!r}")
     return row[0], bool(row[1])
 
 
@@ -285,9 +285,9 @@ def _require_replannable(con, version_id: str, action: str = "re-planned") -> No
     """The version exists and is not frozen (checked inside the writing transaction)."""
     status, read_only = version_state(con, version_id)
     if read_only:
-        raise PlanStoreError(f"plan version {version_id!r} is read-only ({status}): it cannot be {action}")
+        raise PlanConflictError(f"plan version {version_id!r} is read-only ({status}): it cannot be {action}")
     if status in FROZEN_STATUSES:
-        raise PlanStoreError(
+        raise PlanConflictError(
             f"plan version {version_id!r} is {status}: its plan is frozen and cannot be {action} "
             "(create a new version to change it)"
         )
