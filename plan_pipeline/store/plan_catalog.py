@@ -44,6 +44,16 @@ def _iso(value: Any) -> Any:
     return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, datetime) else value
 
 
+def _arrow(con, sql: str, params: dict[str, Any]) -> Any:
+    """The rows of ``sql`` as a pyarrow Table, column-wise and without an extra copy (a cursor of
+    the caller's connection: the relation API needs one without a pending result)."""
+    cur = con.cursor()
+    try:
+        return cur.sql(sql, params=params).to_arrow_table()
+    finally:
+        cur.close()
+
+
 def check_plan_order(order: str) -> str:
     if order not in PLAN_ORDERS:
         raise PlanStoreError(f"unknown order {order!r}; choose one of: {', '.join(PLAN_ORDERS)}")
@@ -201,8 +211,8 @@ class PlanCatalogRepository(VersionRepository):
             args = {"version": version_id, "level": level, "run": run, **filters}
             where = self._series_where(filters)
             total = int(con.execute(f"SELECT count(*) FROM plan_series {where}", args).fetchone()[0])
-            table = con.execute(f"SELECT {select} FROM plan_series {where} ORDER BY row_seq LIMIT $limit "
-                                "OFFSET $offset", {**args, "limit": limit, "offset": offset}).to_arrow_table()
+            table = _arrow(con, f"SELECT {select} FROM plan_series {where} ORDER BY row_seq LIMIT $limit "
+                           "OFFSET $offset", {**args, "limit": limit, "offset": offset})
         return {"total": total, "rows": table}
 
     def write_series_file(self, version_id: str, level: str, target: Path, file_format: str, *,
@@ -243,7 +253,7 @@ class PlanCatalogRepository(VersionRepository):
                      "AND ($bucket::VARCHAR IS NULL OR bucket_type = $bucket)")
             args = {"version": version_id, "level": level, "metric": metric, "bucket": bucket_type}
             total = int(con.execute(f"SELECT count(*) FROM plan_kpis_current {where}", args).fetchone()[0])
-            table = con.execute(
-                f"SELECT {', '.join(KPI_ROW_COLUMNS)} FROM plan_kpis_current {where} ORDER BY level, row_seq "
-                "LIMIT $limit OFFSET $offset", {**args, "limit": limit, "offset": offset}).to_arrow_table()
+            table = _arrow(con, f"SELECT {', '.join(KPI_ROW_COLUMNS)} FROM plan_kpis_current {where} "
+                           "ORDER BY level, row_seq LIMIT $limit OFFSET $offset",
+                           {**args, "limit": limit, "offset": offset})
         return {"total": total, "rows": table}
