@@ -26,9 +26,9 @@ from plan_pipeline.api.runs import dagster_instance, launch_plan_run
 from plan_pipeline.api.settings import ApiSettings
 from plan_pipeline.orchestration.versions.create import create_registered_version
 from plan_pipeline.planning.parameters import ParameterError, PlanningParameters
-from plan_pipeline.store.rules import VERSION_STATUSES
 from plan_pipeline.store.comparison import check_comparison
 from plan_pipeline.store.plan_catalog import DEFAULT_PLAN_ORDER, PLAN_ORDERS
+from plan_pipeline.store.rules import VERSION_STATUSES
 
 router = APIRouter(tags=["plans"])
 

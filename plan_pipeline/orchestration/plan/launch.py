@@ -3,6 +3,7 @@ waited for (the CLI, tests), in a background thread of this process (the Plans A
 daemon), or submitted to the instance's run queue (the Plans API while a Dagster daemon runs)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
-
 from dagster._core.execution.api import execute_run
 
 from plan_pipeline.orchestration.code_location import (
@@ -334,10 +334,9 @@ def start_version_run(instance: dg.DagsterInstance, store: PlanStore, version_id
             outcome = _finish_run(instance, store, run.run_id, result.success, list(result.all_events))
         except Exception as exc:  # the run's own failure is in the instance; record what we know
             outcome = RunOutcome(run.run_id, False, [f"{type(exc).__name__}: {exc}"])
-            try:
+            # if this fails too, the ledger repair sensor or 'plan-pipeline runs sync' records the run
+            with contextlib.suppress(Exception):
                 sync_run_ledger(instance, store, run_ids=[run.run_id])
-            except Exception:  # noqa: S110 - the ledger repair sensor / runs sync record it later
-                pass
         if on_finish is not None:
             on_finish(outcome)
 
