@@ -9,6 +9,7 @@ transaction whose refusals answer by type (unknown 404, conflicting state 409).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -24,6 +25,7 @@ from plan_pipeline.api.dependencies import Principal, get_store, require
 from plan_pipeline.api.errors import ApiError
 from plan_pipeline.api.runs import dagster_instance, launch_plan_run
 from plan_pipeline.api.settings import ApiSettings
+from plan_pipeline.orchestration.plan.partitions import report_version_status
 from plan_pipeline.orchestration.versions.create import create_registered_version
 from plan_pipeline.planning.parameters import ParameterError, PlanningParameters
 from plan_pipeline.store.comparison import check_comparison
@@ -31,6 +33,7 @@ from plan_pipeline.store.plan_catalog import DEFAULT_PLAN_ORDER, PLAN_ORDERS
 from plan_pipeline.store.rules import VERSION_STATUSES
 
 router = APIRouter(tags=["plans"])
+log = logging.getLogger("plan_pipeline.api")
 
 #: The lifecycle endpoints: the action (path and role check) -> the status the version moves to.
 LIFECYCLE: dict[str, str] = {"submit": "submitted", "approve": "approved", "reject": "draft",
@@ -163,10 +166,24 @@ class TransitionBody(BaseModel):
     note: str | None = Field(None, max_length=2000, description="kept with the audit event")
 
 
+def report_status_to_dagster(request: Request, version_id: str, previous: str, status: str,
+                             principal: Principal) -> None:
+    """Show the change in the Dagster UI as the CLI does (a courtesy: the store is the record, so a
+    failure here is logged, never answered)."""
+    home = _settings(request).dagster_home
+    if home is None or not Path(home).is_dir():
+        return
+    try:
+        report_version_status(dagster_instance(home), version_id, previous, status, by=f"the Plans API ({principal.name})")
+    except Exception:
+        log.warning("the status change of %s was not shown in the Dagster UI", version_id, exc_info=True)
+
+
 def _lifecycle_route(action: str, to: str) -> None:
-    def transition(version_id: str, body: TransitionBody | None = None,
+    def transition(request: Request, version_id: str, body: TransitionBody | None = None,
                    principal: Principal = Depends(require(action)), store: Any = Depends(get_store)) -> Response:
         previous = store.transition_status(version_id, to, actor=principal.name, notes=body.note if body else None)
+        report_status_to_dagster(request, version_id, previous, to, principal)
         return _json({**store.plan_summary(version_id), "previous_status": previous, "links": _links(version_id)})
 
     transition.__name__ = f"{action}_plan"

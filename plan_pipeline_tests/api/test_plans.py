@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from plan_pipeline.orchestration.plan.partitions import PLAN_VERSION_PARTITIONS_NAME
+from plan_pipeline.orchestration.plan.partitions import PLAN_VERSION_PARTITIONS_NAME, VERSION_STATUS_KEY
 from plan_pipeline.planning.parameters import PlanningParameters
 from plan_pipeline.planning.vocabulary import SCORECARD_KPI_NAMES, SCORECARD_LEVEL
 from plan_pipeline.store.plan_catalog import PLAN_ORDERS
@@ -306,6 +306,12 @@ def test_lifecycle_submit_reject_approve_supersede(api):
     assert list(lifecycle["event_type"]) == ["submit", "reject", "submit", "approve", "supersede"]
     assert list(lifecycle["actor"]) == ["planner-key", "approver-key", "planner-key", "approver-key", "admin-key"]
     assert list(lifecycle["notes"][:2]) == ["ready", "fix week 3"]
+    # each change is shown in the Dagster UI as the CLI shows it (an observation of planning_inputs)
+    instance = dg.DagsterInstance.from_config(str(api.home / "dagster_home"))
+    seen = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("planning_inputs"),
+                                                             asset_partitions=[PLANNED_VERSION]), limit=1).records
+    meta = seen[0].asset_observation.metadata
+    assert meta[VERSION_STATUS_KEY].value == "superseded" and meta["previous_status"].value == "approved"
     assert api.post("/plans/nope/submit").status_code == 404
     assert api.post(f"/plans/{BLANK_VERSION}/approve", role="approver").status_code == 409  # draft: submit first
 
