@@ -174,11 +174,11 @@ class PlanCatalogRepository(VersionRepository):
     def _series_source(self, con, version_id: str, level: str) -> tuple[str, str]:
         """(the select list, the run id) of a published plan_series level; a clear refusal naming
         the version's published levels otherwise."""
-        self._require_version(con, version_id)
         entry = con.execute(
             "SELECT run_id, columns_json FROM plan_levels WHERE version_id = ? AND level = ? AND state = ? "
             "AND applicable AND table_name = 'plan_series'", [version_id, level, PUBLISHED]).fetchone()
         if entry is None:
+            self._require_version(con, version_id)  # an unknown version is a 404, not a bad level
             known = [r[0] for r in con.execute(
                 "SELECT level FROM plan_levels WHERE version_id = ? AND state = ? AND applicable "
                 "AND table_name = 'plan_series' ORDER BY level", [version_id, PUBLISHED]).fetchall()]
