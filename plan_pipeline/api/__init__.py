@@ -7,6 +7,8 @@ Layout (one module per concern):
 * ``app``: ``create_app(settings)``, the application factory ``plan-pipeline serve`` runs.
 * ``dependencies``: FastAPI dependencies: the store, the caller (API key -> principal), role checks.
 * ``routes_plans``: plans, series, KPIs, diff, lifecycle, runs.
+* ``runs``: launching a version's plan run on the Dagster instance (queued for the daemon, or in a
+  background thread of the server); the routes and the web view share ``launch_plan_run``.
 * ``routes_psi``: the PSI grid: edits and locks at both grains, the audit events.
 * ``routes_metrics``: ``GET /metrics`` (Prometheus text format).
 * ``web``: the planner web view (server-rendered templates).

@@ -82,18 +82,9 @@ def report_status_to_dagster(env: CliEnvironment, version_id: str, previous: str
     if not env.dagster_home.is_dir():
         return False
     try:
-        import dagster as dg
+        from plan_pipeline.orchestration.plan.partitions import report_version_status
 
-        from plan_pipeline.orchestration.plan.partitions import PLAN_VERSION_PARTITIONS_NAME, VERSION_STATUS_KEY
-
-        instance = env.instance()
-        if not instance.has_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, version_id):
-            return False
-        instance.report_runless_asset_event(dg.AssetObservation(
-            asset_key="planning_inputs", partition=version_id,
-            metadata={VERSION_STATUS_KEY: status, "previous_status": previous,
-                      "plan_state": f"status changed by plan-pipeline: {previous} -> {status}"}))
-        return True
+        return report_version_status(env.instance(), version_id, previous, status)
     except Exception as exc:  # the status change is done and stored; the UI note is a courtesy
         from plan_pipeline.cli.output import progress
 

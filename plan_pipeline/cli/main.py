@@ -110,13 +110,13 @@ def default_version_id() -> str:
 
 
 def cmd_version_create(env: CliEnvironment, args) -> int:
-    from plan_pipeline.orchestration.plan.partitions import register_version_partition
+    from plan_pipeline.orchestration.versions.create import create_registered_version
 
     params = parameters_from_args(args)
     version_id = default_version_id() if args.version_id is None else args.version_id
     instance = env.instance()  # a bad Dagster home fails before the version is stored
-    record = env.store.create_version(version_id, args.input_set, params, note=args.note, source="cli")
-    register_version_partition(instance, version_id)
+    record = create_registered_version(env.store, instance, version_id, args.input_set, params, note=args.note,
+                                       source="cli")
     out(f"created plan version {record.version_id!r} on input set {record.input_set!r} (status {record.status})")
     return 0
 

@@ -85,6 +85,20 @@ def execute_on_code_location(
     Returns Dagster's result (open it as a context manager to load outputs). A
     ``dagster/partition`` tag selects the partition, as for any launch.
     """
+    recon, run = create_run_on_code_location(instance, job_name, run_config=run_config, tags=tags)
+    return execute_run(recon, run, instance)
+
+
+def create_run_on_code_location(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    *,
+    run_config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> tuple[ReconstructableJob, dg.DagsterRun]:
+    """Create (not start) a run of ``job_name`` with the code location's origin: the reconstructable
+    job to execute it with here (``execute_run``), and the run, which can also be submitted to the
+    instance's run queue (``instance.submit_run``; the daemon launches it)."""
     recon = reconstructable_job(job_name)
     load_data = recon.repository.get_definition().repository_load_data
     recon = recon.with_repository_load_data(load_data)
@@ -97,4 +111,4 @@ def execute_on_code_location(
         job_code_origin=recon.get_python_origin(),
         repository_load_data=load_data,
     )
-    return execute_run(recon, run, instance)
+    return recon, run

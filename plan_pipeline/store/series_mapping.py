@@ -155,6 +155,15 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
 
 
 def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]]) -> str:
+    return (
+        f"SELECT {', '.join(_series_select_list(layout, columns))} FROM plan_series WHERE version_id = $1 "
+        "AND level = $2 AND source_run_id = $3 ORDER BY row_seq"
+    )
+
+
+def _series_select_list(layout: SeriesLayout, columns: list[dict[str, str]]) -> list[str]:
+    """``CAST(<plan_series column or extra_json field> AS <type>) AS "<frame column>"`` for each
+    column of the frame as it was written (the read of a level, whole or sliced)."""
     source_of: dict[str, str] = {}
     key_map = {
         layout.bucket_key: "time_bucket_key",
@@ -186,10 +195,7 @@ def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]]) -> str
             parts.append(f"CAST({expr} AS {casts[tag]}) AS {quoted}")
         else:
             parts.append(f"CAST(extra_json->>'$.{name}' AS {casts[tag]}) AS {quoted}")
-    return (
-        f"SELECT {', '.join(parts)} FROM plan_series WHERE version_id = $1 AND level = $2 "
-        "AND source_run_id = $3 ORDER BY row_seq"
-    )
+    return parts
 
 
 def _restore_dtypes(frame: pd.DataFrame, columns: list[dict[str, str]]) -> pd.DataFrame:

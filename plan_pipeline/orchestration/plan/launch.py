@@ -1,7 +1,9 @@
-"""Launch plan runs in-process on the shared Dagster instance and the project's code location
-(used by the CLI and tests)."""
+"""Launch plan runs on the shared Dagster instance and the project's code location: in-process and
+waited for (the CLI, tests), in a background thread of this process (the Plans API without a
+daemon), or submitted to the instance's run queue (the Plans API while a Dagster daemon runs)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -11,8 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+from dagster._core.execution.api import execute_run
 
-from plan_pipeline.orchestration.code_location import execute_on_code_location, require_code_location_store
+from plan_pipeline.orchestration.code_location import (
+    create_run_on_code_location,
+    execute_on_code_location,
+    require_code_location_store,
+)
 
 # re-exported: callers and tests get the instance from here (its home is the light instance module)
 from plan_pipeline.orchestration.instance import get_instance as get_instance
@@ -271,3 +278,68 @@ def _finish_run(instance: dg.DagsterInstance, store: PlanStore, run_id: str, suc
                 errors.append(f"check {data.check_name} failed on {data.asset_key.to_user_string()}")
     sync_run_ledger(instance, store, run_ids=[run_id])
     return RunOutcome(run_id, success, errors)
+
+
+#: The daemon that launches queued runs, and how recent its heartbeat must be to count as running.
+QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
+DAEMON_HEARTBEAT_SECONDS = 120.0
+
+
+def queue_daemon_running(instance: dg.DagsterInstance) -> bool:
+    """Whether a Dagster daemon dequeues runs of this instance (a heartbeat in the last 2 minutes)."""
+    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
+    return beat is not None and time.time() - beat.timestamp <= DAEMON_HEARTBEAT_SECONDS
+
+
+def create_version_run(instance: dg.DagsterInstance, store: PlanStore, version_id: str, *, trigger: str,
+                       extra_tags: dict[str, str] | None = None, inline: bool = False,
+                       log_level: str = "WARNING"):
+    """Create (not start) the ``plan_job`` run of one version on the code location's origin, with the
+    tags every plan run carries; ``inline``: executed by this process (its worker tags, the
+    ``plan/ledger`` inline mark). Returns (the reconstructable job, the run)."""
+    require_code_location_store(str(store.path))
+    register_version_partition(instance, version_id)
+    tags = {VERSION_TAG: version_id, TRIGGER_TAG: trigger, **(extra_tags or {}), PARTITION_TAG: version_id}
+    if inline:
+        tags.update({LEDGER_TAG: LEDGER_INLINE, **launcher_tags()})
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    return create_run_on_code_location(instance, PLAN_JOB_NAME, run_config=run_config, tags=tags)
+
+
+def queue_version_run(instance: dg.DagsterInstance, store: PlanStore, version_id: str, *, trigger: str,
+                      extra_tags: dict[str, str] | None = None) -> str:
+    """Submit the version's plan run to the instance's run queue (the daemon launches it, within the
+    queue's limits: one run per version); its ``plan_jobs`` row is written ``queued``. Returns its id."""
+    _, run = create_version_run(instance, store, version_id, trigger=trigger, extra_tags=extra_tags)
+    instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]  # the queue needs no workspace
+    sync_run_ledger(instance, store, run_ids=[run.run_id])
+    return run.run_id
+
+
+def start_version_run(instance: dg.DagsterInstance, store: PlanStore, version_id: str, *, trigger: str,
+                      extra_tags: dict[str, str] | None = None,
+                      on_finish: Callable[[RunOutcome], None] | None = None) -> tuple[str, threading.Thread]:
+    """Create the version's plan run and execute it in a background thread of this process (no
+    daemon needed; the run shows in the UI like any other). Its ``plan_jobs`` row is written
+    ``queued`` before this returns, then by the run itself, and once more when it ends. ``store``
+    is used from the thread: give it a store object of its own (not a request's session).
+    Returns (run id, thread)."""
+    recon, run = create_version_run(instance, store, version_id, trigger=trigger, extra_tags=extra_tags,
+                                    inline=True)
+    sync_run_ledger(instance, store, run_ids=[run.run_id])
+
+    def work() -> None:
+        try:
+            result = execute_run(recon, run, instance)
+            outcome = _finish_run(instance, store, run.run_id, result.success, list(result.all_events))
+        except Exception as exc:  # the run's own failure is in the instance; record what we know
+            outcome = RunOutcome(run.run_id, False, [f"{type(exc).__name__}: {exc}"])
+            # if this fails too, the ledger repair sensor or 'plan-pipeline runs sync' records the run
+            with contextlib.suppress(Exception):
+                sync_run_ledger(instance, store, run_ids=[run.run_id])
+        if on_finish is not None:
+            on_finish(outcome)
+
+    thread = threading.Thread(target=work, name=f"plan-run-{run.run_id[:8]}", daemon=True)
+    thread.start()
+    return run.run_id, thread

@@ -35,3 +35,18 @@ def register_version_partition(instance: dg.DagsterInstance, version_id: str) ->
 def remove_version_partition(instance: dg.DagsterInstance, version_id: str) -> None:
     if instance.has_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, version_id):
         instance.delete_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, version_id)
+
+
+def report_version_status(instance: dg.DagsterInstance, version_id: str, previous: str, status: str, *,
+                          by: str = "plan-pipeline") -> bool:
+    """Show a lifecycle change in the Dagster UI: a runless observation of ``planning_inputs`` for
+    the version's partition with the new status (``VERSION_STATUS_KEY``). False (nothing reported)
+    when the instance does not know the version's partition. The store is the record; callers
+    treat this as a courtesy that must never fail the change itself."""
+    if not instance.has_dynamic_partition(PLAN_VERSION_PARTITIONS_NAME, version_id):
+        return False
+    instance.report_runless_asset_event(dg.AssetObservation(
+        asset_key="planning_inputs", partition=version_id,
+        metadata={VERSION_STATUS_KEY: status, "previous_status": previous,
+                  "plan_state": f"status changed by {by}: {previous} -> {status}"}))
+    return True
