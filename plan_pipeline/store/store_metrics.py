@@ -5,10 +5,14 @@ the runs of ``plan_jobs`` by job and status; and the store file's size on disk."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.maintenance import store_file_bytes
 from plan_pipeline.store.plan_rows import DERIVED_LEVELS, PUBLISHED
+
+if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
+    import pandas as pd
 
 #: ``job`` of a ``plan_jobs`` row that names no job.
 UNKNOWN_JOB = "unknown"
@@ -62,3 +66,13 @@ class StoreMetricsRepository(PlanStoreBase):
                         for r in con.execute(_VERSION_ROWS_SQL, [PUBLISHED, list(DERIVED_LEVELS)]).fetchall()]
             runs = [(r[0], r[1], int(r[2])) for r in con.execute(_RUNS_SQL, [UNKNOWN_JOB]).fetchall()]
         return StoreMetrics(writes, versions, runs, store_file_bytes(self.path))
+
+    def read_write_log(self, version_id: str | None = None) -> pd.DataFrame:
+        """The write log (one version's rows, or all), oldest first."""
+        sql = "SELECT ts, source, operation, version_id, level, rows, run_id FROM plan_write_log"
+        args: list[str] = []
+        if version_id is not None:
+            sql += " WHERE version_id = ?"
+            args.append(version_id)
+        with self.connect() as con:
+            return con.execute(sql + " ORDER BY ts, operation, level", args).df()
