@@ -110,7 +110,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         description="Plans, series, KPIs, the PSI grid and the plan lifecycle over the plan store (docs/api.md).",
     )
     app.state.settings = settings
-    app.state.new_store = lambda: PlanStore(settings.db_path, lock_wait_seconds=settings.lock_wait_seconds)
+    app.state.new_store = lambda: PlanStore(
+        settings.db_path, lock_wait_seconds=settings.lock_wait_seconds, write_source="api")
     install_error_handlers(app, settings)
     install_request_metrics(app)
     app.include_router(routes_plans.router)

@@ -1030,8 +1030,10 @@ def run_legacy_backfill(
 ) -> BackfillReport:
     """Import every legacy version found in ``source``; one ``plan_backfill_runs`` row per call.
 
-    ``run_id``: the Dagster run id when called from the job, else a fresh uuid.
+    ``run_id``: the Dagster run id when called from the job, else a fresh uuid. Its writes are
+    recorded in the plan write log as the ``backfill`` source, whoever calls it.
     """
+    store = store.writing_as("backfill")
     log = log or (lambda severity, message: None)
     run_id = run_id or uuid.uuid4().hex
     source_text = str(Path(source).expanduser().resolve()) if str(source).strip() else str(source)

@@ -5,10 +5,11 @@ exception rolls the whole write back, so the previous rows stay intact.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from plan_pipeline.store.connection import LOCK_RETRY_SECONDS, open_connection, transaction
 from plan_pipeline.store.errors import PlanNotFoundError, PlanStoreError
@@ -18,18 +19,30 @@ from plan_pipeline.store.schema import (
     current_schema_version,
 )
 from plan_pipeline.store.unit_of_work import StoreTransaction
+from plan_pipeline.store.write_log import DEFAULT_WRITE_SOURCE, check_write_source
 
 
 class PlanStoreBase:
     """One DuckDB file: connections, transactions, the unit of work. Opens nothing until used."""
 
-    def __init__(self, path: str | Path | None = None, *, lock_wait_seconds: float = LOCK_RETRY_SECONDS):
+    def __init__(self, path: str | Path | None = None, *, lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+                 write_source: str = DEFAULT_WRITE_SOURCE):
         self.path = Path(path).resolve() if path else default_db_path()
         #: How long opening the file waits while another process holds its lock, then
         #: ``PlanStoreBusyError`` (the API answers 503 + Retry-After; the CLI waits longer).
         self.lock_wait_seconds = lock_wait_seconds
+        #: Who writes through this object (cli, dagster, api, backfill): every write records it in
+        #: ``plan_write_log`` (store/write_log.py), which ``GET /metrics`` counts.
+        self.write_source = check_write_source(write_source)
         self._migrated = False
         self._session_con: Any = None
+
+    def writing_as(self, source: str) -> Self:
+        """This store (same file, lock wait and open session, if any) with another write source:
+        the legacy backfill runs inside a Dagster op but records its writes as ``backfill``."""
+        other = copy.copy(self)
+        other.write_source = check_write_source(source)
+        return other
 
     # ------------------------------------------------------------------ connections
     @contextmanager
@@ -98,13 +111,13 @@ class PlanStoreBase:
     def transaction(self, *, bulk: bool = False) -> Iterator[StoreTransaction]:
         """A unit of work: every statement called on the yielded object commits together."""
         with self.write(bulk=bulk) as con:
-            yield StoreTransaction(con, read_only=False)
+            yield StoreTransaction(con, read_only=False, write_source=self.write_source)
 
     @contextmanager
     def snapshot(self) -> Iterator[StoreTransaction]:
         """A read-only unit of work: every read sees the same consistent state of the store."""
         with self.connect(read_only=True) as con, transaction(con):
-            yield StoreTransaction(con, read_only=True)
+            yield StoreTransaction(con, read_only=True, write_source=self.write_source)
 
     def initialise(self) -> int:
         """Create or upgrade the schema; returns the schema version."""

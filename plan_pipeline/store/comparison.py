@@ -43,6 +43,7 @@ from plan_pipeline.store.plan_levels import (
 from plan_pipeline.store.plan_rows import COMPARISON_LEVEL, PUBLISHED, _insert_kpi_level
 from plan_pipeline.store.rules import is_frozen
 from plan_pipeline.store.versions import version_state
+from plan_pipeline.store.write_log import record_write
 from plan_pipeline.timeutil import utc_now
 
 if TYPE_CHECKING:  # pandas loads where a frame is built: the store (and the CLI's --help) opens without it
@@ -297,6 +298,8 @@ class ComparisonRepository(PlanStoreBase):
             _insert_kpi_level(con, version_id, prepared, run, PUBLISHED, utc_now())
             con.execute("UPDATE plan_levels SET attrs_json = ? WHERE version_id = ? AND level = ? AND run_id = ?",
                         [attrs, version_id, COMPARISON_LEVEL, run])
+            record_write(con, self.write_source, "comparison", version_id, [(COMPARISON_LEVEL, prepared.row_count)],
+                         run_id=run)
         return prepared.row_count
 
     def read_baseline_comparison(self, version_id: str) -> pd.DataFrame | None:

@@ -15,6 +15,7 @@ from plan_pipeline.store.schema import (
     NUMERIC_INPUT_COLUMNS,
     input_table_name,
 )
+from plan_pipeline.store.write_log import INPUTS_LEVEL, record_write
 from plan_pipeline.timeutil import utc_now as _now
 
 
@@ -56,6 +57,7 @@ class InputSetRepository(PlanStoreBase):
                     _now(),
                 ],
             )
+            rows = 0
             for name, columns in INPUT_COLUMNS.items():
                 frame = inputs.table(name)
                 if frame is None or len(frame) == 0:
@@ -68,6 +70,8 @@ class InputSetRepository(PlanStoreBase):
                         incoming[col] = incoming[col].astype(str)
                 with _registered(con, "incoming_rows", incoming):
                     con.execute(f"INSERT INTO {input_table_name(name)} SELECT * FROM incoming_rows")
+                rows += len(incoming)
+            record_write(con, self.write_source, "import_inputs", None, [(INPUTS_LEVEL, rows)])
         return "created"
 
     def get_input_set(self, label: str) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from plan_pipeline.store.plan_rows import (
     update_version_row,
     write_published_levels,
 )
+from plan_pipeline.store.write_log import record_write
 
 if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
     import pandas as pd
@@ -31,6 +32,7 @@ class LegacyImportStatements:
     """
 
     _con: Any
+    write_source: str
 
     # ------------------------------------------------------------------ imported versions
     def version_status_source(self, version_id: str) -> tuple[str, str | None] | None:
@@ -55,7 +57,10 @@ class LegacyImportStatements:
     def write_imported_levels(self, version_id: str, levels: list[PreparedLevel], run_id: str,
                               now: datetime) -> int:
         """Insert prepared levels as the version's published plan; returns the rows written."""
-        return write_published_levels(self._con, version_id, levels, run_id, now)
+        written = write_published_levels(self._con, version_id, levels, run_id, now)
+        record_write(self._con, self.write_source, "import", version_id,
+                     [(level.level, level.row_count) for level in levels], run_id=run_id, at=now)
+        return written
 
     def insert_imported_artifacts(self, version_id: str, artifacts: dict[str, str], source: str,
                                   now: datetime) -> None:

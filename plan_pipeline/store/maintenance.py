@@ -19,6 +19,7 @@ from plan_pipeline.store.connection import open_connection
 from plan_pipeline.store.errors import PlanNotFoundError
 from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version
 from plan_pipeline.store.table_copy import ident, scalar
+from plan_pipeline.store.write_log import VERSION_LEVEL, record_write
 from plan_pipeline.timeutil import utc_now
 
 # Every table holding a version's rows, parent first (the order a restore loads them in).
@@ -47,13 +48,14 @@ def insert_version_event(con, version_id: str, event_type: str, payload: dict[st
 
 
 def remove_version_in(
-    con, version_id: str, *, actor: str, reason: str, archive_path: str | None = None
+    con, version_id: str, *, actor: str, reason: str, archive_path: str | None = None, source: str
 ) -> dict[str, int]:
     """Delete a version's rows, children first, on an open transaction; leave its tombstone.
 
     The one place a version is removed (explicit delete, retention trim, row guard): the id gets
     a ``plan_version_tombstones`` row (so it is never silently reused) and the audit trail a
-    ``delete`` event that survives the version. Callers check frozen/active rules first.
+    ``delete`` event that survives the version; the write log (``source``: who removes) keeps
+    the version's writes and adds the removal. Callers check frozen/active rules first.
     """
     head = con.execute(
         "SELECT status, input_set FROM plan_versions WHERE version_id = ?", [version_id]
@@ -74,6 +76,7 @@ def remove_version_in(
     )
     insert_version_event(con, version_id, "delete", {"status": head[0], "archive": archive_path},
                          actor=actor, notes=reason, at=now)
+    record_write(con, source, "delete", version_id, [(VERSION_LEVEL, sum(removed.values()))], at=now)
     return removed
 
 
@@ -88,6 +91,7 @@ class MaintenanceStatements:
     """Retention reads, removals and restores of archived versions (a mixin of ``StoreTransaction``)."""
 
     _con: Any
+    write_source: str
 
     def schema_version(self) -> int:
         return current_schema_version(self._con)
@@ -136,11 +140,14 @@ class MaintenanceStatements:
     def remove_version(self, version_id: str, *, actor: str, reason: str, archive_path: str | None) -> dict[str, int]:
         """Remove one version (children first, tombstone, ``delete`` event); rows removed per table of
         :data:`VERSION_TABLES`."""
-        removed = remove_version_in(self._con, version_id, actor=actor, reason=reason, archive_path=archive_path)
+        removed = remove_version_in(self._con, version_id, actor=actor, reason=reason, archive_path=archive_path,
+                                    source=self.write_source)
         return {table: int(removed.get(table, 0)) for table in VERSION_TABLES}
 
     def revive_version(self, version_id: str, *, actor: str, archive_path: str) -> None:
         revive_version_in(self._con, version_id, actor=actor, archive_path=archive_path)
+        record_write(self._con, self.write_source, "restore", version_id,
+                     [(VERSION_LEVEL, sum(self.version_row_counts(version_id).values()))])
 
     # ---------------------------------------------------------------- aged rows
     def count_aged_rows(self, table: str, cutoff: datetime | None, keep_versions: Sequence[str]) -> int:
@@ -153,8 +160,11 @@ class MaintenanceStatements:
 
     def delete_aged_rows(self, table: str, cutoff: datetime, keep_versions: Sequence[str]) -> int:
         """Delete what :meth:`count_aged_rows` counts; returns the rows deleted."""
-        return int(scalar(self._con, f"DELETE FROM {ident(table)} WHERE {aged_rows_where(table)}",
-                          [cutoff, list(keep_versions)]))
+        deleted = int(scalar(self._con, f"DELETE FROM {ident(table)} WHERE {aged_rows_where(table)}",
+                             [cutoff, list(keep_versions)]))
+        if deleted:
+            record_write(self._con, self.write_source, "trim", None, [(table, deleted)])
+        return deleted
 
 
 # ---------------------------------------------------------------------------------- store files

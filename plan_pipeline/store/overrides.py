@@ -8,6 +8,7 @@ from plan_pipeline.planning.overrides import OverrideError, check_detail_key, va
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.versions import _require_replannable
+from plan_pipeline.store.write_log import record_write
 from plan_pipeline.timeutil import utc_now as _now
 
 if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
@@ -83,6 +84,7 @@ class OverrideRepository(PlanStoreBase):
                     [override_id, version_id, level, key, event_type, now, json.dumps(event_payload), actor, notes],
                 )
                 events.append(event_type)
+            record_write(con, self.write_source, "override", version_id, [(level, 1)], at=now)
         return {"override_id": int(override_id), "events": events}
 
     def _require_editable(self, con, version_id: str) -> None:

@@ -26,6 +26,7 @@ from plan_pipeline.store.rules import KPI_KEY
 from plan_pipeline.store.run_ledger import _active_jobs, _upsert_jobs
 from plan_pipeline.store.series_mapping import _prepare_series, _read_series_sql, _restore_dtypes
 from plan_pipeline.store.versions import _require_replannable
+from plan_pipeline.store.write_log import record_write
 from plan_pipeline.timeutil import utc_now as _now
 
 if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
@@ -165,6 +166,7 @@ class PlanLevelRepository(PlanStoreBase):
             _require_replannable(con, version_id)
             _drop_run_level(con, version_id, level, run_id)
             _insert_series_level(con, version_id, prepared, run_id, STAGED, _now())
+            record_write(con, self.write_source, "stage", version_id, [(level, prepared.row_count)], run_id=run_id)
             if _fault is not None:
                 _fault(con)
             if job is not None:
@@ -189,6 +191,7 @@ class PlanLevelRepository(PlanStoreBase):
             _require_replannable(con, version_id)
             _drop_run_level(con, version_id, level, run_id)
             _insert_kpi_level(con, version_id, prepared, run_id, STAGED, _now())
+            record_write(con, self.write_source, "stage", version_id, [(level, prepared.row_count)], run_id=run_id)
             if job is not None:
                 _upsert_jobs(con, [job])
         crash_point(f"stage.after_commit:{level}")
@@ -212,6 +215,7 @@ class PlanLevelRepository(PlanStoreBase):
                 "attrs_json, row_count, written_at) VALUES (?, ?, ?, ?, ?, FALSE, NULL, '{}', 0, ?)",
                 [version_id, level, run_id, table, STAGED, _now()],
             )
+            record_write(con, self.write_source, "stage", version_id, [(level, 0)], run_id=run_id)
             if job is not None:
                 _upsert_jobs(con, [job])
 
@@ -279,6 +283,8 @@ class PlanLevelRepository(PlanStoreBase):
                 "UPDATE plan_levels SET state = ?, published_at = ? WHERE version_id = ? AND level = ? AND run_id = ?",
                 [[PUBLISHED, now, version_id, level, run] for level, run in sorted(chosen_pairs)],
             )
+            record_write(con, self.write_source, "publish", version_id,
+                         [(level, c[3]) for level, c in sorted(chosen.items()) if c[2]], run_id=run_ids[0], at=now)
             crash_point("publish.before_commit")
         crash_point("publish.after_commit")
         levels = {lvl: c[3] for lvl, c in chosen.items() if c[2]}
@@ -304,7 +310,9 @@ class PlanLevelRepository(PlanStoreBase):
         with self.write(bulk=True) as con:
             self._require_version(con, version_id)
             _drop_published_level(con, version_id, level)
-            _insert_series_level(con, version_id, prepared, run_id or direct_write_id(), PUBLISHED, _now())
+            run = run_id or direct_write_id()
+            _insert_series_level(con, version_id, prepared, run, PUBLISHED, _now())
+            record_write(con, self.write_source, "replace", version_id, [(level, prepared.row_count)], run_id=run)
             if _fault is not None:
                 _fault(con)
             if job is not None:
@@ -326,7 +334,9 @@ class PlanLevelRepository(PlanStoreBase):
         with self.write(bulk=True) as con:
             self._require_version(con, version_id)
             _drop_published_level(con, version_id, level)
-            _insert_kpi_level(con, version_id, prepared, run_id or direct_write_id(), PUBLISHED, _now())
+            run = run_id or direct_write_id()
+            _insert_kpi_level(con, version_id, prepared, run, PUBLISHED, _now())
+            record_write(con, self.write_source, "replace", version_id, [(level, prepared.row_count)], run_id=run)
             if job is not None:
                 _upsert_jobs(con, [job])
         return prepared.row_count

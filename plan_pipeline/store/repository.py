@@ -1,7 +1,8 @@
 """The plan store facade: every read and write of the plan store goes through ``PlanStore``.
 
 ``PlanStore`` combines one repository per table group (input sets, versions, plan levels,
-overrides, the run ledger, artifacts, version comparison, the plan catalog the API lists), all sharing ``PlanStoreBase``'s connection handling;
+overrides, the run ledger, artifacts, version comparison, the plan catalog the API lists, API keys,
+what /metrics reads), all sharing ``PlanStoreBase``'s connection handling;
 statements that several writes compose run on the unit of work (``store.transaction()``).
 Only ``plan_pipeline/store`` speaks SQL; this module re-exports the names callers use.
 """
@@ -52,6 +53,7 @@ from plan_pipeline.store.rules import (
     project_home,
 )
 from plan_pipeline.store.run_ledger import RunLedgerRepository
+from plan_pipeline.store.store_metrics import StoreMetrics, StoreMetricsRepository, WriteTotal
 from plan_pipeline.store.versions import VersionRecord, VersionRepository
 
 
@@ -65,6 +67,7 @@ class PlanStore(
     ArtifactRepository,
     ComparisonRepository,
     ApiKeyRepository,
+    StoreMetricsRepository,
     PlanStoreBase,
 ):
     """The plan store over one DuckDB file. Cheap to create; opens nothing until used."""
@@ -92,7 +95,9 @@ __all__ = [
     "PlanStoreBusyError",
     "PlanStoreError",
     "Publication",
+    "StoreMetrics",
     "VersionRecord",
+    "WriteTotal",
     "attrs_json",
     "bulk_write_memory_limit",
     "check_identifier",

@@ -391,6 +391,29 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        6,
+        "plan_write_log: one row per plan write (source, operation, level, rows), for /metrics",
+        [
+            # Append-only: every plan write of the store (a run's staged level, a publication, an
+            # edit, a lifecycle step, a legacy import, a removal ...) adds its rows here INSIDE its
+            # own transaction (store/write_log.py), whichever process wrote (CLI, Dagster run, API,
+            # backfill); GET /metrics reads totals from it. No key, no index: one INSERT per write,
+            # aggregates scan it whole. Deleting a version keeps its rows (an audit of writes).
+            """CREATE TABLE plan_write_log (
+  ts TIMESTAMP NOT NULL,
+  source TEXT NOT NULL,
+  operation TEXT NOT NULL,
+  version_id TEXT,
+  level TEXT NOT NULL,
+  rows BIGINT NOT NULL,
+  run_id TEXT
+)""",
+        ],
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # Child tables of a plan version, in the order an explicit cascade must delete them.

@@ -24,14 +24,17 @@ from plan_pipeline.store.legacy_import import LegacyImportStatements
 from plan_pipeline.store.maintenance import MaintenanceStatements
 from plan_pipeline.store.store_files import BackupStatements
 from plan_pipeline.store.version_state import VersionStateStatements
+from plan_pipeline.store.write_log import DEFAULT_WRITE_SOURCE
 
 
 class TransactionBase:
     """What every statement mixin may use: the open connection (private to the store)."""
 
-    def __init__(self, con: Any, *, read_only: bool):
+    def __init__(self, con: Any, *, read_only: bool, write_source: str = DEFAULT_WRITE_SOURCE):
         self._con = con
         self.read_only = read_only
+        #: the store's write source, recorded with every write made on this unit of work
+        self.write_source = write_source
 
 
 class StoreTransaction(

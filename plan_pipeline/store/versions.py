@@ -16,6 +16,7 @@ from plan_pipeline.store.plan_rows import (
 )
 from plan_pipeline.store.rules import FROZEN_STATUSES, STATUS_TRANSITIONS, VERSION_STATUSES, check_identifier, is_frozen
 from plan_pipeline.store.run_ledger import _active_jobs
+from plan_pipeline.store.write_log import VERSION_LEVEL, record_write
 from plan_pipeline.timeutil import utc_now as _now
 
 
@@ -69,6 +70,7 @@ class VersionRepository(PlanStoreBase):
                 raise PlanStoreError(f"unknown input set {input_set!r}; import it first")
             insert_version_row(con, version_id, input_set=input_set, status=status, read_only=read_only,
                                params=params, note=note, source=source, created_at=now, updated_at=now)
+            record_write(con, self.write_source, "create", version_id, [(VERSION_LEVEL, 1)], at=now)
         return self.get_version(version_id)
 
     def duplicate_version(
@@ -113,6 +115,7 @@ class VersionRepository(PlanStoreBase):
             ).fetchall()
             insert_version_event(con, version_id, "duplicate", {"from": source_id, "overrides": len(copied)},
                                  actor=actor, notes=note, at=now)
+            record_write(con, self.write_source, "duplicate", version_id, [(VERSION_LEVEL, 1 + len(copied))], at=now)
         return self.get_version(version_id)
 
     def free_version_id(self) -> str:
@@ -191,7 +194,8 @@ class VersionRepository(PlanStoreBase):
                     f"plan version {version_id!r} has a plan run in progress ({', '.join(active)}); "
                     "wait for it to finish (or cancel it) before deleting the version"
                 )
-            return remove_version_in(con, version_id, actor=actor, reason=reason, archive_path=archive_path)
+            return remove_version_in(con, version_id, actor=actor, reason=reason, archive_path=archive_path,
+                                     source=self.write_source)
 
     def taken_version_ids(self) -> set[str]:
         """Ids a new version cannot use: existing versions and deleted ones (ids are never reused)."""
@@ -234,6 +238,7 @@ class VersionRepository(PlanStoreBase):
                 "payload_json, actor, notes) VALUES (NULL, ?, 'version', 'version', ?, ?, ?, ?, ?)",
                 [version_id, event_names[to], now, json.dumps({"from": current, "to": to}), actor, notes],
             )
+            record_write(con, self.write_source, event_names[to], version_id, [(VERSION_LEVEL, 1)], at=now)
         return current
 
 

@@ -50,8 +50,10 @@ def imported(tmp_path_factory):
 
 
 def counts_without_runs(store: PlanStore) -> dict[str, int]:
+    """Rows per table but the ledgers every import run adds to (its run row; its writes' log rows)."""
     counts = store.table_counts()
     counts.pop("plan_backfill_runs")
+    counts.pop("plan_write_log")
     return counts
 
 
@@ -232,12 +234,14 @@ def test_second_run_imports_nothing_and_says_so(reference_dir, tmp_path):
     store = PlanStore(tmp_path / "store.duckdb")
     first = run_legacy_backfill(store, legacy_db())
     before = counts_without_runs(store)
+    logged = len(store.read_write_log())
     second = run_legacy_backfill(store, legacy_db())
     assert second.status == "success"
     assert (second.imported, second.skipped, second.failed, second.rows_written) == (0, 4, 0, 0)
     assert all(o.reason.startswith("already imported") for o in second.outcomes)
     assert "nothing to import" in second.message
     assert counts_without_runs(store) == before
+    assert len(store.read_write_log()) == logged  # nothing written, nothing logged
     runs = list_backfill_runs(store)
     assert list(runs["run_id"]) == [second.run_id, first.run_id]
     row = get_backfill_run(store, second.run_id)
@@ -266,6 +270,15 @@ def test_force_reimports_plan_rows_and_keeps_audit_events(reference_dir, tmp_pat
         k: v for k, v in before.items() if k != "plan_override_events"}
     assert len(store.read_series("legacy-dec2", "mrp")) == 212
     assert set(store.read_series_rows("legacy-dec2")["source_run_id"]) == {forced.run_id}
+    log = store.read_write_log()
+    for run in (first, forced):  # every import is in the write log, as the backfill's, level by level
+        mine = log[log["run_id"] == run.run_id]
+        assert set(mine["source"]) == {"backfill"} and set(mine["operation"]) == {"import"}
+        assert int(mine["rows"].sum()) == run.rows_written
+        assert sorted(mine["version_id"].unique()) == sorted(o.version_id for o in run.imported_versions())
+    dec2 = log[(log["run_id"] == forced.run_id) & (log["version_id"] == "legacy-dec2")]
+    assert dict(zip(dec2["level"], dec2["rows"])) == {
+        **store.series_levels("legacy-dec2"), **store.publication("legacy-dec2")["kpi_levels"]}
     version = store.get_version("legacy-dec2")
     assert version.created_at == created and version.updated_at > created
 
