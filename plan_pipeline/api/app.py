@@ -103,6 +103,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     """The Plans API over the store at ``settings.db_path`` (and the Dagster instance at
     ``settings.dagster_home``). Opens nothing until a request arrives."""
     from plan_pipeline.store import PlanStore
+    from plan_pipeline.store.shared_database import SharedDatabase
 
     app = FastAPI(
         title=API_TITLE,
@@ -110,8 +111,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         description="Plans, series, KPIs, the PSI grid and the plan lifecycle over the plan store (docs/api.md).",
     )
     app.state.settings = settings
+    # One kept-open handle on the store file for all requests (~0.4 ms per request instead of a
+    # ~20 ms open), which steps aside whenever another process waits for the file.
+    database = SharedDatabase(settings.db_path, lock_wait_seconds=settings.lock_wait_seconds)
+    app.state.database = database
     app.state.new_store = lambda: PlanStore(
-        settings.db_path, lock_wait_seconds=settings.lock_wait_seconds, write_source="api")
+        settings.db_path, lock_wait_seconds=settings.lock_wait_seconds, write_source="api", database=database)
+    app.router.add_event_handler("shutdown", database.close)
     install_error_handlers(app, settings)
     install_request_metrics(app)
     app.include_router(routes_plans.router)

@@ -53,7 +53,7 @@ def test_key_is_shown_once_stored_as_hash_and_works_by_header_bearer_and_cookie(
     assert PlanStore(api.db_path).api_key_principal(key) == ("dash", "viewer")
     import duckdb
 
-    with duckdb.connect(str(api.db_path), read_only=True) as con:
+    with duckdb.connect(str(api.db_path)) as con:  # the app keeps the file read-write in this process
         stored = con.execute("SELECT key_hash FROM plan_api_keys WHERE name = 'dash'").fetchone()[0]
     assert stored == hash_api_key(key) and key not in stored
     assert api.client.get("/keys", headers={"Authorization": f"Bearer {key}"}).status_code == 403  # viewer

@@ -129,7 +129,9 @@ def test_a_store_held_by_another_process_is_plan_store_up_0_not_an_error(planned
     assert harness.get("/keys", role="admin").status_code == 200
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+         # a process of the project: it announces that it waits, and the API's kept file is handed over
+         "import sys, time; from plan_pipeline.store.connection import open_connection; "
+         "con = open_connection(sys.argv[1], retry_seconds=30); print('held', flush=True); time.sleep(60)",
          str(harness.db_path)],
         stdout=subprocess.PIPE, text=True)
     try:
