@@ -1,7 +1,7 @@
 """The plan store facade: every read and write of the plan store goes through ``PlanStore``.
 
 ``PlanStore`` combines one repository per table group (input sets, versions, plan levels,
-overrides, the run ledger, artifacts, version comparison), all sharing ``PlanStoreBase``'s connection handling;
+overrides and the PSI grid, the run ledger, artifacts, version comparison), all sharing ``PlanStoreBase``'s connection handling;
 statements that several writes compose run on the unit of work (``store.transaction()``).
 Only ``plan_pipeline/store`` speaks SQL; this module re-exports the names callers use.
 """
@@ -26,6 +26,7 @@ from plan_pipeline.store.errors import (
 )
 from plan_pipeline.store.input_sets import InputSetRepository
 from plan_pipeline.store.overrides import OverrideRepository
+from plan_pipeline.store.psi import PsiRepository
 from plan_pipeline.store.plan_levels import (
     PlanLevelRepository,
     Publication,
@@ -58,6 +59,7 @@ class PlanStore(
     InputSetRepository,
     VersionRepository,
     PlanLevelRepository,
+    PsiRepository,
     OverrideRepository,
     RunLedgerRepository,
     ArtifactRepository,
