@@ -209,9 +209,10 @@ class PsiRepository(OverrideRepository):
         return {"total": int(total), "cells": json.loads(page) if page else []}
 
     def psi_edit(
-        self, version_id: str, level: str, edits: Any, *, actor: str, note: str | None = None
+        self, version_id: str, level: str, edits: Any, *, actor: str, note: str | None = None, source: str = "api"
     ) -> dict[str, Any]:
-        """Apply a PATCH of the grid: every edit or none, in one transaction.
+        """Apply a PATCH of the grid (or ``plan-pipeline override set``): every edit or none, in one
+        transaction.
 
         ``edits``: ``[{"key": {...}, "fields": {field: number | None}, "lock": bool | None,
         "reset": bool}]``. A broken rule is a ``PlanStoreError`` naming the edit's index, key and
@@ -221,9 +222,9 @@ class PsiRepository(OverrideRepository):
         psi_grain(level)
         if not isinstance(edits, list) or not edits:
             raise PlanStoreError("edits must be a non-empty list")
-        prepared = []
+        prepared: list[tuple[dict[str, Any], str, dict[str, float | None], bool | None, bool, bool]] = []
         for i, edit in enumerate(edits):
-            key_obj = edit.get("key") if isinstance(edit, dict) else None
+            key_obj: Any = edit.get("key") if isinstance(edit, dict) else None
             try:
                 if not isinstance(edit, dict):
                     raise OverrideError("an edit must be an object with key, fields, lock, reset")
@@ -233,9 +234,9 @@ class PsiRepository(OverrideRepository):
                 if lock is not None and not isinstance(lock, bool):
                     raise OverrideError(f"lock {lock!r} must be true, false or null")
             except (OverrideError, PlanStoreError) as exc:
-                raise PlanStoreError(f"edit #{i} (key {json.dumps(key_obj)}): {exc}") from None
+                raise PlanStoreError(f"edit #{i} (key {json.dumps(key_obj, default=str)}): {exc}") from None
             sets = any(v is not None for v in payload.values())
-            prepared.append((key_obj, key, payload, lock, reset, sets))
+            prepared.append((dict(key_obj), key, payload, lock, reset, sets))
         now = _now()
         events: list[dict[str, Any]] = []
         with self.write() as con:
@@ -246,7 +247,7 @@ class PsiRepository(OverrideRepository):
                     raise PlanStoreError(f"edit #{i} (key {json.dumps(prepared[i][0])}): {problem}")
             for _, key, payload, lock, reset, _ in prepared:
                 _, written = apply_override_change(con, version_id, level, key, payload, lock=lock, reset=reset,
-                                                   actor=actor, notes=note, now=now, source="api")
+                                                   actor=actor, notes=note, now=now, source=source)
                 events.extend(written)
         return {"keys": list(dict.fromkeys(p[1] for p in prepared)), "events": events}
 

@@ -26,7 +26,6 @@ from plan_pipeline.store.errors import (
 )
 from plan_pipeline.store.input_sets import InputSetRepository
 from plan_pipeline.store.overrides import OverrideRepository
-from plan_pipeline.store.psi import PsiRepository
 from plan_pipeline.store.plan_levels import (
     PlanLevelRepository,
     Publication,
@@ -35,6 +34,7 @@ from plan_pipeline.store.plan_levels import (
     prepare_kpi_level,
     prepare_series_level,
 )
+from plan_pipeline.store.psi import PsiRepository
 from plan_pipeline.store.rules import (
     ACTIVE_JOB_STATUSES,
     DB_ENV,
