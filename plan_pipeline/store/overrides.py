@@ -108,7 +108,7 @@ def apply_override_change(
             "event_ts, payload_json, actor, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [override_id, version_id, level, key, event_type, now, json.dumps(event_payload), actor, notes],
         ).fetchone()[0]
-        events.append({"event_id": int(event_id), "event_ts": now.isoformat(), "actor": actor,
+        events.append({"event_id": int(event_id), "event_ts": now.isoformat(sep=" "), "actor": actor,
                        "event_type": event_type, "level": level, "key": key, **event_payload, "note": notes})
     return int(override_id), events
 
