@@ -14,7 +14,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from plan_pipeline.planning.overrides import OverrideError, aggregate_key, detail_key
+from plan_pipeline.planning.overrides import (
+    OverrideError,
+    aggregate_key,
+    detail_key,
+    parse_aggregate_key,
+    parse_detail_key,
+)
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.overrides import OverrideRepository, apply_override_change, checked_override
 from plan_pipeline.timeutil import utc_now as _now
@@ -171,7 +177,10 @@ class PsiRepository(OverrideRepository):
                 where.append(sql)
                 args.append(value)
         fragment_key = f"{grain.key_sql} || ',period=' || s.period_key"
-        if keys is not None:
+        if keys is not None:  # the keys' SKUs (families) first: the key text is built for their rows only
+            items = sorted({parse_detail_key(k)[1] if level == "det" else parse_aggregate_key(k)[1] for k in keys})
+            where.append("s.item_key IN (SELECT unnest(?::VARCHAR[]))")
+            args.append(items)
             match = f"({grain.key_sql}) IN (SELECT unnest(?::VARCHAR[]))"
             if level == "det":
                 match += f" OR ({fragment_key}) IN (SELECT unnest(?::VARCHAR[]))"
@@ -203,8 +212,9 @@ class PsiRepository(OverrideRepository):
                 f"locked_by := coalesce({fragment}.locked_by, g.locked_by), "
                 f"edited_by := coalesce({fragment}.author, g.author), "
                 f"edited_at := greatest({fragment}.updated_at, g.updated_at)) AS c "
-                f"FROM plan_series s {overlay} WHERE {' AND '.join(where)} ORDER BY s.row_seq LIMIT ? OFFSET ?)",
-                [*overlay_args, *base, limit, offset],
+                f"FROM (SELECT * FROM plan_series s WHERE {' AND '.join(where)} ORDER BY s.row_seq LIMIT ? OFFSET ?) s "
+                f"{overlay})",
+                [*base, limit, offset, *overlay_args],
             ).fetchone()[0]
         return {"total": int(total), "cells": json.loads(page) if page else []}
 

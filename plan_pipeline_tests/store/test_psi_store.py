@@ -82,10 +82,10 @@ def test_psi_edit_is_all_or_nothing_and_names_the_bad_edit(psi_store: PlanStore)
                                              r"has no week '2025-W09'"):
         psi_store.psi_edit("v1", "det", edits, actor="ana")
     assert psi_store.read_overrides("v1").empty and psi_store.read_override_events("v1").empty
-    with pytest.raises(PlanStoreError, match="spans periods 2025-02, 2025-01: give key.period"):
+    with pytest.raises(PlanStoreError, match=r"spans periods 2025-02, 2025-01: give key\.period"):
         psi_store.psi_edit("v1", "det", [{"key": {"sku": "A1", "week": "2025-W05"}, "fields": {"demand": 1.0}}],
                            actor="ana")
-    with pytest.raises(PlanStoreError, match="edit #0 .*: lock 'yes' must be true, false or null"):
+    with pytest.raises(PlanStoreError, match=r"edit #0 .*: lock 'yes' must be true, false or null"):
         psi_store.psi_edit("v1", "det", [{"key": {"sku": "A1", "week": "2025-W02"}, "lock": "yes"}], actor="ana")
     with pytest.raises(PlanStoreError, match="family 'FC' has no period '2025-01'"):
         psi_store.psi_edit("v1", "agg", [{"key": {"family": "FC", "period": "2025-01"}, "fields": {"demand": 1}}],
