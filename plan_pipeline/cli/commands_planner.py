@@ -20,21 +20,33 @@ def _actor(args) -> str:
 
 
 def cmd_override_set(env: CliEnvironment, args) -> int:
-    from plan_pipeline.planning.overrides import detail_key, validate_override_payload
-
-    payload = {name: getattr(args, name) for name in ("demand", "supply", "backlog") if getattr(args, name) is not None}
+    """One cell of the PSI grid through the same store call as ``PATCH /plans/{v}/psi``."""
+    fields = {name: getattr(args, name) for name in ("demand", "supply", "backlog") if getattr(args, name) is not None}
     lock = True if args.lock else (False if args.unlock else None)
-    if not payload and lock is None:
-        raise UsageError("override set: give at least one of --demand --supply --backlog --lock --unlock")
-    key = detail_key(args.week, args.sku, args.period)
-    payload = validate_override_payload(payload)
-    result = env.store.record_override(args.version_id, "det", key, payload, lock=lock, actor=_actor(args),
-                                       notes=args.note)
-    if result["events"]:
-        print(f"{key}: {', '.join(result['events'])} recorded on version {args.version_id!r} "
+    if not fields and lock is None and not args.reset:
+        raise UsageError("override set: give at least one of --demand --supply --backlog --lock --unlock --reset")
+    if args.family is not None:
+        if args.week is not None or args.sku is not None or args.period is None:
+            raise UsageError("override set: an aggregate edit names --family and --period (no --week/--sku)")
+        level, key = "agg", {"family": args.family, "period": args.period}
+    else:
+        if args.week is None or args.sku is None:
+            raise UsageError("override set: a detail edit names --week and --sku (or --family and --period for "
+                             "the aggregate plan)")
+        level, key = "det", {"sku": args.sku, "week": args.week}
+        if args.period is not None:
+            key["period"] = args.period
+    result = env.store.psi_edit(args.version_id, level, [{"key": key, "fields": fields, "lock": lock,
+                                                          "reset": args.reset}],
+                                actor=_actor(args), note=args.note, source="cli")
+    (override_key,) = result["keys"]
+    changes = [e["event_type"] if e["field"] == "lock" else f"{e['field']} {e['event_type']}"
+               for e in result["events"]]
+    if changes:
+        print(f"{override_key}: {', '.join(changes)} recorded on version {args.version_id!r} "
               f"(re-plan with: plan-pipeline materialize {args.version_id})")
     else:
-        print(f"{key}: unchanged, nothing recorded")
+        print(f"{override_key}: unchanged, nothing recorded")
     return 0
 
 
@@ -195,19 +207,23 @@ def register_planner_commands(sub) -> None:
     from plan_pipeline.store.comparison_metrics import COMPARISON_BUCKETS, COMPARISON_METRIC_NAMES
     from plan_pipeline.store.layouts import LAYOUTS
 
-    p_over = add_command(sub, "override", help="planner edits and locks on a version's detail plan")
+    p_over = add_command(sub, "override", help="planner edits and locks on a version's detail or aggregate plan")
     s_over = p_over.add_subparsers(dest="override_command", metavar="ACTION", required=True)
-    p = add_command(s_over, "set", help="edit and/or lock one SKU x week row (then re-materialize the version)")
+    p = add_command(s_over, "set", help="edit, lock or reset one SKU x week row or family x period cell (then "
+                    "re-materialize the version)")
     p.add_argument("version_id")
-    p.add_argument("--week", required=True)
-    p.add_argument("--sku", required=True)
-    p.add_argument("--period", help="the month fragment, when the week spans two months")
+    p.add_argument("--week", help="detail cell: the week (with --sku)")
+    p.add_argument("--sku", help="detail cell: the SKU (with --week)")
+    p.add_argument("--family", help="aggregate cell: the family (with --period)")
+    p.add_argument("--period", help="aggregate cell: the month; detail cell: the month fragment, when the week "
+                   "spans two months")
     p.add_argument("--demand", type=float)
     p.add_argument("--supply", type=float)
     p.add_argument("--backlog", type=float)
     lock = p.add_mutually_exclusive_group()
     lock.add_argument("--lock", action="store_true", help="pin the row: later stages leave it as it is")
     lock.add_argument("--unlock", action="store_true")
+    p.add_argument("--reset", action="store_true", help="remove the cell's edits and lock first")
     p.add_argument("--note", type=NOTE, help="why (kept in the audit trail)")
     p.add_argument("--actor", type=ACTOR, help="who (default $PLAN_PIPELINE_ACTOR or $USER)")
     p.set_defaults(func=cmd_override_set)

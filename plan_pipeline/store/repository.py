@@ -1,8 +1,8 @@
 """The plan store facade: every read and write of the plan store goes through ``PlanStore``.
 
 ``PlanStore`` combines one repository per table group (input sets, versions, plan levels,
-overrides, the run ledger, artifacts, version comparison, the plan catalog the API lists, API keys,
-what /metrics reads), all sharing ``PlanStoreBase``'s connection handling;
+overrides and the PSI grid, the run ledger, artifacts, version comparison, the plan catalog the API
+lists, API keys, what /metrics reads), all sharing ``PlanStoreBase``'s connection handling;
 statements that several writes compose run on the unit of work (``store.transaction()``).
 Only ``plan_pipeline/store`` speaks SQL; this module re-exports the names callers use.
 """
@@ -36,6 +36,7 @@ from plan_pipeline.store.plan_levels import (
     prepare_kpi_level,
     prepare_series_level,
 )
+from plan_pipeline.store.psi import PsiRepository
 from plan_pipeline.store.rules import (
     ACTIVE_JOB_STATUSES,
     DB_ENV,
@@ -62,6 +63,7 @@ class PlanStore(
     InputSetRepository,
     VersionRepository,
     PlanLevelRepository,
+    PsiRepository,
     OverrideRepository,
     RunLedgerRepository,
     ArtifactRepository,

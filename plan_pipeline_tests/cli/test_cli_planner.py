@@ -51,6 +51,26 @@ def test_edit_lock_replan_and_audit(planned, capsys):
     assert set(events["actor"]) == {"ana"} and set(events["notes"]) == {"promotion"}
 
 
+def test_aggregate_edits_resets_and_unknown_cells_share_the_api_rules(planned, capsys):
+    # ``edit`` has no plan yet: the cell is checked against its input set
+    assert main(["override", "set", "edit", "--family", "BIKES", "--period", "2025-05", "--demand", "900",
+                 "--supply", "800", "--note", "promo", "--actor", "ana"]) == 0
+    assert "agg:period=2025-05,family=BIKES: demand edit, supply edit recorded" in capsys.readouterr().out
+    assert main(["override", "set", "edit", "--family", "BIKES", "--period", "2025-05", "--lock"]) == 0
+    assert main(["override", "set", "edit", "--family", "BIKES", "--period", "2025-05", "--reset"]) == 0
+    assert "demand reset, supply reset, unlock recorded" in capsys.readouterr().out.splitlines()[-1]
+    assert planned.level_overrides("edit", "agg") == [
+        {"key": "agg:period=2025-05,family=BIKES", "payload": {}, "locked": False}]
+    events = planned.read_override_events("edit")
+    assert events["event_type"].tolist() == ["edit", "edit", "lock", "reset", "reset", "unlock"]
+    assert main(["override", "set", "edit", "--family", "NOPE", "--period", "2025-05", "--demand", "1"]) == 1
+    assert "family 'NOPE' has no demand in period '2025-05'" in capsys.readouterr().err
+    assert main(["override", "set", "base", "--week", "2031-W01", "--sku", "BK-100", "--demand", "1"]) == 1
+    assert "SKU 'BK-100' has no week '2031-W01' in the published plan" in capsys.readouterr().err
+    assert main(["override", "set", "edit", "--family", "BIKES", "--demand", "1"]) == 2
+    assert len(planned.read_override_events("edit")) == 6
+
+
 def test_lifecycle_freezes_approved_versions(planned, capsys):
     assert main(["approve", "edit"]) == 1
     assert "is draft: it cannot become approved (allowed: submitted)" in capsys.readouterr().err

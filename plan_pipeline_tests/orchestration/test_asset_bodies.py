@@ -20,7 +20,7 @@ from plan_pipeline.orchestration.replanning.stale_drafts import CODE_VERSION_KEY
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.aggregate import plan_aggregate
 from plan_pipeline.planning.detail import plan_detail
-from plan_pipeline.planning.overrides import detail_key
+from plan_pipeline.planning.overrides import aggregate_key, detail_key
 from plan_pipeline.planning.parameters import PlanningParameters
 
 
@@ -88,12 +88,33 @@ def test_planning_inputs_of_a_frozen_version_records_it_and_yields_no_output(sam
 
 def test_aggregate_plan_returns_the_stage_frame_and_a_passing_check(sample_version):
     loaded = _inputs(sample_version)
-    outputs, checks = _outputs_and_checks(aggregate_plan(planning_inputs=loaded, plan_targets=PlanTargets()))
+    outputs, checks = _outputs_and_checks(
+        aggregate_plan(planning_inputs=loaded, plan_targets=PlanTargets(), plan_store=sample_version))
     assert len(outputs) == 1
     pd.testing.assert_frame_equal(outputs[0].value, plan_aggregate(loaded.inputs, loaded.params))
     check = checks["aggregate_conserves_capacity"]
     assert check.passed
     assert check.metadata["periods"].value == outputs[0].value["period"].nunique() > 0
+
+
+def test_aggregate_plan_applies_an_aggregate_demand_edit_and_a_pinned_supply(sample_version):
+    store = sample_version.get_store()
+    loaded = _inputs(sample_version)
+    computed = plan_aggregate(loaded.inputs, loaded.params)
+    first, second = computed.iloc[0], computed.iloc[1]
+    store.record_override("v1", "agg", aggregate_key(first["period"], first["family"]),
+                          {"demand": float(first["demand"]) + 40.0})
+    store.record_override("v1", "agg", aggregate_key(second["period"], second["family"]), {"supply": 0.0}, lock=True)
+    outputs, checks = _outputs_and_checks(
+        aggregate_plan(planning_inputs=loaded, plan_targets=PlanTargets(), plan_store=sample_version))
+    frame = outputs[0].value
+    assert frame["demand"].iat[0] == float(first["demand"]) + 40.0
+    assert frame["backlog"].iat[0] == max(0.0, frame["demand"].iat[0] - frame["supply"].iat[0])
+    assert (frame["supply"].iat[1], frame["backlog"].iat[1]) == (0.0, float(second["demand"]))
+    assert outputs[0].metadata["overrides"].value == 2 and outputs[0].metadata["edited_rows"].value == 1
+    assert outputs[0].metadata["locked_rows"].value == 1
+    check = checks["aggregate_conserves_capacity"]
+    assert check.passed and check.metadata["pinned_periods"].value == 1
 
 
 def test_detail_plan_applies_a_planner_edit_and_keeps_its_checks_green(sample_version):

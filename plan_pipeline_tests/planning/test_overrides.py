@@ -6,7 +6,18 @@ import pandas as pd
 import pytest
 
 from plan_pipeline.planning.anchor import anchor_adjust
-from plan_pipeline.planning.overrides import apply_detail_overrides, detail_key, lock_violations, parse_detail_key
+from plan_pipeline.planning.overrides import (
+    OverrideError,
+    aggregate_demand_inputs,
+    aggregate_key,
+    apply_aggregate_overrides,
+    apply_detail_overrides,
+    check_override_key,
+    detail_key,
+    lock_violations,
+    parse_aggregate_key,
+    parse_detail_key,
+)
 from plan_pipeline.planning.types import PlanningParameters
 
 
@@ -76,3 +87,69 @@ def test_fully_locked_group_keeps_its_residual():
     params = PlanningParameters(anchor_policy="blend", cutover_date="2025-03-15", round_mode="none")
     result = anchor_adjust(agg, det, None, params, locked=locked)
     np.testing.assert_array_equal(result.rows["demand"].to_numpy(), det["demand"].to_numpy())
+
+
+# ------------------------------------------------------------------ aggregate (family x period) overrides
+def _demand_family():
+    return pd.DataFrame({"family": ["F", "G", "F", "F", "G"], "period": ["2025-01", "2025-01", "2025-02", "2025-02", "2025-02"],
+                         "demand": [10.0, 20.0, 4.0, 6.0, 30.0]})
+
+
+def _capacity():
+    return pd.DataFrame({"workcenter": ["W", "W"], "period": ["2025-01", "2025-02"], "capacity": [100.0, 40.0]})
+
+
+def test_aggregate_keys_round_trip_and_are_checked_per_level():
+    assert parse_aggregate_key(aggregate_key("2025-02", "F")) == ("2025-02", "F")
+    assert check_override_key("agg", "agg:period=2025-02,family=F") == "agg:period=2025-02,family=F"
+    for level, key in (("agg", "det:week=W1,sku=A"), ("det", "agg:period=2025-02,family=F"), ("mrp", "x")):
+        with pytest.raises(OverrideError):
+            check_override_key(level, key)
+    with pytest.raises(OverrideError):
+        aggregate_key("2025-02", "F,G")
+
+
+def test_an_aggregate_demand_edit_replaces_the_family_period_total_before_rationing():
+    inputs = _demand_family()
+    edited, problems = aggregate_demand_inputs(inputs, [
+        {"key": aggregate_key("2025-02", "F"), "payload": {"demand": 25.0}, "locked": False},
+        {"key": aggregate_key("2025-09", "F"), "payload": {"demand": 1.0}, "locked": False},
+        {"key": aggregate_key("2025-01", "G"), "payload": {"supply": 1.0}, "locked": True},  # not a demand edit
+    ])
+    assert edited["demand"].tolist() == [10.0, 20.0, 25.0, 0.0, 30.0]  # first row holds the total, order kept
+    assert problems == [("agg:period=2025-09,family=F", "matches no row of the family demand")]
+    assert inputs["demand"].tolist() == [10.0, 20.0, 4.0, 6.0, 30.0]  # the input is not changed
+    same, none = aggregate_demand_inputs(inputs, [])
+    assert same is inputs and none == []
+    # through the stage: 2025-02 is short (capacity 40): F's bigger demand takes a bigger share, Σ supply = capacity
+    from plan_pipeline.planning.aggregate import plan_aggregate
+    from plan_pipeline.planning.types import PlanningInputs
+
+    def plan(demand):
+        return plan_aggregate(PlanningInputs(demand_family=demand, capacity=_capacity(),
+                                             mix_share=pd.DataFrame(columns=["family", "sku", "share"])),
+                              PlanningParameters(round_mode="int")).set_index(["period", "family"])
+
+    base, after = plan(inputs), plan(edited)
+    assert (base.loc[("2025-02", "F"), "supply"], after.loc[("2025-02", "F"), "supply"]) == (10.0, 18.0)
+    assert after.loc[("2025-02", "F"), "demand"] == 25.0 and after.loc["2025-02", "supply"].sum() == 40.0
+    assert after.loc[("2025-02", "F"), "backlog"] == 7.0
+    assert after.loc["2025-01"].equals(base.loc["2025-01"])
+
+
+def test_aggregate_supply_and_backlog_edits_are_pinned_on_the_rationed_plan():
+    aggregate = pd.DataFrame({"family": ["F", "G"], "period": ["2025-01", "2025-01"], "demand": [10.0, 20.0],
+                              "supply": [10.0, 20.0], "backlog": [0.0, 0.0], "capacity_total": [100.0, 100.0]})
+    applied = apply_aggregate_overrides(aggregate, [
+        {"key": aggregate_key("2025-01", "F"), "payload": {"supply": 4.0}, "locked": True},
+        {"key": aggregate_key("2025-01", "G"), "payload": {"supply": 5.0, "backlog": 1.0}, "locked": False},
+        {"key": aggregate_key("2025-03", "G"), "payload": {"supply": 5.0}, "locked": False},
+    ])
+    f = applied.frame
+    assert f["supply"].tolist() == [4.0, 5.0] and f["backlog"].tolist() == [6.0, 1.0]
+    assert f["demand"].tolist() == [10.0, 20.0]
+    assert applied.edited.tolist() == [True, True] and applied.locked.tolist() == [True, False]
+    assert applied.problems["key"].tolist() == ["agg:period=2025-03,family=G"]
+    assert aggregate["supply"].tolist() == [10.0, 20.0]
+    plain = apply_aggregate_overrides(aggregate, [])
+    assert plain.frame.equals(aggregate) and not plain.edited.any()

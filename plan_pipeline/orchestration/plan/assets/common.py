@@ -46,7 +46,7 @@ PLAN_DOMAIN = "planning"
 #: Stage -> the planning modules its asset runs (their hash, with what they import, is its code version).
 _STAGE_MODULES = {
     "inputs": ("parameters", "types"),
-    "aggregate": ("aggregate",),
+    "aggregate": ("aggregate", "overrides"),
     "detail": ("detail", "overrides"),
     "reconciliation": ("level_reconciliation", "frames"),
     "mrp": ("mrp",),
