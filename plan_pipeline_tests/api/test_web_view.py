@@ -1,0 +1,240 @@
+"""The planner web view (``/web``) through the FastAPI test client: login and the cookie, the plan
+list's KPI totals, the plan page's KPI cards and PSI grid against the store, edits and locks
+through the forms (actor = the key's name), lifecycle buttons by role, refusals as messages."""
+from __future__ import annotations
+
+import math
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from plan_pipeline.planning.kpis import scorecard_totals
+from plan_pipeline.planning.overrides import detail_key
+from plan_pipeline.planning.vocabulary import SCORECARD_KPI_NAMES, SCORECARD_LEVEL
+from plan_pipeline_tests.api.api_helpers import BLANK_VERSION, PLANNED_VERSION
+
+
+class Elements(HTMLParser):
+    """Every start tag's attributes, plus the page text (to find messages)."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.text: list[str] = []
+        self._in_style = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, {k: (v or "") for k, v in attrs}))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if not self._in_style:
+            self.text.append(data)
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str]]:
+        return [a for t, a in self.tags if t == tag and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())]
+
+    def with_attr(self, tag: str, name: str) -> list[dict[str, str]]:
+        return [a for t, a in self.tags if t == tag and name in a]
+
+    @property
+    def page_text(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+
+def login(api, role: str) -> None:
+    api.client.cookies.clear()
+    answer = api.client.post("/web/login", data={"key": api.keys[role]}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+
+
+def page(api, path: str) -> Elements:
+    answer = api.client.get(path)
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.headers["content-type"].startswith("text/html")
+    return Elements(answer.text)
+
+
+def grid_cells(doc: Elements) -> dict[tuple[str, str, str, str], dict[str, str]]:
+    return {(a["data-sku"], a["data-week"], a["data-period"], a["data-measure"]): a
+            for a in doc.with_attr("td", "data-measure")}
+
+
+def store_scorecard(api, version: str) -> dict[str, float]:
+    return {name: value for name, value, _ in scorecard_totals(api.store.read_kpis(version, SCORECARD_LEVEL))}
+
+
+def a_demand_cell(api, version: str = PLANNED_VERSION) -> tuple[str, str, float]:
+    """(family, override key, plan demand) of a detail row whose week is not shared by two months."""
+    det = api.store.read_series(version, "det")
+    single = det.groupby(["sku", "week"])["period"].transform("size") == 1
+    row = det[single & (det["demand"] > 0)].iloc[3]
+    return str(row["family"]), detail_key(str(row["week"]), str(row["sku"])), float(row["demand"])
+
+
+def test_pages_redirect_to_login_and_login_sets_a_strict_httponly_cookie(api):
+    for path in ("/web", f"/web/plans/{PLANNED_VERSION}"):
+        answer = api.client.get(path, follow_redirects=False)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/web/login?" + f"next={path.replace('/', '%2F')}"
+    form = api.client.get("/web/login")
+    assert form.status_code == 200 and 'name="key"' in form.text
+    wrong = api.client.post("/web/login", data={"key": "ppk_nope"}, follow_redirects=False)
+    assert wrong.status_code == 401 and "unknown or revoked API key" in wrong.text
+    assert "plan_api_key" not in wrong.headers.get("set-cookie", "")
+    ok = api.client.post("/web/login", data={"key": api.keys["viewer"], "next": "/web/plans/base"},
+                         follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/web/plans/base"
+    cookie = ok.headers["set-cookie"]
+    assert cookie.startswith(f"plan_api_key={api.keys['viewer']};")
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    assert "signed in as viewer-key (viewer)" in page(api, "/web").page_text
+    # an off-site "next" is ignored
+    away = api.client.post("/web/login", data={"key": api.keys["viewer"], "next": "https://evil.example/"},
+                           follow_redirects=False)
+    assert away.headers["location"] == "/web"
+    out = api.client.post("/web/logout", follow_redirects=False)
+    assert out.status_code == 303 and 'plan_api_key=""' in out.headers["set-cookie"]
+    api.client.cookies.clear()
+    assert api.client.get("/web", follow_redirects=False).status_code == 303
+
+
+def test_plan_list_shows_each_version_with_the_stores_kpi_totals(api):
+    login(api, "viewer")
+    doc = page(api, "/web")
+    versions = [a["data-version"] for a in doc.with_attr("tr", "data-version")]
+    assert sorted(versions) == sorted(v.version_id for v in api.store.list_versions())
+    expected = store_scorecard(api, PLANNED_VERSION)
+    assert len(expected) >= 5
+    shown = {a["data-kpi"]: float(a["data-value"]) for a in doc.with_attr("td", "data-kpi") if "data-value" in a}
+    assert shown.keys() == expected.keys()
+    for name, value in expected.items():
+        assert math.isclose(shown[name], value, rel_tol=1e-12), name
+    # the never-planned draft has no scorecard: every KPI cell says n/a
+    text = doc.page_text
+    blank_row = text[text.index(BLANK_VERSION + " draft"):]
+    assert blank_row.split()[:2] == [BLANK_VERSION, "draft"]
+    assert blank_row.count("n/a") >= len(SCORECARD_KPI_NAMES)
+
+
+def test_plan_page_shows_kpi_cards_charts_and_the_grid_of_the_detail_plan(api):
+    login(api, "viewer")
+    det = api.store.read_series(PLANNED_VERSION, "det")
+    families = sorted(det["family"].astype(str).unique())
+    assert len(families) >= 2
+    doc = page(api, f"/web/plans/{PLANNED_VERSION}")
+    cards = {a["data-kpi"]: float(a["data-value"]) for a in doc.find("div", **{"class": "card"}) if "data-value" in a}
+    assert cards == pytest.approx(store_scorecard(api, PLANNED_VERSION), rel=1e-12)
+    for family in (families[0], families[-1]):
+        doc = doc if family == families[0] else page(api, f"/web/plans/{PLANNED_VERSION}?family={family}")
+        cells = grid_cells(doc)
+        rows = det[det["family"].astype(str) == family]
+        assert len(cells) == 3 * len(rows)  # every row of the family, three measures, nothing else
+        for measure in ("demand", "supply", "backlog"):
+            for sku, week, period, value in zip(rows["sku"], rows["week"], rows["period"], rows[measure]):
+                assert float(cells[(str(sku), str(week), str(period), measure)]["data-value"]) == float(value)
+    # a viewer gets values, not forms
+    assert doc.find("form", action=f"/web/plans/{PLANNED_VERSION}/cells") == []
+    assert doc.find("button", id="replan") == []
+    charts = [a["src"] for a in doc.with_attr("img", "src")]
+    assert f"/web/plans/{PLANNED_VERSION}/charts/family_month.png" in charts
+    for src in charts:
+        image = api.client.get(src)
+        assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert api.client.get(f"/web/plans/{PLANNED_VERSION}/charts/..%2Fplan_store.duckdb").status_code == 404
+    missing = api.client.get("/web/plans/nope")
+    assert missing.status_code == 404 and "unknown plan version 'nope'" in Elements(missing.text).page_text
+
+
+def test_an_edit_and_a_lock_through_the_forms_are_overrides_by_the_keys_name(api):
+    login(api, "planner")
+    family, key, demand = a_demand_cell(api)
+    doc = page(api, f"/web/plans/{PLANNED_VERSION}?family={family}")
+    assert doc.find("input", name="key", value=key)  # the cell's form carries its key
+    answer = api.client.post(f"/web/plans/{PLANNED_VERSION}/cells",
+                             data={"key": key, "field": "demand", "value": f"{demand + 17:,.0f}", "op": "set",
+                                   "family": family, "page": "1"}, follow_redirects=False)
+    assert answer.status_code == 303
+    target = urlsplit(answer.headers["location"])
+    assert target.path == f"/web/plans/{PLANNED_VERSION}" and parse_qs(target.query)["family"] == [family]
+    assert api.store.detail_overrides(PLANNED_VERSION) == [{"key": key, "payload": {"demand": demand + 17},
+                                                            "locked": False}]
+    api.client.post(f"/web/plans/{PLANNED_VERSION}/cells", data={"key": key, "op": "lock", "family": family})
+    events = api.store.read_override_events(PLANNED_VERSION)
+    assert list(events["event_type"]) == ["edit", "lock"] and set(events["actor"]) == {"planner-key"}
+    doc = page(api, f"/web/plans/{PLANNED_VERSION}?family={family}")
+    cell = next(a for a in doc.with_attr("td", "data-key") if a["data-key"] == key and a["data-measure"] == "demand")
+    assert float(cell["data-override"]) == demand + 17 and float(cell["data-value"]) == demand
+    assert cell["data-locked"] == "true" and "edited" in cell["class"] and "locked" in cell["class"]
+    assert [a["data-actor"] for a in doc.with_attr("tr", "data-event")] == ["planner-key", "planner-key"]
+    # a bad value is a message naming the field, nothing is written
+    bad = api.client.post(f"/web/plans/{PLANNED_VERSION}/cells",
+                          data={"key": key, "field": "demand", "value": "-5", "family": family})
+    assert bad.status_code == 200 and "demand -5.0 must not be negative" in Elements(bad.text).page_text
+    assert len(api.store.read_override_events(PLANNED_VERSION)) == 2
+
+
+def test_lifecycle_buttons_follow_the_role_and_an_approved_plan_refuses_edits(api):
+    def buttons(role: str) -> list[str]:
+        login(api, role)
+        return [a["data-action"] for a in page(api, f"/web/plans/{PLANNED_VERSION}").with_attr("button", "data-action")]
+
+    assert buttons("viewer") == [] and buttons("approver") == []
+    assert buttons("planner") == ["submit"] and buttons("admin") == ["submit"]
+    api.client.post(f"/web/plans/{PLANNED_VERSION}/submit")  # as admin (the last login)
+    assert api.store.get_version(PLANNED_VERSION).status == "submitted"
+    assert buttons("planner") == [] and buttons("viewer") == []
+    assert buttons("approver") == ["approve", "reject"]
+    done = api.client.post(f"/web/plans/{PLANNED_VERSION}/approve")
+    assert done.status_code == 200 and "base: submitted -> approved by approver-key" in Elements(done.text).page_text
+    events = api.store.read_override_events(PLANNED_VERSION)
+    assert list(zip(events["event_type"], events["actor"])) == [("submit", "admin-key"), ("approve", "approver-key")]
+    login(api, "planner")
+    doc = page(api, f"/web/plans/{PLANNED_VERSION}")
+    assert doc.find("button", id="replan") == [] and doc.find("form", action=f"/web/plans/{PLANNED_VERSION}/cells") == []
+    _, key, _ = a_demand_cell(api)
+    refused = api.client.post(f"/web/plans/{PLANNED_VERSION}/cells", data={"key": key, "value": "5"})
+    assert refused.status_code == 200
+    assert "plan version 'base' is approved: its plan is frozen and cannot be edited" in Elements(refused.text).page_text
+    assert api.store.detail_overrides(PLANNED_VERSION) == []
+
+
+@pytest.mark.parametrize("path, data", [
+    ("cells", {"key": "det:week=2025-W10,sku=BK-100", "value": "5"}),
+    ("replan", {}),
+    ("submit", {}),
+    ("approve", {}),
+])
+def test_a_viewers_post_is_refused_with_a_message(api, path, data):
+    login(api, "viewer")
+    answer = api.client.post(f"/web/plans/{PLANNED_VERSION}/{path}", data=data)
+    assert answer.status_code == 200
+    action = {"cells": "edit", "replan": "run"}.get(path, path)
+    text = Elements(answer.text).page_text
+    assert f"the key 'viewer-key' has role viewer; {action} needs one of:" in text
+    assert api.store.get_version(PLANNED_VERSION).status == "draft"
+    assert api.store.read_override_events(PLANNED_VERSION).empty
+
+
+def test_replan_applies_the_edit_and_the_grid_shows_the_new_number(api):
+    login(api, "planner")
+    family, key, demand = a_demand_cell(api)
+    api.client.post(f"/web/plans/{PLANNED_VERSION}/cells",
+                    data={"key": key, "field": "demand", "value": str(demand + 40), "family": family})
+    answer = api.client.post(f"/web/plans/{PLANNED_VERSION}/replan", data={"family": family})
+    assert answer.status_code == 200
+    text = Elements(answer.text).page_text
+    assert "plan run " in text and "launched by planner-key" in text, text[:1500]
+    det = api.store.read_series(PLANNED_VERSION, "det")
+    doc = Elements(answer.text)
+    cell = next(a for a in doc.with_attr("td", "data-key") if a["data-key"] == key and a["data-measure"] == "demand")
+    assert float(cell["data-value"]) == demand + 40 == float(cell["data-override"])
+    sku, week = key.split("sku=")[1], key.split("week=")[1].split(",")[0]
+    assert float(det[(det["sku"] == sku) & (det["week"] == week)]["demand"].sum()) == demand + 40
+    jobs = api.store.list_jobs(PLANNED_VERSION)
+    assert jobs.iloc[0]["trigger"] == "web" and jobs.iloc[0]["status"] == "success"
