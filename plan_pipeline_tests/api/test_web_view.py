@@ -65,6 +65,10 @@ def grid_cells(doc: Elements) -> dict[tuple[str, str, str, str], dict[str, str]]
             for a in doc.with_attr("td", "data-measure")}
 
 
+def cell_forms(doc: Elements) -> list[dict[str, str]]:
+    return [a for a in doc.find("form") if a.get("action", "").startswith(f"/web/plans/{PLANNED_VERSION}/cells")]
+
+
 def store_scorecard(api, version: str) -> dict[str, float]:
     return {name: value for name, value, _ in scorecard_totals(api.store.read_kpis(version, SCORECARD_LEVEL))}
 
@@ -139,7 +143,7 @@ def test_plan_page_shows_kpi_cards_charts_and_the_grid_of_the_detail_plan(api):
             for sku, week, period, value in zip(rows["sku"], rows["week"], rows["period"], rows[measure]):
                 assert float(cells[(str(sku), str(week), str(period), measure)]["data-value"]) == float(value)
     # a viewer gets values, not forms
-    assert doc.find("form", action=f"/web/plans/{PLANNED_VERSION}/cells") == []
+    assert cell_forms(doc) == []
     assert doc.find("button", id="replan") == []
     charts = [a["src"] for a in doc.with_attr("img", "src")]
     assert f"/web/plans/{PLANNED_VERSION}/charts/family_month.png" in charts
@@ -156,15 +160,17 @@ def test_an_edit_and_a_lock_through_the_forms_are_overrides_by_the_keys_name(api
     family, key, demand = a_demand_cell(api)
     doc = page(api, f"/web/plans/{PLANNED_VERSION}?family={family}")
     assert doc.find("input", name="key", value=key)  # the cell's form carries its key
-    answer = api.client.post(f"/web/plans/{PLANNED_VERSION}/cells",
-                             data={"key": key, "field": "demand", "value": f"{demand + 17:,.0f}", "op": "set",
-                                   "family": family, "page": "1"}, follow_redirects=False)
+    forms = doc.find("form", action=f"/web/plans/{PLANNED_VERSION}/cells?family={family}&page=1")
+    assert len(forms) == 2 * len(grid_cells(doc)) // 3  # demand and supply cells
+    answer = api.client.post(f"/web/plans/{PLANNED_VERSION}/cells?family={family}&page=1",
+                             data={"key": key, "field": "demand", "value": f"{demand + 17:,.0f}", "op": "set"},
+                             follow_redirects=False)
     assert answer.status_code == 303
     target = urlsplit(answer.headers["location"])
     assert target.path == f"/web/plans/{PLANNED_VERSION}" and parse_qs(target.query)["family"] == [family]
     assert api.store.detail_overrides(PLANNED_VERSION) == [{"key": key, "payload": {"demand": demand + 17},
                                                             "locked": False}]
-    api.client.post(f"/web/plans/{PLANNED_VERSION}/cells", data={"key": key, "op": "lock", "family": family})
+    api.client.post(f"/web/plans/{PLANNED_VERSION}/cells?family={family}", data={"key": key, "op": "lock"})
     events = api.store.read_override_events(PLANNED_VERSION)
     assert list(events["event_type"]) == ["edit", "lock"] and set(events["actor"]) == {"planner-key"}
     doc = page(api, f"/web/plans/{PLANNED_VERSION}?family={family}")
@@ -173,8 +179,8 @@ def test_an_edit_and_a_lock_through_the_forms_are_overrides_by_the_keys_name(api
     assert cell["data-locked"] == "true" and "edited" in cell["class"] and "locked" in cell["class"]
     assert [a["data-actor"] for a in doc.with_attr("tr", "data-event")] == ["planner-key", "planner-key"]
     # a bad value is a message naming the field, nothing is written
-    bad = api.client.post(f"/web/plans/{PLANNED_VERSION}/cells",
-                          data={"key": key, "field": "demand", "value": "-5", "family": family})
+    bad = api.client.post(f"/web/plans/{PLANNED_VERSION}/cells?family={family}",
+                          data={"key": key, "field": "demand", "value": "-5"})
     assert bad.status_code == 200 and "demand -5.0 must not be negative" in Elements(bad.text).page_text
     assert len(api.store.read_override_events(PLANNED_VERSION)) == 2
 
@@ -196,7 +202,7 @@ def test_lifecycle_buttons_follow_the_role_and_an_approved_plan_refuses_edits(ap
     assert list(zip(events["event_type"], events["actor"])) == [("submit", "admin-key"), ("approve", "approver-key")]
     login(api, "planner")
     doc = page(api, f"/web/plans/{PLANNED_VERSION}")
-    assert doc.find("button", id="replan") == [] and doc.find("form", action=f"/web/plans/{PLANNED_VERSION}/cells") == []
+    assert doc.find("button", id="replan") == [] and cell_forms(doc) == []
     _, key, _ = a_demand_cell(api)
     refused = api.client.post(f"/web/plans/{PLANNED_VERSION}/cells", data={"key": key, "value": "5"})
     assert refused.status_code == 200
@@ -224,8 +230,8 @@ def test_a_viewers_post_is_refused_with_a_message(api, path, data):
 def test_replan_applies_the_edit_and_the_grid_shows_the_new_number(api):
     login(api, "planner")
     family, key, demand = a_demand_cell(api)
-    api.client.post(f"/web/plans/{PLANNED_VERSION}/cells",
-                    data={"key": key, "field": "demand", "value": str(demand + 40), "family": family})
+    api.client.post(f"/web/plans/{PLANNED_VERSION}/cells?family={family}",
+                    data={"key": key, "field": "demand", "value": str(demand + 40)})
     answer = api.client.post(f"/web/plans/{PLANNED_VERSION}/replan", data={"family": family})
     assert answer.status_code == 200
     text = Elements(answer.text).page_text

@@ -74,7 +74,7 @@ router = APIRouter(prefix="/web", include_in_schema=False, route_class=WebRoute)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 #: SKUs per page of the PSI grid (each SKU is three rows of editable cells).
-GRID_SKUS_PER_PAGE = 20
+GRID_SKUS_PER_PAGE = 10
 #: Audit events the plan page lists (newest first).
 EVENTS_SHOWN = 20
 #: Runs of the version the plan page lists (newest first).
@@ -227,6 +227,8 @@ def plan_detail(request: Request, version_id: str, family: str | None = None, pa
         lifecycle=lifecycle, frozen=frozen, can_edit=allowed(principal.role, "edit") and not frozen,
         can_run=allowed(principal.role, "run") and not frozen, runs=runs, measures=GRID_MEASURES, editable=EDITABLE_MEASURES,
         format_quantity=format_quantity, input_value=input_value, **(grid or {"grid": None}),
+        cell_action=f"/web/plans/{version_id}/cells?"
+        + urlencode({"family": family or "", "page": grid["page"] if grid else 1}),
     )
 
 
@@ -259,9 +261,10 @@ def _parse_quantity(field: str, text: str) -> float:
 
 @router.post("/plans/{version_id}/cells", response_model=None)
 def edit_cell(version_id: str, key: str = Form(...), op: str = Form("set"), field: str = Form("demand"),
-              value: str = Form(""), family: str = Form(""), page: str = Form(""),
+              value: str = Form(""), family: str = "", page: str = "",
               principal: Principal = Depends(web_principal), store: Any = Depends(get_store)) -> RedirectResponse:
-    """One cell's form: ``op`` set (the field to ``value``), reset (drop the field's edit), lock, unlock."""
+    """One cell's form: ``op`` set (the field to ``value``), reset (drop the field's edit), lock, unlock.
+    The grid's family and page (where to come back to) are in the form's URL."""
     back = {"family": family, "page": page}
     refused = _role_refusal(principal, "edit")
     if refused:
