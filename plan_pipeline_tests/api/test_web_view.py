@@ -244,3 +244,38 @@ def test_replan_applies_the_edit_and_the_grid_shows_the_new_number(api):
     assert float(det[(det["sku"] == sku) & (det["week"] == week)]["demand"].sum()) == demand + 40
     jobs = api.store.list_jobs(PLANNED_VERSION)
     assert jobs.iloc[0]["trigger"] == "web" and jobs.iloc[0]["status"] == "success"
+
+
+def test_the_grid_keys_a_shared_week_by_month_and_finds_each_override():
+    import pandas as pd
+
+    from plan_pipeline.api.web.psi_grid import build_grid
+
+    rows = pd.DataFrame({
+        "sku": ["A", "A", "A", "B", "B"],
+        "week": ["2025-W04", "2025-W05", "2025-W05", "2025-W04", "2025-W05"],
+        "period": ["2025-01", "2025-01", "2025-02", "2025-01", "2025-02"],
+        "demand": [10.0, 3.0, 4.0, 20.0, 7.5],
+        "supply": [10.0, 3.0, 4.0, 15.0, 7.5],
+        "backlog": [0.0, 0.0, 0.0, 5.0, 0.0],
+    })
+    overrides = [
+        {"key": "det:week=2025-W05,sku=A,period=2025-02", "payload": {"demand": 9.0}, "locked": True},
+        {"key": "det:week=2025-W04,sku=B", "payload": {"supply": 20.0}, "locked": False},
+    ]
+    grid = build_grid("F", rows, overrides)
+    assert [(c.period, c.week, c.shared) for c in grid.columns] == [
+        ("2025-01", "2025-W04", False), ("2025-01", "2025-W05", True), ("2025-02", "2025-W05", True)]
+    assert [(r.sku, r.measure) for r in grid.rows] == [(s, m) for s in "AB" for m in ("demand", "supply", "backlog")]
+    a_demand, b_demand, b_supply = grid.rows[0], grid.rows[3], grid.rows[4]
+    assert [c.key for c in a_demand.cells] == ["det:week=2025-W04,sku=A", "det:week=2025-W05,sku=A,period=2025-01",
+                                               "det:week=2025-W05,sku=A,period=2025-02"]
+    assert [(c.value, c.override, c.locked) for c in a_demand.cells] == [
+        (10.0, None, False), (3.0, None, False), (4.0, 9.0, True)]
+    # B has only the February fragment of W05: that row is the whole SKU-week, so its key has no
+    # period (a key needs the period only where the SKU-week has two rows)
+    assert [(c.key, c.value) for c in b_demand.cells] == [
+        ("det:week=2025-W04,sku=B", 20.0), ("det:week=2025-W05,sku=B,period=2025-01", None),
+        ("det:week=2025-W05,sku=B", 7.5)]
+    assert (b_supply.cells[0].value, b_supply.cells[0].override) == (15.0, 20.0)
+    assert build_grid("F", rows.iloc[:0], []).rows == []
