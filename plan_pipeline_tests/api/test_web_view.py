@@ -279,3 +279,16 @@ def test_the_grid_keys_a_shared_week_by_month_and_finds_each_override():
         ("det:week=2025-W05,sku=B", 7.5)]
     assert (b_supply.cells[0].value, b_supply.cells[0].override) == (15.0, 20.0)
     assert build_grid("F", rows.iloc[:0], []).rows == []
+
+
+def test_a_malformed_form_and_a_post_without_a_key_get_pages_not_json(api):
+    anonymous = api.client.post(f"/web/plans/{PLANNED_VERSION}/submit", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/web/login?next=%2Fweb"
+    login(api, "planner")
+    missing = api.client.post(f"/web/plans/{PLANNED_VERSION}/cells", data={"value": "5"})
+    assert missing.status_code == 400 and missing.headers["content-type"].startswith("text/html")
+    assert "the form is incomplete or malformed: key: Field required" in Elements(missing.text).page_text
+    not_a_number = api.client.post(f"/web/plans/{PLANNED_VERSION}/cells",
+                                   data={"key": "det:week=2025-W10,sku=BK-100", "value": "ten"})
+    assert "demand 'ten' is not a number" in Elements(not_a_number.text).page_text
+    assert api.store.read_override_events(PLANNED_VERSION).empty

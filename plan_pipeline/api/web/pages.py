@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -30,6 +31,7 @@ from plan_pipeline.api.roles import allowed, roles_allowed
 from plan_pipeline.api.web.psi_grid import EDITABLE_MEASURES, GRID_MEASURES, build_grid, format_quantity, input_value
 from plan_pipeline.planning.vocabulary import SCORECARD_KPIS
 from plan_pipeline.store import PlanConflictError, PlanNotFoundError, PlanStoreBusyError, PlanStoreError
+from plan_pipeline.store.errors import is_database_failure
 from plan_pipeline.store.rules import STATUS_TRANSITIONS, is_frozen
 from plan_pipeline.store.web_view import (
     detail_families,
@@ -64,8 +66,15 @@ class WebRoute(APIRoute):
                     exc, PlanNotFoundError) else 409 if isinstance(exc, PlanConflictError) else 400
                 response = _render(request, "error.html", None, status_code=status, message=_refusal(exc))
                 if status == 503:
-                    response.headers["Retry-After"] = "2"
+                    response.headers["Retry-After"] = str(request.app.state.settings.retry_after_seconds)
                 return response
+            except RequestValidationError as exc:  # a form or query field missing or malformed
+                return _render(request, "error.html", None, status_code=400, message=_validation_message(exc))
+            except Exception as exc:
+                log.exception("web view: unexpected error answering %s %s", request.method, request.url.path)
+                what = "the plan store failed" if is_database_failure(exc) else "unexpected error"
+                return _render(request, "error.html", None, status_code=500,
+                               message=f"{what}: {type(exc).__name__}; see the server log")
 
         return guarded
 
@@ -115,6 +124,12 @@ def _back(path: str, *, notice: str | None = None, error: str | None = None, **q
     if error:
         params["error"] = error
     return RedirectResponse(path + ("?" + urlencode(params) if params else ""), status_code=303)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    fields = [".".join(str(p) for p in err.get("loc", ()) if p != "body") for err in exc.errors()[:5]]
+    return "the form is incomplete or malformed: " + "; ".join(
+        f"{where or 'request'}: {err.get('msg', 'invalid')}" for where, err in zip(fields, exc.errors()[:5]))
 
 
 def _refusal(exc: PlanStoreError) -> str:
