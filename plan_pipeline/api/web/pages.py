@@ -323,6 +323,8 @@ def replan(request: Request, version_id: str, family: str = Form(""),
                                  dagster_home=request.app.state.settings.dagster_home, trigger="web")
     except PlanStoreError as exc:
         return _back(_plan_path(version_id), error=_refusal(exc), family=family)
+    except ApiError as exc:  # e.g. a server started without a Dagster home
+        return _back(_plan_path(version_id), error=exc.message, family=family)
     except Exception as exc:  # a run that cannot start: say so on the page, the log has the traceback
         log.exception("re-plan of %s failed", version_id)
         return _back(_plan_path(version_id), error=f"the plan run could not run: {type(exc).__name__}: {exc}",
@@ -352,7 +354,8 @@ def _standin_launch_plan_run(store: Any, version_id: str, *, actor: str, dagster
     """STAND-IN for ``plan_pipeline.api.runs.launch_plan_run`` (branch ``plans``; switch to it on
     merge): runs the version's plan in this process, synchronously, through
     ``orchestration.plan.launch.materialize_version`` and returns the run id."""
-    from plan_pipeline.orchestration.instance import get_instance
+    import dagster as dg
+
     from plan_pipeline.orchestration.plan.launch import materialize_version, prepare_dagster_home
     from plan_pipeline.store import PlanStore
 
@@ -363,7 +366,7 @@ def _standin_launch_plan_run(store: Any, version_id: str, *, actor: str, dagster
     if dagster_home is None:
         raise PlanStoreError("this server has no Dagster instance (DAGSTER_HOME) to run plans on")
     prepare_dagster_home(Path(dagster_home))
-    instance = get_instance()  # $DAGSTER_HOME: plan-pipeline serve sets it to the settings' dagster_home
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
     outcome = materialize_version(instance, PlanStore(store.path, lock_wait_seconds=60), version_id, trigger=trigger,
                                   log_level="CRITICAL")
     if not outcome.success:
