@@ -85,10 +85,11 @@ def a_demand_cell(api, version: str = PLANNED_VERSION) -> tuple[str, str, float]
 
 
 def test_pages_redirect_to_login_and_login_sets_a_strict_httponly_cookie(api):
-    for path in ("/web", f"/web/plans/{PLANNED_VERSION}"):
+    for path, back in (("/web", "%2Fweb"), (f"/web/plans/{PLANNED_VERSION}?family=LIGHTS",
+                                             f"%2Fweb%2Fplans%2F{PLANNED_VERSION}%3Ffamily%3DLIGHTS")):
         answer = api.client.get(path, follow_redirects=False)
         assert answer.status_code == 303
-        assert answer.headers["location"] == "/web/login?" + f"next={path.replace('/', '%2F')}"
+        assert answer.headers["location"] == f"/web/login?next={back}"
     form = api.client.get("/web/login")
     assert form.status_code == 200 and 'name="key"' in form.text
     wrong = api.client.post("/web/login", data={"key": "ppk_nope"}, follow_redirects=False)

@@ -98,7 +98,9 @@ LIFECYCLE_ACTIONS: dict[str, tuple[str, str]] = {
 
 
 def _login_redirect(request: Request) -> RedirectResponse:
-    target = request.url.path if request.method == "GET" else "/web"
+    target = "/web"
+    if request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse("/web/login?" + urlencode({"next": target}), status_code=303)
 
 
