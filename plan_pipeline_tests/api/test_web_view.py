@@ -312,3 +312,20 @@ def test_a_malformed_form_and_a_post_without_a_key_get_pages_not_json(api):
                                    data={"key": "det:week=2025-W10,sku=BK-100", "value": "ten"})
     assert "demand 'ten' is not a number" in Elements(not_a_number.text).page_text
     assert api.store.read_override_events(PLANNED_VERSION).empty
+
+
+def test_the_grid_pages_through_the_skus_of_a_family(api, monkeypatch):
+    from plan_pipeline.api.web import pages
+
+    monkeypatch.setattr(pages, "GRID_SKUS_PER_PAGE", 3)
+    login(api, "viewer")
+    det = api.store.read_series(PLANNED_VERSION, "det")
+    family = sorted(det["family"].astype(str).unique())[1]
+    skus = sorted(det.loc[det["family"].astype(str) == family, "sku"].astype(str).unique())
+    assert len(skus) == 4
+    shown = {}
+    for number in (1, 2, 3):  # a page past the last shows the last
+        doc = page(api, f"/web/plans/{PLANNED_VERSION}?family={family}&page={number}")
+        shown[number] = sorted({a["data-sku"] for a in doc.with_attr("td", "data-sku")})
+        assert f"4 SKUs, page {min(number, 2)} of 2" in doc.page_text
+    assert shown == {1: skus[:3], 2: skus[3:], 3: skus[3:]}
