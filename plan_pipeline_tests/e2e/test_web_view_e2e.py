@@ -168,11 +168,13 @@ def test_planner_edits_replans_and_an_approver_approves(planned_home, server, br
 
     def replanned():
         browser.goto(f"{server}/web/plans/{VERSION}")
+        text = browser.text()
+        if "failure (web)" in text:
+            raise HarnessError(f"the web view's plan run failed:\n{text[text.index('Runs'):][:1500]}")
         now = cell(browser, key)
-        return now if now and float(now["value"]) == new_value else None
+        return text if "success (web)" in text and now and float(now["value"]) == new_value else None
 
-    wait_until(replanned, 600, interval=3, what=f"the re-planned demand {new_value:g} in cell {key}")
-    text = browser.wait_for_page(["success (web)"])
+    text = wait_until(replanned, 600, interval=3, what=f"the run to succeed and cell {key} to show {new_value:g}")
     assert "plan-lead" in text
     browser.screenshot(shots / "web-plan-detail.png")
     browser.evaluate("""(() => { const g = document.querySelector('#psi-grid');
