@@ -18,15 +18,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plan_pipeline.api import routes_keys, routes_metrics, routes_plans, routes_psi
 from plan_pipeline.api import web as web_view
-from plan_pipeline.api.errors import ApiError
+from plan_pipeline.api.errors import ApiError, api_error_for_store, validation_message
 from plan_pipeline.api.metrics import install_request_metrics
 from plan_pipeline.api.settings import ApiSettings
-from plan_pipeline.store import (
-    PlanConflictError,
-    PlanNotFoundError,
-    PlanStoreBusyError,
-    PlanStoreError,
-)
+from plan_pipeline.store import PlanStoreError
 from plan_pipeline.store.errors import is_database_failure
 
 log = logging.getLogger("plan_pipeline.api")
@@ -45,29 +40,6 @@ def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers or None)
 
 
-def api_error_for_store(exc: PlanStoreError, settings: ApiSettings) -> ApiError:
-    """The API error a store refusal or failure answers with (by its type, never its text)."""
-    if isinstance(exc, PlanStoreBusyError):
-        return ApiError(
-            "store_busy",
-            f"the plan store is busy (another process writes it); retry in {settings.retry_after_seconds} s",
-            headers={"Retry-After": str(settings.retry_after_seconds)},
-        )
-    if isinstance(exc, PlanNotFoundError):
-        return ApiError("not_found", str(exc))
-    if isinstance(exc, PlanConflictError):
-        return ApiError("conflict", str(exc))
-    return ApiError("bad_request", str(exc))
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) or "the request does not match the schema"
-
-
 def install_error_handlers(app: FastAPI, settings: ApiSettings) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -75,11 +47,11 @@ def install_error_handlers(app: FastAPI, settings: ApiSettings) -> None:
 
     @app.exception_handler(PlanStoreError)
     async def _store_error(request: Request, exc: PlanStoreError) -> JSONResponse:
-        return error_response(api_error_for_store(exc, settings))
+        return error_response(api_error_for_store(exc, settings.retry_after_seconds))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(ApiError("validation_error", _validation_message(exc)))
+        return error_response(ApiError("validation_error", validation_message(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

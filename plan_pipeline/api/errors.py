@@ -6,7 +6,10 @@ traceback (reference gap G27). Codes are stable strings clients may branch on.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from plan_pipeline.store.errors import PlanConflictError, PlanNotFoundError, PlanStoreBusyError, PlanStoreError
 
 #: Stable error codes and their HTTP status.
 ERROR_STATUS: dict[str, int] = {
@@ -36,3 +39,27 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         return {"error": {"code": self.code, "message": self.message}}
+
+
+def api_error_for_store(exc: PlanStoreError, retry_after_seconds: int) -> ApiError:
+    """The API error a store refusal or failure answers with (by its type, never its text)."""
+    if isinstance(exc, PlanStoreBusyError):
+        return ApiError(
+            "store_busy",
+            f"the plan store is busy (another process writes it); retry in {retry_after_seconds} s",
+            headers={"Retry-After": str(retry_after_seconds)},
+        )
+    if isinstance(exc, PlanNotFoundError):
+        return ApiError("not_found", str(exc))
+    if isinstance(exc, PlanConflictError):
+        return ApiError("conflict", str(exc))
+    return ApiError("bad_request", str(exc))
+
+
+def validation_message(errors: Iterable[Mapping[str, Any]], limit: int = 5) -> str:
+    """One line naming each broken field (at most ``limit``) of a request FastAPI refused."""
+    parts = []
+    for err in list(errors)[:limit]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request does not match the schema"

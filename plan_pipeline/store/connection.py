@@ -117,7 +117,7 @@ def open_connection(path: Path | str, read_only: bool = False, retry_seconds: fl
                 log.warning("waiting for the plan store %s: %s holds its lock (waited %.0fs, gives up after %.0fs; "
                             "Ctrl-C to stop)", path, _holder(exc), waited, retry_seconds)
                 said = waited
-            time.sleep(delay * (0.5 + random.random()))
+            time.sleep(min(delay * (0.5 + random.random()), max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 2.0)
         else:
             if waiting:

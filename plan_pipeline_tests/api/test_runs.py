@@ -81,3 +81,22 @@ def test_with_a_daemon_the_run_is_queued_for_it(api, monkeypatch):
     api.store.transition_status(BLANK_VERSION, "submitted")
     refused = api.post(f"/plans/{BLANK_VERSION}/approve", role="approver")
     assert refused.status_code == 409 and "has a plan run in progress" in refused.json()["error"]["message"]
+
+
+def test_requests_answered_while_an_in_process_run_reads_and_writes_the_store(api):
+    """The server keeps the file read-write for its requests; the run it executes in a thread of
+    the same process reads (snapshots) and writes the same file meanwhile: no 'different
+    configuration' refusal, the run succeeds, every request is answered 200."""
+    api.client.cookies.set("plan_api_key", api.keys["viewer"])
+    launched = api.post("/plans/blank/runs", role="planner")
+    assert launched.status_code == 202
+    run_id = launched.json()["run_id"]
+    statuses = []
+    thread = api_runs._background[run_id]
+    while thread.is_alive():
+        for path in (f"/plans/{PLANNED_VERSION}", "/plans", f"/web/plans/{PLANNED_VERSION}"):
+            statuses.append(api.client.get(path, headers=api.headers("viewer")).status_code)
+    assert wait_for_background_run(run_id, timeout=300)
+    assert api.get(f"/runs/{run_id}").json()["status"] == "success"
+    assert len(statuses) >= 6 and set(statuses) == {200}, statuses
+    assert api.get(f"/plans/{BLANK_VERSION}").json()["rows"] == api.store.series_levels(PLANNED_VERSION)

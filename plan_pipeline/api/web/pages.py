@@ -26,11 +26,12 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from plan_pipeline.api.dependencies import API_KEY_COOKIE, Principal, current_principal, get_store
-from plan_pipeline.api.errors import ApiError
+from plan_pipeline.api.errors import ApiError, api_error_for_store, validation_message
 from plan_pipeline.api.roles import allowed, roles_allowed
+from plan_pipeline.api.runs import launch_plan_run
 from plan_pipeline.api.web.psi_grid import EDITABLE_MEASURES, GRID_MEASURES, build_grid, format_quantity, input_value
 from plan_pipeline.planning.vocabulary import SCORECARD_KPIS
-from plan_pipeline.store import PlanConflictError, PlanNotFoundError, PlanStoreBusyError, PlanStoreError
+from plan_pipeline.store import PlanNotFoundError, PlanStoreBusyError, PlanStoreError
 from plan_pipeline.store.errors import is_database_failure
 from plan_pipeline.store.rules import STATUS_TRANSITIONS, is_frozen
 from plan_pipeline.store.web_view import (
@@ -62,11 +63,9 @@ class WebRoute(APIRoute):
             except LoginRequired:
                 return _login_redirect(request)
             except PlanStoreError as exc:
-                status = 503 if isinstance(exc, PlanStoreBusyError) else 404 if isinstance(
-                    exc, PlanNotFoundError) else 409 if isinstance(exc, PlanConflictError) else 400
-                response = _render(request, "error.html", None, status_code=status, message=_refusal(exc))
-                if status == 503:
-                    response.headers["Retry-After"] = str(request.app.state.settings.retry_after_seconds)
+                error = api_error_for_store(exc, request.app.state.settings.retry_after_seconds)
+                response = _render(request, "error.html", None, status_code=error.status, message=_refusal(exc))
+                response.headers.update(error.headers)
                 return response
             except RequestValidationError as exc:  # a form or query field missing or malformed
                 return _render(request, "error.html", None, status_code=400, message=_validation_message(exc))
@@ -129,9 +128,7 @@ def _back(path: str, *, notice: str | None = None, error: str | None = None, **q
 
 
 def _validation_message(exc: RequestValidationError) -> str:
-    fields = [".".join(str(p) for p in err.get("loc", ()) if p != "body") for err in exc.errors()[:5]]
-    return "the form is incomplete or malformed: " + "; ".join(
-        f"{where or 'request'}: {err.get('msg', 'invalid')}" for where, err in zip(fields, exc.errors()[:5]))
+    return "the form is incomplete or malformed: " + validation_message(exc.errors())
 
 
 def _refusal(exc: PlanStoreError) -> str:
@@ -350,31 +347,3 @@ def lifecycle(version_id: str, action: str, family: str = Form(""), notes: str =
     return _back(_plan_path(version_id), notice=f"{version_id}: {before} -> {to} by {principal.name}", family=family)
 
 
-# ------------------------------------------------------------------------------------ re-plan
-def _standin_launch_plan_run(store: Any, version_id: str, *, actor: str, dagster_home: Path | None,
-                             trigger: str = "web") -> str:
-    """STAND-IN for ``plan_pipeline.api.runs.launch_plan_run`` (branch ``plans``; switch to it on
-    merge): runs the version's plan in this process, synchronously, through
-    ``orchestration.plan.launch.materialize_version`` and returns the run id."""
-    import dagster as dg
-
-    from plan_pipeline.orchestration.plan.launch import materialize_version, prepare_dagster_home
-    from plan_pipeline.store import PlanStore
-
-    record = store.get_version(version_id)
-    if is_frozen(record.status, record.read_only):
-        raise PlanStoreError(f"plan version {version_id!r} is {record.status}: its plan is frozen and cannot be "
-                             "re-planned (create a new version to change it)")
-    if dagster_home is None:
-        raise PlanStoreError("this server has no Dagster instance (DAGSTER_HOME) to run plans on")
-    prepare_dagster_home(Path(dagster_home))
-    instance = dg.DagsterInstance.from_config(str(dagster_home))
-    outcome = materialize_version(instance, PlanStore(store.path, lock_wait_seconds=60), version_id, trigger=trigger,
-                                  log_level="CRITICAL")
-    if not outcome.success:
-        raise PlanStoreError(f"plan run {outcome.run_id} failed: {'; '.join(outcome.errors)[:500]}")
-    return outcome.run_id
-
-
-#: STAND-IN until the plans branch is merged: then ``from plan_pipeline.api.runs import launch_plan_run``.
-launch_plan_run = _standin_launch_plan_run
