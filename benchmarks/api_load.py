@@ -128,15 +128,16 @@ def plan_keys(base: str, key: str) -> tuple[list[str], list[tuple[str, str]]]:
     rows = requests.get(f"{base}/plans/{PLAN_VERSION}/series", headers=headers,
                         params={"level": "det", "limit": 2000}, timeout=60).json()["rows"]
     families = sorted({r["family"] for r in rows if r.get("family")})
-    cells = sorted({(r["sku"], r["week"]) for r in rows if r.get("sku") and r.get("week")})
+    # (sku, week, period): a week shared by two months is two cells, told apart by the period
+    cells = sorted({(r["sku"], r["week"], r["period"]) for r in rows if r.get("sku") and r.get("week")})
     if not families or not cells:
         raise SystemExit("the planned version has no detail rows to load-test on")
     return families, cells
 
 
-def edit_body(sku: str, week: str, value: float) -> dict[str, Any]:
-    return {"level": "det", "edits": [{"key": {"sku": sku, "week": week}, "fields": {"demand": value}}],
-            "note": "api load test"}
+def edit_body(sku: str, week: str, period: str, value: float) -> dict[str, Any]:
+    return {"level": "det", "edits": [{"key": {"sku": sku, "week": week, "period": period},
+                                       "fields": {"demand": value}}], "note": "api load test"}
 
 
 def client(base: str, key: str, families, cells, stop_at: float, mix: dict[str, int], seed: int, out: list) -> None:
@@ -156,8 +157,8 @@ def client(base: str, key: str, families, cells, stop_at: float, mix: dict[str, 
             url = f"{base}/plans/{PLAN_VERSION}/series"
             params = {"level": "det", "family": rng.choice(families), "limit": 5000}
         else:
-            sku, week = rng.choice(cells)
-            edit = (sku, week, float(rng.randint(1, 10_000)))
+            sku, week, period = rng.choice(cells)
+            edit = (sku, week, period, float(rng.randint(1, 10_000)))
             method, url, body = "PATCH", f"{base}/plans/{PLAN_VERSION}/psi", edit_body(*edit)
         started = time.perf_counter()
         try:
@@ -218,7 +219,7 @@ def edits_kept(base: str, key: str, edits) -> tuple[int, int]:
         if not page["events"] or offset >= page.get("total", offset):
             break
     text = [json.dumps(e, sort_keys=True) for e in events]
-    kept = sum(1 for sku, week, value in edits
+    kept = sum(1 for sku, week, _, value in edits
                if any(sku in t and week in t and repr(value) in t for t in text))
     return kept, len(edits)
 
