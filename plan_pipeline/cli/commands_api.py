@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from plan_pipeline.cli.arguments import PORT, add_command, host_arg
 from plan_pipeline.cli.environment import CliEnvironment
 from plan_pipeline.cli.output import out, progress
+
+
+#: How often the server's threads hand the interpreter over (``sys.setswitchinterval``).
+SERVER_SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def cmd_serve(env: CliEnvironment, args) -> int:
@@ -22,6 +27,10 @@ def cmd_serve(env: CliEnvironment, args) -> int:
              f"DAGSTER_HOME={env.dagster_home}); Ctrl-C stops it")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         progress(f"warning: listening on {args.host}, not only on this machine; every write still needs an API key")
+    # Requests are short and run on a thread pool: let threads take turns every 1 ms instead of
+    # Python's 5 ms, so a request waiting for the interpreter is not held behind another's slice
+    # (10 clients on a 5,000-SKU plan: ~15 % more requests per second, docs/performance.md).
+    sys.setswitchinterval(SERVER_SWITCH_INTERVAL_SECONDS)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 

@@ -18,7 +18,7 @@ from plan_pipeline.store.errors import PlanNotFoundError, PlanStoreError
 from plan_pipeline.store.layouts import layout_for
 from plan_pipeline.store.plan_rows import PUBLISHED
 from plan_pipeline.store.rules import VERSION_STATUSES
-from plan_pipeline.store.series_mapping import _series_select_list
+from plan_pipeline.store.series_mapping import _series_select_pairs
 from plan_pipeline.store.versions import VersionRecord, VersionRepository, _require_replannable
 
 #: The orders of a plan list, each ending with ``version_id`` so a page boundary never moves.
@@ -52,6 +52,14 @@ def _arrow(con, sql: str, params: dict[str, Any]) -> Any:
         return cur.sql(sql, params=params).to_arrow_table()
     finally:
         cur.close()
+
+
+def _json_number(expr: str) -> str:
+    """A DOUBLE expression as JSON allows it: NaN and infinities become null (DuckDB's ``to_json``
+    writes them as ``NaN``/``Infinity``, which JSON parsers refuse)."""
+    if expr.endswith(" AS DOUBLE)"):
+        return f"CASE WHEN isfinite({expr}) THEN {expr} END"
+    return expr
 
 
 def check_plan_order(order: str) -> str:
@@ -171,9 +179,9 @@ class PlanCatalogRepository(VersionRepository):
             _require_replannable(con, version_id, action)
 
     # ------------------------------------------------------------------ series
-    def _series_source(self, con, version_id: str, level: str) -> tuple[str, str]:
-        """(the select list, the run id) of a published plan_series level; a clear refusal naming
-        the version's published levels otherwise."""
+    def _series_source(self, con, version_id: str, level: str) -> tuple[list[tuple[str, str]], str]:
+        """(the (quoted name, expression) pairs of the select list, the run id) of a published
+        plan_series level; a clear refusal naming the version's published levels otherwise."""
         entry = con.execute(
             "SELECT run_id, columns_json FROM plan_levels WHERE version_id = ? AND level = ? AND state = ? "
             "AND applicable AND table_name = 'plan_series'", [version_id, level, PUBLISHED]).fetchone()
@@ -186,10 +194,10 @@ class PlanCatalogRepository(VersionRepository):
                 f"plan version {version_id!r} has no published level {level!r}; its published levels: "
                 f"{', '.join(known) or 'none (the version has not been planned)'}")
         columns = json.loads(entry[1])
-        parts = _series_select_list(layout_for(level), columns)
+        parts = _series_select_pairs(layout_for(level), columns)
         names = {c["name"] for c in columns}
-        parts += [f'{source} AS "{name}"' for name, source in SERIES_KEY_COLUMNS if name not in names]
-        return ", ".join(parts), entry[0]
+        parts += [(f'"{name}"', source) for name, source in SERIES_KEY_COLUMNS if name not in names]
+        return parts, entry[0]
 
     @staticmethod
     def _series_where(filters: dict[str, str | None]) -> str:
@@ -203,17 +211,21 @@ class PlanCatalogRepository(VersionRepository):
                     offset: int = 0) -> dict[str, Any]:
         """One page of a published level's rows (the level's frame columns plus ``family``, ``sku``,
         ``week``), filtered in DuckDB, in the order written; ``total`` matches the filters.
-        ``rows`` is a pyarrow Table (column-wise; the caller serialises it)."""
+        ``rows_json`` is the page's rows as one JSON array, built by DuckDB (no Python object per
+        row or value: the caller splices the text into its answer)."""
         _check_page(limit, offset)
         filters = {"family": family, "sku": sku, "week_from": week_from, "week_to": week_to}
         with self.connect() as con:
-            select, run = self._series_source(con, version_id, level)
-            args = {"version": version_id, "level": level, "run": run, **filters}
+            pairs, run = self._series_source(con, version_id, level)
+            args = {"version": version_id, "level": level, "run": run, **filters, "limit": limit, "offset": offset}
             where = self._series_where(filters)
-            total = int(con.execute(f"SELECT count(*) FROM plan_series {where}", args).fetchone()[0])
-            table = _arrow(con, f"SELECT {select} FROM plan_series {where} ORDER BY row_seq LIMIT $limit "
-                           "OFFSET $offset", {**args, "limit": limit, "offset": offset})
-        return {"total": total, "rows": table}
+            row = ", ".join(f"{name} := {_json_number(expr)}" for name, expr in pairs)
+            total, rows_json = con.execute(
+                f"SELECT (SELECT count(*) FROM plan_series {where}), "
+                f"(SELECT to_json(coalesce(list(struct_pack({row}) ORDER BY row_seq), []))::VARCHAR "
+                f"FROM (SELECT * FROM plan_series {where} ORDER BY row_seq LIMIT $limit OFFSET $offset))",
+                args).fetchone()
+        return {"total": int(total), "rows_json": rows_json}
 
     def write_series_file(self, version_id: str, level: str, target: Path, file_format: str, *,
                           family: str | None = None, sku: str | None = None, week_from: str | None = None,
@@ -225,7 +237,8 @@ class PlanCatalogRepository(VersionRepository):
         filters = {"family": family, "sku": sku, "week_from": week_from, "week_to": week_to}
         options = "FORMAT CSV, HEADER" if file_format == "csv" else "FORMAT PARQUET"
         with self.connect() as con:
-            select, run = self._series_source(con, version_id, level)
+            pairs, run = self._series_source(con, version_id, level)
+            select = ", ".join(f"{expr} AS {name}" for name, expr in pairs)
             args: dict[str, Any] = {"version": version_id, "level": level, "run": run, **filters,
                                     "limit": limit, "offset": offset}
             path = str(Path(target)).replace("'", "''")

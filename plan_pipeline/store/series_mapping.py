@@ -164,6 +164,12 @@ def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]]) -> str
 def _series_select_list(layout: SeriesLayout, columns: list[dict[str, str]]) -> list[str]:
     """``CAST(<plan_series column or extra_json field> AS <type>) AS "<frame column>"`` for each
     column of the frame as it was written (the read of a level, whole or sliced)."""
+    return [f"{expr} AS {quoted}" for quoted, expr in _series_select_pairs(layout, columns)]
+
+
+def _series_select_pairs(layout: SeriesLayout, columns: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """``("<frame column>" quoted, CAST(<plan_series column or extra_json field> AS <type>))`` for
+    each column of the frame as it was written."""
     source_of: dict[str, str] = {}
     key_map = {
         layout.bucket_key: "time_bucket_key",
@@ -192,9 +198,9 @@ def _series_select_list(layout: SeriesLayout, columns: list[dict[str, str]]) -> 
             expr = source_of[name]
             if name == layout.period_key:
                 expr = "nullif(period_key, '')"
-            parts.append(f"CAST({expr} AS {casts[tag]}) AS {quoted}")
+            parts.append((quoted, f"CAST({expr} AS {casts[tag]})"))
         else:
-            parts.append(f"CAST(extra_json->>'$.{name}' AS {casts[tag]}) AS {quoted}")
+            parts.append((quoted, f"CAST(extra_json->>'$.{name}' AS {casts[tag]})"))
     return parts
 
 

@@ -16,9 +16,11 @@ kept it open. So the keeper steps aside:
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +35,17 @@ log = logging.getLogger("plan_pipeline.store")
 IDLE_RELEASE_SECONDS = 2.0
 #: How often the watcher looks for a waiting writer (and for idleness) while a keeper is open.
 WATCH_INTERVAL_SECONDS = 0.02
+
+
+_open_databases: weakref.WeakSet[SharedDatabase] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_databases() -> None:
+    """Close every kept file before the interpreter tears down (a DuckDB connection destroyed
+    during finalization, from a daemon thread's frame, aborts the process)."""
+    for database in list(_open_databases):
+        database.close()
 
 
 class SharedDatabase:
@@ -50,6 +63,7 @@ class SharedDatabase:
         self._watcher: threading.Thread | None = None
         self._closed = False
         serve_read_write(self.path)  # this process opens the file read-write only from now on
+        _open_databases.add(self)
 
     # ------------------------------------------------------------------ requests
     @contextmanager

@@ -3,6 +3,7 @@ Parquet), KPIs, diff, the lifecycle and creating a version; values asserted agai
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import dagster as dg
@@ -353,3 +354,33 @@ def test_create_plan_refusals_name_the_field(api, body, status, needle):
     assert answer.status_code == status
     assert needle in answer.json()["error"]["message"]
     assert len(api.store.list_versions()) == 2
+
+
+def _strict_json(text: str):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_every_published_level_answers_strict_json_equal_to_the_store(api):
+    levels = api.store.series_levels(PLANNED_VERSION)
+    assert {"aggregate", "det", "mrp_final"} <= set(levels)
+    for level, count in levels.items():
+        answer = api.get(f"/plans/{PLANNED_VERSION}/series", params={"level": level, "limit": 10_000})
+        assert answer.status_code == 200, (level, answer.text[:200])
+        body = _strict_json(answer.text)
+        assert body["total"] == count == len(body["rows"]), level
+        _assert_rows_equal(body["rows"], _store_rows(api, level))
+
+
+def test_non_finite_numbers_are_null_in_the_json_rows():
+    import duckdb
+
+    from plan_pipeline.store.plan_catalog import _json_number
+
+    expr = "CAST(x AS DOUBLE)"
+    text = duckdb.sql(f"SELECT to_json(list(struct_pack(v := {_json_number(expr)}) ORDER BY i))::VARCHAR FROM "
+                      "(SELECT * FROM (VALUES (1, 'nan'), (2, 'inf'), (3, '-inf'), (4, '2.5'), (5, NULL)) t(i, x))"
+                      ).fetchall()[0][0]
+    assert _strict_json(text) == [{"v": None}, {"v": None}, {"v": None}, {"v": 2.5}, {"v": None}]
