@@ -8,7 +8,6 @@ from plan_pipeline.cli.arguments import PORT, add_command, host_arg
 from plan_pipeline.cli.environment import CliEnvironment
 from plan_pipeline.cli.output import out, progress
 
-
 #: How often the server's threads hand the interpreter over (``sys.setswitchinterval``).
 SERVER_SWITCH_INTERVAL_SECONDS = 0.001
 
