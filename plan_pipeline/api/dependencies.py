@@ -7,7 +7,7 @@ every audit event the request writes.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,7 @@ def current_principal(request: Request, store: Any = Depends(get_store)) -> Prin
     return Principal(name=name, role=role)
 
 
-def require(action: str) -> Callable[..., Principal]:
+def require(action: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency allowing ``action`` (see ``roles.ACTION_ROLES``) or answering 403."""
     roles_allowed(action)  # an unknown action fails when the route is declared, not per request
 

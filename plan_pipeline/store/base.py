@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from plan_pipeline.store.connection import LOCK_RETRY_SECONDS, open_connection, transaction
+from plan_pipeline.store.connection import LOCK_RETRY_SECONDS, NO_CHECKPOINT_VACUUM, open_connection, transaction
 from plan_pipeline.store.errors import PlanNotFoundError, PlanStoreError
 from plan_pipeline.store.rules import bulk_write_memory_limit, default_db_path
 from plan_pipeline.store.schema import (
@@ -82,7 +82,8 @@ class PlanStoreBase:
             # A server holds read-write connections only (DuckDB refuses to mix read-only and
             # read-write connections to one file in one process).
             with self.database.connection() as con:
-                con.execute("SET max_vacuum_tasks = 0")
+                if not self.database.kept_open:  # the keeper set it for the whole instance
+                    con.execute(NO_CHECKPOINT_VACUUM)
                 if not self.database.migrated:
                     apply_migrations(con)
                     self.database.migrated = True
@@ -97,7 +98,7 @@ class PlanStoreBase:
                 # SKUs, and changes nothing that is stored. Space is still reused (re-running a
                 # version keeps the file size); the trim job's CHECKPOINT compacts with
                 # DuckDB's defaults (docs/performance.md, docs/operations.md).
-                con.execute("SET max_vacuum_tasks = 0")
+                con.execute(NO_CHECKPOINT_VACUUM)
             if not read_only and not self._migrated:
                 apply_migrations(con)
                 self._migrated = True

@@ -36,6 +36,11 @@ def _holder(exc: Exception) -> str:
     return f"process {match.group(2)} ({match.group(1)})" if match else "another process"
 
 
+#: No *vacuuming* (merging row groups that have deletes or few rows) in the checkpoint DuckDB runs
+#: when a writing connection closes: after a plan run it cost 0.25-0.5 s per detail-level write at
+#: 5,000 SKUs and changes nothing stored (docs/performance.md); a global setting of the instance.
+NO_CHECKPOINT_VACUUM = "SET max_vacuum_tasks = 0"
+
 #: Suffix of the marker file a process touches while it waits for the store's lock.
 WRITER_WAITING_SUFFIX = ".writer-waiting"
 #: A marker older than this is stale (its waiter re-touches it at every retry, at least every 2 s).

@@ -91,11 +91,18 @@ class PlanCatalogRepository(VersionRepository):
         where = "WHERE ($status::VARCHAR IS NULL OR status = $status) AND ($input_set::VARCHAR IS NULL OR input_set = $input_set)"
         args = {"status": status, "input_set": input_set}
         with self.connect() as con:
-            total = int(con.execute(f"SELECT count(*) FROM plan_versions {where}", args).fetchone()[0])
-            cur = con.execute(f"SELECT * FROM plan_versions {where} ORDER BY {PLAN_ORDERS[order]} "
-                              "LIMIT $limit OFFSET $offset", {**args, "limit": limit, "offset": offset})
-            names = [d[0] for d in cur.description]
-            records = [self._version_from_row(row, names) for row in cur.fetchall()]
+            # the page and the count of all matching versions in one query (the count rides on
+            # every row; an empty page asks again)
+            cur = con.execute(f"SELECT *, count(*) OVER () AS total_matching FROM plan_versions {where} "
+                              f"ORDER BY {PLAN_ORDERS[order]} LIMIT $limit OFFSET $offset",
+                              {**args, "limit": limit, "offset": offset})
+            names = [d[0] for d in cur.description][:-1]
+            rows = cur.fetchall()
+            if rows:
+                total = int(rows[0][-1])
+            else:
+                total = int(con.execute(f"SELECT count(*) FROM plan_versions {where}", args).fetchone()[0])
+            records = [self._version_from_row(row[:-1], names) for row in rows]
             plans = self._summaries(con, records)
         return {"total": total, "plans": plans}
 

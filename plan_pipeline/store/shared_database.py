@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from plan_pipeline.store.connection import open_connection, serve_read_write, writer_is_waiting
+from plan_pipeline.store.connection import NO_CHECKPOINT_VACUUM, open_connection, serve_read_write, writer_is_waiting
 from plan_pipeline.store.errors import PlanStoreBusyError
 
 log = logging.getLogger("plan_pipeline.store")
@@ -105,6 +105,7 @@ class SharedDatabase:
                 self._keeper = open_connection(self.path, retry_seconds=0.0)
             except PlanStoreBusyError:
                 return
+            self._keeper.execute(NO_CHECKPOINT_VACUUM)  # global: every connection of the instance
             if self._watcher is None or not self._watcher.is_alive():
                 self._watcher = threading.Thread(target=self._watch, name="plan-store-keeper", daemon=True)
                 self._watcher.start()
