@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from plan_pipeline.planning.vocabulary import SCORECARD_CATEGORY, SCORECARD_KPIS, SCORECARD_LEVEL
-from plan_pipeline.store.errors import PlanNotFoundError, PlanStoreError
+from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import layout_for
 from plan_pipeline.store.plan_rows import PUBLISHED
 from plan_pipeline.store.rules import VERSION_STATUSES
@@ -110,11 +110,7 @@ class PlanCatalogRepository(VersionRepository):
         """The summary of one version plus its published levels (name, table, rows, run, time) and
         its most recent runs (newest first)."""
         with self.connect() as con:
-            cur = con.execute("SELECT * FROM plan_versions WHERE version_id = ?", [version_id])
-            row = cur.fetchone()
-            if row is None:
-                raise PlanNotFoundError(f"unknown plan version {version_id!r}")
-            record = self._version_from_row(row, [d[0] for d in cur.description])
+            record = self._version_in(con, version_id)
             summary = self._summaries(con, [record])[0]
             levels = con.execute(
                 "SELECT level, table_name, row_count, run_id, published_at FROM plan_levels "

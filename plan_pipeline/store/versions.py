@@ -91,11 +91,7 @@ class VersionRepository(PlanStoreBase):
         set (imported read-only), which cannot be planned."""
         now = _now()
         with self.write() as con:
-            cur = con.execute("SELECT * FROM plan_versions WHERE version_id = ?", [source_id])
-            row = cur.fetchone()
-            if row is None:
-                raise PlanNotFoundError(f"unknown plan version {source_id!r}")
-            original = self._version_from_row(row, [d[0] for d in cur.description])
+            original = self._version_in(con, source_id)
             if original.input_set is None:
                 raise PlanStoreError(f"plan version {source_id!r} has no input set (imported read-only version): "
                                      "a duplicate could never be planned")
@@ -138,14 +134,17 @@ class VersionRepository(PlanStoreBase):
             updated_at=data["updated_at"],
         )
 
-    def get_version(self, version_id: str) -> VersionRecord:
-        with self.connect() as con:
-            cur = con.execute("SELECT * FROM plan_versions WHERE version_id = ?", [version_id])
-            row = cur.fetchone()
-            names = [d[0] for d in cur.description]
+    def _version_in(self, con, version_id: str) -> VersionRecord:
+        """The version's record, read on the caller's connection; PlanNotFoundError if unknown."""
+        cur = con.execute("SELECT * FROM plan_versions WHERE version_id = ?", [version_id])
+        row = cur.fetchone()
         if row is None:
             raise PlanNotFoundError(f"unknown plan version {version_id!r}")
-        return self._version_from_row(row, names)
+        return self._version_from_row(row, [d[0] for d in cur.description])
+
+    def get_version(self, version_id: str) -> VersionRecord:
+        with self.connect() as con:
+            return self._version_in(con, version_id)
 
     def find_version(self, version_id: str) -> VersionRecord | None:
         try:
