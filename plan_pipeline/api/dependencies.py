@@ -30,9 +30,16 @@ class Principal:
 
 def get_store(request: Request) -> Iterator[Any]:
     """This request's plan store: a ``PlanStore`` with the API's bounded lock wait, whose calls
-    share one connection for the whole request (``PlanStore.session``: the file opens once)."""
+    share one connection for the whole request (``PlanStore.session``: the file opens once).
+
+    The key the request presents (if any) is resolved here too, on the same connection and in
+    the same worker-thread hop (``request.state.key_owner``: ``(name, role)`` or None), so the
+    principal check (:func:`current_principal`) runs on the event loop.
+    """
     store = request.app.state.new_store()
     with store.session():
+        key = presented_key(request)
+        request.state.key_owner = store.api_key_principal(key) if key else None  # store/api_keys.py
         yield store
 
 
@@ -47,12 +54,24 @@ def presented_key(request: Request) -> str | None:
     return key or None
 
 
-def current_principal(request: Request, store: Any = Depends(get_store)) -> Principal:
-    """The caller's principal; 401 without a key or with an unknown/revoked one."""
+_NOT_RESOLVED = object()
+
+
+async def current_principal(request: Request, store: Any = Depends(get_store)) -> Principal:
+    """The caller's principal; 401 without a key or with an unknown/revoked one (the key was
+    resolved by :func:`get_store`: nothing here blocks the event loop)."""
+    return principal_of(request, store)
+
+
+def principal_of(request: Request, store: Any) -> Principal:
+    """The caller's principal: the key resolved by :func:`get_store`, else looked up on ``store``;
+    ``ApiError("unauthorized")`` without a key or with an unknown/revoked one."""
     key = presented_key(request)
     if key is None:
         raise ApiError("unauthorized", f"an API key is required: send it as the {API_KEY_HEADER} header")
-    found = store.api_key_principal(key)  # (name, role) or None; store/api_keys.py
+    found: Any = getattr(request.state, "key_owner", _NOT_RESOLVED)
+    if found is _NOT_RESOLVED:
+        found = store.api_key_principal(key)
     if found is None:
         raise ApiError("unauthorized", "unknown or revoked API key")
     name, role = found

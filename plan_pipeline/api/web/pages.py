@@ -3,7 +3,7 @@
 Auth: ``/web/login`` checks an API key (``store.api_key_principal``) and keeps it in the
 ``plan_api_key`` cookie (HttpOnly, SameSite=Strict: a form of another site never sends it, so
 the POST-only forms need no CSRF token); every page reads the caller from that cookie through
-``api.dependencies.current_principal`` and sends an unknown caller to the login page.
+``api.dependencies.principal_of`` and sends an unknown caller to the login page.
 
 Every form POSTs and redirects back (POST/redirect/GET); a refusal (the role may not, the
 version is frozen, a value breaks a rule, the store is busy) comes back as a message on the
@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
-from plan_pipeline.api.dependencies import API_KEY_COOKIE, Principal, current_principal, get_store
+from plan_pipeline.api.dependencies import API_KEY_COOKIE, Principal, get_store, principal_of
 from plan_pipeline.api.errors import ApiError, api_error_for_store, validation_message
 from plan_pipeline.api.roles import allowed, roles_allowed
 from plan_pipeline.api.runs import launch_plan_run
@@ -106,7 +106,7 @@ def _login_redirect(request: Request) -> RedirectResponse:
 def web_principal(request: Request, store: Any = Depends(get_store)) -> Principal:
     """The caller of a page (the cookie's key, or a header); :class:`LoginRequired` without one."""
     try:
-        return current_principal(request, store)
+        return principal_of(request, store)
     except ApiError:
         raise LoginRequired() from None
 
@@ -305,7 +305,7 @@ def _principal_without_session(request: Request) -> Principal:
     """The caller, looked up on a store with no request session: the re-plan must not hold a
     connection open while the plan run (in this process) opens the file with its own settings."""
     try:
-        return current_principal(request, request.app.state.new_store())
+        return principal_of(request, request.app.state.new_store())
     except ApiError:
         raise LoginRequired() from None
 
