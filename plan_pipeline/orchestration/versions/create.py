@@ -17,7 +17,7 @@ def create_registered_version(store: PlanStore, instance: dg.DagsterInstance, ve
     """Store a new draft version of ``input_set`` with ``params`` (``version_id`` None: the next free
     generated id) and register its partition on ``instance``. Store refusals (unknown input set,
     id taken or deleted, bad id) raise before anything reaches the instance."""
-    record = store.create_version(version_id or store.free_version_id(), input_set, params, note=note,
-                                  source=source)
+    chosen = store.free_version_id() if version_id is None else version_id  # "" is refused, not generated
+    record = store.create_version(chosen, input_set, params, note=note, source=source)
     register_version_partition(instance, record.version_id)
     return record
