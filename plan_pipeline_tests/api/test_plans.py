@@ -347,6 +347,7 @@ def test_create_plan_stores_the_version_and_registers_its_partition(api):
     ({"input_set": "missing"}, 400, "unknown input set 'missing'; import it first"),
     ({"input_set": INPUT_SET, "version_id": PLANNED_VERSION}, 409, f"plan version '{PLANNED_VERSION}' already exists"),
     ({"input_set": INPUT_SET, "version_id": "../x"}, 400, "invalid version id '../x'"),
+    ({"input_set": INPUT_SET, "version_id": ""}, 400, "invalid version id ''"),  # refused, not generated
     ({"version_id": "x"}, 422, "input_set"),
 ])
 def test_create_plan_refusals_name_the_field(api, body, status, needle):
