@@ -60,6 +60,12 @@ def validation_message(errors: Iterable[Mapping[str, Any]], limit: int = 5) -> s
     """One line naming each broken field (at most ``limit``) of a request FastAPI refused."""
     parts = []
     for err in list(errors)[:limit]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        loc = tuple(err.get("loc", ()))
+        if err.get("type") == "json_invalid":  # loc: ("body", <character position>)
+            detail = (err.get("ctx") or {}).get("error", "JSON decode error")
+            at = f" at character {loc[1]}" if len(loc) > 1 else ""
+            parts.append(f"the request body is not valid JSON ({detail}{at})")
+            continue
+        where = ".".join(str(p) for p in loc if p != "body") or "request"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "; ".join(parts) or "the request does not match the schema"

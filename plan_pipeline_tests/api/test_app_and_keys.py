@@ -87,6 +87,11 @@ def test_schema_violations_and_unknown_routes_answer_the_json_shape(api):
     bad = api.post("/keys", role="admin", json={"name": "only-name"})
     assert bad.status_code == 422
     assert bad.json()["error"] == {"code": "validation_error", "message": "role: Field required"}
+    garbled = api.client.post("/keys", headers={**api.headers("admin"), "Content-Type": "application/json"},
+                              content=b'{"name": ')
+    assert garbled.status_code == 422
+    assert garbled.json()["error"]["message"].startswith("the request body is not valid JSON (")
+    assert "at character 9" in garbled.json()["error"]["message"]
     nowhere = api.client.get("/no/such/route")
     assert nowhere.status_code == 404 and nowhere.json()["error"]["code"] == "not_found"
 
