@@ -19,6 +19,7 @@ from plan_pipeline.store.schema import (
     current_schema_version,
 )
 from plan_pipeline.store.shared_database import SharedDatabase
+from plan_pipeline.store.table_copy import user_tables
 from plan_pipeline.store.unit_of_work import StoreTransaction
 from plan_pipeline.store.write_log import DEFAULT_WRITE_SOURCE, check_write_source
 
@@ -150,10 +151,5 @@ class PlanStoreBase:
 
     def table_counts(self) -> dict[str, int]:
         with self.connect() as con:
-            names = [
-                r[0]
-                for r in con.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name"
-                ).fetchall()
-            ]
-            return {n: int(con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names}
+            # logical tables: the physical tables behind the plan_series view count as plan_series
+            return {n: int(con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in user_tables(con)}

@@ -18,6 +18,7 @@ from typing import Any
 from plan_pipeline.store.connection import open_connection
 from plan_pipeline.store.errors import PlanNotFoundError
 from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version
+from plan_pipeline.store.series_tables import physical_tables
 from plan_pipeline.store.table_copy import ident, scalar
 from plan_pipeline.store.write_log import VERSION_LEVEL, record_write
 from plan_pipeline.timeutil import utc_now
@@ -64,7 +65,8 @@ def remove_version_in(
         raise PlanNotFoundError(f"unknown plan version {version_id!r}")
     removed: dict[str, int] = {}
     for table in VERSION_CHILD_TABLES:  # DuckDB answers a DELETE with its row count
-        removed[table] = int(con.execute(f"DELETE FROM {table} WHERE version_id = ?", [version_id]).fetchone()[0])
+        removed[table] = sum(int(con.execute(f"DELETE FROM {physical} WHERE version_id = ?", [version_id]).fetchone()[0])
+                             for physical in physical_tables(table))
     con.execute("DELETE FROM plan_versions WHERE version_id = ?", [version_id])
     removed["plan_versions"] = 1
     now = utc_now()

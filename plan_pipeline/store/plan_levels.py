@@ -25,6 +25,7 @@ from plan_pipeline.store.plan_rows import (
 from plan_pipeline.store.rules import KPI_KEY
 from plan_pipeline.store.run_ledger import _active_jobs, _upsert_jobs
 from plan_pipeline.store.series_mapping import _prepare_series, _read_series_sql, _restore_dtypes
+from plan_pipeline.store.series_tables import physical_tables
 from plan_pipeline.store.versions import _require_replannable
 from plan_pipeline.store.write_log import record_write
 from plan_pipeline.timeutil import utc_now as _now
@@ -108,8 +109,9 @@ def _drop_run_level(con, version_id: str, level: str, run_id: str) -> None:
     if state[0] == PUBLISHED:
         raise PlanStoreError(f"run {run_id} already published level {level!r} of plan version {version_id!r}")
     for table in PLAN_TABLES:
-        con.execute(f"DELETE FROM {table} WHERE version_id = ? AND level = ? AND source_run_id = ?",
-                    [version_id, level, run_id])
+        for physical in physical_tables(table, level):
+            con.execute(f"DELETE FROM {physical} WHERE version_id = ? AND level = ? AND source_run_id = ?",
+                        [version_id, level, run_id])
     con.execute("DELETE FROM plan_levels WHERE version_id = ? AND level = ? AND run_id = ?", [version_id, level, run_id])
 
 
@@ -120,8 +122,9 @@ def _drop_published_level(con, version_id: str, level: str) -> None:
     if row is None:
         return
     for table in PLAN_TABLES:
-        con.execute(f"DELETE FROM {table} WHERE version_id = ? AND level = ? AND source_run_id = ?",
-                    [version_id, level, row[0]])
+        for physical in physical_tables(table, level):
+            con.execute(f"DELETE FROM {physical} WHERE version_id = ? AND level = ? AND source_run_id = ?",
+                        [version_id, level, row[0]])
     con.execute("DELETE FROM plan_levels WHERE version_id = ? AND level = ? AND run_id = ?", [version_id, level, row[0]])
 
 
@@ -267,15 +270,17 @@ class PlanLevelRepository(PlanStoreBase):
             removed = dict.fromkeys(PLAN_TABLES, 0)
             for table in PLAN_TABLES:
                 if whole_runs:
-                    removed[table] += con.execute(
-                        f"DELETE FROM {table} WHERE version_id = ? AND list_contains(?::VARCHAR[], source_run_id)",
-                        [version_id, whole_runs],
-                    ).fetchone()[0]
+                    for physical in physical_tables(table):
+                        removed[table] += con.execute(
+                            f"DELETE FROM {physical} WHERE version_id = ? AND list_contains(?::VARCHAR[], "
+                            "source_run_id)", [version_id, whole_runs],
+                        ).fetchone()[0]
                 for level, run in partial:
-                    removed[table] += con.execute(
-                        f"DELETE FROM {table} WHERE version_id = ? AND level = ? AND source_run_id = ?",
-                        [version_id, level, run],
-                    ).fetchone()[0]
+                    for physical in physical_tables(table, level):
+                        removed[table] += con.execute(
+                            f"DELETE FROM {physical} WHERE version_id = ? AND level = ? AND source_run_id = ?",
+                            [version_id, level, run],
+                        ).fetchone()[0]
             for level, run in dropped:
                 con.execute("DELETE FROM plan_levels WHERE version_id = ? AND level = ? AND run_id = ?",
                             [version_id, level, run])

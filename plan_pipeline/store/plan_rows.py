@@ -15,12 +15,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.planning.parameters import PARAMETER_NAMES, PlanningParameters
+from plan_pipeline.store.series_tables import physical_tables, series_table_for
 
 if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
     import pandas as pd
 
 # plan_levels states: a run's levels are staged, then published together.
 STAGED, PUBLISHED = "staged", "published"
+#: The logical plan tables (``plan_series`` is a view over physical tables: store/series_tables.py).
 PLAN_TABLES = ("plan_series", "plan_kpis")
 #: ``plan_kpis`` level of the stored comparison of a version with its baseline (store/comparison.py).
 COMPARISON_LEVEL = "baseline_comparison"
@@ -106,7 +108,8 @@ def insert_series(con, prepared: pd.DataFrame, select_sql: str, args: list[Any])
 
 def _insert_series_level(con, version_id: str, level: PreparedLevel, run_id: str, state: str, now: datetime) -> None:
     assert level.insert_sql is not None, "a series level is prepared with its INSERT statement"
-    insert_series(con, level.rows, level.insert_sql, [version_id, level.level, run_id, now, now])
+    stamps = [now, now] if series_table_for(level.level).stores_stamps else []  # else: plan_levels.written_at
+    insert_series(con, level.rows, level.insert_sql, [version_id, level.level, run_id, *stamps])
     con.execute(
         "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
         "attrs_json, row_count, written_at, published_at) VALUES (?, ?, ?, 'plan_series', ?, TRUE, ?, ?, ?, ?, ?)",
@@ -146,4 +149,5 @@ def write_published_levels(con, version_id: str, levels: list[PreparedLevel], ru
 def drop_plan_in(con, version_id: str) -> None:
     """Remove every plan row and level of a version (published and staged), on an open transaction."""
     for table in (*PLAN_TABLES, "plan_levels"):
-        con.execute(f"DELETE FROM {table} WHERE version_id = ?", [version_id])
+        for physical in physical_tables(table):
+            con.execute(f"DELETE FROM {physical} WHERE version_id = ?", [version_id])

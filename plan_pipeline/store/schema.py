@@ -31,6 +31,7 @@ Deviations from the reference schema (persistence.md section 12) are deliberate:
 from __future__ import annotations
 
 from plan_pipeline.planning.types import INPUT_COLUMNS
+from plan_pipeline.store.series_tables import SERIES_TABLES, load_series_statements, series_view_sql
 
 NUMERIC_INPUT_COLUMNS = {
     "demand_family": {"demand"},
@@ -269,6 +270,12 @@ WHERE level IN ('det', 'det_adjusted') AND json_exists(extra_json, '$.supply_pla
     )
 )
 
+# What SQL and DWH users query: every version's published plan, nothing staged (migrations 3, 7).
+SERIES_CURRENT_VIEW = """CREATE VIEW plan_series_current AS
+SELECT s.* FROM plan_series s JOIN plan_levels l
+  ON l.version_id = s.version_id AND l.level = s.level AND l.run_id = s.source_run_id
+WHERE l.state = 'published'"""
+
 # Placeholder run id for plan rows written before runs were recorded on every row.
 UNRECORDED_RUN = "unrecorded"
 
@@ -329,10 +336,7 @@ FROM plan_kpis GROUP BY version_id, level""",
             "ALTER TABLE plan_kpis_v3 RENAME TO plan_kpis",
             "CREATE INDEX idx_plan_kpis_metric_bucket ON plan_kpis(metric, bucket_type, bucket_key)",
             # What SQL and DWH users query: every version's published plan, nothing staged.
-            """CREATE VIEW plan_series_current AS
-SELECT s.* FROM plan_series s JOIN plan_levels l
-  ON l.version_id = s.version_id AND l.level = s.level AND l.run_id = s.source_run_id
-WHERE l.state = 'published'""",
+            SERIES_CURRENT_VIEW,
             """CREATE VIEW plan_kpis_current AS
 SELECT k.* FROM plan_kpis k JOIN plan_levels l
   ON l.version_id = k.version_id AND l.level = k.level AND l.run_id = k.source_run_id
@@ -414,14 +418,39 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        7,
+        "narrow store: plan_series is a view over typed tables per level family",
+        [
+            # Inserting a big level into the 41-column table cost 3x an insert into a table of the
+            # columns it uses (store/series_tables.py, docs/performance.md "The narrow store").
+            # The rows move into plan_series_detail / plan_series_mrp / plan_series_wide; a row
+            # that would not read back identically through the view fails the migration
+            # (nothing changes then). DuckDB refuses to drop a table a view depends on: the
+            # view plan_series_current goes first and is recreated on top of the new view.
+            "DROP VIEW plan_series_current",
+            "ALTER TABLE plan_series RENAME TO plan_series_v6",
+            *(table.ddl() for table in SERIES_TABLES),
+            *load_series_statements("plan_series_v6"),
+            "DROP TABLE plan_series_v6",
+            series_view_sql(),
+            SERIES_CURRENT_VIEW,
+        ],
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-# Child tables of a plan version, in the order an explicit cascade must delete them.
+# Child tables of a plan version, in the order an explicit cascade must delete them (and an
+# archived version's tables are loaded back in: plan_levels before plan_series, whose rows of the
+# narrow tables take their timestamps from it). ``plan_series`` is the view: statements that
+# write map it to its physical tables (store/series_tables.py).
 VERSION_CHILD_TABLES = (
     "plan_override_events",
     "plan_overrides",
-    "plan_series",
     "plan_levels",
+    "plan_series",
     "plan_kpis",
     "plan_jobs",
     "plan_artifacts",

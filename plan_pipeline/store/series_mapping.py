@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag
 from plan_pipeline.store.rules import COLUMN_RE
+from plan_pipeline.store.series_tables import series_read_source, series_table_for
 
 if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
     import numpy as np
@@ -147,8 +148,18 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
         "$1", "$2", '"__seq"', bucket_type, f"CAST({bucket} AS VARCHAR)", period, item, family, source, zone,
         window, "$3", *measure_vals, extra, "$4", "$5",
     ]
+    table = series_table_for(layout.level)
+    if not table.wide:
+        # the level's family table stores only what varies; the view supplies the rest
+        # (store/series_tables.py): a frame whose values would not read back is refused
+        unstored = {c for c in target_cols if c not in table.stored}
+        if "extra_json" in unstored and extras:
+            raise PlanStoreError(f"level {layout.level!r}: column(s) {', '.join(extras)} have no place in "
+                                 f"{table.name} (its levels store no extra fields)")
+        kept = [(c, v) for c, v in zip(target_cols, select, strict=True) if c not in unstored]
+        target_cols, select = [c for c, _ in kept], [v for _, v in kept]
     sql = (
-        f"INSERT INTO plan_series ({', '.join(target_cols)}) SELECT {', '.join(select)} "
+        f"INSERT INTO {table.name} ({', '.join(target_cols)}) SELECT {', '.join(select)} "
         "FROM incoming_series"
     )
     return prepared, columns_meta, sql
@@ -156,7 +167,8 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
 
 def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]]) -> str:
     return (
-        f"SELECT {', '.join(_series_select_list(layout, columns))} FROM plan_series WHERE version_id = $1 "
+        f"SELECT {', '.join(_series_select_list(layout, columns))} FROM {series_read_source(layout.level)} "
+        "WHERE version_id = $1 "
         "AND level = $2 AND source_run_id = $3 ORDER BY row_seq"
     )
 

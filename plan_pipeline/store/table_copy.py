@@ -12,6 +12,7 @@ go (staging, publishing, checksums) is :mod:`plan_pipeline.store.staging`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.series_tables import SERIES_TABLE_NAMES, SERIES_VIEW, load_series_statements
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -37,10 +39,16 @@ def ident(name: str) -> str:
 
 
 def user_tables(con) -> list[str]:
+    """The store's logical tables, sorted: the physical tables behind the ``plan_series`` view
+    (store/series_tables.py) are listed as ``plan_series``, whose rows backups and counts read
+    through the view (the files keep the one ``plan_series`` layout of every schema)."""
     rows = con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal ORDER BY table_name"
     ).fetchall()
-    return [r[0] for r in rows]
+    names = [r[0] for r in rows]
+    if any(n in SERIES_TABLE_NAMES for n in names):
+        names = sorted({SERIES_VIEW if n in SERIES_TABLE_NAMES else n for n in names})
+    return names
 
 
 def table_columns(con, table: str) -> list[tuple[str, str]]:
@@ -140,7 +148,17 @@ def load_parquet_into(con, table: str, path: Path) -> int:
         )
     names = ", ".join(ident(c) for c in columns)
     before = scalar(con, f"SELECT count(*) FROM {ident(table)}")
-    con.execute(f"INSERT INTO {ident(table)} ({names}) SELECT {names} FROM read_parquet(?)", [str(path)]).fetchall()
+    if table == SERIES_VIEW:  # rows go to the physical table of their level (checked to fit)
+        con.execute(f"CREATE TEMP TABLE incoming_plan_series AS SELECT {names} FROM read_parquet(?)", [str(path)])
+        try:
+            for statement in load_series_statements("incoming_plan_series"):
+                con.execute(statement).fetchall()
+        finally:  # an aborted transaction refuses this; the temp table dies with the connection anyway
+            with contextlib.suppress(Exception):
+                con.execute("DROP TABLE IF EXISTS incoming_plan_series")
+    else:
+        con.execute(f"INSERT INTO {ident(table)} ({names}) SELECT {names} FROM read_parquet(?)",
+                    [str(path)]).fetchall()
     after = scalar(con, f"SELECT count(*) FROM {ident(table)}")
     return int(after - before)
 

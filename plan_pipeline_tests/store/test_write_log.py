@@ -55,7 +55,7 @@ def test_migration_6_upgrades_a_schema_5_store_in_place(tmp_path):
                     "VALUES ('old', 'draft', 'none', 'week', 7, 4, 'tri', false, 'none', 0, 0, now(), now())")
         assert "plan_write_log" not in {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     store = PlanStore(path)
-    assert store.schema_version() == SCHEMA_VERSION == 6
+    assert store.schema_version() == SCHEMA_VERSION >= 6  # migration 7 (narrow store) runs too
     assert store.table_counts()["plan_write_log"] == 0  # no history invented for older writes
     assert store.get_version("old").status == "draft"
     store.replace_series("old", "det", det_frame(), run_id="r1")
