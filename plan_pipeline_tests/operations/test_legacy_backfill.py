@@ -258,7 +258,7 @@ def test_force_reimports_plan_rows_and_keeps_audit_events(reference_dir, tmp_pat
     with store.write() as con:  # an audit event and a stray row the re-import must not / must replace
         con.execute("INSERT INTO plan_override_events (version_id, level, key_hash, event_type, event_ts, actor) "
                     "VALUES ('legacy-dec2', 'plan', 'plan', 'note', now()::TIMESTAMP, 'tester')")
-        con.execute("DELETE FROM plan_series WHERE version_id = 'legacy-dec2' AND level = 'mrp'")
+        con.execute("DELETE FROM plan_series_mrp WHERE version_id = 'legacy-dec2' AND level = 'mrp'")
     forced = run_legacy_backfill(store, legacy_db(), force=True)
     assert forced.status == "success"
     assert (forced.imported, forced.skipped, forced.failed) == (4, 0, 0)
