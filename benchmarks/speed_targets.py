@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -114,9 +115,11 @@ ROW_KEYS = [t.key for t in targets()]
 # ----------------------------------------------------------------------------- inputs (cached)
 def generator_fingerprint() -> str:
     """A hash of the sample-input generator's source: cached inputs of another generator are not reused."""
-    import plan_pipeline.inputs.sample as sample
-
-    return hashlib.sha256(Path(sample.__file__).read_bytes()).hexdigest()[:12]
+    # found, not imported: this process stays small, because a child's peak RSS (ru_maxrss from
+    # wait4) starts from its parent's RSS at fork on Linux (a 105 MB parent made `--help` read 105 MB)
+    spec = importlib.util.find_spec("plan_pipeline.inputs.sample")
+    assert spec is not None and spec.origin is not None, "plan_pipeline is not importable"
+    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:12]
 
 
 def cached_inputs(cache: Path, size: InputSize) -> Path:
