@@ -127,18 +127,23 @@ def cli_path() -> str:
 def run_cli(args: list[str]) -> dict[str, Any]:
     """Run ``plan-pipeline ARGS`` as a child; wall time and that child's own peak RSS."""
     cmd = [cli_path(), *args]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait4 gives this child's rusage (ru_maxrss of that process alone, in KiB on Linux)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
+    # output goes to temporary files, not pipes: a child writing more than a pipe buffer would
+    # block while we wait for it in wait4
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file)
+        # wait4 gives this child's rusage (ru_maxrss of that process alone, in KiB on Linux)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        out_file.seek(0)
+        err_file.seek(0)
+        stdout = out_file.read().decode(errors="replace")
+        stderr = err_file.read().decode(errors="replace")
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stdout}\n{stderr}")
-    return {"cmd": " ".join(cmd), "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "stdout": stdout}
+    return {"cmd": " ".join(cmd), "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "stdout": stdout}
 
 
 def current_rss_mb() -> float | None:

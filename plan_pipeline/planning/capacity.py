@@ -218,6 +218,14 @@ def _blend_share_next(params: PlanningParameters, at_idx, spill_out) -> float:
 # --------------------------------------------------------------------------- stage
 
 
+def _text_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 code per row, distinct values as text) of a key column: ``uniques[codes]`` equals
+    ``column.astype(str)``, in order of first appearance, with the rows hashed once."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    text_codes, text = pd.factorize(pd.Index(uniques, dtype=object).astype(str))  # equal texts share a code
+    return text_codes.astype(np.int64)[codes], np.asarray(text, dtype=object)
+
+
 def plan_capacity(
     detail: pd.DataFrame,
     mrp: pd.DataFrame,
@@ -240,10 +248,15 @@ def plan_capacity(
 
     cap = _weekly_capacity(inputs, lookup, week_pos, n)
 
-    items = mrp["item"].astype(str).to_numpy(dtype=object)
-    widx = pd.Index(weeks, dtype=object).get_indexer(mrp["week"].astype(str)) if len(mrp) else np.zeros(0, np.int64)
+    # Items and weeks are hashed once each (factorize) and converted to text per distinct value: at
+    # 50,000 SKUs x 104 weeks the MRP frame has 15.75 M rows, and every per-row pass or temporary
+    # array counts (each array is 126 MB; they are dropped as soon as they have been used).
+    item_codes, item_uniques = _text_codes(mrp["item"])
+    week_codes, week_uniques = _text_codes(mrp["week"])
+    widx = pd.Index(weeks, dtype=object).get_indexer(pd.Index(week_uniques, dtype=object))[week_codes]
+    del week_codes
     release = mrp["planned_order_release"].to_numpy(dtype=np.float64)
-    is_fg = mrp["item"].astype(str).isin(fg_set).to_numpy() if len(items) else np.zeros(0, bool)
+    is_fg = pd.Index(item_uniques, dtype=object).isin(fg_set)[item_codes]
     # Sequential (row-order) sums, like the reference's dict accumulation.
     load = np.bincount(widx[is_fg], weights=release[is_fg], minlength=n) if n else np.zeros(0)
 
@@ -296,20 +309,28 @@ def plan_capacity(
     load_w = load[widx] if len(widx) else np.zeros(0)
     adj_w = lv.adj[widx] if len(widx) else np.zeros(0)
     factor = np.where(load_w > 0, np.divide(adj_w, load_w, out=np.ones_like(adj_w), where=load_w > 0), 1.0)
+    del load_w, adj_w
     rel_adj_fg = round_quantity_array(release * factor, mode_round)
+    del factor
     fg_total = np.bincount(widx[is_fg], weights=rel_adj_fg[is_fg], minlength=n) if n else np.zeros(0)
     fg_rows_per_week = np.bincount(widx[is_fg], minlength=n) if n else np.zeros(0, np.int64)
 
     lt = np.maximum(0, mrp["lt_weeks"].to_numpy(dtype=np.float64)).astype(np.int64) if len(mrp) else np.zeros(0, np.int64)
     target = np.minimum(n - 1, widx + lt) if n else widx
-    item_codes, item_uniques = pd.factorize(items, sort=False) if len(items) else (np.zeros(0, np.int64), [])
-    key_target = item_codes.astype(np.int64) * max(n, 1) + target
-    key_self = item_codes.astype(np.int64) * max(n, 1) + widx
+    del lt
+    key_target = item_codes * max(n, 1) + target
+    del target
     receipts = np.bincount(key_target[is_fg], weights=rel_adj_fg[is_fg], minlength=len(item_uniques) * max(n, 1))
-    receipt_adj_fg = round_quantity_array(receipts[key_self], mode_round) if len(items) else np.zeros(0)
+    del key_target
+    key_self = item_codes * max(n, 1) + widx
+    del item_codes, widx
+    receipt_adj_fg = round_quantity_array(receipts[key_self], mode_round) if len(mrp) else np.zeros(0)
+    del receipts, key_self
 
-    release_adj = np.where(is_fg, rel_adj_fg, round6(release)) if len(items) else np.zeros(0)
-    receipt_adj = np.where(is_fg, receipt_adj_fg, 0.0) if len(items) else np.zeros(0)
+    release_adj = np.where(is_fg, rel_adj_fg, round6(release)) if len(mrp) else np.zeros(0)
+    del rel_adj_fg
+    receipt_adj = np.where(is_fg, receipt_adj_fg, 0.0) if len(mrp) else np.zeros(0)
+    del receipt_adj_fg, is_fg
     # The MRP columns are shared with ``mrp`` (a shallow copy), only the two new columns are new memory.
     rows = mrp.copy(deep=False)
     rows.index = pd.RangeIndex(len(rows))

@@ -29,6 +29,7 @@ from plan_pipeline.exports.plan_review_report import (
 from plan_pipeline.planning.parameters import PlanningParameters
 from plan_pipeline.planning.vocabulary import SCORECARD_CATEGORY, SCORECARD_KPIS
 from plan_pipeline.store import PlanStoreError
+from plan_pipeline.store.level_slices import read_series_slice
 from plan_pipeline_tests.conftest import BUNDLED_SAMPLE, require_reference
 from plan_pipeline_tests.exports.report_helpers import (
     assert_non_trivial_png,
@@ -228,3 +229,22 @@ def test_unknown_unplanned_and_unsafe_versions_are_refused_writing_nothing(plann
     with pytest.raises(PlanStoreError, match="invalid version id"):
         published_report_dir(planned, "a/../b")
     assert published_report_dir(planned, "plain") == planned.path.parent / "reports" / "plain"
+
+
+def test_a_level_slice_is_the_published_level_restricted_to_its_columns_and_items(planned):
+    """The report reads slices (issue 13, 50,000 SKUs): the same values, dtypes and row order as
+    the whole level, restricted."""
+    for version, level, item in (("plain", "det", "sku"), ("tight", "mrp_final_adjusted", "item")):
+        whole = planned.read_series(version, level)
+        columns = [item, "week", whole.columns[-1]]
+        pd.testing.assert_frame_equal(read_series_slice(planned, version, level, columns),
+                                      whole[columns].reset_index(drop=True))
+        picked = sorted(whole[item].unique())[1:3]
+        expected = whole.loc[whole[item].isin(picked), columns].reset_index(drop=True)
+        assert len(expected) > 0
+        pd.testing.assert_frame_equal(read_series_slice(planned, version, level, columns, items=picked), expected)
+        assert read_series_slice(planned, version, level, columns, items=[]).empty
+    with pytest.raises(PlanStoreError, match="no column"):
+        read_series_slice(planned, "plain", "det", ["sku", "not_a_column"])
+    with pytest.raises(PlanStoreError, match="no rows"):
+        read_series_slice(planned, "unplanned", "det", ["sku"])

@@ -9,9 +9,18 @@ import pytest
 from plan_pipeline.definitions import defs
 from plan_pipeline.inputs.importer import import_input_dir
 from plan_pipeline.orchestration.plan.assets.common import STEP_PRIORITY
-from plan_pipeline.orchestration.plan.io_managers import RunLocalCache
+from plan_pipeline.orchestration.plan.io_managers import (
+    RUN_CACHE_BUDGET_ENV,
+    DeferredFrame,
+    RunLocalCache,
+    frame_bytes,
+    resolve_frame,
+    run_cache_budget_bytes,
+)
 from plan_pipeline.orchestration.plan.launch import materialize_version
+from plan_pipeline.planning.kpis import scorecard_kpis
 from plan_pipeline.planning.types import PlanningParameters
+from plan_pipeline.planning.vocabulary import SCORECARD_LEVEL
 
 
 def test_cache_hands_out_shallow_copies_and_drops_after_the_last_consumer():
@@ -40,6 +49,49 @@ def test_cache_hands_out_shallow_copies_and_drops_after_the_last_consumer():
     assert cache.get("run-2", ("v", "plan_series:unknown")) is None  # another run never sees it
     cache.put("run-2", ("v", "plan_series:x"), frame, consumers=1)
     assert set(cache.values) == {("v", "plan_series:x")}  # a new run starts empty
+
+
+def test_frames_only_deferred_readers_need_are_kept_within_the_budget_then_dropped():
+    frame = pd.DataFrame({"qty": np.arange(1000, dtype=np.float64)})  # 8,000 bytes
+    assert frame_bytes(frame) == 8000
+    cache = RunLocalCache(budget_bytes=25000)
+    cache.put("run-1", ("v", "a"), frame, consumers=1, deferred=1)
+    cache.put("run-1", ("v", "b"), frame, consumers=1, deferred=1)
+    assert cache.get("run-1", ("v", "a")) is not None  # its last loading reader: kept for the deferred one
+    assert ("v", "a") in cache.values
+    taken = cache.take_deferred("run-1", ("v", "a"))
+    assert np.shares_memory(taken["qty"].to_numpy(), frame["qty"].to_numpy())
+    assert ("v", "a") not in cache.values  # every reader served: dropped
+
+    cache.put("run-1", ("v", "c"), frame, consumers=1)
+    assert cache.get("run-1", ("v", "b")) is not None  # b, c, d: 24,000 bytes, within the budget while b is idle
+    cache.put("run-1", ("v", "d"), frame, consumers=1)
+    assert ("v", "b") in cache.values
+    cache.put("run-1", ("v", "e"), frame, consumers=1)  # 32,000 bytes: the idle entry goes
+    assert set(cache.values) == {("v", "c"), ("v", "d"), ("v", "e")}
+    assert cache.take_deferred("run-1", ("v", "b")) is None  # its reader goes to the store
+    for key in ("c", "d", "e"):  # entries with loading readers left are never dropped for the budget
+        assert cache.get("run-1", ("v", key)) is not None
+    assert not cache.values and not cache.remaining and not cache.deferred
+
+    cache.put("run-1", ("v", "only-deferred"), frame, consumers=0, deferred=1)
+    assert cache.take_deferred("run-1", ("v", "only-deferred")) is not None
+    assert cache.take_deferred("run-2", ("v", "x")) is None
+
+
+def test_deferred_frames_load_once_and_the_budget_setting(monkeypatch):
+    calls = []
+    deferred = DeferredFrame(lambda: calls.append(1) or pd.DataFrame({"a": [1]}))
+    assert calls == []  # nothing read until the step uses it
+    assert resolve_frame(deferred) is resolve_frame(deferred) and calls == [1]
+    assert resolve_frame(None) is None
+    monkeypatch.setenv(RUN_CACHE_BUDGET_ENV, "2.5")
+    assert run_cache_budget_bytes() == int(2.5 * 2**20)
+    monkeypatch.delenv(RUN_CACHE_BUDGET_ENV)
+    assert run_cache_budget_bytes() == 1024 * 2**20
+    monkeypatch.setenv(RUN_CACHE_BUDGET_ENV, "lots")
+    with pytest.raises(ValueError, match=RUN_CACHE_BUDGET_ENV):
+        run_cache_budget_bytes()
 
 
 @pytest.fixture
@@ -106,3 +158,41 @@ def test_every_cached_frame_is_dropped_by_its_last_consumer_during_the_run(plan_
     assert {run_id for run_id, _, _ in at_teardown} == {outcome.run_id}
     assert set().union(*(keys for _, keys, _ in at_teardown)) == {("v1", "planning_inputs")}
     assert not any(remaining for _, _, remaining in at_teardown)
+
+
+def test_without_a_cache_budget_the_scorecard_reads_the_plain_chain_from_the_store_only_when_final(
+        plan_env, sample_dir, run_caches, monkeypatch):
+    """Budget 0 (what 50,000 SKUs come to): the plain chain's frames are dropped once only the
+    scorecard's deferred inputs need them; the scorecard of a plain version reads them back from the
+    run's staged levels, an anchored version's never touches them; the KPIs are those of the final plan."""
+    monkeypatch.setenv(RUN_CACHE_BUDGET_ENV, "0")
+    store = plan_env.store
+    import_input_dir(store, sample_dir, "sample")
+    store.create_version("plain", "sample", PlanningParameters(cutover_date="2025-03-12"))
+    store.create_version("anchored", "sample", PlanningParameters(preset="det_near", cutover_date="2025-03-12",
+                                                                  apply_adjusted=True))
+    reads: list[tuple[str, str]] = []
+    original = type(store).read_series
+
+    def read_series(self, version_id, level, *, run_id=None):
+        reads.append((version_id, level))
+        return original(self, version_id, level, run_id=run_id)
+
+    monkeypatch.setattr(type(store), "read_series", read_series)
+    plain_levels = {"det", "mrp_final", "weekly_summary"}
+    in_run: dict[str, set[str]] = {}
+    for version, suffix in (("plain", ""), ("anchored", "_adjusted")):
+        reads.clear()
+        outcome = materialize_version(plan_env.instance(), store, version)
+        assert outcome.success, outcome.errors
+        in_run[version] = {level for read_version, level in reads if read_version == version}
+        expected = scorecard_kpis(store.read_series(version, "det" + suffix),
+                                  store.read_series(version, "mrp_final" + suffix),
+                                  store.read_series(version, "weekly_summary" + suffix),
+                                  store.load_input_set("sample"), store.get_version(version).params.resolved())
+        kpis = store.read_kpis(version, SCORECARD_LEVEL)
+        pd.testing.assert_frame_equal(kpis[expected.columns].reset_index(drop=True), expected)
+    assert plain_levels <= in_run["plain"]  # the scorecard read them back
+    assert not plain_levels & in_run["anchored"]  # never needed
+    created, _ = run_caches
+    assert all(cache.run_id is None and not cache.values for cache in created)

@@ -11,6 +11,12 @@
 * :class:`PlanInputsIOManager` serves the version's immutable input set and parameters:
   nothing is copied on output, the input rows are read from the store on load.
 
+A stage may declare a plan-frame input *deferred* (:data:`DeferredPlanFrame`): it receives a
+:class:`DeferredFrame` and loads the frame only if it uses it (``plan_scorecard`` reads the plain
+chain only when the version has no anchored plan). A cached frame whose remaining readers are all
+deferred is dropped from memory once the run's cached frames exceed the run cache budget
+(:func:`run_cache_budget_bytes`); a deferred reader then reads it back from the store.
+
 What a run keeps in memory belongs to the run: Dagster initializes each IO manager once per
 run (the in-process executor runs every step of a run in one process) and calls
 ``setup_for_execution`` / ``teardown_after_execution`` around it, so the frame cache lives
@@ -19,6 +25,8 @@ by the run ledger hooks, :mod:`.run_ledger_hooks`.)
 """
 
 import copy
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +44,59 @@ PLAN_TABLE = "plan_table"
 OPTIONAL_LEVEL = "plan_optional_level"
 NOT_APPLICABLE = object()  # cache marker: the stage did not apply to this version
 
+#: The run cache budget (MB): beyond it, frames that only deferred readers still need are dropped.
+RUN_CACHE_BUDGET_ENV = "PLAN_PIPELINE_RUN_CACHE_MB"
+DEFAULT_RUN_CACHE_BUDGET_MB = 1024
+
+
+def run_cache_budget_bytes() -> int:
+    """``$PLAN_PIPELINE_RUN_CACHE_MB`` (default 1024) in bytes: how much of the run's cached frames
+    may be held for deferred readers only (at 20,000 SKUs a run caches about 1 GB; at 50,000 SKUs
+    x 104 weeks one capacity frame alone is about 2 GB)."""
+    raw = os.environ.get(RUN_CACHE_BUDGET_ENV, "").strip()
+    try:
+        megabytes = float(raw) if raw else float(DEFAULT_RUN_CACHE_BUDGET_MB)
+    except ValueError:
+        raise ValueError(f"{RUN_CACHE_BUDGET_ENV}={raw!r}: expected a number of megabytes") from None
+    return max(0, int(megabytes * 2**20))
+
+
+def frame_bytes(value: Any) -> int:
+    """Memory of a cached value's column arrays (object columns count their pointers only)."""
+    if isinstance(value, pd.DataFrame):
+        return int(value.memory_usage(index=False, deep=False).sum())
+    return 0
+
+
+class DeferredFrame:
+    """A plan frame a step loads only if it uses it (:meth:`load`); see :data:`DeferredPlanFrame`."""
+
+    def __init__(self, loader: Callable[[], pd.DataFrame | None]):
+        self._loader: Callable[[], pd.DataFrame | None] | None = loader
+        self._value: pd.DataFrame | None = None
+
+    def load(self) -> pd.DataFrame | None:
+        """The frame (None: its stage did not apply to the version); read once, then kept."""
+        loader, self._loader = self._loader, None
+        if loader is not None:
+            self._value = loader()
+        return self._value
+
+
+def resolve_frame(value: Any) -> Any:
+    """A deferred input's frame (loaded now), anything else as it is."""
+    return value.load() if isinstance(value, DeferredFrame) else value
+
+
+#: The Dagster type of a deferred plan-frame input (``dg.AssetIn(key=..., dagster_type=DeferredPlanFrame)``):
+#: the IO manager hands the step a :class:`DeferredFrame` instead of the frame, and the input does
+#: not keep the frame in the run cache (:class:`RunLocalCache`).
+DeferredPlanFrame = dg.DagsterType(
+    name="DeferredPlanFrame",
+    type_check_fn=lambda _context, value: value is None or isinstance(value, DeferredFrame | pd.DataFrame),
+    description="A plan frame loaded only if the step uses it (DeferredFrame.load()).",
+)
+
 
 class RunLocalCache:
     """Values written during the current run, handed to downstream steps of the same process.
@@ -51,27 +112,39 @@ class RunLocalCache:
     modify their input frames in place (``plan_pipeline_tests/planning/test_inputs_unchanged``
     pins that). An entry whose number of consumers in the run's plan is known is dropped
     after its last consumer has loaded it, so a run holds only the frames still ahead of it.
+    Readers of a *deferred* input (:data:`DeferredPlanFrame`) are counted apart: an entry that
+    only they still need is kept while the cache holds at most ``budget_bytes`` of frames, and
+    dropped (largest first) beyond it; :meth:`take_deferred` then finds nothing and the reader
+    goes to the store.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, budget_bytes: int | None = None) -> None:
         self.run_id: str | None = None
         self.values: dict[tuple[str, str], Any] = {}
         self.remaining: dict[tuple[str, str], int] = {}
+        self.deferred: dict[tuple[str, str], int] = {}
+        self.budget_bytes = run_cache_budget_bytes() if budget_bytes is None else budget_bytes
 
-    def put(self, run_id: str, key: tuple[str, str], value: Any, consumers: int | None = None) -> None:
-        """Keep ``value`` for this run; ``consumers``: how many step inputs will load it (None = unknown)."""
+    def put(self, run_id: str, key: tuple[str, str], value: Any, consumers: int | None = None,
+            deferred: int = 0) -> None:
+        """Keep ``value`` for this run; ``consumers``: how many step inputs will load it (None =
+        unknown), ``deferred``: how many deferred inputs may load it besides."""
         if run_id != self.run_id:
             self.clear()
             self.run_id = run_id
-        if consumers == 0:
+        self.deferred.pop(key, None)
+        if consumers == 0 and not deferred:
             self.values.pop(key, None)
             self.remaining.pop(key, None)
             return
         self.values[key] = value
+        if deferred:
+            self.deferred[key] = deferred
         if consumers is None:
             self.remaining.pop(key, None)
         else:
             self.remaining[key] = consumers
+        self._keep_within_budget()
 
     def get(self, run_id: str | None, key: tuple[str, str]) -> Any | None:
         if run_id is None or run_id != self.run_id or key not in self.values:
@@ -79,25 +152,60 @@ class RunLocalCache:
         value = self.values[key]
         left = self.remaining.get(key)
         if left is not None:
+            self.remaining[key] = left - 1
             if left <= 1:
-                del self.values[key]
-                del self.remaining[key]
-            else:
-                self.remaining[key] = left - 1
-        if isinstance(value, pd.DataFrame):
-            shallow = value.copy(deep=False)
-            shallow.attrs = copy.deepcopy(value.attrs)
-            return shallow
-        return value
+                self._forget_if_unread(key)
+                self._keep_within_budget()
+        return _shallow(value)
+
+    def take_deferred(self, run_id: str | None, key: tuple[str, str]) -> Any | None:
+        """The value for one deferred reader (None: dropped or never cached); the entry is
+        forgotten once no reader of either kind is left."""
+        if run_id is None or run_id != self.run_id or key not in self.values:
+            return None
+        value = self.values[key]
+        if key in self.deferred:
+            self.deferred[key] -= 1
+            self._forget_if_unread(key)
+        return _shallow(value)
+
+    def _forget_if_unread(self, key: tuple[str, str]) -> None:
+        if self.remaining.get(key, 1) <= 0 and self.deferred.get(key, 0) <= 0:
+            self.values.pop(key, None)
+            self.remaining.pop(key, None)
+            self.deferred.pop(key, None)
+
+    def _keep_within_budget(self) -> None:
+        """Drop entries only deferred readers still need (largest first) while over the budget."""
+        held = sum(frame_bytes(v) for v in self.values.values())
+        if held <= self.budget_bytes:
+            return
+        idle = sorted((k for k in self.values if self.remaining.get(k, 1) <= 0), key=lambda k: -frame_bytes(self.values[k]))
+        for key in idle:
+            if held <= self.budget_bytes:
+                break
+            held -= frame_bytes(self.values.pop(key))
+            self.remaining.pop(key, None)
+            self.deferred.pop(key, None)
 
     def clear(self, run_id: str | None = None) -> None:
         """Forget everything (or only if the cache belongs to ``run_id``)."""
         if run_id is None or run_id == self.run_id:
-            self.run_id, self.values, self.remaining = None, {}, {}
+            self.run_id, self.values, self.remaining, self.deferred = None, {}, {}, {}
 
 
-def consumer_count(context: dg.OutputContext) -> int | None:
-    """How many step inputs of this run's plan read this output (None = unknown).
+def _shallow(value: Any) -> Any:
+    """A consumer's own view of a cached frame: its own column list and attrs, the same arrays."""
+    if isinstance(value, pd.DataFrame):
+        shallow = value.copy(deep=False)
+        shallow.attrs = copy.deepcopy(value.attrs)
+        return shallow
+    return value
+
+
+def consumer_count(context: dg.OutputContext) -> tuple[int | None, int]:
+    """How many step inputs of this run's plan read this output: (loading inputs or None =
+    unknown, deferred inputs: :data:`DeferredPlanFrame`).
 
     Dagster has no public API for "how many steps of this run load this output" (the job graph
     does not know which steps the run executes, nor which inputs are ``deps=`` ordering edges
@@ -108,9 +216,9 @@ def consumer_count(context: dg.OutputContext) -> int | None:
     try:
         plan = context.step_context.execution_plan
     except Exception:  # direct IO manager use in tests (no run), or the internals moved
-        return None
+        return None, 0
     step_key, name = context.step_key, context.name
-    count = 0
+    count = deferred = 0
     for step in plan.steps:
         for step_input in step.step_inputs:
             if step_input.dagster_type_key == "Nothing":  # an ordering dependency (deps=): never loads
@@ -118,8 +226,11 @@ def consumer_count(context: dg.OutputContext) -> int | None:
             dependencies = getattr(step_input, "get_step_output_handle_dependencies", None)
             for handle in dependencies() if dependencies else ():
                 if handle.step_key == step_key and handle.output_name == name:
-                    count += 1
-    return count
+                    if step_input.dagster_type_key == DeferredPlanFrame.key:
+                        deferred += 1
+                    else:
+                        count += 1
+    return count, deferred
 
 
 @dataclass
@@ -178,9 +289,9 @@ class _RunScopedIOManager(dg.ConfigurableIOManager):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._cache.clear()  # frames no step of this run reads any more
 
-    def _remember(self, key: tuple[str, str], value: Any, consumers: int | None = None) -> None:
+    def _remember(self, key: tuple[str, str], value: Any, readers: tuple[int | None, int] = (None, 0)) -> None:
         if self._run_id is not None:
-            self._cache.put(self._run_id, key, value, consumers)
+            self._cache.put(self._run_id, key, value, readers[0], readers[1])
 
     def _recall(self, key: tuple[str, str]) -> Any | None:
         return self._cache.get(self._run_id, key)
@@ -235,24 +346,37 @@ class PlanSeriesIOManager(_RunScopedIOManager):
                 "only plan stage assets can feed a plan stage")
         version = context.asset_partition_key
         table = "plan_kpis" if meta.get(PLAN_TABLE) == "plan_kpis" else "plan_series"
-        cached = self._recall((version, f"{table}:{level}"))
+        key = (version, f"{table}:{level}")
+        upstream_run = _upstream_run_id(upstream)
+        optional = bool(meta.get(OPTIONAL_LEVEL))
+        if context.dagster_type is not None and context.dagster_type.key == DeferredPlanFrame.key:
+            cached = self._cache.take_deferred(self._run_id, key)
+            if cached is NOT_APPLICABLE:
+                return DeferredFrame(lambda: None)
+            if cached is not None:
+                return DeferredFrame(lambda: cached)
+            store = self.plan_store.get_store()
+            return DeferredFrame(lambda: _read_level(store, version, level, table, upstream_run, optional))
+        cached = self._recall(key)
         if cached is NOT_APPLICABLE:
             return None
         if cached is not None:
             return cached
-        store = self.plan_store.get_store()
-        # The run that produced the upstream output: this run, or for a re-execution the run it
-        # continues. Its staged level is what this step must read; otherwise the published one.
-        upstream_run = _upstream_run_id(upstream)
-        state = store.level_state(version, level, upstream_run) if upstream_run else None
-        run = upstream_run if state is not None else None
-        if run is None:
-            state = store.level_state(version, level)
-        if state == "not_applicable" or (state is None and meta.get(OPTIONAL_LEVEL)):
-            return None
-        if table == "plan_kpis":
-            return store.read_kpis(version, level, run_id=run)
-        return store.read_series(version, level, run_id=run)
+        return _read_level(self.plan_store.get_store(), version, level, table, upstream_run, optional)
+
+
+def _read_level(store, version: str, level: str, table: str, upstream_run: str | None, optional: bool) -> Any:
+    """A level as the run that produced it staged it (this run, or for a re-execution the run it
+    continues), else the published one; None where the stage did not apply."""
+    state = store.level_state(version, level, upstream_run) if upstream_run else None
+    run = upstream_run if state is not None else None
+    if run is None:
+        state = store.level_state(version, level)
+    if state == "not_applicable" or (state is None and optional):
+        return None
+    if table == "plan_kpis":
+        return store.read_kpis(version, level, run_id=run)
+    return store.read_series(version, level, run_id=run)
 
 
 class PlanInputsIOManager(_RunScopedIOManager):

@@ -16,7 +16,7 @@ import dagster as dg
 import pandas as pd
 
 from plan_pipeline.orchestration.plan.assets.common import stage_asset_args, step_order_tags
-from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs
+from plan_pipeline.orchestration.plan.io_managers import DeferredPlanFrame, VersionPlanInputs, resolve_frame
 from plan_pipeline.orchestration.plan.planner_metadata import column_schema, table
 from plan_pipeline.planning.kpis import format_kpi, scorecard_kpis, scorecard_totals, sku_families
 from plan_pipeline.planning.vocabulary import SCORECARD_KPIS, SCORECARD_LEVEL
@@ -85,9 +85,11 @@ def final_plan(plain: tuple[Any, Any, Any], anchored: tuple[Any, Any, Any]) -> t
     table="plan_kpis",
     op_tags=step_order_tags("plan_scorecard"),
     ins={
-        "detail_plan": dg.AssetIn(key="detail_plan", dagster_type=pd.DataFrame),
-        "capacity_plan": dg.AssetIn(key="capacity_plan", dagster_type=pd.DataFrame),
-        "capacity_weekly_summary": dg.AssetIn(key="capacity_weekly_summary", dagster_type=pd.DataFrame),
+        # the plain chain is read only where the version has no anchored plan (DeferredPlanFrame):
+        # at 50,000 SKUs its frames are then not held through the anchored chain
+        "detail_plan": dg.AssetIn(key="detail_plan", dagster_type=DeferredPlanFrame),
+        "capacity_plan": dg.AssetIn(key="capacity_plan", dagster_type=DeferredPlanFrame),
+        "capacity_weekly_summary": dg.AssetIn(key="capacity_weekly_summary", dagster_type=DeferredPlanFrame),
         "anchored_detail_plan": dg.AssetIn(key="anchored_detail_plan", dagster_type=Any),
         "adjusted_capacity_plan": dg.AssetIn(key="adjusted_capacity_plan", dagster_type=Any),
         "adjusted_weekly_summary": dg.AssetIn(key="adjusted_weekly_summary", dagster_type=Any),
@@ -95,10 +97,11 @@ def final_plan(plain: tuple[Any, Any, Any], anchored: tuple[Any, Any, Any]) -> t
     },
 ))
 def plan_scorecard(context: dg.AssetExecutionContext, **ins):
-    (detail, rows, weekly), chain = final_plan(
+    chosen, chain = final_plan(
         (ins["detail_plan"], ins["capacity_plan"], ins["capacity_weekly_summary"]),
         (ins["anchored_detail_plan"], ins["adjusted_capacity_plan"], ins["adjusted_weekly_summary"]),
     )
+    detail, rows, weekly = (resolve_frame(frame) for frame in chosen)
     planning_inputs: VersionPlanInputs = ins["planning_inputs"]
     kpis = scorecard_kpis(detail, rows, weekly, planning_inputs.inputs, planning_inputs.params)
     families = sku_families(planning_inputs.inputs.mix_share)
