@@ -109,22 +109,13 @@ def _write_parquet(table: VersionTableRows, path: Path) -> int:
 def _write_json(table: VersionTableRows, path: Path) -> int:
     """``{"table", "version_id", "row_count", "rows": [...]}``: the header written here, the
     array of rows by the store (copied in, never parsed row by row)."""
-    rows_path = path.with_name(f".{path.name}.rows")
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        rows = table.write(rows_path, "json")
-        head = json.dumps({"table": table.table, "version_id": table.version_id, "row_count": rows},
-                          ensure_ascii=False)
-        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(head[:-1] + ', "rows": ')
-            with open(rows_path, encoding="utf-8", newline="\n") as array:
-                shutil.copyfileobj(array, handle, 1 << 20)
-            handle.write("}\n")
-        os.replace(tmp, path)
-    finally:
-        rows_path.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
-    return rows
+    rows = table.row_count()
+    head = json.dumps({"table": table.table, "version_id": table.version_id, "row_count": rows},
+                      ensure_ascii=False)
+    written = table.write(path, "json", ((head[:-1] + ', "rows": ').encode("utf-8"), b"}\n"))
+    if written != rows:  # one read transaction: cannot happen
+        raise PlanStoreError(f"{path.name}: wrote {written} rows, counted {rows}")
+    return written
 
 
 def _table_writer(fmt: str):
