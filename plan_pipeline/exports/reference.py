@@ -8,7 +8,8 @@ Files written (when the version has the levels): ``aggregate.json``, ``sku_week.
 and with apply-adjusted ``mrp_adjusted.json``, ``plan_final_adjusted.json``,
 ``report_adjusted.csv``.
 
-The files are written one at a time as they are built (:mod:`plan_pipeline.exports.json_writer`
+The levels are read on one read-only snapshot of the store (``PlanStore.reading``). The
+files are written one at a time as they are built (:mod:`plan_pipeline.exports.json_writer`
 streams each JSON document from the level's columns), each to a hidden ``.<name>.partial``
 file that is moved into place only when every file is complete: a failure leaves the folder as
 it was. Memory is bounded by the largest level, not the whole file set.
@@ -19,6 +20,7 @@ import csv
 import io
 import os
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -144,12 +146,15 @@ def write_reference_files(store: PlanStore, version_id: str, out_dir: str | Path
     written: list[ReferenceFile] = []
     partial: list[Path] = []
     try:
-        for name, content in reference_documents(store, version_id, log_label, columnar=True):
-            tmp = out / f".{name}.partial"
-            partial.append(tmp)
-            digest = write_text(tmp, content) if isinstance(content, str) else write_json(tmp, content)
-            written.append(ReferenceFile(out / name, reference_rows(content), digest))
-            del content
+        # Every level from one read-only snapshot on one connection (not a connection per call);
+        # closing the generator ends its reads before the snapshot closes, even on an error.
+        with store.reading(), closing(reference_documents(store, version_id, log_label, columnar=True)) as documents:
+            for name, content in documents:
+                tmp = out / f".{name}.partial"
+                partial.append(tmp)
+                digest = write_text(tmp, content) if isinstance(content, str) else write_json(tmp, content)
+                written.append(ReferenceFile(out / name, reference_rows(content), digest))
+                del content
         for tmp, file in zip(partial, written):
             os.replace(tmp, file.path)
     finally:
