@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -67,7 +67,7 @@ def _labelled(log: dict, label: str) -> dict:
 
 
 def reference_documents(store: PlanStore, version_id: str, log_label: str | None = None, *,
-                        columnar: bool = False) -> Iterator[tuple[str, Any]]:
+                        columnar: bool = False) -> Generator[tuple[str, Any], None, None]:
     """Yield (file name, content) pairs; content is a dict (JSON) or str (CSV).
 
     ``log_label`` is the ``version_id`` written into the reconciliation logs: the reference
@@ -180,7 +180,8 @@ def _mrp_files(store, version_id: str, levels, det_doc: dict, inputs, params, su
     if f"mrp{suffix}" not in levels:
         return
     mrp = store.read_series(version_id, f"mrp{suffix}")
-    mrp_doc = mrp_document(mrp, det_doc, inputs, params, summary=mrp.attrs.get("summary"), columnar=columnar)
+    summary, mrp.attrs = mrp.attrs.get("summary"), {}  # else pandas deep-copies it into every column read
+    mrp_doc = mrp_document(mrp, det_doc, inputs, params, summary=summary, columnar=columnar)
     del mrp
     schema_version = mrp_doc["schema_version"]
     yield f"mrp{suffix}.json", mrp_doc

@@ -40,6 +40,7 @@ class PlanStoreBase:
         self.write_source = check_write_source(write_source)
         self._migrated = False
         self._session_con: Any = None
+        self._session_reads_snapshot = False  # the session is a read-only snapshot (``reading``)
 
     def writing_as(self, source: str) -> Self:
         """This store (same file, lock wait and open session, if any) with another write source:
@@ -76,7 +77,8 @@ class PlanStoreBase:
 
         For a reader that makes many calls, such as the reference export (a dozen levels, each
         call would otherwise open the file, ~20-45 ms, and could see a newer plan than the
-        previous call). Inside a :meth:`session` it uses that session's connection.
+        previous call). Inside a :meth:`session` it uses that session's connection; a
+        :meth:`snapshot` inside it is this snapshot.
         """
         if self._session_con is not None:
             yield self
@@ -84,11 +86,11 @@ class PlanStoreBase:
         if not self._migrated and self.database is None:
             self.initialise()  # a read-only connection cannot upgrade an older store
         with self.connect(read_only=True) as con, transaction(con):
-            self._session_con = con
+            self._session_con, self._session_reads_snapshot = con, True
             try:
                 yield self
             finally:
-                self._session_con = None
+                self._session_con, self._session_reads_snapshot = None, False
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[Any]:
@@ -151,7 +153,11 @@ class PlanStoreBase:
 
     @contextmanager
     def snapshot(self) -> Iterator[StoreTransaction]:
-        """A read-only unit of work: every read sees the same consistent state of the store."""
+        """A read-only unit of work: every read sees the same consistent state of the store (inside
+        :meth:`reading`, that snapshot)."""
+        if self._session_reads_snapshot:
+            yield StoreTransaction(self._session_con, read_only=True, write_source=self.write_source)
+            return
         with self.connect(read_only=True) as con, transaction(con):
             yield StoreTransaction(con, read_only=True, write_source=self.write_source)
 

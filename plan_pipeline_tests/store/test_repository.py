@@ -442,7 +442,7 @@ def test_reading_shares_one_read_only_snapshot(version_store: PlanStore, monkeyp
         levels = version_store.series_levels("v1")
         first = version_store.read_series("v1", "det")
         version_store.get_version("v1")
-        with pytest.raises(duckdb.Error, match="read-only|within a transaction"):  # a write fails
+        with pytest.raises(duckdb.Error, match=r"read-only|within a transaction"):  # a write fails
             version_store.create_version("v2", "sample", PlanningParameters())
     assert opened == [True]
     assert levels == {"det": len(det_frame())}
