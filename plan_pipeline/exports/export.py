@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 from plan_pipeline.exports.formats import EXPORT_FORMATS
-from plan_pipeline.exports.reference import write_reference_files
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.exports import EXPORT_TABLES, VersionTableRows
 from plan_pipeline.store.repository import check_identifier, project_home
@@ -214,6 +213,9 @@ def export_version(
 def _write_export(store: PlanStore, version_id: str, fmt: str, out: Path) -> tuple[list[dict[str, Any]], int]:
     files: list[dict[str, Any]] = []
     if fmt == "reference":
+        # imported here: the table formats need no pandas (the CLI's ``export`` starts faster)
+        from plan_pipeline.exports.reference import write_reference_files
+
         written = write_reference_files(store, version_id, out)  # each file complete, or none
         schema_version = store.schema_version()
         for file in written:

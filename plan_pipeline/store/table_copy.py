@@ -101,11 +101,11 @@ def copy_query_to(con, sql: str, params: Sequence[Any], path: Path, fmt: str = "
     schema; the schema is kept even with no rows. Written to a temporary name and renamed, so
     a file that exists is complete.
     """
-    import pyarrow.parquet as pq
-
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
     if fmt == "parquet":
+        import pyarrow.parquet as pq
+
         # DuckDB 2 refuses a relation while an execute() result is not fully fetched (a
         # fetchone() elsewhere); a finished statement clears that state.
         con.execute("SELECT 1").fetchall()
@@ -147,13 +147,13 @@ def copy_parts_to(
     copies the bytes), each removed as soon as it is appended. ``envelope`` (text formats):
     bytes written before and after the rows (a document around the JSON array).
     """
-    import pyarrow.parquet as pq
-
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
     rows = 0
     try:
         if fmt == "parquet":
+            import pyarrow.parquet as pq
+
             con.execute("SELECT 1").fetchall()  # see copy_query_to
             writer = None
             try:
