@@ -73,10 +73,12 @@ class VersionTableRows:
     table: str
     version_id: str
 
-    def write(self, path: Path, fmt: str, envelope: tuple[bytes, bytes] = (b"", b"")) -> int:
-        """``envelope`` (csv, json): bytes written before and after the rows."""
+    def write(self, path: Path, fmt: str, envelope: tuple[bytes, bytes] = (b"", b""),
+              exclude: tuple[str, ...] = ()) -> int:
+        """``envelope`` (csv, json): bytes written before and after the rows; ``exclude``:
+        columns left out."""
         source = EXPORT_SOURCES.get(self.table, self.table)
-        select = _projection(table_columns(self._con, source), fmt)
+        select = _projection(table_columns(self._con, source), fmt, exclude)
         sql = f"SELECT {select} FROM {ident(source)} WHERE version_id = ?"
         order = EXPORT_TABLES[self.table]
         levels = self.levels() if order.startswith(BY_LEVEL) else {}
@@ -130,10 +132,7 @@ class ExportStatements:
     def write_dwh_partition(self, table: str, version_id: str, path: Path) -> int:
         """The published rows of ``table`` of ``version_id`` without the ``version_id`` column (it is
         the partition's folder name) into one Parquet file; returns rows."""
-        source = EXPORT_SOURCES.get(table, table)
-        select = _projection(table_columns(self._con, source), "parquet", exclude=("version_id",))
-        sql = f"SELECT {select} FROM {ident(source)} WHERE version_id = ? ORDER BY {EXPORT_TABLES[table]}"
-        return copy_query_to(self._con, sql, [version_id], path)
+        return self.version_table_rows(table, version_id).write(path, "parquet", exclude=("version_id",))
 
     def record_export_event(self, version_id: str, payload: dict[str, Any], *, actor: str) -> None:
         """Append a plan-level ``export`` event to the version's audit trail."""
