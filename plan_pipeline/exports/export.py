@@ -14,9 +14,10 @@
 and always ``manifest.json``: version, status, read-only flag, input set and its content hash,
 parameters, levels with their row counts, schema version, export time, and for every file its
 row count, size and sha256. Every table file is written by the store with DuckDB's own
-writer (``COPY ... TO``, :mod:`plan_pipeline.store.exports`) on one read transaction, so the
-files agree with each other; the JSON document is the header around the array of rows DuckDB
-writes. An unknown version or one that was never materialized is an error and writes nothing.
+writer (``COPY ... TO``, :mod:`plan_pipeline.store.exports`; plan rows one level at a time,
+so memory is bounded by the largest level), and the manifest and every file are read on one
+read-only snapshot (``PlanStore.reading``), so they agree with each other; the JSON document
+is the header around the array of rows DuckDB writes. An unknown version or one that was never materialized is an error and writes nothing.
 
 The target folder must be new, empty, or hold an earlier export of the **same** version (its
 ``manifest.json`` says so, and it holds nothing the manifest does not list): that export is then
@@ -44,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 from plan_pipeline.exports.formats import EXPORT_FORMATS
-from plan_pipeline.exports.reference import write_reference_files
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.exports import EXPORT_TABLES, VersionTableRows
 from plan_pipeline.store.repository import check_identifier, project_home
@@ -109,22 +109,13 @@ def _write_parquet(table: VersionTableRows, path: Path) -> int:
 def _write_json(table: VersionTableRows, path: Path) -> int:
     """``{"table", "version_id", "row_count", "rows": [...]}``: the header written here, the
     array of rows by the store (copied in, never parsed row by row)."""
-    rows_path = path.with_name(f".{path.name}.rows")
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        rows = table.write(rows_path, "json")
-        head = json.dumps({"table": table.table, "version_id": table.version_id, "row_count": rows},
-                          ensure_ascii=False)
-        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(head[:-1] + ', "rows": ')
-            with open(rows_path, encoding="utf-8", newline="\n") as array:
-                shutil.copyfileobj(array, handle, 1 << 20)
-            handle.write("}\n")
-        os.replace(tmp, path)
-    finally:
-        rows_path.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
-    return rows
+    rows = table.row_count()
+    head = json.dumps({"table": table.table, "version_id": table.version_id, "row_count": rows},
+                      ensure_ascii=False)
+    written = table.write(path, "json", ((head[:-1] + ', "rows": ').encode("utf-8"), b"}\n"))
+    if written != rows:  # one read transaction: cannot happen
+        raise PlanStoreError(f"{path.name}: wrote {written} rows, counted {rows}")
+    return written
 
 
 def _table_writer(fmt: str):
@@ -202,17 +193,18 @@ def export_version(
     """Export ``version_id`` as ``fmt`` into ``out_dir`` with ``manifest.json``."""
     if fmt not in EXPORT_FORMATS:
         raise PlanStoreError(f"unknown export format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}")
-    header = _version_header(store, version_id)
-    out = Path(out_dir).resolve()
-    replacing = check_export_target(out, version_id)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.export-{uuid.uuid4().hex[:8]}")
-    try:
-        files, schema_version = _write_export(store, version_id, fmt, staging)
-        manifest = _write_manifest(staging, fmt, header, schema_version, files)
-        _publish(staging, out, replacing)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with store.reading():  # the manifest and every file from one read-only snapshot, one connection
+        header = _version_header(store, version_id)
+        out = Path(out_dir).resolve()
+        replacing = check_export_target(out, version_id)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = out.with_name(f".{out.name}.export-{uuid.uuid4().hex[:8]}")
+        try:
+            files, schema_version = _write_export(store, version_id, fmt, staging)
+            manifest = _write_manifest(staging, fmt, header, schema_version, files)
+            _publish(staging, out, replacing)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     if record_event:
         record_export_event(store, version_id, fmt, out, files, actor=actor)
     return ExportResult(out, files, manifest)
@@ -221,6 +213,9 @@ def export_version(
 def _write_export(store: PlanStore, version_id: str, fmt: str, out: Path) -> tuple[list[dict[str, Any]], int]:
     files: list[dict[str, Any]] = []
     if fmt == "reference":
+        # imported here: the table formats need no pandas (the CLI's ``export`` starts faster)
+        from plan_pipeline.exports.reference import write_reference_files
+
         written = write_reference_files(store, version_id, out)  # each file complete, or none
         schema_version = store.schema_version()
         for file in written:
@@ -228,7 +223,7 @@ def _write_export(store: PlanStore, version_id: str, fmt: str, out: Path) -> tup
     else:
         out.mkdir(parents=True, exist_ok=True)
         write = _table_writer(fmt)
-        with store.snapshot() as tx:  # every table from one consistent view
+        with store.snapshot() as tx:  # every table from one consistent view (export_version's)
             schema_version = tx.schema_version()
             for name in EXPORT_TABLES:
                 path = out / f"{name}.{fmt}"

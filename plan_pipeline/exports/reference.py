@@ -8,7 +8,8 @@ Files written (when the version has the levels): ``aggregate.json``, ``sku_week.
 and with apply-adjusted ``mrp_adjusted.json``, ``plan_final_adjusted.json``,
 ``report_adjusted.csv``.
 
-The files are written one at a time as they are built (:mod:`plan_pipeline.exports.json_writer`
+The levels are read on one read-only snapshot of the store (``PlanStore.reading``). The
+files are written one at a time as they are built (:mod:`plan_pipeline.exports.json_writer`
 streams each JSON document from the level's columns), each to a hidden ``.<name>.partial``
 file that is moved into place only when every file is complete: a failure leaves the folder as
 it was. Memory is bounded by the largest level, not the whole file set.
@@ -18,7 +19,8 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
+from contextlib import closing
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -65,7 +67,7 @@ def _labelled(log: dict, label: str) -> dict:
 
 
 def reference_documents(store: PlanStore, version_id: str, log_label: str | None = None, *,
-                        columnar: bool = False) -> Iterator[tuple[str, Any]]:
+                        columnar: bool = False) -> Generator[tuple[str, Any], None, None]:
     """Yield (file name, content) pairs; content is a dict (JSON) or str (CSV).
 
     ``log_label`` is the ``version_id`` written into the reconciliation logs: the reference
@@ -144,12 +146,15 @@ def write_reference_files(store: PlanStore, version_id: str, out_dir: str | Path
     written: list[ReferenceFile] = []
     partial: list[Path] = []
     try:
-        for name, content in reference_documents(store, version_id, log_label, columnar=True):
-            tmp = out / f".{name}.partial"
-            partial.append(tmp)
-            digest = write_text(tmp, content) if isinstance(content, str) else write_json(tmp, content)
-            written.append(ReferenceFile(out / name, reference_rows(content), digest))
-            del content
+        # Every level from one read-only snapshot on one connection (not a connection per call);
+        # closing the generator ends its reads before the snapshot closes, even on an error.
+        with store.reading(), closing(reference_documents(store, version_id, log_label, columnar=True)) as documents:
+            for name, content in documents:
+                tmp = out / f".{name}.partial"
+                partial.append(tmp)
+                digest = write_text(tmp, content) if isinstance(content, str) else write_json(tmp, content)
+                written.append(ReferenceFile(out / name, reference_rows(content), digest))
+                del content
         for tmp, file in zip(partial, written):
             os.replace(tmp, file.path)
     finally:
@@ -175,7 +180,8 @@ def _mrp_files(store, version_id: str, levels, det_doc: dict, inputs, params, su
     if f"mrp{suffix}" not in levels:
         return
     mrp = store.read_series(version_id, f"mrp{suffix}")
-    mrp_doc = mrp_document(mrp, det_doc, inputs, params, summary=mrp.attrs.get("summary"), columnar=columnar)
+    summary, mrp.attrs = mrp.attrs.get("summary"), {}  # else pandas deep-copies it into every column read
+    mrp_doc = mrp_document(mrp, det_doc, inputs, params, summary=summary, columnar=columnar)
     del mrp
     schema_version = mrp_doc["schema_version"]
     yield f"mrp{suffix}.json", mrp_doc

@@ -46,13 +46,15 @@ def capacity_frames(plan: CapacityPlan) -> tuple[pd.DataFrame, pd.DataFrame]:
 def capacity_plan_from_frames(rows: pd.DataFrame, weekly: pd.DataFrame) -> CapacityPlan:
     attrs = dict(weekly.attrs.get("capacity_plan") or {})
     weekly = weekly.copy()
+    # cleared before the column work: pandas deep-copies a frame's attrs (the 25 KB capacity
+    # plan) into every Series and frame derived from it
+    weekly.attrs = {}
     for col in BOUNDARY_COLUMNS:
         if col in weekly.columns and col != "zone":
             values = weekly[col].astype(object)
             weekly[col] = values.where(values.notna(), None).map(
                 lambda v: v if v is None or isinstance(v, bool) else (bool(v) if isinstance(v, np.bool_) else int(v))
             )
-    weekly.attrs = {}
     leveled = np.asarray(attrs.pop("leveled_load", []), dtype=float)
     shared = rows.copy(deep=False)  # the MRP columns are read, never written: no copy
     shared.index = pd.RangeIndex(len(shared))

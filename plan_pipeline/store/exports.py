@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.maintenance import insert_version_event
-from plan_pipeline.store.table_copy import copy_query_to, ident, table_columns
+from plan_pipeline.store.table_copy import copy_parts_to, copy_query_to, ident, table_columns
 from plan_pipeline.timeutil import utc_now
 
 # Exported tables -> natural row order.
@@ -30,6 +31,9 @@ EXPORT_TABLES = {
 }
 # What each exported table is read from: plan rows come from the published plan only.
 EXPORT_SOURCES = {"plan_series": "plan_series_current", "plan_kpis": "plan_kpis_current"}
+# Tables copied one level at a time (their order starts with the level): DuckDB then sorts one
+# level in memory at a time, not the whole plan (docs/performance.md, exports at disk speed).
+BY_LEVEL = "level, "
 FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
 
 
@@ -69,11 +73,43 @@ class VersionTableRows:
     table: str
     version_id: str
 
-    def write(self, path: Path, fmt: str) -> int:
+    def write(self, path: Path, fmt: str, envelope: tuple[bytes, bytes] = (b"", b""),
+              exclude: tuple[str, ...] = ()) -> int:
+        """``envelope`` (csv, json): bytes written before and after the rows; ``exclude``:
+        columns left out."""
         source = EXPORT_SOURCES.get(self.table, self.table)
-        select = _projection(table_columns(self._con, source), fmt)
-        sql = f"SELECT {select} FROM {ident(source)} WHERE version_id = ? ORDER BY {EXPORT_TABLES[self.table]}"
-        return copy_query_to(self._con, sql, [self.version_id], path, fmt)
+        select = _projection(table_columns(self._con, source), fmt, exclude)
+        sql = f"SELECT {select} FROM {ident(source)} WHERE version_id = ?"
+        order = EXPORT_TABLES[self.table]
+        levels = self.levels() if order.startswith(BY_LEVEL) else {}
+        if not levels:
+            if envelope != (b"", b""):
+                return copy_parts_to(self._con, [(f"{sql} ORDER BY {order}", [self.version_id])], path, fmt, envelope)
+            return copy_query_to(self._con, f"{sql} ORDER BY {order}", [self.version_id], path, fmt)
+        level_sql = f"{sql} AND level = ? ORDER BY {order.removeprefix(BY_LEVEL)}"
+        parts = [(level_sql, [self.version_id, level]) for level in levels]
+        rows = copy_parts_to(self._con, parts, path, fmt, envelope)
+        if rows != sum(levels.values()):  # the read transaction sees one state: cannot happen
+            raise PlanStoreError(f"{path.name}: wrote {rows} rows of {self.table}, counted {sum(levels.values())}")
+        return rows
+
+    def levels(self) -> dict[str, int]:
+        """``{level: rows}`` of this table and version, in the export's level order (tables
+        ordered by level only; else empty)."""
+        if not EXPORT_TABLES[self.table].startswith(BY_LEVEL):
+            return {}
+        source = EXPORT_SOURCES.get(self.table, self.table)
+        rows = self._con.execute(
+            f"SELECT level, count(*) FROM {ident(source)} WHERE version_id = ? GROUP BY level ORDER BY level",
+            [self.version_id],
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def row_count(self) -> int:
+        source = EXPORT_SOURCES.get(self.table, self.table)
+        row = self._con.execute(f"SELECT count(*) FROM {ident(source)} WHERE version_id = ?",
+                                [self.version_id]).fetchone()
+        return int(row[0])
 
 
 class ExportStatements:
@@ -96,10 +132,7 @@ class ExportStatements:
     def write_dwh_partition(self, table: str, version_id: str, path: Path) -> int:
         """The published rows of ``table`` of ``version_id`` without the ``version_id`` column (it is
         the partition's folder name) into one Parquet file; returns rows."""
-        source = EXPORT_SOURCES.get(table, table)
-        select = _projection(table_columns(self._con, source), "parquet", exclude=("version_id",))
-        sql = f"SELECT {select} FROM {ident(source)} WHERE version_id = ? ORDER BY {EXPORT_TABLES[table]}"
-        return copy_query_to(self._con, sql, [version_id], path)
+        return self.version_table_rows(table, version_id).write(path, "parquet", exclude=("version_id",))
 
     def record_export_event(self, version_id: str, payload: dict[str, Any], *, actor: str) -> None:
         """Append a plan-level ``export`` event to the version's audit trail."""

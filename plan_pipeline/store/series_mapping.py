@@ -229,3 +229,20 @@ def _restore_dtypes(frame: pd.DataFrame, columns: list[dict[str, str]]) -> pd.Da
         else:
             frame[name] = col.astype(object).where(col.notna(), None)
     return frame
+
+
+def _frame_from_arrow(table, columns: list[dict[str, str]]) -> pd.DataFrame:
+    """The frame of a level read as Arrow (typed by :func:`_series_select_pairs`' casts): the
+    frame :func:`_restore_dtypes` makes of DuckDB's ``.df()`` (same values and dtypes), without
+    its copies of every column. Arrow gives float64, int64, bool and object strings (None for
+    NULL) as they are; an int or bool column holding NULL becomes ``Int64`` / ``boolean``."""
+    import pandas as pd
+    import pyarrow as pa
+
+    frame = table.to_pandas()
+    nullable = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+    for index, meta in enumerate(columns):
+        column = table.column(index)
+        if meta["dtype"] in ("int", "bool") and column.null_count:
+            frame[meta["name"]] = column.to_pandas(types_mapper=nullable.get)
+    return frame

@@ -94,6 +94,8 @@ def advance_sequence(con, name: str, last_value: int | None) -> None:
 
 
 COPY_FORMATS = {"csv": "FORMAT csv, HEADER true", "json": "FORMAT json, ARRAY true"}
+#: The parts after the first of one file (:func:`copy_parts_to`): its header row is written once.
+_COPY_LATER_PARTS = {"csv": "FORMAT csv, HEADER false", "json": COPY_FORMATS["json"]}
 BATCH_ROWS = 100_000
 
 
@@ -107,11 +109,11 @@ def copy_query_to(con, sql: str, params: Sequence[Any], path: Path, fmt: str = "
     schema; the schema is kept even with no rows. Written to a temporary name and renamed, so
     a file that exists is complete.
     """
-    import pyarrow.parquet as pq
-
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
     if fmt == "parquet":
+        import pyarrow.parquet as pq
+
         # DuckDB 2 refuses a relation while an execute() result is not fully fetched (a
         # fetchone() elsewhere); a finished statement clears that state.
         con.execute("SELECT 1").fetchall()
@@ -127,6 +129,120 @@ def copy_query_to(con, sql: str, params: Sequence[Any], path: Path, fmt: str = "
         rows = int(result[0][0]) if result else 0
     os.replace(tmp, path)
     return rows
+
+
+#: What DuckDB's JSON array writer puts around the rows (``[\n\t`` + rows joined by ``,\n\t`` +
+#: ``\n]\n``): a file of several parts keeps one array.
+_JSON_ARRAY_OPEN, _JSON_ROW_SEPARATOR, _JSON_ARRAY_CLOSE = b"[\n\t", b",\n\t", b"\n]\n"
+
+
+def copy_parts_to(
+    con,
+    parts: Sequence[tuple[str, Sequence[Any]]],
+    path: Path,
+    fmt: str = "parquet",
+    envelope: tuple[bytes, bytes] = (b"", b""),
+) -> int:
+    """Write the rows of several queries, one query after the other, into one file; returns
+    the row count.
+
+    The file is the one :func:`copy_query_to` writes for a query that returns those rows in
+    that order (CSV and JSON byte for byte: one header row, one JSON array; Parquet the same
+    schema and rows), but each query is copied on its own, so DuckDB orders one part at a
+    time: a plan copied level by level needs memory for its largest level, not for all of
+    them (an ``ORDER BY level, row_seq`` of a whole plan is sorted in memory). CSV and JSON
+    parts are written by DuckDB next to ``path`` and appended to it one by one (the kernel
+    copies the bytes), each removed as soon as it is appended. ``envelope`` (text formats):
+    bytes written before and after the rows (a document around the JSON array).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    rows = 0
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            con.execute("SELECT 1").fetchall()  # see copy_query_to
+            writer = None
+            try:
+                for sql, params in parts:
+                    reader = con.sql(sql, params=list(params)).to_arrow_reader(BATCH_ROWS)
+                    if writer is None:
+                        writer = pq.ParquetWriter(str(tmp), reader.schema)
+                    elif not reader.schema.equals(writer.schema):
+                        raise PlanStoreError(f"{path.name}: the parts of one file have different columns")
+                    for batch in reader:
+                        if batch.num_rows:
+                            writer.write_batch(batch)
+                            rows += batch.num_rows
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is None:
+                raise PlanStoreError(f"{path.name}: nothing to write (no parts)")
+        else:
+            part = path.with_name(f".{path.name}.part")
+            with open(tmp, "wb", buffering=0) as out:
+                _write_all(out, envelope[0])
+                if fmt == "json":
+                    _write_all(out, _JSON_ARRAY_OPEN)
+                for number, (sql, params) in enumerate(parts):
+                    options = COPY_FORMATS[fmt] if number == 0 else _COPY_LATER_PARTS[fmt]
+                    try:
+                        result = con.execute(f"COPY ({sql}) TO ? ({options})", [*params, str(part)]).fetchall()
+                        count = int(result[0][0]) if result else 0
+                        size = part.stat().st_size
+                        if fmt == "json":  # the part's rows without its own array brackets
+                            if count and rows:
+                                _write_all(out, _JSON_ROW_SEPARATOR)
+                            start, end = len(_JSON_ARRAY_OPEN), size - len(_JSON_ARRAY_CLOSE)
+                            if count:
+                                _append_range(out, part, start, end)
+                        else:
+                            _append_range(out, part, 0, size)
+                    finally:
+                        part.unlink(missing_ok=True)
+                    rows += count
+                if fmt == "json":
+                    _write_all(out, _JSON_ARRAY_CLOSE)
+                _write_all(out, envelope[1])
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def _append_range(out, source: Path, start: int, end: int) -> None:
+    """Append bytes ``start:end`` of ``source`` to the unbuffered binary file ``out`` (in the
+    kernel where it can: ``copy_file_range``)."""
+    with open(source, "rb") as src:
+        offset = start
+        if hasattr(os, "copy_file_range"):
+            try:
+                while offset < end:
+                    copied = os.copy_file_range(src.fileno(), out.fileno(), end - offset, offset)
+                    if copied == 0:
+                        break
+                    offset += copied
+            except OSError:  # a file system that cannot: copy the rest through a buffer
+                pass
+        src.seek(offset)
+        remaining = end - offset
+        while remaining > 0:
+            chunk = src.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            _write_all(out, chunk)
+            remaining -= len(chunk)
+        if remaining:
+            raise PlanStoreError(f"{source.name} ended before its {end - start} bytes were copied")
+
+
+def _write_all(out, data: bytes) -> None:
+    """All of ``data`` to the unbuffered file ``out`` (a raw write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view):]
 
 
 def load_parquet_into(con, table: str, path: Path) -> int:

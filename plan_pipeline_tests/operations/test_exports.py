@@ -95,6 +95,65 @@ def test_values_survive_the_text_formats(store, tmp_path):
     assert [float(r["supply"]) for r in csv_mrp] == rows["supply"].tolist()
 
 
+def _whole_table_copy(store, table, fmt, path):
+    """The file as the export wrote it before it copied level by level: one ``COPY`` (one Arrow
+    reader) of the whole ordered table, the JSON document around its array."""
+    from plan_pipeline.store.exports import EXPORT_SOURCES, _projection
+    from plan_pipeline.store.table_copy import copy_query_to, table_columns
+
+    with store.snapshot() as tx:
+        con = tx._con
+        source = EXPORT_SOURCES.get(table, table)
+        sql = (f"SELECT {_projection(table_columns(con, source), fmt)} FROM \"{source}\" WHERE version_id = ? "
+               f"ORDER BY {EXPORT_TABLES[table]}")
+        array = path.with_name(path.name + ".array")
+        rows = copy_query_to(con, sql, ["v1"], array if fmt == "json" else path, fmt)
+    if fmt == "json":
+        head = json.dumps({"table": table, "version_id": "v1", "row_count": rows}, ensure_ascii=False)
+        path.write_bytes((head[:-1] + ', "rows": ').encode() + array.read_bytes() + b"}\n")
+    return rows
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_level_by_level_copy_writes_what_the_whole_table_copy_wrote(store, tmp_path, fmt):
+    """plan_series and plan_kpis are copied one level at a time (bounded memory): the files are
+    the same bytes (csv, json) or rows and schema (parquet) as one ordered copy of the table."""
+    out = tmp_path / "export"
+    export_version(store, "v1", fmt, out, record_event=False)
+    assert len(store.series_levels("v1")) > 5
+    for table in EXPORT_TABLES:
+        old = tmp_path / f"old-{table}.{fmt}"
+        rows = _whole_table_copy(store, table, fmt, old)
+        new = out / f"{table}.{fmt}"
+        if fmt == "parquet":
+            old_table, new_table = pq.read_table(old), pq.read_table(new)
+            assert new_table.schema.equals(old_table.schema), table
+            assert new_table.equals(old_table), table
+            assert new_table.num_rows == rows
+        else:
+            assert new.read_bytes() == old.read_bytes(), table
+        if table == "plan_series":
+            assert rows == sum(store.series_levels("v1").values()) > 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_level_by_level_copy_of_a_version_without_rows(store, tmp_path, fmt):
+    """A table without rows of the version (no KPIs) is the header and the empty array alone."""
+    with duckdb.connect(str(store.path)) as con:
+        con.execute("DELETE FROM plan_kpis WHERE version_id = 'v1'")
+    out = tmp_path / "export"
+    export_version(store, "v1", fmt, out, record_event=False)
+    old = tmp_path / f"old.{fmt}"
+    assert _whole_table_copy(store, "plan_kpis", fmt, old) == 0
+    new = out / f"plan_kpis.{fmt}"
+    if fmt == "parquet":
+        assert pq.read_table(new).equals(pq.read_table(old))
+    else:
+        assert new.read_bytes() == old.read_bytes()
+        assert new.read_bytes() == (b'{"table": "plan_kpis", "version_id": "v1", "row_count": 0, "rows": [\n\t\n]\n}\n'
+                                    if fmt == "json" else old.read_bytes())
+
+
 def test_reference_format_writes_the_reference_file_set(store, tmp_path):
     out = tmp_path / "ref"
     result = export_version(store, "v1", "reference", out)

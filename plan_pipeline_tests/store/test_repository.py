@@ -381,3 +381,73 @@ def test_free_version_id_skips_taken_and_deleted_ids(version_store: PlanStore, m
     store.delete_version("v20250101-000000-2")
     assert store.free_version_id() == "v20250101-000000-3"
     assert store.duplicate_version("v1").version_id == "v20250101-000000-3"
+
+
+def test_series_read_keeps_nullable_and_extra_columns_exactly(version_store: PlanStore):
+    """read_series reads through Arrow: every dtype the frame was written with comes back
+    (nullable ints and bools as Int64 / boolean, text NULL as None, NaN floats), equal to the
+    frame DuckDB's ``.df()`` gave after the former per-column dtype fix-up."""
+    import json as json_module
+
+    from plan_pipeline.store.layouts import layout_for
+    from plan_pipeline.store.series_mapping import _read_series_sql, _restore_dtypes
+
+    frame = det_frame()
+    n = len(frame)
+    frame["flag"] = [True, False] * (n // 2)
+    frame["flag_na"] = pd.array([True, None] * (n // 2), dtype="boolean")
+    frame["count"] = np.arange(n, dtype=np.int64) - 2
+    frame["count_na"] = pd.array([None, 7] * (n // 2), dtype="Int64")
+    frame["note"] = ["x", None] * (n // 2)
+    frame["all_none"] = pd.Series([None] * n, dtype=object)
+    frame["ratio"] = [0.5, np.nan] * (n // 2)
+    frame["supply"] = [-0.0, 1e-05] * (n // 2)
+    version_store.replace_series("v1", "det", frame)
+    back = version_store.read_series("v1", "det")
+    pd.testing.assert_frame_equal(back, frame)
+    assert back["note"].tolist() == ["x", None] * (n // 2) and back["all_none"].tolist() == [None] * n
+    assert str(back["supply"].iloc[0]) == "-0.0"
+    # the same frame as the former read (DuckDB's .df() and _restore_dtypes), also with no rows
+    # (where a nullable column is read back as int64 / bool, as before)
+
+    def former_read():
+        with duckdb.connect(str(version_store.path), read_only=True) as con:
+            run_id, columns_json = con.execute(
+                "SELECT run_id, columns_json FROM plan_levels WHERE version_id = 'v1' AND level = 'det' "
+                "AND state = 'published'").fetchall()[0]
+            columns = json_module.loads(columns_json)
+            sql = _read_series_sql(layout_for("det"), columns)
+            return _restore_dtypes(con.execute(sql, ["v1", "det", run_id]).df(), columns)
+
+    pd.testing.assert_frame_equal(back, former_read())
+    version_store.replace_series("v1", "det", frame.iloc[:0])
+    empty = version_store.read_series("v1", "det")
+    assert len(empty) == 0 and list(empty.columns) == list(frame.columns)
+    pd.testing.assert_frame_equal(empty, former_read())
+
+
+def test_reading_shares_one_read_only_snapshot(version_store: PlanStore, monkeypatch):
+    """Inside ``reading()`` every call uses one read-only connection and transaction."""
+    import plan_pipeline.store.base as base
+
+    version_store.replace_series("v1", "det", det_frame())
+    opened = []
+    real_open = base.open_connection
+
+    def counting_open(path, read_only=False, **kwargs):
+        opened.append(read_only)
+        return real_open(path, read_only=read_only, **kwargs)
+
+    monkeypatch.setattr(base, "open_connection", counting_open)
+    with version_store.reading() as reader:
+        assert reader is version_store
+        levels = version_store.series_levels("v1")
+        first = version_store.read_series("v1", "det")
+        version_store.get_version("v1")
+        with pytest.raises(duckdb.Error, match=r"read-only|within a transaction"):  # a write fails
+            version_store.create_version("v2", "sample", PlanningParameters())
+    assert opened == [True]
+    assert levels == {"det": len(det_frame())}
+    pd.testing.assert_frame_equal(first, det_frame())
+    assert version_store.get_version("v1").version_id == "v1"
+    assert opened == [True, False]
