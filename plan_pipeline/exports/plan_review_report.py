@@ -226,7 +226,7 @@ def _bars(ax, x: np.ndarray, heights: Any, *, width: float, color: Any, label: s
     zero = np.zeros_like(top)
     verts = np.stack([np.column_stack([left, zero]), np.column_stack([left, top]),
                       np.column_stack([right, top]), np.column_stack([right, zero])], axis=1)
-    bars = PolyCollection(verts, facecolors=color, edgecolors="none", linewidths=0.0, label=label)
+    bars = PolyCollection(list(verts), facecolors=color, edgecolors="none", linewidths=0.0, label=label)
     bars.sticky_edges.y.append(0.0)  # like ax.bar: no margin below the bars' base
     ax.add_collection(bars, autolim=True)
     ax.autoscale_view()
