@@ -170,11 +170,20 @@ def format_value(value: Any, unit: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------------ charts
+# Drawing cost (issue 13, docs/performance.md "Orchestration overhead per run"): the figures are
+# placed by fixed margins in inches (:func:`_place`) instead of matplotlib's constrained layout,
+# which measured every text of the figure several times and took about half of the drawing time;
+# titles sit at a fixed height (no per-draw search for overlapping tick labels). What each chart
+# shows is unchanged.
+#: Width of a digit or sign of matplotlib's default font (DejaVu Sans), in em.
+_DIGIT_EM = 0.64
+
+
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
@@ -185,10 +194,63 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def _ytick_inches(ax, fontsize: float) -> float:
+    """Width of the widest y tick label of ``ax`` in inches, estimated from its characters (the
+    labels are numbers; measuring the rendered text is what made constrained layout slow)."""
+    labels = [label.get_text() for label in ax.get_yticklabels()]
+    return max((len(text) for text in labels), default=1) * _DIGIT_EM * fontsize / 72.0
+
+
+def _place(fig, *, left: float, right: float, top: float, bottom: float, rows: int = 1, cols: int = 1,
+           hgap: float = 0.0, wgap: float = 0.0) -> None:
+    """Fixed margins and gaps between panels, in inches."""
+    width, height = fig.get_size_inches()
+    axes_w = max((width - left - right - wgap * (cols - 1)) / cols, 0.1)
+    axes_h = max((height - top - bottom - hgap * (rows - 1)) / rows, 0.1)
+    fig.subplots_adjust(left=left / width, right=1.0 - right / width, bottom=bottom / height,
+                        top=1.0 - top / height, wspace=wgap / axes_w, hspace=hgap / axes_h)
+
+
+def _title(ax, text: str, fontsize: float) -> None:
+    # y given: matplotlib keeps the title there instead of searching for tick labels it overlaps
+    ax.set_title(text, fontsize=fontsize, y=1.0, pad=6.0)
+
+
+def _bars(ax, x: np.ndarray, heights: Any, *, width: float, color: Any, label: str) -> None:
+    """Vertical bars from 0 as one artist (``ax.bar`` makes a patch per bar, each placed, scaled
+    and drawn on its own): the same rectangles, colours, legend entry and y axis starting at 0."""
+    from matplotlib.collections import PolyCollection
+
+    top = np.asarray(heights, dtype=float)
+    left, right = np.asarray(x, dtype=float) - width / 2, np.asarray(x, dtype=float) + width / 2
+    zero = np.zeros_like(top)
+    verts = np.stack([np.column_stack([left, zero]), np.column_stack([left, top]),
+                      np.column_stack([right, top]), np.column_stack([right, zero])], axis=1)
+    bars = PolyCollection(list(verts), facecolors=color, edgecolors="none", linewidths=0.0, label=label)
+    bars.sticky_edges.y.append(0.0)  # like ax.bar: no margin below the bars' base
+    ax.add_collection(bars, autolim=True)
+    ax.autoscale_view()
+
+
+def _legend(ax, **kwargs):
+    """The legend in the order ``ax.bar`` gave it: lines first, then the bars."""
+    from matplotlib.collections import PolyCollection
+
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(handles)), key=lambda i: isinstance(handles[i], PolyCollection))
+    return ax.legend([handles[i] for i in order], [labels[i] for i in order], **kwargs)
+
+
 def _week_ticks(ax, weeks: Sequence[str]) -> None:
     step = max(1, math.ceil(len(weeks) / 18))
     positions = list(range(0, len(weeks), step))
     ax.set_xticks(positions, [weeks[i] for i in positions], rotation=60, ha="right", fontsize=7)
+
+
+def _rotated_label_inches(labels: Iterable[str], fontsize: float) -> float:
+    """Height below the axis of x tick labels rotated by 60 degrees."""
+    longest = max((len(text) for text in labels), default=1)
+    return longest * _DIGIT_EM * fontsize / 72.0 * math.sin(math.radians(60)) + 0.25
 
 
 def family_month_chart(frame: pd.DataFrame) -> bytes:
@@ -201,6 +263,8 @@ def family_month_chart(frame: pd.DataFrame) -> bytes:
     axes = fig.subplots(rows, cols, squeeze=False, sharey=False)
     periods = sorted(frame["period"].astype(str).unique())
     x = np.arange(len(periods))
+    ticks = [p[-5:] for p in periods]
+    below = _rotated_label_inches(ticks, 7)
     for index, ax in enumerate(axes.flat):
         if index >= len(families):
             ax.set_visible(False)
@@ -208,16 +272,20 @@ def family_month_chart(frame: pd.DataFrame) -> bytes:
         family = families[index]
         rows_f = frame[frame["family"] == family].groupby("period")[["demand", "supply", "backlog"]].sum()
         rows_f = rows_f.reindex(periods, fill_value=0.0)
-        ax.bar(x - 0.2, rows_f["demand"], width=0.4, color="#9ecae1", label="demand")
-        ax.bar(x + 0.2, rows_f["supply"], width=0.4, color="#3182bd", label="supply")
+        _bars(ax, x - 0.2, rows_f["demand"], width=0.4, color="#9ecae1", label="demand")
+        _bars(ax, x + 0.2, rows_f["supply"], width=0.4, color="#3182bd", label="supply")
         ax.plot(x, rows_f["backlog"], color="#d62728", marker="o", markersize=3, linewidth=1.5, label="backlog")
-        ax.set_title(str(family), fontsize=10)
-        ax.set_xticks(x, [p[-5:] for p in periods], rotation=60, ha="right", fontsize=7)
+        _title(ax, str(family), 10)
+        ax.set_xticks(x, ticks, rotation=60, ha="right", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(axis="y", alpha=0.3)
         if index == 0:
-            ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle("Demand, supply and backlog per family and month (units)", fontsize=11)
+            _legend(ax, fontsize=7, loc="upper left")
+    ytick = max(_ytick_inches(ax, 7) for ax in axes.flat[:len(families)])
+    _place(fig, left=ytick + 0.2, right=0.15, top=0.65, bottom=below + 0.05, rows=rows, cols=cols,
+           hgap=below + 0.35, wgap=ytick + 0.3)
+    fig.suptitle("Demand, supply and backlog per family and month (units)", fontsize=11, y=1.0 - 0.12 / fig.get_figheight(),
+                 va="top")
     return _png(fig)
 
 
@@ -231,7 +299,7 @@ def weekly_load_chart(weekly: pd.DataFrame) -> bytes:
     cap = weekly["capacity"].to_numpy(float)
     load = weekly["adjusted_load"].to_numpy(float)
     over = (load - cap > OVER_CAPACITY_EPS)
-    top.bar(x, load, color=np.where(over, "#d62728", "#3182bd"), width=0.8, label="leveled load")
+    _bars(top, x, load, color=np.where(over, "#d62728", "#3182bd"), width=0.8, label="leveled load")
     top.step(x, cap, where="mid", color="black", linewidth=1.4, label="capacity")
     top.plot(x, weekly["original_load"].to_numpy(float), linestyle=":", color="#636363", linewidth=1.2,
              label="original (unleveled) load")
@@ -249,14 +317,17 @@ def weekly_load_chart(weekly: pd.DataFrame) -> bytes:
                 start = i
     top.set_ylabel("units", fontsize=8)
     top.grid(axis="y", alpha=0.3)
-    top.legend(fontsize=8, loc="upper left", ncols=3, bbox_to_anchor=(0.0, 0.92))
-    top.set_title(f"Weekly leveled load vs capacity ({int(over.sum())} week(s) over 100 %, in red)", fontsize=11)
-    bottom.bar(x - 0.2, weekly["spill_in"].to_numpy(float), width=0.4, color="#fd8d3c", label="spill in")
-    bottom.bar(x + 0.2, weekly["spill_out"].to_numpy(float), width=0.4, color="#756bb1", label="spill out")
+    _legend(top, fontsize=8, loc="upper left", ncols=3, bbox_to_anchor=(0.0, 0.92))
+    _title(top, f"Weekly leveled load vs capacity ({int(over.sum())} week(s) over 100 %, in red)", 11)
+    _bars(bottom, x - 0.2, weekly["spill_in"].to_numpy(float), width=0.4, color="#fd8d3c", label="spill in")
+    _bars(bottom, x + 0.2, weekly["spill_out"].to_numpy(float), width=0.4, color="#756bb1", label="spill out")
     bottom.set_ylabel("units", fontsize=8)
     bottom.grid(axis="y", alpha=0.3)
-    bottom.legend(fontsize=8, loc="upper left", ncols=2)
+    _legend(bottom, fontsize=8, loc="upper left", ncols=2)
     _week_ticks(bottom, weeks)
+    ytick = max(_ytick_inches(top, 10), _ytick_inches(bottom, 10))
+    _place(fig, left=ytick + 0.45, right=0.15, top=0.4, bottom=_rotated_label_inches(weeks, 7) + 0.05,
+           rows=2, hgap=0.2)
     return _png(fig)
 
 
@@ -274,9 +345,12 @@ def inventory_chart(inventory: pd.DataFrame, top_skus: pd.DataFrame) -> bytes:
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_ylabel("projected on hand (units, end of week)", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(f"Projected inventory of the {len(top_skus)} largest SKUs by demand", fontsize=11)
+    legend = ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _title(ax, f"Projected inventory of the {len(top_skus)} largest SKUs by demand", 11)
     _week_ticks(ax, weeks)
+    legend_w = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    _place(fig, left=_ytick_inches(ax, 10) + 0.45, right=legend_w + 0.25, top=0.4,
+           bottom=_rotated_label_inches(weeks, 7) + 0.05)
     return _png(fig)
 
 
@@ -291,7 +365,9 @@ def diff_chart(frame: pd.DataFrame, baseline: str) -> bytes:
     ax.set_yticks(np.arange(len(top)), labels, fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title(f"Largest changes against baseline {baseline} (value - baseline)", fontsize=11)
+    _title(ax, f"Largest changes against baseline {baseline} (value - baseline)", 11)
+    label_w = max((len(label) for label in labels), default=1) * 0.62 * 8 / 72.0
+    _place(fig, left=min(label_w + 0.25, 6.0), right=0.3, top=0.4, bottom=0.45)
     return _png(fig)
 
 

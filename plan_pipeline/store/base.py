@@ -143,8 +143,13 @@ class PlanStoreBase:
         with self.connect() as con:
             if bulk:
                 con.execute("SET memory_limit = ?", [bulk_write_memory_limit()])
-            with transaction(con):
-                yield con
+            try:
+                with transaction(con):
+                    yield con
+            finally:
+                if bulk and self._session_con is con:
+                    # the session's connection goes on: later reads get DuckDB's default limit back
+                    con.execute("RESET memory_limit")
 
     @contextmanager
     def transaction(self, *, bulk: bool = False) -> Iterator[StoreTransaction]:

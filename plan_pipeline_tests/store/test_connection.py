@@ -31,3 +31,25 @@ def test_a_store_held_by_another_process_is_waited_for_then_refused_naming_the_h
         holder.kill()
         holder.wait()
     open_connection(path).close()  # free again once the holder is gone
+
+
+def test_a_session_shares_one_connection_and_a_bulk_write_in_it_gives_the_memory_limit_back(tmp_path, monkeypatch):
+    import duckdb
+
+    from plan_pipeline.store import PlanStore
+
+    store = PlanStore(tmp_path / "store.duckdb")
+    store.initialise()
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k))
+    with store.session():
+        with store.connect() as con:
+            default = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        with store.write(bulk=True) as con:
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != default
+        with store.snapshot() as tx:
+            assert tx is not None
+        with store.connect(read_only=True) as con:  # reads after the bulk write: DuckDB's default again
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == default
+    assert len(opened) == 1  # one file open for the whole session

@@ -368,15 +368,16 @@ class PlanSeriesIOManager(_RunScopedIOManager):
 def _read_level(store, version: str, level: str, table: str, upstream_run: str | None, optional: bool) -> Any:
     """A level as the run that produced it staged it (this run, or for a re-execution the run it
     continues), else the published one; None where the stage did not apply."""
-    state = store.level_state(version, level, upstream_run) if upstream_run else None
-    run = upstream_run if state is not None else None
-    if run is None:
-        state = store.level_state(version, level)
-    if state == "not_applicable" or (state is None and optional):
-        return None
-    if table == "plan_kpis":
-        return store.read_kpis(version, level, run_id=run)
-    return store.read_series(version, level, run_id=run)
+    with store.session():  # one store connection for the lookups and the read
+        state = store.level_state(version, level, upstream_run) if upstream_run else None
+        run = upstream_run if state is not None else None
+        if run is None:
+            state = store.level_state(version, level)
+        if state == "not_applicable" or (state is None and optional):
+            return None
+        if table == "plan_kpis":
+            return store.read_kpis(version, level, run_id=run)
+        return store.read_series(version, level, run_id=run)
 
 
 class PlanInputsIOManager(_RunScopedIOManager):
@@ -387,7 +388,14 @@ class PlanInputsIOManager(_RunScopedIOManager):
             self._remember((context.partition_key, "planning_inputs"), obj)
 
     def load_input(self, context: dg.InputContext) -> VersionPlanInputs:
-        cached = self._recall((context.asset_partition_key, "planning_inputs"))
+        key = (context.asset_partition_key, "planning_inputs")
+        cached = self._recall(key)
         if cached is not None:
             return cached
-        return load_version_inputs(self.plan_store.get_store(), context.asset_partition_key)
+        store = self.plan_store.get_store()
+        with store.session():  # one store connection for the version and its input set
+            loaded = load_version_inputs(store, context.asset_partition_key)
+        # a run that did not execute planning_inputs (a re-execution from a later step): the
+        # other steps of this run take the inputs from memory instead of reading them again
+        self._remember(key, loaded)
+        return loaded

@@ -20,12 +20,19 @@ After each step (success or failure) the hook
    ahead of waiting steps) and tags the run ``plan/ledger=<status>``.
 
 A hook never fails the run: an error is logged and left to the ``run_ledger_repair_sensor``.
+
+Cost per step (issue 13, docs/performance.md): the success and failure work run as **one** hook
+(Dagster writes a HOOK_COMPLETED or HOOK_SKIPPED event per hook and step), the execution plan
+snapshot is decoded once per snapshot id, and a step that a step of the run still waits for
+returns at once when the run's row exists (the run cannot be done yet).
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
@@ -81,17 +88,46 @@ def pool_slot(instance: dg.DagsterInstance, run_id: str, key: str, pool: str = D
         storage.free_concurrency_slot_for_step(run_id, key)
 
 
-def _downstream_steps(snapshot, step_key: str) -> set[str]:
-    """The steps of an execution plan snapshot that depend, directly or not, on ``step_key``."""
-    consumers: dict[str, set[str]] = {}
-    for step in snapshot.steps:
-        for step_input in step.inputs:
-            for handle in step_input.upstream_output_handles:
-                consumers.setdefault(handle.step_key, set()).add(step.key)
+@dataclass(frozen=True)
+class PlanShape:
+    """What the hooks need of a run's execution plan snapshot: the steps it executes and, per
+    step, the steps that take one of its outputs (ordering-only ``deps`` edges included)."""
+
+    planned: tuple[str, ...]
+    consumers: Mapping[str, frozenset[str]]
+
+
+#: Shapes by execution plan snapshot id. The id is a hash of the snapshot's content, so an entry
+#: never goes stale; without it every step's hook fetched and decoded the whole snapshot again.
+_PLAN_SHAPES: dict[str, PlanShape] = {}
+_MAX_PLAN_SHAPES = 64
+
+
+def plan_shape(instance: dg.DagsterInstance, snapshot_id: str | None) -> PlanShape | None:
+    if not snapshot_id:
+        return None
+    shape = _PLAN_SHAPES.get(snapshot_id)
+    if shape is None:
+        snapshot = instance.get_execution_plan_snapshot(snapshot_id)
+        consumers: dict[str, set[str]] = {}
+        for step in snapshot.steps:
+            for step_input in step.inputs:
+                for handle in step_input.upstream_output_handles:
+                    consumers.setdefault(handle.step_key, set()).add(step.key)
+        shape = PlanShape(tuple(snapshot.step_keys_to_execute or ()),
+                          {key: frozenset(found) for key, found in consumers.items()})
+        if len(_PLAN_SHAPES) >= _MAX_PLAN_SHAPES:
+            _PLAN_SHAPES.clear()
+        _PLAN_SHAPES[snapshot_id] = shape
+    return shape
+
+
+def _downstream_steps(shape: PlanShape, step_key: str) -> set[str]:
+    """The steps of an execution plan that depend, directly or not, on ``step_key``."""
     found: set[str] = set()
     todo = [step_key]
     while todo:
-        for consumer in consumers.get(todo.pop(), ()):
+        for consumer in shape.consumers.get(todo.pop(), ()):
             if consumer not in found:
                 found.add(consumer)
                 todo.append(consumer)
@@ -110,13 +146,20 @@ def run_outcome(instance: dg.DagsterInstance, run: dg.DagsterRun, yielded_nothin
              for stat in instance.get_run_step_stats(run.run_id)}
     if "FAILURE" in stats.values():
         return "failure"
-    snapshot = (instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
-                if run.execution_plan_snapshot_id else None)
-    planned = snapshot.step_keys_to_execute if snapshot is not None else None
+    shape = plan_shape(instance, run.execution_plan_snapshot_id)
+    planned: Iterable[str] | None = shape.planned if shape is not None else None
     if not planned:
         planned = list(run.step_keys_to_execute or stats)
-    skipped = _downstream_steps(snapshot, yielded_nothing) if snapshot is not None and yielded_nothing else set()
+    skipped = _downstream_steps(shape, yielded_nothing) if shape is not None and yielded_nothing else set()
     return "success" if all(stats.get(key) in _DONE or key in skipped for key in planned) else None
+
+
+def waited_for(instance: dg.DagsterInstance, run: dg.DagsterRun, step_key: str) -> bool:
+    """Whether a step this run executes takes an output of ``step_key`` (so the run is not done)."""
+    shape = plan_shape(instance, run.execution_plan_snapshot_id)
+    if shape is None or not shape.planned:
+        return False
+    return bool(shape.consumers.get(step_key, frozenset()) & set(shape.planned))
 
 
 def record_from_hook(context: dg.HookContext, failed: bool, yielded_nothing: bool = False) -> str | None:
@@ -130,10 +173,16 @@ def record_from_hook(context: dg.HookContext, failed: bool, yielded_nothing: boo
     if missing:
         instance.add_run_tags(run_id, missing)
         record = instance.get_run_record_by_id(run_id) or record
+    recorded = tags.get(LEDGER_TAG) in ("started", "success", "failure")
+    if recorded and not failed and not yielded_nothing and waited_for(instance, record.dagster_run, context.step_key):
+        # the run's row exists and a step of this run waits for this one: the run is not done,
+        # no need to read every step's state (a failure elsewhere was recorded by its own hook,
+        # else by the last step's hook or the repair sensor)
+        return None
     status = "failure" if failed else run_outcome(
         instance, record.dagster_run, context.step_key if yielded_nothing else None)
     if status is None:
-        if tags.get(LEDGER_TAG) in ("started", "success", "failure"):
+        if recorded:
             return None  # this run's row exists (an earlier step recorded it)
         status = "started"
     store = getattr(context.resources, PLAN_STORE_KEY).get_store()
@@ -143,13 +192,11 @@ def record_from_hook(context: dg.HookContext, failed: bool, yielded_nothing: boo
 
 def _safely(context: dg.HookContext, failed: bool) -> None:
     try:
-        written = record_from_hook(context, failed, yielded_nothing=not failed and not context.op_output_values)
+        # what was written shows as the run's plan/ledger tag (no log line: each is an event log write)
+        record_from_hook(context, failed, yielded_nothing=not failed and not context.op_output_values)
     except Exception as exc:  # the run's work is done; the repair sensor records the run later
         context.log.warning(f"run ledger (plan_jobs): could not record this run now ({type(exc).__name__}: "
                             f"{exc}); run_ledger_repair_sensor records it when the run has ended")
-        return
-    if written:
-        context.log.debug(f"run ledger (plan_jobs): recorded {written}")
 
 
 @dg.success_hook(name="run_ledger_on_success", required_resource_keys={PLAN_STORE_KEY})
@@ -164,7 +211,33 @@ def run_ledger_on_failure(context: dg.HookContext) -> None:
     _safely(context, failed=True)
 
 
-RUN_LEDGER_HOOKS = frozenset({run_ledger_on_success, run_ledger_on_failure})
+RUN_LEDGER_HOOK_NAME = "run_ledger"
+
+
+def _run_ledger_hook_fn(context: dg.HookContext, event_list) -> Any:
+    """Both hooks' work in one hook: Dagster writes one event per hook and step (HOOK_COMPLETED or
+    HOOK_SKIPPED), so a success hook plus a failure hook cost two event log writes per step."""
+    assert HookExecutionResult is not None
+    failed = any(event.is_step_failure for event in event_list)
+    if not failed and not any(event.is_step_success for event in event_list):
+        return HookExecutionResult(hook_name=RUN_LEDGER_HOOK_NAME, is_skipped=True)
+    _safely(context, failed=failed)
+    return HookExecutionResult(hook_name=RUN_LEDGER_HOOK_NAME, is_skipped=False)
+
+
+HookExecutionResult: Any
+try:  # what @success_hook and @failure_hook return: Dagster's generic hook result (not exported)
+    from dagster._core.definitions.events import HookExecutionResult as _HookExecutionResult
+    HookExecutionResult = _HookExecutionResult
+except ImportError:  # the internals moved: the two public hooks, one event more per step
+    HookExecutionResult = None
+
+#: The hooks every step carries: one hook on Dagster's generic hook API (:func:`_run_ledger_hook_fn`),
+#: else the public success and failure hooks.
+RUN_LEDGER_HOOKS: frozenset[dg.HookDefinition] = frozenset(
+    {dg.HookDefinition(name=RUN_LEDGER_HOOK_NAME, hook_fn=_run_ledger_hook_fn,
+                       required_resource_keys={PLAN_STORE_KEY})}
+    if HookExecutionResult is not None else {run_ledger_on_success, run_ledger_on_failure})
 
 
 def _hooked_job(job, hooked: dict[str, dg.JobDefinition]):

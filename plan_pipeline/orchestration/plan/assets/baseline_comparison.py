@@ -78,6 +78,11 @@ def frozen(context: dg.AssetExecutionContext, version: str, status: str) -> dg.M
 )
 def baseline_comparison(context: dg.AssetExecutionContext, plan_store: PlanStoreResource) -> dg.MaterializeResult:
     store = plan_store.get_store()
+    with store.session():  # one store connection for the step (not one per store call)
+        return compare_with_baseline(context, store)
+
+
+def compare_with_baseline(context: dg.AssetExecutionContext, store) -> dg.MaterializeResult:
     version = context.partition_key
     record = store.find_version(version)
     if record is None:

@@ -11,7 +11,8 @@ charts are written file by file, each replaced whole, the page last.
 """
 import dagster as dg
 
-from plan_pipeline.exports.plan_review import published_report_dir, write_plan_report
+from plan_pipeline.exports.plan_review import gather_report_frames, published_report_dir
+from plan_pipeline.exports.plan_review_report import write_report
 from plan_pipeline.orchestration.plan.assets.baseline_comparison import baseline_comparison
 from plan_pipeline.orchestration.plan.assets.common import PLAN_DOMAIN, PLAN_OWNERS
 from plan_pipeline.orchestration.plan.code_versions import source_hash
@@ -43,7 +44,9 @@ def plan_review_report(context: dg.AssetExecutionContext, plan_store: PlanStoreR
     version = context.partition_key
     store = plan_store.get_store()
     try:
-        files = write_plan_report(store, version, published_report_dir(store, version))
+        with store.session():  # the reads share one connection, closed before the charts are drawn
+            frames = gather_report_frames(store, version)
+        files = write_report(frames, published_report_dir(store, version))
     except PlanStoreError as exc:
         raise dg.Failure(description=f"plan report of version {version!r} not written: {exc}",
                          allow_retries=False) from None

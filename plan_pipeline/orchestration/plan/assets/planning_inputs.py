@@ -129,18 +129,24 @@ def _fingerprints(store, version: str) -> dict:
 def planning_inputs(context: dg.AssetExecutionContext, plan_store: PlanStoreResource):
     store = plan_store.get_store()
     version = context.partition_key
-    record = store.find_version(version)
-    if record is None:
-        raise dg.Failure(description=unknown_version_refusal(version), allow_retries=False)
-    described = version_metadata(store, record)
-    if is_frozen(record.status, record.read_only):
-        state = FROZEN_STATE.format(status=record.status)
+    with store.session():  # one store connection for the step's reads (not one per read)
+        record = store.find_version(version)
+        if record is None:
+            raise dg.Failure(description=unknown_version_refusal(version), allow_retries=False)
+        described = version_metadata(store, record)
+        if is_frozen(record.status, record.read_only):
+            state = FROZEN_STATE.format(status=record.status)
+            frozen = [dg.AssetMaterialization(asset_key=context.asset_key, partition=version,
+                                              metadata={"plan_state": state, **described}),
+                      *frozen_stage_materializations(context, store, version, state)]
+            loaded = None
+        else:
+            loaded = load_version_inputs(store, version)
+            fingerprints = _fingerprints(store, version)
+    if loaded is None:
         context.log.info(f"plan version {version!r} is {state}; the plan stages of this run are skipped")
-        yield dg.AssetMaterialization(asset_key=context.asset_key, partition=version,
-                                      metadata={"plan_state": state, **described})
-        yield from frozen_stage_materializations(context, store, version, state)
+        yield from frozen
         return
-    loaded = load_version_inputs(store, version)
     rows = {name: int(len(loaded.inputs.table(name))) for name in (
         "demand_family", "capacity", "mix_share", "item", "inventory", "open_po", "bom")}
     context.add_output_metadata(
@@ -151,7 +157,7 @@ def planning_inputs(context: dg.AssetExecutionContext, plan_store: PlanStoreReso
             "rows": dg.MetadataValue.json(rows),
             "parameters": dg.MetadataValue.json(loaded.params.to_dict()),  # validated, presets resolved
             "parameter_table": parameter_table(loaded.params),
-            **_fingerprints(store, version),
+            **fingerprints,
         }
     )
     yield dg.Output(loaded)

@@ -64,6 +64,11 @@ def run_lineage(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
 )
 def published_plan(context: dg.AssetExecutionContext, plan_store: PlanStoreResource) -> dg.MaterializeResult:
     store = plan_store.get_store()
+    with store.session():  # one store connection for the step (not one per store call)
+        return publish(context, store)
+
+
+def publish(context: dg.AssetExecutionContext, store) -> dg.MaterializeResult:
     version = context.partition_key
     lineage = run_lineage(context.instance, context.run)
     try:
