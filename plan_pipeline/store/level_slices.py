@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import layout_for
-from plan_pipeline.store.series_mapping import _restore_dtypes, _series_select_list
+from plan_pipeline.store.series_mapping import _frame_from_arrow, _series_select_list
+from plan_pipeline.store.series_tables import series_read_source
 
 if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
     import pandas as pd
@@ -38,7 +39,7 @@ def read_series_slice(store: PlanStore, version_id: str, level: str, columns: Se
         if missing:
             raise PlanStoreError(f"level {level!r} of plan version {version_id!r} has no column(s) {', '.join(missing)}")
         wanted = [stored[c] for c in columns]
-        sql = (f"SELECT {', '.join(_series_select_list(layout, wanted))} FROM plan_series "
+        sql = (f"SELECT {', '.join(_series_select_list(layout, wanted))} FROM {series_read_source(level)} "
                "WHERE version_id = $1 AND level = $2 AND source_run_id = $3")
         args: list[object] = [version_id, level, entry[0]]
         if items is not None:
@@ -46,5 +47,5 @@ def read_series_slice(store: PlanStore, version_id: str, level: str, columns: Se
                 raise PlanStoreError(f"level {level!r} has no item column to select items by")
             sql += " AND list_contains($4::VARCHAR[], item_key)"
             args.append([str(i) for i in items])
-        frame = con.execute(sql + " ORDER BY row_seq", args).df()
-    return _restore_dtypes(frame, wanted)
+        table = con.execute(sql + " ORDER BY row_seq", args).to_arrow_table()
+    return _frame_from_arrow(table, wanted)
