@@ -47,5 +47,5 @@ def read_series_slice(store: PlanStore, version_id: str, level: str, columns: Se
                 raise PlanStoreError(f"level {level!r} has no item column to select items by")
             sql += " AND list_contains($4::VARCHAR[], item_key)"
             args.append([str(i) for i in items])
-        table = con.execute(sql + " ORDER BY row_seq", args).to_arrow_table()
+        table = con.sql(sql + " ORDER BY row_seq", params=args).to_arrow_table()
     return _frame_from_arrow(table, wanted)
