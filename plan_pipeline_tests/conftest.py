@@ -59,3 +59,46 @@ def store(tmp_path):
     from plan_pipeline.store import PlanStore
 
     return PlanStore(tmp_path / "store.duckdb")
+
+
+def require_servers(*names: str) -> None:
+    """Fail (CI) or skip (a developer machine) when Debian's server packages are missing."""
+    from plan_pipeline.deployment.local_services import missing_servers
+
+    missing = missing_servers(*names)
+    if missing:
+        message = ("needs " + "; ".join(missing) + ". `.ci/run` installs them; on a developer machine: "
+                   "apt-get install postgresql redis-server")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server on loopback for the test session (temporary data, stopped afterwards)."""
+    require_servers("postgresql")
+    from plan_pipeline.deployment.local_services import start_postgres
+
+    with start_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server) -> str:
+    return postgres_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One Redis server on loopback for the test session (nothing persisted, stopped afterwards)."""
+    require_servers("redis")
+    from plan_pipeline.deployment.local_services import start_redis
+
+    with start_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server) -> str:
+    return redis_server.url

@@ -97,12 +97,18 @@ LAYERS = [
     ("plan_pipeline.exports", ("dagster", "plan_pipeline.orchestration", "plan_pipeline.cli",
                                "plan_pipeline.definitions")),
     ("plan_pipeline.orchestration", ("plan_pipeline.api", "plan_pipeline.cli", "plan_pipeline.definitions")),
+    # Deployment starts processes of the layers below (servers, workers): beside the CLI and the API.
+    ("plan_pipeline.deployment", ("plan_pipeline.cli", "plan_pipeline.api", "plan_pipeline.definitions")),
     # The Plans API sits beside the CLI: over the store, planning and orchestration, never the CLI.
     ("plan_pipeline.api", ("plan_pipeline.cli", "plan_pipeline.definitions")),
 ]
-# Nothing below the API layer imports it.
+# Nothing below the API layer imports it; nothing below deployment (up to orchestration) imports that.
 LAYERS = [(layer, (*forbidden, "plan_pipeline.api") if layer != "plan_pipeline.api" and
            "plan_pipeline.api" not in forbidden else forbidden) for layer, forbidden in LAYERS]
+_BELOW_DEPLOYMENT = ("plan_pipeline.planning", "plan_pipeline.store", "plan_pipeline.inputs", "plan_pipeline.operations",
+                     "plan_pipeline.exports", "plan_pipeline.orchestration")
+LAYERS = [(layer, (*forbidden, "plan_pipeline.deployment") if layer in _BELOW_DEPLOYMENT else forbidden)
+          for layer, forbidden in LAYERS]
 
 
 def _within(name: str, prefix: str) -> bool:
