@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from plan_pipeline.orchestration.inbox import definitions as inbox
 from plan_pipeline.orchestration.executor import plan_executor
+from plan_pipeline.orchestration.inbox import definitions as inbox
 from plan_pipeline.orchestration.legacy_import import definitions as legacy_import
 from plan_pipeline.orchestration.maintenance import definitions as maintenance
 from plan_pipeline.orchestration.plan import definitions as plan
