@@ -135,9 +135,9 @@ def test_a_ledger_hook_uses_the_slot_its_step_holds(plan_env):
     run_id = uuid.uuid4().hex
     # the Celery executor holds the step's slot until the worker has returned the step's events
     assert storage.claim_concurrency_slot(DUCKDB_POOL, run_id, "planning_inputs").is_claimed
-    with pytest.raises(PoolBusy):  # a second slot of a 1-slot pool: never
-        with pool_slot(instance, run_id, "planning_inputs:run_ledger", wait_seconds=0.3):
-            pass
+    # a second slot of a 1-slot pool: never
+    with pytest.raises(PoolBusy), pool_slot(instance, run_id, "planning_inputs:run_ledger", wait_seconds=0.3):
+        pass
     with pool_slot(instance, run_id, "planning_inputs:run_ledger", wait_seconds=0.3,
                    step_key="planning_inputs") as claimed:
         assert claimed
