@@ -148,3 +148,29 @@ def test_a_ledger_hook_uses_the_slot_its_step_holds(plan_env):
     with pool_slot(instance, run_id, "planning_inputs:run_ledger", wait_seconds=5, step_key="planning_inputs") as claimed:
         assert claimed
     assert storage.get_concurrency_info(DUCKDB_POOL).active_slot_count == 0
+
+
+def test_a_step_waiting_behind_its_own_runs_step_is_progress_not_a_stall(plan_env):
+    from plan_pipeline.orchestration.plan.launch import RunAborted, RunWatcher
+
+    instance = dg.DagsterInstance.get()
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(DUCKDB_POOL)
+    job = dg.GraphDefinition(name="noop", node_defs=[]).to_job()
+    run_id, other_run = (instance.create_run_for_job(job, run_config={}, status=dg.DagsterRunStatus.STARTED).run_id
+                         for _ in range(2))
+    said: list[str] = []
+    watcher = RunWatcher(instance, "token", None, said.append, wait_seconds=0.0)
+    watcher.run_id = run_id
+    # Celery executor: one step of the run holds the slot, the next one of the same run waits
+    assert storage.claim_concurrency_slot(DUCKDB_POOL, run_id, "detail_plan").is_claimed
+    assert not storage.claim_concurrency_slot(DUCKDB_POOL, run_id, "mrp_plan").is_claimed
+    watcher.poll()  # no give-up (the wait bound is 0 s), nothing reported
+    assert said == []
+    # held by another run: the same wait is reported and bounded
+    storage.free_concurrency_slot_for_step(run_id, "detail_plan")
+    storage.free_concurrency_slot_for_step(run_id, "mrp_plan")
+    assert storage.claim_concurrency_slot(DUCKDB_POOL, other_run, "detail_plan").is_claimed
+    assert not storage.claim_concurrency_slot(DUCKDB_POOL, run_id, "mrp_plan").is_claimed
+    with pytest.raises(RunAborted, match=f"held by run {other_run}"):
+        watcher.poll()
