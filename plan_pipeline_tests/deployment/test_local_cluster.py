@@ -53,7 +53,6 @@ def _celery_workers(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]
 
 def test_plan_runs_execute_on_two_celery_workers_and_nothing_is_left(tmp_path, monkeypatch):
     require_servers("postgresql", "redis")
-    started = time.monotonic()
     cluster = start_local_cluster(tmp_path / "home", workers=("w1", "w2"), daemon=True, webserver=True)
     pids: list[int] = []
     try:
@@ -108,4 +107,3 @@ def test_plan_runs_execute_on_two_celery_workers_and_nothing_is_left(tmp_path, m
     jobs = PlanStore(env["PLAN_PIPELINE_DB"]).list_jobs()
     recorded = dict(zip(jobs["job_id"], jobs["status"]))
     assert {run_id: recorded.get(run_id) for run_id in run_ids} == dict.fromkeys(run_ids, "success")
-    assert time.monotonic() - started < 180
