@@ -1,7 +1,8 @@
 """The Dagster code location of plan-pipeline (``dagster dev -w workspace.yaml`` loads this).
 
 Each domain of ``plan_pipeline/orchestration/`` exports its own definitions; this module merges
-them, binds the resources and the executor, and puts the run ledger hooks on every asset, check
+them, binds the resources and the executor (in-process, or Celery when
+``$PLAN_PIPELINE_CELERY_BROKER_URL`` is set: :mod:`plan_pipeline.orchestration.executor`), and puts the run ledger hooks on every asset, check
 and job (:func:`~plan_pipeline.orchestration.plan.run_ledger_hooks.with_run_ledger`: every run
 records itself in ``plan_jobs``, including jobs a domain adds later). Nothing imports this module (it is the root).
 Importing it opens no database: the store path is resolved inside steps.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from plan_pipeline.orchestration.executor import plan_executor
 from plan_pipeline.orchestration.inbox import definitions as inbox
 from plan_pipeline.orchestration.legacy_import import definitions as legacy_import
 from plan_pipeline.orchestration.maintenance import definitions as maintenance
@@ -29,7 +31,7 @@ __all__ = ["DOMAIN_DEFINITIONS", "PLAN_ASSETS", "build_definitions", "build_reso
 def build_definitions(db_path: str | None = None) -> dg.Definitions:
     return with_run_ledger(dg.Definitions.merge(
         *DOMAIN_DEFINITIONS,
-        dg.Definitions(resources=build_resources(db_path), executor=dg.in_process_executor),
+        dg.Definitions(resources=build_resources(db_path), executor=plan_executor()),
     ))
 
 

@@ -425,6 +425,17 @@ def cmd_ui(env: CliEnvironment, args) -> int:
     return 0
 
 
+def cmd_worker_start(env: CliEnvironment, args) -> int:
+    """Replace this process with a Celery worker executing plan steps (docs/deployment.md)."""
+    from plan_pipeline.deployment.celery_worker import worker_command
+
+    env.prepare_dagster_home()
+    cmd = worker_command(args.name, concurrency=args.concurrency, loglevel=args.loglevel)
+    progress(f"Celery worker {args.name} (DAGSTER_HOME={env.dagster_home}, store {env.db_path})")
+    os.execvpe(cmd[0], cmd, os.environ.copy())
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -547,6 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=PORT, default=3000, help="1-65535 (default 3000)")
     p.add_argument("--workspace", type=path_arg, default="workspace.yaml")
     p.set_defaults(func=cmd_ui)
+
+    p_worker = add_command(sub, "worker", help="Celery workers that execute plan steps (docs/deployment.md)")
+    s_worker = p_worker.add_subparsers(dest="worker_command", metavar="ACTION", required=True)
+    p = add_command(s_worker, "start", help="start a worker on $PLAN_PIPELINE_CELERY_BROKER_URL (runs until stopped)")
+    p.add_argument("--name", required=True, help="worker name (the node is NAME@host)")
+    p.add_argument("--concurrency", type=int, default=1, help="steps executed at once (default 1)")
+    p.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(func=cmd_worker_start)
 
     add_api_commands(sub)
     return parser

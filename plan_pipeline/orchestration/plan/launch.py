@@ -147,7 +147,12 @@ class RunWatcher:
         # claims or reservations left by runs that have ended (e.g. a run canceled while its
         # process was still asking for a slot) would block the pool for good
         free_slots_of_finished_runs(self.instance)
-        holders = [h for h in pool_holders(self.instance) if h[0] != run_id]
+        every_holder = pool_holders(self.instance)
+        holders = [h for h in every_holder if h[0] != run_id]
+        if every_holder and not holders:
+            # only this run's own steps hold the pool (steps executed side by side: the Celery
+            # executor): the run is making progress, nothing to report or give up on
+            return
         others = sorted({h[0] for h in holders})
         for record in self.instance.get_run_records(filters=dg.RunsFilter(run_ids=others)) if others else []:
             reason = orphan_reason(self.instance, record)

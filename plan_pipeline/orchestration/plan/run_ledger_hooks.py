@@ -57,10 +57,15 @@ class PoolBusy(Exception):
 
 @contextmanager
 def pool_slot(instance: dg.DagsterInstance, run_id: str, key: str, pool: str = DUCKDB_POOL,
-              wait_seconds: float = LEDGER_POOL_WAIT_SECONDS) -> Iterator[bool]:
+              wait_seconds: float = LEDGER_POOL_WAIT_SECONDS, step_key: str | None = None) -> Iterator[bool]:
     """Hold one slot of ``pool`` for (run, ``key``) while the block runs, the way Dagster's step
     executor claims one (op-granularity pools; no limit = nothing to claim). Yields whether a
-    slot was claimed; raises :class:`PoolBusy` after ``wait_seconds``."""
+    slot was claimed; raises :class:`PoolBusy` after ``wait_seconds``.
+
+    A slot that ``step_key`` (the step whose hook this is) still holds covers the block: the
+    Celery executor frees a step's claim only once the worker has returned the step's events,
+    hooks included, so claiming a second slot there would wait for itself. (The in-process
+    executor frees the claim at the step's success, before its hooks run.)"""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         yield False
@@ -74,6 +79,9 @@ def pool_slot(instance: dg.DagsterInstance, run_id: str, key: str, pool: str = D
             yield False  # no limit on this pool
             return
         storage.initialize_concurrency_limit_to_default(pool)
+    if step_key is not None and storage.check_concurrency_claim(pool, run_id, step_key).is_claimed:
+        yield True  # the step's own slot, held for it by the executor
+        return
     deadline = time.monotonic() + wait_seconds
     try:
         while True:
@@ -186,7 +194,7 @@ def record_from_hook(context: dg.HookContext, failed: bool, yielded_nothing: boo
             return None  # this run's row exists (an earlier step recorded it)
         status = "started"
     store = getattr(context.resources, PLAN_STORE_KEY).get_store()
-    with pool_slot(instance, run_id, f"{context.step_key}:run_ledger"):
+    with pool_slot(instance, run_id, f"{context.step_key}:run_ledger", step_key=context.step_key):
         return record_run(instance, store, record, status)
 
 
