@@ -66,6 +66,7 @@ def test_migration_6_upgrades_a_schema_5_store_in_place(tmp_path):
     assert metrics.version_rows == [("old", "draft", 6)]
 
 
+@pytest.mark.both_backends
 def test_a_run_stages_and_publishes_with_the_dagster_source(planned: PlanStore):
     run = planned.writing_as("dagster")
     assert (run.path, run.write_source, planned.write_source) == (planned.path, "dagster", "cli")
@@ -108,6 +109,7 @@ def test_every_write_path_records_its_operation_level_and_rows(planned: PlanStor
     assert {r[0] for r in log_rows(planned)} <= set(WRITE_SOURCES)
 
 
+@pytest.mark.both_backends
 def test_a_refused_or_failed_write_records_nothing(planned: PlanStore):
     planned.replace_series("v1", "det", det_frame(), run_id="good")
     before = log_rows(planned)
