@@ -41,7 +41,13 @@ def project_home() -> Path:
 
 
 def default_db_path() -> Path:
-    """``$PLAN_PIPELINE_DB`` or ``<project home>/plan_store.duckdb``."""
+    """The DuckDB file: ``$PLAN_STORE_URL`` when it is ``duckdb:///path``, else ``$PLAN_PIPELINE_DB``,
+    else ``<project home>/plan_store.duckdb``."""
+    url = os.environ.get(STORE_URL_ENV, "").strip()
+    if url.lower().startswith("duckdb:"):
+        location = parse_store_url(url)
+        assert location.path is not None
+        return location.path
     env = os.environ.get(DB_ENV)
     return Path(env).resolve() if env else project_home() / DB_FILE_NAME
 

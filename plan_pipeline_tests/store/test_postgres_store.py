@@ -221,3 +221,24 @@ def test_two_writers_of_one_version_serialize(pg_store: PlanStore, postgres_stor
     # the second writer ran after the first committed: its level replaced the first's
     assert pg_store.publication("v1")["runs"] == ["second"]
     pd.testing.assert_frame_equal(pg_store.read_series("v1", "det"), det_frame(offset=2.0))
+
+
+def test_lifecycle_freezes_a_version_on_postgres(pg_store: PlanStore):
+    pg_store.replace_series("v1", "det", det_frame())
+    assert pg_store.transition_status("v1", "submitted") == "draft"
+    assert pg_store.transition_status("v1", "approved") == "submitted"
+    assert pg_store.get_version("v1").status == "approved"
+    with pytest.raises(PlanStoreError, match="frozen"):
+        pg_store.stage_series("v1", "det", det_frame(offset=1.0), run_id="late")
+    with pytest.raises(PlanStoreError, match="frozen"):
+        pg_store.delete_version("v1")
+    pd.testing.assert_frame_equal(pg_store.read_series("v1", "det"), det_frame())
+
+
+def test_reading_sees_one_state_while_a_writer_commits(pg_store: PlanStore, postgres_store_url):
+    pg_store.replace_series("v1", "det", det_frame())
+    with pg_store.reading() as reader:
+        first = reader.read_series("v1", "det")
+        PlanStore.from_url(postgres_store_url).replace_series("v1", "det", det_frame(offset=5.0))
+        pd.testing.assert_frame_equal(reader.read_series("v1", "det"), first)  # REPEATABLE READ: one snapshot
+    pd.testing.assert_frame_equal(pg_store.read_series("v1", "det"), det_frame(offset=5.0))
