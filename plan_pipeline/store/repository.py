@@ -88,11 +88,11 @@ class PlanStore(
     default DuckDB file). A PostgreSQL location makes a :class:`PostgresPlanStore`.
     """
 
-    def __new__(cls, path: str | Path | None = None, *, location: StoreLocation | None = None, **_: Any):
-        chosen = cls
-        if cls is PlanStore and not path and (location or store_location()).is_postgres:
-            chosen = PostgresPlanStore
-        return super().__new__(chosen)
+    def __init__(self, path: str | Path | None = None, *, location: StoreLocation | None = None, **kwargs: Any):
+        super().__init__(path, location=location, **kwargs)
+        if self.location.is_postgres and type(self) is PlanStore:
+            # the same object with the PostgreSQL backend's methods (what is not ported yet refuses)
+            self.__class__ = PostgresPlanStore
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> PlanStore:

@@ -56,12 +56,14 @@ def test_the_store_url_setting_selects_the_backend(tmp_path, monkeypatch):
     assert (type(chosen), chosen.path) == (PlanStore, tmp_path / "chosen.duckdb")
     # an explicit path is the DuckDB file, whatever the setting says
     monkeypatch.setenv(STORE_URL_ENV, "postgresql://plan:secret@127.0.0.1:5999/plan_store")
-    assert type(PlanStore(tmp_path / "x.duckdb")) is PlanStore
+    explicit = PlanStore(tmp_path / "x.duckdb")
+    assert type(explicit) is PlanStore and type(explicit.writing_as("dagster")) is PlanStore
 
     pg = PlanStore()
     assert isinstance(pg, PostgresPlanStore) and pg.is_postgres
     assert pg.location.describe() == "postgresql://plan@127.0.0.1:5999/plan_store"  # no password in messages
     assert not pg.path.exists()
+    assert type(pg.writing_as("dagster")) is PostgresPlanStore
 
     for bad in ("duckdb:relative.duckdb", "mysql://h/db", "postgresql://127.0.0.1", "plan_store.duckdb"):
         with pytest.raises(PlanStoreError, match=STORE_URL_ENV):
