@@ -118,7 +118,7 @@ POSTGRES_PORTED = frozenset({
     # planner edits and locks
     "record_override", "level_overrides", "detail_overrides", "read_overrides", "read_override_events",
     # run ledger
-    "read_write_log",
+    "read_write_log", "store_metrics", "table_counts",
     "upsert_jobs", "list_jobs", "open_jobs", "close_jobs", "get_job", "active_jobs",
     # artifacts
     "put_artifact", "get_artifact",

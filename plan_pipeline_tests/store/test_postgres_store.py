@@ -76,7 +76,7 @@ def test_placeholders_translate_outside_quotes_only():
 
 
 def test_unported_features_say_so(pg_store: PlanStore):
-    assert {"compare_versions", "psi_cells", "store_metrics", "transaction", "snapshot"} <= set(postgres_unported())
+    assert {"compare_versions", "psi_cells", "plan_summaries", "transaction", "snapshot"} <= set(postgres_unported())
     with pytest.raises(PlanStoreError, match=r"PlanStore.compare_versions is not yet available on PostgreSQL"):
         pg_store.compare_versions("v1", "v1")
     with pytest.raises(PlanStoreError, match="not yet available on PostgreSQL"), pg_store.transaction():
@@ -244,3 +244,19 @@ def test_reading_sees_one_state_while_a_writer_commits(pg_store: PlanStore, post
         PlanStore.from_url(postgres_store_url).replace_series("v1", "det", det_frame(offset=5.0))
         pd.testing.assert_frame_equal(reader.read_series("v1", "det"), first)  # REPEATABLE READ: one snapshot
     pd.testing.assert_frame_equal(pg_store.read_series("v1", "det"), det_frame(offset=5.0))
+
+
+def test_metrics_and_table_counts_read_the_database(pg_store: PlanStore):
+    pg_store.replace_series("v1", "det", det_frame())
+    pg_store.upsert_jobs([{"job_id": "x-1", "version_id": None, "job_name": None, "status": "success"}])
+    metrics = pg_store.store_metrics()
+    assert metrics.version_rows == [("v1", "draft", 6)]
+    assert metrics.runs == [("unknown", "success", 1)]
+    assert metrics.size_bytes > 1_000_000  # the database on the server (pg_database_size)
+    totals = {(w.source, w.operation, w.level): (w.writes, w.rows) for w in metrics.writes}
+    assert totals == {("cli", "import_inputs", "inputs"): (1, 162), ("cli", "create", "version"): (1, 1),
+                      ("cli", "replace", "det"): (1, 6)}
+    assert all(abs(w.last_write_epoch_seconds - time.time()) < 120 for w in metrics.writes)
+    counts = pg_store.table_counts()
+    assert (counts["plan_series"], counts["plan_versions"], counts["plan_levels"], counts["plan_kpis"]) == (6, 1, 1, 0)
+    assert counts["input_demand_family"] == 36 and not any("_v_" in name for name in counts)  # no partitions

@@ -131,6 +131,7 @@ def test_a_refused_or_failed_write_records_nothing(planned: PlanStore):
                                                ("cli", "approve", "v1", "version", 1, None)]
 
 
+@pytest.mark.both_backends
 def test_deleting_a_version_keeps_its_write_log_and_logs_the_removal(planned: PlanStore):
     planned.replace_series("v1", "det", det_frame(), run_id="r1")
     planned.record_override("v1", "det", KEY, {"demand": 5.0})
