@@ -22,7 +22,7 @@ from plan_pipeline.store.schema import (
 )
 from plan_pipeline.store.shared_database import SharedDatabase
 from plan_pipeline.store.table_copy import user_tables
-from plan_pipeline.store.unit_of_work import StoreTransaction
+from plan_pipeline.store.unit_of_work import StoreTransaction, transaction_class
 from plan_pipeline.store.write_log import DEFAULT_WRITE_SOURCE, check_write_source
 
 
@@ -189,18 +189,19 @@ class PlanStoreBase:
     def transaction(self, *, bulk: bool = False) -> Iterator[StoreTransaction]:
         """A unit of work: every statement called on the yielded object commits together."""
         with self.write(bulk=bulk) as con:
-            yield StoreTransaction(con, read_only=False, write_source=self.write_source)
+            yield transaction_class(con)(con, read_only=False, write_source=self.write_source)
 
     @contextmanager
     def snapshot(self) -> Iterator[StoreTransaction]:
         """A read-only unit of work: every read sees the same consistent state of the store (inside
         :meth:`reading`, that snapshot)."""
         if self._session_reads_snapshot:
-            yield StoreTransaction(self._session_con, read_only=True, write_source=self.write_source)
+            yield transaction_class(self._session_con)(self._session_con, read_only=True,
+                                                       write_source=self.write_source)
             return
         with self.connect(read_only=True) as con, transaction(con):
             _snapshot_isolation(con)
-            yield StoreTransaction(con, read_only=True, write_source=self.write_source)
+            yield transaction_class(con)(con, read_only=True, write_source=self.write_source)
 
     def initialise(self) -> int:
         """Create or upgrade the schema; returns the schema version (PostgreSQL numbers its

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from plan_pipeline.store.backends.postgres import lock_version
 from plan_pipeline.store.connection import open_connection
 from plan_pipeline.store.errors import PlanNotFoundError
 from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version
@@ -142,6 +143,7 @@ class MaintenanceStatements:
     def remove_version(self, version_id: str, *, actor: str, reason: str, archive_path: str | None) -> dict[str, int]:
         """Remove one version (children first, tombstone, ``delete`` event); rows removed per table of
         :data:`VERSION_TABLES`."""
+        lock_version(self._con, version_id)  # PostgreSQL: after the version's writer in progress, if any
         removed = remove_version_in(self._con, version_id, actor=actor, reason=reason, archive_path=archive_path,
                                     source=self.write_source)
         return {table: int(removed.get(table, 0)) for table in VERSION_TABLES}

@@ -104,7 +104,7 @@ class PlanStore(
 #: ``PlanStore`` raises "... is not yet available on PostgreSQL" (docs/operations.md lists them).
 POSTGRES_PORTED = frozenset({
     # connections and schema
-    "session", "reading", "connect", "write", "initialise", "schema_version", "writing_as", "is_postgres",
+    "session", "reading", "connect", "write", "transaction", "snapshot", "initialise", "schema_version", "writing_as", "is_postgres",
     "from_url",
     # input sets
     "import_input_set", "get_input_set", "list_input_sets", "load_input_set",

@@ -76,11 +76,15 @@ def test_placeholders_translate_outside_quotes_only():
 
 
 def test_unported_features_say_so(pg_store: PlanStore):
-    assert {"compare_versions", "psi_cells", "plan_summaries", "transaction", "snapshot"} <= set(postgres_unported())
+    assert {"compare_versions", "psi_cells", "plan_summaries"} <= set(postgres_unported())
+    assert not {"transaction", "snapshot", "store_metrics"} & set(postgres_unported())
     with pytest.raises(PlanStoreError, match=r"PlanStore.compare_versions is not yet available on PostgreSQL"):
         pg_store.compare_versions("v1", "v1")
-    with pytest.raises(PlanStoreError, match="not yet available on PostgreSQL"), pg_store.transaction():
-        pass
+    # the unit of work: retention's statements work, the others say they are not ported
+    with pg_store.transaction() as tx:
+        assert [head[0] for head in tx.version_heads()] == ["v1"] and tx.version_exists("v1")
+        with pytest.raises(PlanStoreError, match=r"unit of work's write_version_files\(\) is not yet available"):
+            tx.write_version_files("v1", pg_store.path)
 
 
 # ------------------------------------------------------------------------------------- migrations
@@ -260,3 +264,13 @@ def test_metrics_and_table_counts_read_the_database(pg_store: PlanStore):
     counts = pg_store.table_counts()
     assert (counts["plan_series"], counts["plan_versions"], counts["plan_levels"], counts["plan_kpis"]) == (6, 1, 1, 0)
     assert counts["input_demand_family"] == 36 and not any("_v_" in name for name in counts)  # no partitions
+
+
+def test_a_server_that_cannot_be_reached_is_a_busy_store_without_the_password():
+    from plan_pipeline.store import PlanStoreBusyError
+
+    store = PlanStore.from_url("postgresql://plan:secret@127.0.0.1:9/plan_store", lock_wait_seconds=0)
+    with pytest.raises(PlanStoreBusyError, match=r"cannot reach the PostgreSQL plan store "
+                                                 r"postgresql://plan@127.0.0.1:9/plan_store") as caught:
+        store.list_versions()
+    assert "secret" not in str(caught.value)
