@@ -132,9 +132,19 @@ def test_every_version_has_its_own_partition_of_the_plan_tables(pg_store: PlanSt
             (6, "v1", "v1")
     finally:
         con.close()
-    # deleting a version takes its rows and nothing of the other's
+    # deleting a version empties its partitions (TRUNCATE) and takes nothing of the other's
+    pg_store.replace_kpis("v1", "report", pd.DataFrame(
+        {"category": ["plan"], "metric": ["fill_rate"], "bucket_type": ["total"], "bucket_key": ["total"],
+         "value": [1.0], "unit": ["ratio"]}))
     removed = pg_store.delete_version("v1")
-    assert removed["plan_series"] == 6
+    assert (removed["plan_series"], removed["plan_kpis"], removed["plan_levels"]) == (6, 1, 2)
+    con = open_pg_connection(postgres_store_url)
+    try:
+        for table in PARTITIONED_TABLES:
+            assert con.execute(f"SELECT count(*) FROM {partition_name(table, 'v1')}").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM plan_series WHERE version_id = 'v2'").fetchone() == (6,)
+    finally:
+        con.close()
     assert pg_store.find_version("v1") is None and pg_store.tombstone("v1")["reason"] == "deleted by request"
     pd.testing.assert_frame_equal(pg_store.read_series("v2", "det"), det_frame(offset=1.0))
 
