@@ -217,8 +217,8 @@ class PgResult:
         return rows
 
     def df(self) -> pd.DataFrame:
-        """The rows as a frame typed like DuckDB's ``.df()``: floats float64, integers int64
-        (float64 with NULLs), timestamps datetime64, the rest objects."""
+        """The rows as a frame typed like DuckDB's ``.df()``: floats float64, BIGINT int64 and
+        INTEGER int32 (Int64 / Int32 with NULLs), booleans bool (boolean with NULLs), timestamps datetime64, the rest objects."""
         import pandas as pd
 
         names = [column.name for column in self.description or []]
@@ -226,16 +226,20 @@ class PgResult:
         for name, oid in zip(names, self._types):
             if oid in _FLOAT_OIDS:
                 frame[name] = frame[name].astype("float64")
-            elif oid in _INT_OIDS:
-                frame[name] = frame[name].astype("float64" if frame[name].isna().any() else "int64")
+            elif oid in _INT_OIDS:  # with NULLs pandas' nullable Int64 / Int32, as DuckDB gives them
+                dtype = _INT_OIDS[oid]
+                frame[name] = frame[name].astype(dtype.capitalize() if frame[name].isna().any() else dtype)
+            elif oid == _BOOL_OID:
+                frame[name] = frame[name].astype("boolean" if frame[name].isna().any() else "bool")
             elif oid == _TIMESTAMP_OID:
                 frame[name] = pd.to_datetime(frame[name])
         return frame
 
 
 _FLOAT_OIDS = {700, 701, 1700}  # float4, float8, numeric
-_INT_OIDS = {20, 21, 23}  # int8, int2, int4
+_INT_OIDS = {20: "int64", 21: "int32", 23: "int32"}  # BIGINT, SMALLINT, INTEGER as DuckDB's df() types them
 _TIMESTAMP_OID = 1114
+_BOOL_OID = 16
 
 
 class PgConnection:
