@@ -84,6 +84,11 @@ class StoreLocation:
 
 
 def duckdb_location(path: str | Path) -> StoreLocation:
+    """A DuckDB file. A store URL given as a path (``PlanStore(pg_store.path)``) is refused: it would
+    quietly become a file named after it in the current folder."""
+    if re.match(r"(postgres(ql)?|duckdb):", str(path), re.IGNORECASE):
+        raise PlanStoreError(f"{path!s} is a plan store URL, not a DuckDB file: open it with PlanStore.from_url(url) "
+                             "or PlanStore(location=store.location)")
     return StoreLocation("duckdb", path=Path(path).resolve())
 
 

@@ -64,6 +64,8 @@ def test_the_store_url_setting_selects_the_backend(tmp_path, monkeypatch):
     assert isinstance(pg, PostgresPlanStore) and pg.is_postgres
     assert pg.location.describe() == "postgresql://plan@127.0.0.1:5999/plan_store"  # no password in messages
     assert not pg.path.exists()
+    with pytest.raises(PlanStoreError, match="is a plan store URL, not a DuckDB file"):
+        PlanStore(pg.path)  # would otherwise become a DuckDB file named after the URL in the current folder
     assert type(pg.writing_as("dagster")) is PostgresPlanStore
 
     for bad in ("duckdb:relative.duckdb", "mysql://h/db", "postgresql://127.0.0.1", "plan_store.duckdb"):
