@@ -356,3 +356,19 @@ def test_every_level_of_a_real_plan_round_trips_like_duckdb(pg_store: PlanStore,
         ours, theirs = (s.read_series_rows("v1", level) for s in (pg_store, duck))
         pd.testing.assert_frame_equal(ours.drop(columns="extra_json"), theirs.drop(columns="extra_json"), obj=level)
         assert [json.loads(v) for v in ours["extra_json"]] == [json.loads(v) for v in theirs["extra_json"]], level
+
+
+def test_a_copy_the_database_refuses_reports_its_error_and_keeps_the_previous_rows(pg_store: PlanStore):
+    """PostgreSQL refuses a row in the middle of a level's COPY (an empty demand, NOT NULL): its own
+    error comes back, the level keeps its previous rows, nothing of the failed write is logged."""
+    import psycopg
+
+    pg_store.replace_series("v1", "det", det_frame(), run_id="good")
+    writes = len(pg_store.read_write_log())
+    broken = det_frame()
+    broken["demand"] = broken["demand"].astype(object)
+    broken.loc[3, "demand"] = None
+    with pytest.raises(psycopg.errors.NotNullViolation, match='null value in column "demand"'):
+        pg_store.stage_series("v1", "det", broken, run_id="bad")
+    pd.testing.assert_frame_equal(pg_store.read_series("v1", "det"), det_frame())
+    assert pg_store.level_state("v1", "det", "bad") is None and len(pg_store.read_write_log()) == writes
