@@ -122,6 +122,8 @@ POSTGRES_PORTED = frozenset({
     "upsert_jobs", "list_jobs", "open_jobs", "close_jobs", "get_job", "active_jobs",
     # artifacts
     "put_artifact", "get_artifact",
+    # API keys
+    "create_api_key", "list_api_keys", "revoke_api_key", "api_key_principal",
 })
 
 

@@ -372,3 +372,19 @@ def test_a_copy_the_database_refuses_reports_its_error_and_keeps_the_previous_ro
         pg_store.stage_series("v1", "det", broken, run_id="bad")
     pd.testing.assert_frame_equal(pg_store.read_series("v1", "det"), det_frame())
     assert pg_store.level_state("v1", "det", "bad") is None and len(pg_store.read_write_log()) == writes
+
+
+def test_api_keys_on_postgres(postgres_store_url):
+    store = PlanStore.from_url(postgres_store_url)
+    key = store.create_api_key("ann", "planner", actor="admin")
+    assert store.api_key_principal(key) == ("ann", "planner") and store.api_key_principal(key + "x") is None
+    with pytest.raises(PlanStoreError, match="already exists"):
+        store.create_api_key("ann", "viewer")
+    [listed] = store.list_api_keys()
+    assert (listed["name"], listed["role"], listed["created_by"], listed["revoked_at"]) == ("ann", "planner", "admin", None)
+    assert key.startswith(listed["key_prefix"]) and "key_hash" not in listed
+    revoked = store.revoke_api_key("ann", actor="admin")
+    assert revoked["revoked_by"] == "admin" and revoked["revoked_at"] is not None
+    assert store.api_key_principal(key) is None and store.list_api_keys(include_revoked=False) == []
+    with pytest.raises(PlanStoreError, match="already revoked"):
+        store.revoke_api_key("ann")
