@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plan_pipeline.cli.errors import CliError, UsageError
-from plan_pipeline.store.rules import DB_ENV, HOME_ENV, project_home
+from plan_pipeline.store.errors import PlanStoreError
+from plan_pipeline.store.rules import DB_ENV, HOME_ENV, STORE_URL_ENV, project_home, store_location
 
 if TYPE_CHECKING:  # the store (DuckDB) loads when a command opens it, not to parse arguments
     from plan_pipeline.store import PlanStore
@@ -91,8 +92,22 @@ def resolve_environment(home: str | None, db: str | None) -> CliEnvironment:
     if home:
         os.environ[HOME_ENV] = str(Path(home).resolve())
     home_path = project_home()
-    db_path = Path(db).resolve() if db else Path(os.environ.get(DB_ENV) or home_path / "plan_store.duckdb").resolve()
+    if db:
+        db_path = Path(db).resolve()
+    else:
+        try:
+            location = store_location()  # $PLAN_STORE_URL, else $PLAN_PIPELINE_DB, else the home's file
+        except PlanStoreError as exc:
+            raise UsageError(str(exc)) from None
+        if location.is_postgres:
+            raise CliError(f"{STORE_URL_ENV} names a PostgreSQL store ({location.describe()}): the command line, "
+                           "Dagster runs and the Plans API do not run on PostgreSQL yet (issue 15; the store library "
+                           "does, docs/operations.md 'Choosing the store backend'). Unset it, or use --db FILE")
+        assert location.path is not None
+        db_path = location.path
     os.environ[DB_ENV] = str(db_path)
+    if os.environ.get(STORE_URL_ENV):
+        os.environ[STORE_URL_ENV] = f"duckdb://{db_path}"  # the processes this one starts agree on the file
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or home_path / "dagster_home").resolve()
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return CliEnvironment(home_path, db_path, dagster_home)

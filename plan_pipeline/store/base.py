@@ -11,25 +11,40 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
+from plan_pipeline.store.backends import is_postgres
+from plan_pipeline.store.backends.postgres import apply_pg_migrations, open_pg_connection
 from plan_pipeline.store.connection import LOCK_RETRY_SECONDS, NO_CHECKPOINT_VACUUM, open_connection, transaction
 from plan_pipeline.store.errors import PlanNotFoundError, PlanStoreError
-from plan_pipeline.store.rules import bulk_write_memory_limit, default_db_path
+from plan_pipeline.store.rules import StoreLocation, bulk_write_memory_limit, duckdb_location, store_location
 from plan_pipeline.store.schema import (
     apply_migrations,
     current_schema_version,
 )
 from plan_pipeline.store.shared_database import SharedDatabase
 from plan_pipeline.store.table_copy import user_tables
-from plan_pipeline.store.unit_of_work import StoreTransaction
+from plan_pipeline.store.unit_of_work import StoreTransaction, transaction_class
 from plan_pipeline.store.write_log import DEFAULT_WRITE_SOURCE, check_write_source
 
 
 class PlanStoreBase:
-    """One DuckDB file: connections, transactions, the unit of work. Opens nothing until used."""
+    """One plan store (a DuckDB file, or a PostgreSQL database): connections, transactions, the
+    unit of work. Opens nothing until used.
 
-    def __init__(self, path: str | Path | None = None, *, lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ``path``: a DuckDB file; ``location``: where the store is (``rules.StoreLocation``, e.g.
+    ``parse_store_url(...)``); neither: ``$PLAN_STORE_URL``, unset the default DuckDB file.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, location: StoreLocation | None = None,
+                 lock_wait_seconds: float = LOCK_RETRY_SECONDS,
                  write_source: str = DEFAULT_WRITE_SOURCE, database: SharedDatabase | None = None):
-        self.path = Path(path).resolve() if path else default_db_path()
+        if path and location is not None:
+            raise PlanStoreError("a plan store is given a DuckDB path or a location, not both")
+        self.location = location or (duckdb_location(path) if path else store_location())
+        #: The DuckDB file; on PostgreSQL a path naming the database that no file has (``exists()`` is
+        #: False): the features that work on files (backups, archives) are DuckDB-only so far.
+        self.path = self.location.path if self.location.path is not None else Path(self.location.describe())
+        if self.location.is_postgres and database is not None:
+            raise PlanStoreError("a kept-open DuckDB database (SharedDatabase) cannot serve a PostgreSQL store")
         #: A long-running server's kept-open handle on the file (store/shared_database.py): its
         #: connections cost ~0.4 ms instead of ~20 ms, and step aside for a waiting writer.
         self.database = database
@@ -84,19 +99,37 @@ class PlanStoreBase:
         if self._session_con is not None:
             yield self
             return
-        if not self._migrated and self.database is None:
+        if not self._migrated and self.database is None and not self.location.is_postgres:
             self.initialise()  # a read-only connection cannot upgrade an older store
         with self.connect(read_only=True) as con, transaction(con):
+            _snapshot_isolation(con)
             self._session_con, self._session_reads_snapshot = con, True
             try:
                 yield self
             finally:
                 self._session_con, self._session_reads_snapshot = None, False
 
+    @property
+    def is_postgres(self) -> bool:
+        return self.location.is_postgres
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[Any]:
         if self._session_con is not None:
             yield self._session_con
+            return
+        if self.location.is_postgres:
+            # PostgreSQL has no file lock and no read-only connection mode: a reader's consistency
+            # comes from its transaction (``reading``/``snapshot``); migrations run on first use.
+            assert self.location.dsn is not None
+            pg = open_pg_connection(self.location.dsn)
+            try:
+                if not self._migrated:
+                    apply_pg_migrations(pg)
+                    self._migrated = True
+                yield pg
+            finally:
+                pg.close()
             return
         if read_only and not self.path.exists():
             raise PlanStoreError(f"plan store {self.path} does not exist yet (import an input set first)")
@@ -141,6 +174,7 @@ class PlanStoreBase:
         limit (a large ordered read cannot spill its result).
         """
         with self.connect() as con:
+            bulk = bulk and not self.location.is_postgres  # a DuckDB setting
             if bulk:
                 con.execute("SET memory_limit = ?", [bulk_write_memory_limit()])
             try:
@@ -155,20 +189,23 @@ class PlanStoreBase:
     def transaction(self, *, bulk: bool = False) -> Iterator[StoreTransaction]:
         """A unit of work: every statement called on the yielded object commits together."""
         with self.write(bulk=bulk) as con:
-            yield StoreTransaction(con, read_only=False, write_source=self.write_source)
+            yield transaction_class(con)(con, read_only=False, write_source=self.write_source)
 
     @contextmanager
     def snapshot(self) -> Iterator[StoreTransaction]:
         """A read-only unit of work: every read sees the same consistent state of the store (inside
         :meth:`reading`, that snapshot)."""
         if self._session_reads_snapshot:
-            yield StoreTransaction(self._session_con, read_only=True, write_source=self.write_source)
+            yield transaction_class(self._session_con)(self._session_con, read_only=True,
+                                                       write_source=self.write_source)
             return
         with self.connect(read_only=True) as con, transaction(con):
-            yield StoreTransaction(con, read_only=True, write_source=self.write_source)
+            _snapshot_isolation(con)
+            yield transaction_class(con)(con, read_only=True, write_source=self.write_source)
 
     def initialise(self) -> int:
-        """Create or upgrade the schema; returns the schema version."""
+        """Create or upgrade the schema; returns the schema version (PostgreSQL numbers its
+        migrations on its own: store/backends/postgres.py)."""
         with self.connect() as con:
             return current_schema_version(con)
 
@@ -185,3 +222,10 @@ class PlanStoreBase:
         with self.connect() as con:
             # logical tables: the physical tables behind the plan_series view count as plan_series
             return {n: int(con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in user_tables(con)}
+
+
+def _snapshot_isolation(con) -> None:
+    """A read-only unit of work reads one state of the store: DuckDB's transactions are snapshots;
+    PostgreSQL's default (READ COMMITTED) is not, its REPEATABLE READ is (first in the transaction)."""
+    if is_postgres(con):
+        con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -7,9 +7,7 @@ from typing import Any
 from plan_pipeline.planning.types import INPUT_COLUMNS, PlanningInputs
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanStoreError
-from plan_pipeline.store.plan_rows import (
-    _registered,
-)
+from plan_pipeline.store.plan_rows import insert_frame
 from plan_pipeline.store.rules import check_identifier
 from plan_pipeline.store.schema import (
     NUMERIC_INPUT_COLUMNS,
@@ -68,8 +66,7 @@ class InputSetRepository(PlanStoreBase):
                 for col in columns:
                     if col not in NUMERIC_INPUT_COLUMNS[name]:
                         incoming[col] = incoming[col].astype(str)
-                with _registered(con, "incoming_rows", incoming):
-                    con.execute(f"INSERT INTO {input_table_name(name)} SELECT * FROM incoming_rows")
+                insert_frame(con, input_table_name(name), incoming)
                 rows += len(incoming)
             record_write(con, self.write_source, "import_inputs", None, [(INPUTS_LEVEL, rows)])
         return "created"

@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from plan_pipeline.store.backends import is_postgres
+from plan_pipeline.store.backends.postgres import PARTITIONED_TABLES, lock_version, partition_name
 from plan_pipeline.store.connection import open_connection
 from plan_pipeline.store.errors import PlanNotFoundError
 from plan_pipeline.store.schema import VERSION_CHILD_TABLES, current_schema_version
@@ -65,8 +67,7 @@ def remove_version_in(
         raise PlanNotFoundError(f"unknown plan version {version_id!r}")
     removed: dict[str, int] = {}
     for table in VERSION_CHILD_TABLES:  # DuckDB answers a DELETE with its row count
-        removed[table] = sum(int(con.execute(f"DELETE FROM {physical} WHERE version_id = ?", [version_id]).fetchone()[0])
-                             for physical in physical_tables(table))
+        removed[table] = sum(_remove_rows(con, physical, version_id) for physical in physical_tables(table))
     con.execute("DELETE FROM plan_versions WHERE version_id = ?", [version_id])
     removed["plan_versions"] = 1
     now = utc_now()
@@ -80,6 +81,19 @@ def remove_version_in(
                          actor=actor, notes=reason, at=now)
     record_write(con, source, "delete", version_id, [(VERSION_LEVEL, sum(removed.values()))], at=now)
     return removed
+
+
+def _remove_rows(con, table: str, version_id: str) -> int:
+    """Remove the version's rows of ``table``; returns how many. On PostgreSQL a table partitioned by
+    version loses its rows by ``TRUNCATE`` of the version's partition (no per-row work, the space
+    is free at once; the partition stays attached, so a restored version finds it)."""
+    if is_postgres(con) and table in PARTITIONED_TABLES:
+        partition = partition_name(table, version_id)
+        if con.execute("SELECT 1 FROM pg_class WHERE relname = ? AND relkind = 'r'", [partition]).fetchone():
+            count = int(con.execute(f'SELECT count(*) FROM "{partition}"').fetchone()[0])
+            con.execute(f'TRUNCATE "{partition}"')
+            return count
+    return int(con.execute(f"DELETE FROM {table} WHERE version_id = ?", [version_id]).fetchone()[0])
 
 
 def revive_version_in(con, version_id: str, *, actor: str, archive_path: str) -> None:
@@ -142,6 +156,7 @@ class MaintenanceStatements:
     def remove_version(self, version_id: str, *, actor: str, reason: str, archive_path: str | None) -> dict[str, int]:
         """Remove one version (children first, tombstone, ``delete`` event); rows removed per table of
         :data:`VERSION_TABLES`."""
+        lock_version(self._con, version_id)  # PostgreSQL: after the version's writer in progress, if any
         removed = remove_version_in(self._con, version_id, actor=actor, reason=reason, archive_path=archive_path,
                                     source=self.write_source)
         return {table: int(removed.get(table, 0)) for table in VERSION_TABLES}

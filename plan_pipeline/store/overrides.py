@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.planning.overrides import OverrideError, check_override_key, validate_override_payload
+from plan_pipeline.store.backends.postgres import lock_version
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.versions import _require_replannable
@@ -135,6 +136,7 @@ class OverrideRepository(PlanStoreBase):
         """
         payload = checked_override(level, key, payload)
         with self.write() as con:
+            lock_version(con, version_id)
             self._require_editable(con, version_id)
             now = _now()
             source = source or self.write_source

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.faults import crash_point, pause_point
 from plan_pipeline.planning.vocabulary import STORED_KPI_COLUMNS
+from plan_pipeline.store.backends import is_postgres
+from plan_pipeline.store.backends.postgres import lock_version
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import layout_for
@@ -24,8 +26,8 @@ from plan_pipeline.store.plan_rows import (
 )
 from plan_pipeline.store.rules import KPI_KEY
 from plan_pipeline.store.run_ledger import _active_jobs, _upsert_jobs
-from plan_pipeline.store.series_mapping import _frame_from_arrow, _prepare_series, _read_series_sql
-from plan_pipeline.store.series_tables import physical_tables
+from plan_pipeline.store.series_mapping import _frame_from_arrow, _prepare_series, _read_series_sql, _restore_dtypes
+from plan_pipeline.store.series_tables import SERIES_COLUMN_NAMES, physical_tables
 from plan_pipeline.store.versions import _require_replannable
 from plan_pipeline.store.write_log import record_write
 from plan_pipeline.timeutil import utc_now as _now
@@ -166,6 +168,7 @@ class PlanLevelRepository(PlanStoreBase):
         """
         prepared = prepare_series_level(level, frame)
         with self.write(bulk=True) as con:
+            lock_version(con, version_id)
             _require_replannable(con, version_id)
             _drop_run_level(con, version_id, level, run_id)
             _insert_series_level(con, version_id, prepared, run_id, STAGED, _now())
@@ -191,6 +194,7 @@ class PlanLevelRepository(PlanStoreBase):
         """Stage the KPI rows of one (version, level) written by plan run ``run_id`` (one transaction)."""
         prepared = prepare_kpi_level(level, frame, source=source)
         with self.write(bulk=True) as con:
+            lock_version(con, version_id)
             _require_replannable(con, version_id)
             _drop_run_level(con, version_id, level, run_id)
             _insert_kpi_level(con, version_id, prepared, run_id, STAGED, _now())
@@ -211,6 +215,7 @@ class PlanLevelRepository(PlanStoreBase):
         if table not in PLAN_TABLES:
             raise PlanStoreError(f"unknown plan table {table!r}")
         with self.write() as con:
+            lock_version(con, version_id)
             _require_replannable(con, version_id)
             _drop_run_level(con, version_id, level, run_id)
             con.execute(
@@ -238,6 +243,7 @@ class PlanLevelRepository(PlanStoreBase):
         crash_point("publish.before_transaction")
         now = _now()
         with self.write(bulk=True) as con:
+            lock_version(con, version_id)
             _require_replannable(con, version_id)
             staged = con.execute(
                 "SELECT level, run_id, table_name, applicable, row_count FROM plan_levels "
@@ -313,6 +319,7 @@ class PlanLevelRepository(PlanStoreBase):
         """
         prepared = prepare_series_level(level, frame)
         with self.write(bulk=True) as con:
+            lock_version(con, version_id)
             self._require_version(con, version_id)
             _drop_published_level(con, version_id, level)
             run = run_id or direct_write_id()
@@ -337,6 +344,7 @@ class PlanLevelRepository(PlanStoreBase):
         """Write and publish one KPI level directly, outside a plan run (see :meth:`replace_series`)."""
         prepared = prepare_kpi_level(level, frame, source=source)
         with self.write(bulk=True) as con:
+            lock_version(con, version_id)
             self._require_version(con, version_id)
             _drop_published_level(con, version_id, level)
             run = run_id or direct_write_id()
@@ -420,6 +428,14 @@ class PlanLevelRepository(PlanStoreBase):
                 which = "published plan" if run_id is None else f"run {run_id}"
                 raise PlanStoreError(f"plan version {version_id!r} has no rows at level {level!r} in its {which}")
             columns = json.loads(entry[3])
+            if is_postgres(con):
+                import pandas as pd
+
+                rows = con.execute(_read_series_sql(layout, columns, "postgres"), [version_id, level, entry[0]])
+                frame = pd.DataFrame.from_records(rows.fetchall(), columns=[m["name"] for m in columns])
+                frame = _restore_dtypes(frame, columns)
+                frame.attrs.update(json.loads(entry[4]))
+                return frame
             sql = _read_series_sql(layout, columns)
             # Arrow, typed by the query's casts, then pandas: ~3x faster than ``.df()`` and a
             # dtype fix-up copying every column (docs/performance.md, exports at disk speed)
@@ -431,7 +447,8 @@ class PlanLevelRepository(PlanStoreBase):
 
     def read_series_rows(self, version_id: str, level: str | None = None) -> pd.DataFrame:
         """Raw published ``plan_series`` rows (for exports and inspection) in natural order."""
-        sql = "SELECT * EXCLUDE (created_at, updated_at) FROM plan_series_current WHERE version_id = ?"
+        columns = ", ".join(c for c in SERIES_COLUMN_NAMES if c not in ("created_at", "updated_at"))
+        sql = f"SELECT {columns} FROM plan_series_current WHERE version_id = ?"
         args: list[Any] = [version_id]
         if level:
             sql += " AND level = ?"

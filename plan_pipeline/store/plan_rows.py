@@ -8,6 +8,7 @@ Every function runs on a connection inside the caller's transaction.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.planning.parameters import PARAMETER_NAMES, PlanningParameters
+from plan_pipeline.store.backends import is_postgres
+from plan_pipeline.store.backends.postgres import ensure_version_partitions
+from plan_pipeline.store.layouts import layout_for
+from plan_pipeline.store.series_mapping import series_copy_columns
 from plan_pipeline.store.series_tables import physical_tables, series_table_for
 
 if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
@@ -46,12 +51,15 @@ def _version_row_values(input_set: str | None, status: str, read_only: bool, par
 def insert_version_row(con, version_id: str, *, input_set: str | None, status: str, read_only: bool,
                        params: PlanningParameters, note: str | None, source: str | None,
                        created_at: datetime, updated_at: datetime) -> None:
-    """Insert a ``plan_versions`` row (the caller checked that the id is free)."""
+    """Insert a ``plan_versions`` row (the caller checked that the id is free); on PostgreSQL with
+    the version's partitions of the plan tables."""
     cols = ["version_id", *VERSION_ROW_COLUMNS]
     con.execute(
         f"INSERT INTO plan_versions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
         [version_id, *_version_row_values(input_set, status, read_only, params, note, source, created_at, updated_at)],
     )
+    if is_postgres(con):
+        ensure_version_partitions(con, version_id)
 
 
 def update_version_row(con, version_id: str, *, input_set: str | None, status: str, read_only: bool,
@@ -63,6 +71,16 @@ def update_version_row(con, version_id: str, *, input_set: str | None, status: s
         f"UPDATE plan_versions SET {assignments} WHERE version_id = ?",
         [*_version_row_values(input_set, status, read_only, params, note, source, created_at, updated_at), version_id],
     )
+
+
+def insert_frame(con, table: str, frame: pd.DataFrame) -> None:
+    """Append ``frame``'s rows to ``table`` (the frame has the table's columns, in its order): DuckDB
+    scans the frame in place, PostgreSQL receives it through ``COPY``."""
+    if is_postgres(con):
+        con.copy_frame(table, frame)
+        return
+    with _registered(con, "incoming_rows", frame):
+        con.execute(f"INSERT INTO {table} SELECT * FROM incoming_rows")
 
 
 @contextmanager
@@ -108,8 +126,11 @@ def insert_series(con, prepared: pd.DataFrame, select_sql: str, args: list[Any])
 
 def _insert_series_level(con, version_id: str, level: PreparedLevel, run_id: str, state: str, now: datetime) -> None:
     assert level.insert_sql is not None, "a series level is prepared with its INSERT statement"
-    stamps = [now, now] if series_table_for(level.level).stores_stamps else []  # else: plan_levels.written_at
-    insert_series(con, level.rows, level.insert_sql, [version_id, level.level, run_id, *stamps])
+    if is_postgres(con):
+        _copy_series(con, version_id, level, run_id, now)
+    else:
+        stamps = [now, now] if series_table_for(level.level).stores_stamps else []  # else: plan_levels.written_at
+        insert_series(con, level.rows, level.insert_sql, [version_id, level.level, run_id, *stamps])
     con.execute(
         "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
         "attrs_json, row_count, written_at, published_at) VALUES (?, ?, ?, 'plan_series', ?, TRUE, ?, ?, ?, ?, ?)",
@@ -118,7 +139,31 @@ def _insert_series_level(con, version_id: str, level: PreparedLevel, run_id: str
     )
 
 
+def _copy_series(con, version_id: str, level: PreparedLevel, run_id: str, now: datetime) -> None:
+    """PostgreSQL: the level's rows into its family table (the version's partition) with ``COPY``."""
+    columns = series_copy_columns(layout_for(level.level), level.rows, version_id=version_id, run_id=run_id, now=now)
+    n = level.row_count
+    lists = [v if isinstance(v, list) else itertools.repeat(v, n) for v in columns.values()]
+    con.copy_rows(series_table_for(level.level).name, list(columns), zip(*lists))
+
+
 def _insert_kpi_level(con, version_id: str, level: PreparedLevel, run_id: str, state: str, now: datetime) -> None:
+    if is_postgres(con):
+        rows = level.rows.assign(version_id=version_id, level=level.level, source=level.source,
+                                 source_run_id=run_id, created_at=now, updated_at=now)
+        con.copy_frame("plan_kpis", rows[["version_id", "level", "row_seq", "category", "metric", "bucket_type",
+                                          "bucket_key", "value", "unit", "source", "source_run_id", "created_at",
+                                          "updated_at"]])
+    else:
+        _insert_kpi_rows(con, version_id, level, run_id, now)
+    con.execute(
+        "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
+        "attrs_json, row_count, written_at, published_at) VALUES (?, ?, ?, 'plan_kpis', ?, TRUE, NULL, '{}', ?, ?, ?)",
+        [version_id, level.level, run_id, state, level.row_count, now, now if state == PUBLISHED else None],
+    )
+
+
+def _insert_kpi_rows(con, version_id: str, level: PreparedLevel, run_id: str, now: datetime) -> None:
     with _registered(con, "incoming_kpis", level.rows):
         con.execute(
             "INSERT INTO plan_kpis (version_id, level, row_seq, category, metric, bucket_type, bucket_key, "
@@ -127,11 +172,6 @@ def _insert_kpi_level(con, version_id: str, level: PreparedLevel, run_id: str, s
             "FROM incoming_kpis",
             [version_id, level.level, level.source, run_id, now, now],
         )
-    con.execute(
-        "INSERT INTO plan_levels (version_id, level, run_id, table_name, state, applicable, columns_json, "
-        "attrs_json, row_count, written_at, published_at) VALUES (?, ?, ?, 'plan_kpis', ?, TRUE, NULL, '{}', ?, ?, ?)",
-        [version_id, level.level, run_id, state, level.row_count, now, now if state == PUBLISHED else None],
-    )
 
 
 def write_published_levels(con, version_id: str, levels: list[PreparedLevel], run_id: str, now: datetime) -> int:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from plan_pipeline.store.errors import PlanStoreError
 
@@ -39,9 +41,79 @@ def project_home() -> Path:
 
 
 def default_db_path() -> Path:
-    """``$PLAN_PIPELINE_DB`` or ``<project home>/plan_store.duckdb``."""
+    """The DuckDB file: ``$PLAN_STORE_URL`` when it is ``duckdb:///path``, else ``$PLAN_PIPELINE_DB``,
+    else ``<project home>/plan_store.duckdb``."""
+    url = os.environ.get(STORE_URL_ENV, "").strip()
+    if url.lower().startswith("duckdb:"):
+        location = parse_store_url(url)
+        assert location.path is not None
+        return location.path
     env = os.environ.get(DB_ENV)
     return Path(env).resolve() if env else project_home() / DB_FILE_NAME
+
+
+#: The one setting choosing the store's backend (docs/operations.md, "Choosing the store backend"):
+#: unset -> the embedded DuckDB file (``default_db_path``), ``duckdb:///abs/path.duckdb`` -> that
+#: file, ``postgresql://user@host:port/db`` -> a PostgreSQL database (store/backends/postgres.py).
+STORE_URL_ENV = "PLAN_STORE_URL"
+STORE_BACKENDS = ("duckdb", "postgres")
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where the plan store lives: a DuckDB file (``path``) or a PostgreSQL database (``dsn``)."""
+
+    backend: str
+    path: Path | None = None
+    dsn: str | None = None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.backend == "postgres"
+
+    def describe(self) -> str:
+        """For messages and logs: the file, or the URL without its password."""
+        if self.path is not None:
+            return str(self.path)
+        parts = urlsplit(self.dsn or "")
+        host = parts.hostname or ""
+        netloc = f"{parts.username}@{host}" if parts.username else host
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def duckdb_location(path: str | Path) -> StoreLocation:
+    """A DuckDB file. A store URL given as a path (``PlanStore(pg_store.path)``) is refused: it would
+    quietly become a file named after it in the current folder."""
+    if re.match(r"(postgres(ql)?|duckdb):", str(path), re.IGNORECASE):
+        raise PlanStoreError(f"{path!s} is a plan store URL, not a DuckDB file: open it with PlanStore.from_url(url) "
+                             "or PlanStore(location=store.location)")
+    return StoreLocation("duckdb", path=Path(path).resolve())
+
+
+def parse_store_url(url: str) -> StoreLocation:
+    """``duckdb:///abs/path`` or ``postgresql://...`` (also ``postgres://``) as a :class:`StoreLocation`."""
+    text = url.strip()
+    scheme = text.split(":", 1)[0].lower() if ":" in text else ""
+    if scheme == "duckdb":
+        rest = text[len("duckdb:"):]
+        if not rest.startswith("///"):
+            raise PlanStoreError(f"{STORE_URL_ENV}={url!r}: a DuckDB store is duckdb:///absolute/path/plan_store.duckdb")
+        return duckdb_location(rest[2:])
+    if scheme in ("postgresql", "postgres"):
+        parts = urlsplit(text)
+        if not parts.hostname or not parts.path.strip("/"):
+            raise PlanStoreError(f"{STORE_URL_ENV}: a PostgreSQL store is postgresql://user@host:port/database "
+                                 f"(got {StoreLocation('postgres', dsn=text).describe()!r})")
+        return StoreLocation("postgres", dsn=text)
+    raise PlanStoreError(f"{STORE_URL_ENV}={url!r}: expected duckdb:///path or postgresql://user@host:port/database")
+
+
+def store_location() -> StoreLocation:
+    """The store ``$PLAN_STORE_URL`` names; unset: the DuckDB file of :func:`default_db_path`."""
+    url = os.environ.get(STORE_URL_ENV, "").strip()
+    return parse_store_url(url) if url else duckdb_location(default_db_path())
 
 
 WRITE_MEMORY_LIMIT_ENV = "PLAN_PIPELINE_WRITE_MEMORY_LIMIT"

@@ -1,12 +1,12 @@
 """How a stage frame is laid out in ``plan_series`` and read back exactly (columns, dtypes, order)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import SeriesLayout, dtype_tag
 from plan_pipeline.store.rules import COLUMN_RE
-from plan_pipeline.store.series_tables import series_read_source, series_table_for
+from plan_pipeline.store.series_tables import series_column_type, series_read_source, series_table_for
 
 if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
     import numpy as np
@@ -165,21 +165,35 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
     return prepared, columns_meta, sql
 
 
-def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]]) -> str:
+def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]], dialect: str = "duckdb") -> str:
+    """The read of one level as written (bound: version, level, run): ``$n`` on DuckDB, ``?`` on
+    PostgreSQL (its connection turns them into psycopg's placeholders)."""
+    bound = ("$1", "$2", "$3") if dialect == "duckdb" else ("?", "?", "?")
+    source = series_read_source(layout.level)
+    if dialect == "postgres" and source.startswith("("):
+        source += " AS level_rows"  # PostgreSQL names every subquery in FROM
     return (
-        f"SELECT {', '.join(_series_select_list(layout, columns))} FROM {series_read_source(layout.level)} "
-        "WHERE version_id = $1 "
-        "AND level = $2 AND source_run_id = $3 ORDER BY row_seq"
+        f"SELECT {', '.join(_series_select_list(layout, columns, dialect))} FROM {source} "
+        f"WHERE version_id = {bound[0]} "
+        f"AND level = {bound[1]} AND source_run_id = {bound[2]} ORDER BY row_seq"
     )
 
 
-def _series_select_list(layout: SeriesLayout, columns: list[dict[str, str]]) -> list[str]:
+def _series_select_list(layout: SeriesLayout, columns: list[dict[str, str]], dialect: str = "duckdb") -> list[str]:
     """``CAST(<plan_series column or extra_json field> AS <type>) AS "<frame column>"`` for each
     column of the frame as it was written (the read of a level, whole or sliced)."""
-    return [f"{expr} AS {quoted}" for quoted, expr in _series_select_pairs(layout, columns)]
+    return [f"{expr} AS {quoted}" for quoted, expr in _series_select_pairs(layout, columns, dialect)]
 
 
-def _series_select_pairs(layout: SeriesLayout, columns: list[dict[str, str]]) -> list[tuple[str, str]]:
+#: The SQL type a frame column's dtype tag is read back as, per dialect.
+_READ_CASTS = {
+    "duckdb": {"float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN", "str": "VARCHAR"},
+    "postgres": {"float": "DOUBLE PRECISION", "int": "BIGINT", "bool": "BOOLEAN", "str": "VARCHAR"},
+}
+
+
+def _series_select_pairs(layout: SeriesLayout, columns: list[dict[str, str]],
+                         dialect: str = "duckdb") -> list[tuple[str, str]]:
     """``("<frame column>" quoted, CAST(<plan_series column or extra_json field> AS <type>))`` for
     each column of the frame as it was written."""
     source_of: dict[str, str] = {}
@@ -201,7 +215,8 @@ def _series_select_pairs(layout: SeriesLayout, columns: list[dict[str, str]]) ->
     for alias, original in layout.aliases:
         if original in source_of:
             source_of.setdefault(alias, source_of[original])
-    casts = {"float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN", "str": "VARCHAR"}
+    casts = _READ_CASTS[dialect]
+    measures = {series_col for series_col, _ in layout.measures}
     parts = []
     for meta in columns:
         name, tag = meta["name"], meta["dtype"]
@@ -210,7 +225,11 @@ def _series_select_pairs(layout: SeriesLayout, columns: list[dict[str, str]]) ->
             expr = source_of[name]
             if name == layout.period_key:
                 expr = "nullif(period_key, '')"
+            elif dialect == "postgres" and tag == "bool" and expr in measures:
+                expr = f"CAST({expr} AS INTEGER)"  # PostgreSQL casts no DOUBLE PRECISION to BOOLEAN
             parts.append((quoted, f"CAST({expr} AS {casts[tag]})"))
+        elif dialect == "postgres":
+            parts.append((quoted, f"CAST(extra_json->>'{name}' AS {casts[tag]})"))
         else:
             parts.append((quoted, f"CAST(extra_json->>'$.{name}' AS {casts[tag]})"))
     return parts
@@ -246,3 +265,78 @@ def _frame_from_arrow(table, columns: list[dict[str, str]]) -> pd.DataFrame:
         if meta["dtype"] in ("int", "bool") and column.null_count:
             frame[meta["name"]] = column.to_pandas(types_mapper=nullable.get)
     return frame
+
+
+def _round_half_away(value: float) -> int:
+    """A DOUBLE stored into an INTEGER column, rounded as DuckDB does (half away from zero)."""
+    import math
+
+    return int(math.floor(value + 0.5)) if value >= 0 else -int(math.floor(-value + 0.5))
+
+
+_MONTH_RE = r"^[0-9]{4}-[0-9]{2}$"
+_WEEK_RE = r"W[0-9]+$"
+
+
+def _text_values(column: pd.Series) -> list[str | None]:
+    """``CAST(column AS VARCHAR)`` in Python: missing values stay None."""
+    import pandas as pd
+
+    return [None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in column.tolist()]
+
+
+def series_copy_columns(layout: SeriesLayout, prepared: pd.DataFrame, *, version_id: str, run_id: str,
+                        now: Any) -> dict[str, Any]:
+    """The physical table's columns of a prepared level (``_prepare_series``' frame), each a list
+    or one value for every row: what the DuckDB ``INSERT ... SELECT`` of :func:`_prepare_series`
+    computes in SQL, computed in Python for PostgreSQL's ``COPY`` (store/backends/postgres.py)."""
+    import json
+    import re
+
+    import pandas as pd
+
+    frame_columns = set(prepared.columns) - {"__seq"}
+    n = len(prepared)
+    values: dict[str, Any] = {"version_id": version_id, "level": layout.level,
+                              "row_seq": prepared["__seq"].tolist()}
+    bucket = _text_values(prepared[layout.bucket_key])
+    if layout.bucket_type == "auto":
+        month, week = re.compile(_MONTH_RE), re.compile(_WEEK_RE)
+        values["time_bucket_type"] = [
+            "month" if b is not None and month.search(b) else "week" if b is not None and week.search(b) else "period"
+            for b in bucket]
+    else:
+        values["time_bucket_type"] = layout.bucket_type
+    values["time_bucket_key"] = bucket
+    values["period_key"] = ([p or "" for p in _text_values(prepared[layout.period_key])]
+                            if layout.period_key else "")
+    values["item_key"] = _text_values(prepared[layout.item_key]) if layout.item_key else layout.item_const
+    values["family_key"] = _text_values(prepared[layout.family_key]) if layout.family_key else None
+    values["source"] = layout.source or None
+    values["boundary_zone"] = (_text_values(prepared[layout.zone])
+                               if layout.zone and layout.zone in frame_columns else None)
+    values["window_index"] = ([None if pd.isna(v) else int(v) for v in prepared[layout.window_index].tolist()]
+                              if layout.window_index and layout.window_index in frame_columns else None)
+    values["source_run_id"] = run_id
+    for series_col, df_col in layout.measures:
+        if df_col not in frame_columns:
+            values[series_col] = None
+        elif series_column_type(series_col) == "INTEGER":  # DuckDB: CAST(x AS DOUBLE) into an INTEGER column
+            values[series_col] = [None if pd.isna(v) else _round_half_away(float(v)) for v in prepared[df_col].tolist()]
+        else:
+            values[series_col] = [None if pd.isna(v) else float(v) for v in prepared[df_col].tolist()]
+    used = set(layout.key_columns()) | {df_col for _, df_col in layout.measures}
+    used |= {alias for alias, original in layout.aliases if alias in frame_columns and original in frame_columns}
+    used |= {c for c in (layout.zone, layout.window_index) if c}
+    extras = [c for c in prepared.columns if c not in used and c != "__seq"]
+    if extras:
+        columns = [[None if not isinstance(v, str) and pd.isna(v) else v for v in prepared[c].tolist()]
+                   for c in extras]
+        values["extra_json"] = [json.dumps(dict(zip(extras, row)), default=str) for row in zip(*columns)]
+    else:
+        values["extra_json"] = "{}"
+    values["created_at"] = values["updated_at"] = now
+    table = series_table_for(layout.level)
+    out = {c: values[c] for c in table.stored if c in values}  # the rest: the table's defaults
+    assert all(not isinstance(v, list) or len(v) == n for v in out.values())
+    return out

@@ -81,14 +81,30 @@ _PER_LEVEL = {"time_bucket_type": lambda layout: layout.bucket_type, "source": l
 _STAMPS = ("created_at", "updated_at")
 
 
-def _sql_type(column: str) -> str:
-    return _DECLARED[column].split()[0]
+#: PostgreSQL's names of the DuckDB types the store declares (the rest are spelled the same).
+PG_TYPES = {"DOUBLE": "DOUBLE PRECISION", "JSON": "JSONB"}
 
 
-def _literal(value: str | None, column: str) -> str:
+def pg_declaration(declaration: str) -> str:
+    """A column declaration (``DOUBLE NOT NULL DEFAULT 0``) in PostgreSQL's spelling."""
+    head, _, rest = declaration.partition(" ")
+    return f"{PG_TYPES.get(head, head)} {rest}".rstrip()
+
+
+def _sql_type(column: str, dialect: str = "duckdb") -> str:
+    head = _DECLARED[column].split()[0]
+    return PG_TYPES.get(head, head) if dialect == "postgres" else head
+
+
+def series_column_type(column: str) -> str:
+    """The declared (DuckDB) type of a ``plan_series`` column: ``DOUBLE``, ``INTEGER``, ``TEXT`` ..."""
+    return _sql_type(column)
+
+
+def _literal(value: str | None, column: str, dialect: str = "duckdb") -> str:
     if value is None:
-        return f"CAST(NULL AS {_sql_type(column)})"
-    return f"CAST('{value}' AS {_sql_type(column)})"
+        return f"CAST(NULL AS {_sql_type(column, dialect)})"
+    return f"CAST('{value}' AS {_sql_type(column, dialect)})"
 
 
 @dataclass(frozen=True)
@@ -112,7 +128,12 @@ class SeriesTable:
         cols = ",\n  ".join(f"{c} {_DECLARED[c]}" for c in self.stored)
         return f"CREATE TABLE {self.name} (\n  {cols}\n)"
 
-    def supplied(self, column: str) -> str:
+    def pg_ddl(self) -> str:
+        """The PostgreSQL table: one partition per plan version (store/backends/postgres.py)."""
+        cols = ",\n  ".join(f"{c} {pg_declaration(_DECLARED[c])}" for c in self.stored)
+        return f"CREATE TABLE {self.name} (\n  {cols}\n) PARTITION BY LIST (version_id)"
+
+    def supplied(self, column: str, dialect: str = "duckdb") -> str:
         """The SQL the view selects for ``column`` from a row ``s`` (joined to ``plan_levels l``)."""
         if column in self.stored:
             return f"s.{column}"
@@ -121,19 +142,19 @@ class SeriesTable:
         if column in _PER_LEVEL:
             values = {lvl: _PER_LEVEL[column](LAYOUTS[lvl]) for lvl in self.levels}
             if len(set(values.values())) == 1:
-                return _literal(next(iter(values.values())), column)
-            whens = " ".join(f"WHEN '{lvl}' THEN {_literal(v, column)}" for lvl, v in values.items())
+                return _literal(next(iter(values.values())), column, dialect)
+            whens = " ".join(f"WHEN '{lvl}' THEN {_literal(v, column, dialect)}" for lvl, v in values.items())
             return f"CASE s.level {whens} END"
         declared = _DECLARED[column]
         if " DEFAULT " in declared:
-            return f"CAST({declared.split(' DEFAULT ', 1)[1]} AS {_sql_type(column)})"
-        return _literal(None, column)
+            return f"CAST({declared.split(' DEFAULT ', 1)[1]} AS {_sql_type(column, dialect)})"
+        return _literal(None, column, dialect)
 
-    def select_sql(self) -> str:
+    def select_sql(self, dialect: str = "duckdb") -> str:
         """This table's rows with every plan_series column (one branch of the view)."""
         if self.wide:
             return f"SELECT {', '.join(SERIES_COLUMN_NAMES)} FROM {self.name}"
-        cols = ", ".join(f"{self.supplied(c)} AS {c}" for c in SERIES_COLUMN_NAMES)
+        cols = ", ".join(f"{self.supplied(c, dialect)} AS {c}" for c in SERIES_COLUMN_NAMES)
         join = (" LEFT JOIN plan_levels l ON l.version_id = s.version_id AND l.level = s.level "
                 "AND l.run_id = s.source_run_id") if any(c not in self.stored for c in _STAMPS) else ""
         return f"SELECT {cols} FROM {self.name} s{join}"
@@ -192,8 +213,8 @@ def _narrow_where(table: SeriesTable) -> str:
     return f"s.level NOT IN ({', '.join(repr(lvl) for lvl in narrow)})"
 
 
-def series_view_sql() -> str:
-    return f"CREATE VIEW {SERIES_VIEW} AS\n" + "\nUNION ALL\n".join(t.select_sql() for t in SERIES_TABLES)
+def series_view_sql(dialect: str = "duckdb") -> str:
+    return f"CREATE VIEW {SERIES_VIEW} AS\n" + "\nUNION ALL\n".join(t.select_sql(dialect) for t in SERIES_TABLES)
 
 
 def _misfit(table: SeriesTable) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from plan_pipeline.store.backends import is_postgres
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.maintenance import store_file_bytes
 from plan_pipeline.store.plan_rows import DERIVED_LEVELS, PUBLISHED
@@ -53,6 +54,9 @@ _VERSION_ROWS_SQL = (
 _RUNS_SQL = (
     "SELECT coalesce(job_name, ?), status, count(*) FROM plan_jobs GROUP BY ALL ORDER BY 1, 2"
 )
+#: PostgreSQL's spelling of the two statements above that use DuckDB-only SQL (``epoch()``, ``GROUP BY ALL``).
+_PG_WRITE_TOTALS_SQL = _WRITE_TOTALS_SQL.replace("epoch(max(ts))", "extract(epoch FROM max(ts))")
+_PG_RUNS_SQL = _RUNS_SQL.replace("GROUP BY ALL", "GROUP BY 1, 2")
 
 
 class StoreMetricsRepository(PlanStoreBase):
@@ -60,12 +64,18 @@ class StoreMetricsRepository(PlanStoreBase):
         """Everything ``/metrics`` reports about the store, read on one connection (the request's
         session when there is one)."""
         with self.connect() as con:
+            pg = is_postgres(con)
             writes = [WriteTotal(r[0], r[1], r[2], int(r[3]), int(r[4] or 0), float(r[5] or 0.0))
-                      for r in con.execute(_WRITE_TOTALS_SQL).fetchall()]
+                      for r in con.execute(_PG_WRITE_TOTALS_SQL if pg else _WRITE_TOTALS_SQL).fetchall()]
             versions = [(r[0], r[1], int(r[2]))
                         for r in con.execute(_VERSION_ROWS_SQL, [PUBLISHED, list(DERIVED_LEVELS)]).fetchall()]
-            runs = [(r[0], r[1], int(r[2])) for r in con.execute(_RUNS_SQL, [UNKNOWN_JOB]).fetchall()]
-        return StoreMetrics(writes, versions, runs, store_file_bytes(self.path))
+            runs = [(r[0], r[1], int(r[2])) for r in (
+                con.execute(_PG_RUNS_SQL, [UNKNOWN_JOB]) if pg else con.execute(_RUNS_SQL, [UNKNOWN_JOB])
+            ).fetchall()]
+            # the database's size on the server, or the DuckDB file's on disk
+            size = int(con.execute("SELECT pg_database_size(current_database())").fetchone()[0]) if pg \
+                else store_file_bytes(self.path)
+        return StoreMetrics(writes, versions, runs, size)
 
     def read_write_log(self, version_id: str | None = None) -> pd.DataFrame:
         """The write log (one version's rows, or all), oldest first."""

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from plan_pipeline.store.backends import is_postgres
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.series_tables import SERIES_TABLE_NAMES, SERIES_VIEW, load_series_statements
 
@@ -42,9 +43,16 @@ def user_tables(con) -> list[str]:
     """The store's logical tables, sorted: the physical tables behind the ``plan_series`` view
     (store/series_tables.py) are listed as ``plan_series``, whose rows backups and counts read
     through the view (the files keep the one ``plan_series`` layout of every schema)."""
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal ORDER BY table_name"
-    ).fetchall()
+    if is_postgres(con):  # tables and partitioned parents, not their partitions
+        rows = con.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+            "ORDER BY c.relname"
+        ).fetchall()
+    else:
+        rows = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal ORDER BY table_name"
+        ).fetchall()
     names = [r[0] for r in rows]
     if any(n in SERIES_TABLE_NAMES for n in names):
         names = sorted({SERIES_VIEW if n in SERIES_TABLE_NAMES else n for n in names})

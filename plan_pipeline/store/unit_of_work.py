@@ -19,6 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from plan_pipeline.store.archive import ArchiveStatements
+from plan_pipeline.store.backends import is_postgres
+from plan_pipeline.store.backends.postgres import not_on_postgres
 from plan_pipeline.store.exports import ExportStatements
 from plan_pipeline.store.legacy_import import LegacyImportStatements
 from plan_pipeline.store.maintenance import MaintenanceStatements
@@ -47,3 +49,41 @@ class StoreTransaction(
     TransactionBase,
 ):
     """One open transaction on the plan store, with every statement group's methods."""
+
+
+#: The statement groups a unit of work has on PostgreSQL so far (issue 15): every other statement
+#: of :class:`StoreTransaction` raises "... is not yet available on PostgreSQL".
+POSTGRES_PORTED_STATEMENTS = (MaintenanceStatements, VersionStateStatements)
+
+
+def _statements_of(group: type) -> set[str]:
+    return {name for name, value in vars(group).items() if not name.startswith("_") and callable(value)}
+
+
+def _not_yet(name: str) -> Any:
+    def unavailable(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise not_on_postgres(f"the unit of work's {name}()")
+
+    unavailable.__name__ = unavailable.__qualname__ = name
+    return unavailable
+
+
+class PostgresStoreTransaction(StoreTransaction):
+    """A unit of work on PostgreSQL: the statements of :data:`POSTGRES_PORTED_STATEMENTS` work (retention
+    reads and removals, override state); the others (legacy import, archives, backups, exports) refuse."""
+
+
+def postgres_unported_statements() -> list[str]:
+    ported = set().union(*(_statements_of(group) for group in POSTGRES_PORTED_STATEMENTS))
+    return sorted(name for group in StoreTransaction.__mro__[1:] if group is not TransactionBase
+                  for name in _statements_of(group) if name not in ported)
+
+
+for _name in postgres_unported_statements():
+    setattr(PostgresStoreTransaction, _name, _not_yet(_name))
+del _name
+
+
+def transaction_class(con: Any) -> type[StoreTransaction]:
+    """The unit of work's class for ``con``'s backend."""
+    return PostgresStoreTransaction if is_postgres(con) else StoreTransaction

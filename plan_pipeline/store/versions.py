@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from plan_pipeline.planning.parameters import PlanningParameters
+from plan_pipeline.store.backends.postgres import lock_version
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.errors import PlanConflictError, PlanNotFoundError, PlanStoreError
 from plan_pipeline.store.maintenance import insert_version_event, remove_version_in
@@ -177,6 +178,7 @@ class VersionRepository(PlanStoreBase):
         Returns the number of rows removed per table.
         """
         with self.write() as con:
+            lock_version(con, version_id)
             status, read_only = version_state(con, version_id)
             if is_frozen(status, read_only):
                 if not admin:
@@ -198,7 +200,7 @@ class VersionRepository(PlanStoreBase):
 
     def taken_version_ids(self) -> set[str]:
         """Ids a new version cannot use: existing versions and deleted ones (ids are never reused)."""
-        if not self.path.exists():
+        if not self.is_postgres and not self.path.exists():
             return set()
         with self.connect() as con:
             return _taken_ids(con)
@@ -215,6 +217,7 @@ class VersionRepository(PlanStoreBase):
         """Move a version along the plan lifecycle and record the event; returns the old status."""
         event_names = {"submitted": "submit", "approved": "approve", "draft": "reject", "superseded": "supersede"}
         with self.write() as con:
+            lock_version(con, version_id)
             current, read_only = version_state(con, version_id)
             if read_only:
                 raise PlanConflictError(f"plan version {version_id!r} is read-only ({current}); its status cannot change")

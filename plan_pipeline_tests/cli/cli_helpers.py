@@ -10,7 +10,7 @@ from pathlib import Path
 
 from plan_pipeline.cli.main import main
 
-HOME_VARS = ("PLAN_PIPELINE_HOME", "PLAN_PIPELINE_DB", "DAGSTER_HOME", "PLAN_PIPELINE_DEBUG")
+HOME_VARS = ("PLAN_PIPELINE_HOME", "PLAN_PIPELINE_DB", "PLAN_STORE_URL", "DAGSTER_HOME", "PLAN_PIPELINE_DEBUG")
 
 
 def bare_environ() -> dict[str, str]:

@@ -13,7 +13,8 @@ from plan_pipeline.planning.vocabulary import SCORECARD_KPI_NAMES
 
 
 def run_cli(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PLAN_PIPELINE_DB", "DAGSTER_HOME", "PLAN_PIPELINE_HOME")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PLAN_PIPELINE_DB", "PLAN_STORE_URL", "DAGSTER_HOME", "PLAN_PIPELINE_HOME")}
     return subprocess.run(
         [sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home), *args],
         capture_output=True, text=True, timeout=timeout, env=env,
@@ -37,6 +38,29 @@ def test_inputs_import_refuses_invalid_folder_and_stores_nothing(plan_env, sampl
     assert plan_env.store.table_counts() == before
     assert plan_env.store.get_input_set("bad") is None
     assert main(["inputs", "validate", str(bad)]) == 1
+
+
+def test_the_store_url_setting_picks_the_command_lines_store(plan_env, sample_dir, tmp_path, monkeypatch, capsys):
+    chosen = tmp_path / "chosen" / "plan_store.duckdb"
+    monkeypatch.delenv("PLAN_PIPELINE_DB")
+    monkeypatch.setenv("PLAN_STORE_URL", f"duckdb://{chosen}")
+    assert main(["inputs", "import", str(sample_dir), "--label", "s"]) == 0
+    assert chosen.exists() and not plan_env.db_path.exists()
+    assert os.environ["PLAN_PIPELINE_DB"] == str(chosen)  # what the runs this command starts open
+    # --db wins, and the processes it starts are told the same file
+    other = tmp_path / "other.duckdb"
+    assert main(["--db", str(other), "inputs", "import", str(sample_dir), "--label", "s"]) == 0
+    assert other.exists() and os.environ["PLAN_STORE_URL"] == f"duckdb://{other}"
+    # the command line does not run on PostgreSQL yet: it says so instead of using a DuckDB file
+    monkeypatch.setenv("PLAN_STORE_URL", "postgresql://plan:secret@127.0.0.1:5999/plan_store")
+    capsys.readouterr()
+    assert main(["version", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "postgresql://plan@127.0.0.1:5999/plan_store" in err and "do not run on PostgreSQL yet" in err
+    assert "secret" not in err
+    monkeypatch.setenv("PLAN_STORE_URL", "mysql://h/db")
+    assert main(["version", "list"]) == 2
+    assert "expected duckdb:///path or postgresql://" in capsys.readouterr().err
 
 
 def test_version_lifecycle(plan_env, sample_dir, capsys):
@@ -88,7 +112,8 @@ def test_two_versions_materialized_at_the_same_time_both_succeed(tmp_path, sampl
     assert run_cli(home, "inputs", "import", str(sample_dir), "--label", "s").returncode == 0
     for v in ("c1", "c2"):
         assert run_cli(home, "version", "create", "--input-set", "s", "--version-id", v).returncode == 0
-    env = {k: v for k, v in os.environ.items() if k not in ("PLAN_PIPELINE_DB", "DAGSTER_HOME", "PLAN_PIPELINE_HOME")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PLAN_PIPELINE_DB", "PLAN_STORE_URL", "DAGSTER_HOME", "PLAN_PIPELINE_HOME")}
     procs = [
         subprocess.Popen([sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home), "materialize", v],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -85,6 +85,7 @@ def test_migration_2_moves_detail_supply_plan_out_of_json(tmp_path):
     assert typed == [7.5, 8.0]
 
 
+@pytest.mark.both_backends
 def test_series_round_trip_keeps_columns_dtypes_and_order(version_store: PlanStore):
     frame = det_frame()
     frame = frame.iloc[::-1].reset_index(drop=True)  # a non-sorted natural order must survive
@@ -96,6 +97,7 @@ def test_series_round_trip_keeps_columns_dtypes_and_order(version_store: PlanSto
     assert list(rows["time_bucket_type"].unique()) == ["week"]
 
 
+@pytest.mark.both_backends
 def test_shared_week_fragments_stay_separate_rows(version_store: PlanStore):
     frame = pd.DataFrame(
         [("F", "2025-01", "S", "2025-W05", 9.0, 9.0, 9.0, 0.0), ("F", "2025-02", "S", "2025-W05", 5.0, 5.0, 5.0, 0.0)],
@@ -108,6 +110,7 @@ def test_shared_week_fragments_stay_separate_rows(version_store: PlanStore):
     pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), frame)
 
 
+@pytest.mark.both_backends
 def test_replace_is_atomic_when_the_write_fails_midway(version_store: PlanStore):
     old = det_frame()
     version_store.replace_series("v1", "det", old, run_id="good")
@@ -124,6 +127,7 @@ def test_replace_is_atomic_when_the_write_fails_midway(version_store: PlanStore)
     assert set(version_store.read_series_rows("v1", "det")["source_run_id"]) == {"good"}
 
 
+@pytest.mark.both_backends
 def test_replace_is_atomic_on_a_duplicate_key(version_store: PlanStore):
     old = det_frame()
     version_store.replace_series("v1", "det", old)
@@ -133,6 +137,7 @@ def test_replace_is_atomic_on_a_duplicate_key(version_store: PlanStore):
     pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), old)
 
 
+@pytest.mark.both_backends
 def test_replace_only_touches_its_level(version_store: PlanStore):
     version_store.replace_series("v1", "det", det_frame())
     agg = pd.DataFrame({"family": ["FA"], "period": ["2025-01"], "demand": [1.0], "supply": [1.0],
@@ -143,6 +148,7 @@ def test_replace_only_touches_its_level(version_store: PlanStore):
     assert version_store.read_series_rows("v1", "aggregate")["time_bucket_type"].tolist() == ["month"]
 
 
+@pytest.mark.both_backends
 def test_writes_for_an_unknown_version_are_refused(version_store: PlanStore):
     with pytest.raises(PlanStoreError, match="unknown plan version 'nope'"):
         version_store.replace_series("nope", "det", det_frame())
@@ -150,6 +156,7 @@ def test_writes_for_an_unknown_version_are_refused(version_store: PlanStore):
         version_store.replace_series("v1", "det", det_frame().drop(columns=["week"]))
 
 
+@pytest.mark.both_backends
 def test_audit_events_survive_a_rewrite_of_plan_rows(version_store: PlanStore):
     version_store.replace_series("v1", "det", det_frame())
     version_store.record_override("v1", "det", "det:week=2025-W01,sku=A1", {"demand": 42.0}, actor="ana", notes="promo")
@@ -192,6 +199,7 @@ def test_delete_version_cascades_every_child_table(version_store: PlanStore):
         store.delete_version("v1")
 
 
+@pytest.mark.both_backends
 def test_input_set_import_is_immutable_and_idempotent(store: PlanStore, sample_dir, tmp_path):
     import shutil
 
@@ -210,6 +218,7 @@ def test_input_set_import_is_immutable_and_idempotent(store: PlanStore, sample_d
     assert store.load_input_set("base").demand_family.shape[0] + 1 == store.load_input_set("base-2").demand_family.shape[0]
 
 
+@pytest.mark.both_backends
 def test_loaded_input_set_equals_the_parsed_folder(store: PlanStore, sample_dir):
     from plan_pipeline.inputs.loader import load_input_dir
 
@@ -221,12 +230,14 @@ def test_loaded_input_set_equals_the_parsed_folder(store: PlanStore, sample_dir)
     assert loaded.calendar == parsed.calendar
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "", "x" * 65, "..", ".hidden", "a b"])
 def test_identifiers_cannot_traverse_paths(store: PlanStore, bad):
     with pytest.raises(PlanStoreError, match="invalid version id"):
         store.create_version(bad, None, PlanningParameters())
 
 
+@pytest.mark.both_backends
 def test_kpi_round_trip(version_store: PlanStore):
     frame = pd.DataFrame({
         "category": ["plan", "plan", "capacity"],
@@ -243,6 +254,7 @@ def test_kpi_round_trip(version_store: PlanStore):
     assert set(back["source_run_id"]) == {"r"}
 
 
+@pytest.mark.both_backends
 def test_creating_an_existing_version_is_refused_and_keeps_it(version_store: PlanStore):
     before = version_store.get_version("v1")
     with pytest.raises(PlanStoreError, match="plan version 'v1' already exists"):
@@ -251,6 +263,7 @@ def test_creating_an_existing_version_is_refused_and_keeps_it(version_store: Pla
     assert after.created_at == before.created_at and after.params.round_mode == "int"
 
 
+@pytest.mark.both_backends
 def test_detail_frame_without_supply_plan_round_trips(version_store: PlanStore):
     frame = det_frame().drop(columns=["supply_plan"])
     version_store.replace_series("v1", "det", frame)
@@ -276,6 +289,7 @@ def test_bulk_write_memory_limit_is_configurable_and_validated(version_store: Pl
     assert version_store.replace_series("v1", "det", det_frame()) == 6
 
 
+@pytest.mark.both_backends
 def test_series_keys_are_checked_before_anything_is_written(version_store: PlanStore):
     version_store.replace_series("v1", "det", det_frame())
     before = version_store.read_series("v1", "det")
@@ -294,6 +308,7 @@ def test_series_keys_are_checked_before_anything_is_written(version_store: PlanS
     pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), before)
 
 
+@pytest.mark.both_backends
 def test_mrp_alias_column_must_equal_its_original(version_store: PlanStore):
     mrp = pd.DataFrame({
         "item": ["A", "A"], "sku": ["A", "B"], "week": ["2025-W01", "2025-W02"],
@@ -323,6 +338,7 @@ def test_a_failed_plan_write_reports_its_real_error_and_keeps_the_previous_rows(
     assert version_store.level_state("v1", "det", "bad") is None
 
 
+@pytest.mark.both_backends
 def test_duplicate_version_copies_the_version_and_its_overrides_in_one_transaction(version_store: PlanStore):
     store = version_store
     store.record_override("v1", "det", "det:week=2025-W02,sku=A1", {"demand": 4.0}, lock=True, actor="ana")
@@ -341,6 +357,7 @@ def test_duplicate_version_copies_the_version_and_its_overrides_in_one_transacti
     assert store.duplicate_version("v1", "v3").params == store.get_version("v1").params
 
 
+@pytest.mark.both_backends
 def test_duplicate_version_refuses_and_writes_nothing(version_store: PlanStore, monkeypatch):
     store = version_store
     store.record_override("v1", "det", "det:week=2025-W02,sku=A1", {"demand": 4.0})
@@ -370,6 +387,7 @@ def test_duplicate_version_refuses_and_writes_nothing(version_store: PlanStore, 
     assert store.find_version("half") is None and store.read_overrides("half").empty
 
 
+@pytest.mark.both_backends
 def test_free_version_id_skips_taken_and_deleted_ids(version_store: PlanStore, monkeypatch):
     from plan_pipeline.store import versions
 

@@ -66,6 +66,7 @@ def test_migration_6_upgrades_a_schema_5_store_in_place(tmp_path):
     assert metrics.version_rows == [("old", "draft", 6)]
 
 
+@pytest.mark.both_backends
 def test_a_run_stages_and_publishes_with_the_dagster_source(planned: PlanStore):
     run = planned.writing_as("dagster")
     assert (run.path, run.write_source, planned.write_source) == (planned.path, "dagster", "cli")
@@ -83,8 +84,9 @@ def test_a_run_stages_and_publishes_with_the_dagster_source(planned: PlanStore):
     assert log_rows(planned, "v1")[0] == ("cli", "create", "v1", "version", 1, None)
 
 
+@pytest.mark.both_backends
 def test_every_write_path_records_its_operation_level_and_rows(planned: PlanStore):
-    api = PlanStore(planned.path, write_source="api")
+    api = planned.writing_as("api")  # another store object on the same store (a request of the API)
     api.record_override("v1", "det", KEY, {"demand": 5.0}, actor="ann")
     api.record_override("v1", "det", KEY, {"demand": 5.0}, actor="ann")  # no change: nothing written, nothing logged
     planned.record_override("v1", "det", KEY, {}, lock=True, actor="bob")  # the CLI's
@@ -108,6 +110,7 @@ def test_every_write_path_records_its_operation_level_and_rows(planned: PlanStor
     assert {r[0] for r in log_rows(planned)} <= set(WRITE_SOURCES)
 
 
+@pytest.mark.both_backends
 def test_a_refused_or_failed_write_records_nothing(planned: PlanStore):
     planned.replace_series("v1", "det", det_frame(), run_id="good")
     before = log_rows(planned)
@@ -129,6 +132,7 @@ def test_a_refused_or_failed_write_records_nothing(planned: PlanStore):
                                                ("cli", "approve", "v1", "version", 1, None)]
 
 
+@pytest.mark.both_backends
 def test_deleting_a_version_keeps_its_write_log_and_logs_the_removal(planned: PlanStore):
     planned.replace_series("v1", "det", det_frame(), run_id="r1")
     planned.record_override("v1", "det", KEY, {"demand": 5.0})
@@ -142,6 +146,7 @@ def test_deleting_a_version_keeps_its_write_log_and_logs_the_removal(planned: Pl
     assert planned.store_metrics().version_rows == []  # the gauge follows the versions that exist
 
 
+@pytest.mark.both_backends
 def test_trim_of_aged_rows_is_logged_by_table(planned: PlanStore):
     planned.record_override("v1", "det", KEY, {"demand": 5.0})
     with planned.transaction() as tx:
