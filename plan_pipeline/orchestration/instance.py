@@ -28,13 +28,14 @@ from pathlib import Path
 
 import dagster as dg
 
+from plan_pipeline.store.rules import STORE_URL_ENV, parse_store_url
+
 DAGSTER_YAML_MARKER = "# The project's Dagster instance settings."
 
 #: Dagster's run, event-log and schedule storage on PostgreSQL (unset: SQLite in $DAGSTER_HOME).
 DAGSTER_STORAGE_URL_ENV = "PLAN_PIPELINE_DAGSTER_STORAGE_URL"
 #: The plan store's backend (unset or duckdb://: DuckDB; postgresql://: PostgreSQL). The store
 #: layer owns the setting; the instance only asks which backend it names (:func:`plan_store_backend`).
-PLAN_STORE_URL_ENV = "PLAN_STORE_URL"
 #: Slots of the store pool when the plan store is PostgreSQL: concurrent store-touching steps
 #: (each holds at most one store connection), well below PostgreSQL's default 100 connections.
 POSTGRES_STORE_POOL_LIMIT = 8
@@ -71,13 +72,10 @@ def dagster_storage_url(environ: Mapping[str, str] | None = None) -> str | None:
 
 
 def plan_store_backend(environ: Mapping[str, str] | None = None) -> str:
-    """``"duckdb"`` or ``"postgres"``: the backend ``$PLAN_STORE_URL`` names (unset: DuckDB)."""
-    url = _setting(environ, PLAN_STORE_URL_ENV)
-    if not url or url.startswith("duckdb://"):
-        return "duckdb"
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgres"
-    raise RuntimeError(f"{PLAN_STORE_URL_ENV}: expected duckdb:// or postgresql://, got {url.split('://')[0]}://")
+    """``"duckdb"`` or ``"postgres"``: the backend ``$PLAN_STORE_URL`` names (unset: DuckDB), read
+    by the store's own parser (store/rules.py)."""
+    url = _setting(environ, STORE_URL_ENV)
+    return parse_store_url(url).backend if url else "duckdb"
 
 
 def project_dagster_yaml(environ: Mapping[str, str] | None = None) -> str:

@@ -18,12 +18,12 @@ from plan_pipeline.orchestration.executor import (
 )
 from plan_pipeline.orchestration.instance import (
     DAGSTER_STORAGE_URL_ENV,
-    PLAN_STORE_URL_ENV,
     POSTGRES_STORE_POOL_LIMIT,
     prepare_dagster_home,
     project_dagster_yaml,
 )
 from plan_pipeline.orchestration.plan.partitions import DUCKDB_POOL
+from plan_pipeline.store.rules import STORE_URL_ENV
 
 PG_URL = "postgresql://plan:secret@db.example:5432/dagster"
 
@@ -38,7 +38,7 @@ def test_default_instance_is_sqlite_with_the_single_writer_pool():
     assert config["concurrency"]["pools"] == {"default_limit": 1}
     assert config["concurrency"]["runs"]["max_concurrent_runs"] == 4
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    assert _rendered({PLAN_STORE_URL_ENV: "duckdb:///srv/plan.duckdb"})["concurrency"]["pools"] == {"default_limit": 1}
+    assert _rendered({STORE_URL_ENV: "duckdb:///srv/plan.duckdb"})["concurrency"]["pools"] == {"default_limit": 1}
 
 
 def test_postgres_storage_names_the_variable_never_the_url():
@@ -50,14 +50,14 @@ def test_postgres_storage_names_the_variable_never_the_url():
 
 
 def test_a_postgres_plan_store_relaxes_the_store_pool():
-    config = _rendered({PLAN_STORE_URL_ENV: "postgresql://plan@127.0.0.1:5432/plan_store"})
+    config = _rendered({STORE_URL_ENV: "postgresql://plan@127.0.0.1:5432/plan_store"})
     assert config["concurrency"]["pools"] == {"default_limit": POSTGRES_STORE_POOL_LIMIT}
     assert POSTGRES_STORE_POOL_LIMIT > 1
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
     (DAGSTER_STORAGE_URL_ENV, "mysql://u@h/db", "expected a postgresql:// URL"),
-    (PLAN_STORE_URL_ENV, "sqlite:///x.db", "expected duckdb:// or postgresql://"),
+    (STORE_URL_ENV, "sqlite:///x.db", "expected duckdb:///path or postgresql://"),
 ])
 def test_a_wrong_url_is_refused_with_the_setting_named(name, value, message):
     with pytest.raises(RuntimeError, match=message) as info:
