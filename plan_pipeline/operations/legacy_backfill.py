@@ -891,7 +891,12 @@ def finish_backfill_run(store: PlanStore, report: BackfillReport) -> None:
 
 
 def running_backfill_runs(store: PlanStore) -> list[str]:
-    """Run ids of ``plan_backfill_runs`` rows still marked running."""
+    """Run ids of ``plan_backfill_runs`` rows still marked running (none on a PostgreSQL store while
+    the legacy import's statements are not ported there: no legacy import can have started on it)."""
+    from plan_pipeline.store.unit_of_work import postgres_unported_statements
+
+    if store.is_postgres and "running_legacy_import_runs" in postgres_unported_statements():
+        return []
     with store.transaction() as tx:  # a writable connection: it brings an older store's schema up to date
         return tx.running_legacy_import_runs()
 

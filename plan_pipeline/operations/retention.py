@@ -430,7 +430,7 @@ def archive_and_remove_versions(
     busy = [f"{v} (run {active[v]})" for v in ids if v in active]
     if busy:
         raise PlanStoreError(f"runs are in progress for plan version(s) {', '.join(busy)}; wait for them to finish")
-    if not store.path.exists():
+    if not store.exists():
         raise PlanStoreError(f"plan store {store.path} does not exist")
     with _ArchiveBatch(root, now, operation=operation, actor=actor) as batch:
         with store.transaction() as tx:
@@ -527,7 +527,7 @@ def trim_store(
     root = _archive_root(archive_dir)
     report = TrimReport(dry_run=dry_run, policy=policy.to_dict(), now=now.isoformat(sep=" ", timespec="seconds"),
                         archive_dir=str(root))
-    if not store.path.exists():
+    if not store.exists():
         raise PlanStoreError(f"plan store {store.path} does not exist")
     report.bytes_before = store_file_bytes(store.path)
 
@@ -714,7 +714,7 @@ def enforce_row_guard(
                             archive_dir=str(root))
     if max_rows is None:
         return report
-    if not store.path.exists():
+    if not store.exists():
         raise PlanStoreError(f"plan store {store.path} does not exist")
     protect_set, active = set(protect), dict(active_versions or {})
     if dry_run:

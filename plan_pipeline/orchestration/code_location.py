@@ -62,15 +62,17 @@ def reconstructable_job(job_name: str) -> ReconstructableJob:
     return repository.get_reconstructable_job(job_name)
 
 
-def require_code_location_store(store_path: str | None) -> None:
-    """Refuse a store other than the one the code location's resources resolve in this process
-    (``$PLAN_PIPELINE_DB`` or the project home): the run would silently use the other one."""
-    if store_path is None:
+def require_code_location_store(store: PlanStore | str | None) -> None:
+    """Refuse a store (a store, or a DuckDB file's path) other than the one the code location's
+    resources resolve in this process (``$PLAN_STORE_URL``, ``$PLAN_PIPELINE_DB`` or the project
+    home): the run would silently use the other one."""
+    if store is None:
         return
-    wanted, resolved = PlanStore(store_path).path, PlanStore().path
+    wanted = (store if isinstance(store, PlanStore) else PlanStore(store)).location
+    resolved = PlanStore().location
     if wanted != resolved:
-        raise ValueError(f"plan store {wanted} is not the code location's store {resolved} "
-                         "(set $PLAN_PIPELINE_DB or --db to run on it)")
+        raise ValueError(f"plan store {wanted.describe()} is not the code location's store {resolved.describe()} "
+                         "(set $PLAN_STORE_URL, $PLAN_PIPELINE_DB or --db to run on it)")
 
 
 def execute_on_code_location(

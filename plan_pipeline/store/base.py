@@ -113,6 +113,11 @@ class PlanStoreBase:
     def is_postgres(self) -> bool:
         return self.location.is_postgres
 
+    def exists(self) -> bool:
+        """Whether the store has been created: the DuckDB file exists; a PostgreSQL database is
+        always there (its tables are created on first use). Checks nothing over the network."""
+        return self.location.is_postgres or self.path.exists()
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[Any]:
         if self._session_con is not None:

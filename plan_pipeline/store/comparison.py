@@ -20,6 +20,8 @@ import re
 from typing import TYPE_CHECKING
 
 from plan_pipeline.planning.vocabulary import SCORECARD_CATEGORY, SCORECARD_LEVEL
+from plan_pipeline.store.backends import is_postgres
+from plan_pipeline.store.backends.postgres import lock_version
 from plan_pipeline.store.base import PlanStoreBase
 from plan_pipeline.store.comparison_metrics import (  # noqa: F401  (re-exported: the store's comparison API)
     COMPARISON_BUCKETS,
@@ -57,6 +59,8 @@ _STORED_VALUES = ("baseline", "value", "delta")
 _DET_BUCKET = {"total": "'total'", "family": "family", "sku": "sku", "month": "month", "week": "week"}
 _MRP_BUCKET = {"total": "'total'", "family": "family", "sku": "sku", "month": "month", "week": "week"}
 _WEEKLY_BUCKET = {"total": "'total'", "month": "month", "week": "week"}
+#: The ``from`` field of a ``duplicate`` event's payload, per backend (a JSON path on DuckDB, a key on PostgreSQL).
+_JSON_FROM = {"duckdb": "e.payload_json->>'$.from'", "postgres": "e.payload_json->>'from'"}
 #: Family bucket of MRP items that are not finished goods of the detail plan (components).
 COMPONENT_FAMILY = "(components)"
 
@@ -95,10 +99,10 @@ def _comparison_sql(by: str, metrics: list[str]) -> str:
             "det AS (SELECT version_id, time_bucket_key AS week, period_key AS month, item_key AS sku, "
             "family_key AS family, demand, supply, backlog FROM plan_series_current "
             "WHERE level = 'det' AND version_id IN ($baseline, $version))")
-        ctes.append("det_months AS (SELECT version_id, week, min(month) AS month FROM det GROUP BY ALL)")
+        ctes.append("det_months AS (SELECT version_id, week, min(month) AS month FROM det GROUP BY 1, 2)")
         if "det" in sources:
             ctes.append(f"det_agg AS (SELECT version_id, {_DET_BUCKET[by]} AS bucket, sum(demand) AS demand, "
-                        "sum(supply) AS supply, sum(backlog) AS backlog FROM det GROUP BY ALL)")
+                        "sum(supply) AS supply, sum(backlog) AS backlog FROM det GROUP BY 1, 2)")
             parts += [f"SELECT version_id, bucket, '{m}' AS metric, {m} AS value FROM det_agg"
                       for m in ("demand", "supply", "backlog") if m in metrics]
     if need_mrp:
@@ -114,12 +118,12 @@ def _comparison_sql(by: str, metrics: list[str]) -> str:
                 f"m.inventory_close AS on_hand{cols} FROM plan_series_current m{joins} "
                 "WHERE m.level = 'mrp_final' AND m.version_id IN ($baseline, $version)")
         if by == "sku":  # one MRP row per item and week already: no per-week sum to form
-            ctes.append(f"mrp_weeks AS (SELECT version_id, sku AS bucket, week, receipts, on_hand FROM ({rows}))")
+            ctes.append(f"mrp_weeks AS (SELECT version_id, sku AS bucket, week, receipts, on_hand FROM ({rows}) AS r)")
         else:
             ctes.append(f"mrp_weeks AS (SELECT version_id, {_MRP_BUCKET[by]} AS bucket, week, sum(receipts) AS "
-                        f"receipts, sum(on_hand) AS on_hand FROM ({rows}) GROUP BY ALL)")
+                        f"receipts, sum(on_hand) AS on_hand FROM ({rows}) AS r GROUP BY 1, 2, 3)")
         ctes.append("mrp_agg AS (SELECT version_id, bucket, sum(receipts) AS planned_receipts, "
-                    "avg(on_hand) AS projected_on_hand FROM mrp_weeks GROUP BY ALL)")
+                    "avg(on_hand) AS projected_on_hand FROM mrp_weeks GROUP BY 1, 2)")
         parts += [f"SELECT version_id, bucket, '{m}' AS metric, {m} AS value FROM mrp_agg"
                   for m in ("planned_receipts", "projected_on_hand") if m in metrics]
     if need_weekly:
@@ -129,7 +133,7 @@ def _comparison_sql(by: str, metrics: list[str]) -> str:
         ctes.append(
             f"weekly AS (SELECT version_id, {_WEEKLY_BUCKET[by]} AS bucket, sum(load) AS leveled_load FROM "
             f"(SELECT s.version_id, s.time_bucket_key AS week, s.supply AS load{month} FROM plan_series_current s"
-            f"{join} WHERE s.level = 'weekly_summary' AND s.version_id IN ($baseline, $version)) GROUP BY ALL)")
+            f"{join} WHERE s.level = 'weekly_summary' AND s.version_id IN ($baseline, $version)) AS s GROUP BY 1, 2)")
         parts.append("SELECT version_id, bucket, 'leveled_load' AS metric, leveled_load AS value FROM weekly")
     if SCORECARD_LEVEL in sources:
         # a KPI is compared only where both versions store it (a plan from before the scorecard
@@ -142,11 +146,11 @@ def _comparison_sql(by: str, metrics: list[str]) -> str:
         parts.append("SELECT version_id, bucket, metric, value FROM kpi WHERE metric IN (SELECT metric FROM kpi_both)")
     if not parts:  # e.g. only leveled_load by family: nothing to compare
         parts.append("SELECT NULL::VARCHAR AS version_id, NULL::VARCHAR AS bucket, NULL::VARCHAR AS metric, "
-                     "NULL::DOUBLE AS value WHERE false")
+                     "CAST(NULL AS DOUBLE PRECISION) AS value WHERE false")
     ctes.append("side AS (" + " UNION ALL ".join(parts) + ")")
     return (
         "WITH " + ",\n".join(ctes) + "\n"
-        "SELECT coalesce(b.bucket, v.bucket) AS bucket, coalesce(b.metric, v.metric) AS metric, "
+        "SELECT * FROM (SELECT coalesce(b.bucket, v.bucket) AS bucket, coalesce(b.metric, v.metric) AS metric, "
         "b.value AS baseline, v.value AS value, "
         "CASE WHEN b.bucket IS NULL THEN v.value WHEN v.bucket IS NULL THEN -b.value "
         "ELSE v.value - b.value END AS delta "
@@ -154,7 +158,7 @@ def _comparison_sql(by: str, metrics: list[str]) -> str:
         "FULL OUTER JOIN (SELECT bucket, metric, value FROM side WHERE version_id = $version) v "
         "ON b.bucket = v.bucket AND b.metric = v.metric "
         f"WHERE b.bucket IS NULL OR v.bucket IS NULL OR abs(v.value - b.value) > {COMPARISON_TOLERANCE!r} "
-        "OR ((v.value IS NULL) <> (b.value IS NULL)) "
+        "OR ((v.value IS NULL) <> (b.value IS NULL))) AS changed "
         "ORDER BY abs(delta) DESC NULLS LAST, metric, bucket"
     )
 
@@ -168,9 +172,10 @@ class ComparisonRepository(PlanStoreBase):
             row = con.execute("SELECT input_set FROM plan_versions WHERE version_id = ?", [version_id]).fetchone()
             if row is None:
                 raise PlanNotFoundError(f"unknown plan version {version_id!r}")
+            source_of = _JSON_FROM["postgres" if is_postgres(con) else "duckdb"]
             source = con.execute(
-                "SELECT e.payload_json->>'$.from' FROM plan_override_events e JOIN plan_versions v "
-                "ON v.version_id = e.payload_json->>'$.from' WHERE e.version_id = ? AND e.event_type = 'duplicate' "
+                f"SELECT {source_of} FROM plan_override_events e JOIN plan_versions v "
+                f"ON v.version_id = {source_of} WHERE e.version_id = ? AND e.event_type = 'duplicate' "
                 "AND e.version_id <> v.version_id ORDER BY e.event_ts DESC, e.id DESC LIMIT 1",
                 [version_id],
             ).fetchone()
@@ -216,8 +221,7 @@ class ComparisonRepository(PlanStoreBase):
         with self.connect() as con:
             for v in (baseline, version):
                 self._require_version(con, v)
-            frame = con.execute(sql, _parameters(sql, baseline=baseline, version=version, metrics=chosen,
-                                                 by=by)).df()
+            frame = con.execute(*_bound(con, sql, baseline=baseline, version=version, metrics=chosen, by=by)).df()
             kpis = [m for m in chosen if _METRICS[m].source == SCORECARD_LEVEL]
             stored = {r[0] for r in con.execute(
                 "SELECT metric FROM plan_kpis_current WHERE level = ? AND category = ? AND bucket_type = ? "
@@ -290,6 +294,7 @@ class ComparisonRepository(PlanStoreBase):
         run = run_id or direct_write_id()
         attrs = json.dumps({"baseline": baseline, "buckets": list(frames)})
         with self.write(bulk=True) as con:
+            lock_version(con, version_id)  # PostgreSQL: after the version's writer in progress, if any
             status, read_only = version_state(con, version_id)
             if is_frozen(status, read_only):
                 raise PlanConflictError(f"plan version {version_id!r} is {status}: it is frozen, its stored comparison "
@@ -335,5 +340,18 @@ class ComparisonRepository(PlanStoreBase):
 def _parameters(sql: str, **values) -> dict:
     """The named parameters ``sql`` uses (DuckDB refuses unused ones)."""
     return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}
+
+
+_NAMED = re.compile(r"\$([a-z_]+)\b")
+
+
+def _bound(con, sql: str, **values) -> tuple[str, dict | list]:
+    """``sql`` with its named parameters (``$name``) and their values, for ``con``'s backend:
+    DuckDB binds them by name; PostgreSQL's connection binds ``?`` in order, so each ``$name``
+    becomes ``?`` and its value is repeated where it is used."""
+    if not is_postgres(con):
+        return sql, _parameters(sql, **values)
+    order = _NAMED.findall(sql)
+    return _NAMED.sub("?", sql), [values[name] for name in order]
 
 

@@ -106,6 +106,7 @@ POSTGRES_PORTED = frozenset({
     # connections and schema
     "session", "reading", "connect", "write", "transaction", "snapshot", "initialise", "schema_version", "writing_as", "is_postgres",
     "from_url",
+    "exists",  # pgwire
     # input sets
     "import_input_set", "get_input_set", "list_input_sets", "load_input_set",
     # versions
@@ -124,6 +125,9 @@ POSTGRES_PORTED = frozenset({
     "put_artifact", "get_artifact",
     # API keys
     "create_api_key", "list_api_keys", "revoke_api_key", "api_key_principal",
+    # version comparison (pgwire)
+    "baseline_version", "comparable_baseline", "compare_versions", "level_row_diff",
+    "write_baseline_comparison", "read_baseline_comparison",
 })
 
 

@@ -51,7 +51,7 @@ def run_legacy_import_in_process(
     """
     require_code_location_store(db_path)
     store = PlanStore(db_path)
-    recover_orphaned_runs(instance, store if store.path.exists() else None, log=progress)
+    recover_orphaned_runs(instance, store if store.exists() else None, log=progress)
     run_config = legacy_import_run_config(source, dry_run, force)
     run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}
 

@@ -27,7 +27,7 @@ from plan_pipeline.store import PlanStore
 def existing_store(context: dg.OpExecutionContext, plan_store: PlanStoreResource, work: str) -> PlanStore | None:
     """The plan store, or None (said in the run's log) when its file does not exist yet."""
     store = plan_store.get_store()
-    if not store.path.exists():
+    if not store.exists():
         context.log.info(f"plan store {store.path} does not exist yet; nothing to {work}")
         return None
     return store

@@ -248,7 +248,7 @@ def materialize_version(
     executor), so the IO managers' run-local frame cache works the same. ``store`` must be the
     code location's store (``$PLAN_PIPELINE_DB`` or the project home), which its steps resolve.
     """
-    require_code_location_store(str(store.path))
+    require_code_location_store(store)
     store.get_version(version_id)  # clear error for an unknown version
     recover_orphaned_runs(instance, store, log=progress)
     register_version_partition(instance, version_id)
@@ -302,7 +302,7 @@ def create_version_run(instance: dg.DagsterInstance, store: PlanStore, version_i
     """Create (not start) the ``plan_job`` run of one version on the code location's origin, with the
     tags every plan run carries; ``inline``: executed by this process (its worker tags, the
     ``plan/ledger`` inline mark). Returns (the reconstructable job, the run)."""
-    require_code_location_store(str(store.path))
+    require_code_location_store(store)
     register_version_partition(instance, version_id)
     tags = {VERSION_TAG: version_id, TRIGGER_TAG: trigger, **(extra_tags or {}), PARTITION_TAG: version_id}
     if inline:

@@ -174,7 +174,7 @@ def mark_recorded(instance: dg.DagsterInstance, run_ids: Iterable[str], value: s
 def record_run(instance: dg.DagsterInstance, store: PlanStore, record: Any, status: str | None = None) -> str:
     """Write one run's row (one short transaction) and tag the run with the status written.
     Without a store file nothing is written (the run is tagged ``no-store``). Returns the tag."""
-    if not store.path.exists():
+    if not store.exists():
         mark_recorded(instance, [record.dagster_run.run_id], LEDGER_NO_STORE)
         return LEDGER_NO_STORE
     row = ledger_row(instance, record, status=status)

@@ -200,7 +200,7 @@ def reconcile_store(instance: dg.DagsterInstance, store) -> list[str]:
     (or ``failure`` when the instance no longer knows the run); ``plan_backfill_runs`` rows
     that are ``running`` become ``failed`` with the reason. Returns the run ids closed.
     """
-    if not store.path.exists():
+    if not store.exists():
         return []
     closed: list[str] = []
     open_jobs = store.open_jobs()
@@ -232,7 +232,7 @@ def recover_orphaned_runs(
     close their ``plan_jobs`` / ``plan_backfill_runs`` rows. ``log`` gets one line per run."""
     recovered = close_orphaned_runs(instance, find_orphaned_runs(instance))
     free_slots_of_finished_runs(instance)
-    if store is not None and store.path.exists():
+    if store is not None and store.exists():
         if recovered:
             sync_run_ledger(instance, store, run_ids=[item.run_id for item in recovered])
         reconcile_store(instance, store)

@@ -129,7 +129,7 @@ def version_input_fingerprint(store: PlanStore, version_id: str) -> str:
 def plan_version_scan_op(context: dg.OpExecutionContext, plan_store: PlanStoreResource):
     store = plan_store.get_store()
     recorded = 0
-    if store.path.exists():
+    if store.exists():
         partitions = set(context.instance.get_dynamic_partitions(PLAN_VERSION_PARTITIONS_NAME))
         for version_id, state in scan_version_states(store).items():
             if state["status"] != "draft" or state["read_only"] or version_id not in partitions:
