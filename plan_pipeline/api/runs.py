@@ -55,7 +55,7 @@ def launch_plan_run(store: Any, version_id: str, *, actor: str, dagster_home: Pa
     """
     store.require_replannable(version_id)
     instance = dagster_instance(dagster_home)
-    run_store = PlanStore(store.path)  # the run's own store object: a request's session ends with it
+    run_store = PlanStore(location=store.location)  # the run's own store object: a request's session ends with it
     tags = {REQUESTED_BY_TAG: actor}
     with _launch_lock:
         recover_orphaned_runs(instance, store)

@@ -20,9 +20,11 @@ def cmd_serve(env: CliEnvironment, args) -> int:
 
     env.prepare_dagster_home()
     env.store.initialise()  # create or upgrade the schema before the first request
-    settings = ApiSettings(db_path=env.db_path, dagster_home=env.dagster_home, lock_wait_seconds=args.lock_wait)
+    settings = ApiSettings(db_path=None if env.postgres else env.db_path,
+                           store_url=env.postgres.url if env.postgres else None,
+                           dagster_home=env.dagster_home, lock_wait_seconds=args.lock_wait)
     where = f"http://{args.host}:{args.port}"
-    progress(f"Plans API on {where} (OpenAPI: {where}/docs, web view: {where}/web; store {env.db_path}, "
+    progress(f"Plans API on {where} (OpenAPI: {where}/docs, web view: {where}/web; store {env.store_description}, "
              f"DAGSTER_HOME={env.dagster_home}); Ctrl-C stops it")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         progress(f"warning: listening on {args.host}, not only on this machine; every write still needs an API key")

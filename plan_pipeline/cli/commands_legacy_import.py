@@ -81,6 +81,7 @@ def cmd_legacy_import(env: CliEnvironment, args) -> int:
     from plan_pipeline.orchestration.legacy_import.launch import run_legacy_import_in_process
     from plan_pipeline.orchestration.plan.launch import RunAborted
 
+    env.require_duckdb("the legacy import")
     try:
         source = configured_legacy_source(args.source)
     except LegacySourceError:
@@ -105,7 +106,7 @@ def cmd_legacy_import(env: CliEnvironment, args) -> int:
                 _out(line)
         return 0 if summary["status"] == "success" else 1
     texts = _failure_texts(result) or ["(see the run in the Dagster UI)"]
-    record = get_backfill_run(env.store, result.run_id) if env.db_path.exists() else None
+    record = get_backfill_run(env.store, result.run_id) if env.store_exists() else None
     if args.json:
         _out(json.dumps({"run_id": result.run_id, "status": (record or {}).get("status", "failed"),
                          "errors": texts, "message": (record or {}).get("message")}, indent=2, default=str))

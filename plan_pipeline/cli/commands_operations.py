@@ -178,6 +178,7 @@ def cmd_restore(env: CliEnvironment, args) -> int:
     from plan_pipeline.operations.backup import restore_backup
     from plan_pipeline.orchestration.plan.partitions import register_version_partition
 
+    env.require_duckdb("restoring a backup")
     result = restore_backup(args.backup_dir, env.db_path, force=args.force,
                             guard=lambda: _refuse_while_runs_write(env, "restore"))
     for line in result.lines():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from plan_pipeline.cli.errors import CliError, UsageError
 from plan_pipeline.store.errors import PlanStoreError
-from plan_pipeline.store.rules import DB_ENV, HOME_ENV, STORE_URL_ENV, project_home, store_location
+from plan_pipeline.store.rules import DB_ENV, HOME_ENV, STORE_URL_ENV, StoreLocation, project_home, store_location
 
 if TYPE_CHECKING:  # the store (DuckDB) loads when a command opens it, not to parse arguments
     from plan_pipeline.store import PlanStore
@@ -41,8 +41,30 @@ def require_file_location(path: Path, what: str) -> Path:
 @dataclass
 class CliEnvironment:
     home: Path
+    #: The DuckDB file; on PostgreSQL the database's description (no file: ``store_exists()`` says True)
     db_path: Path
     dagster_home: Path
+    #: A PostgreSQL store (``$PLAN_STORE_URL=postgresql://...``); None: the DuckDB file ``db_path``
+    postgres: StoreLocation | None = None
+
+    @property
+    def store_description(self) -> str:
+        """The store for messages (a PostgreSQL URL without its password)."""
+        return self.postgres.describe() if self.postgres is not None else str(self.db_path)
+
+    @property
+    def store_setting(self) -> str:
+        """The environment setting naming the store, for a command line shown to the user (no password)."""
+        return f"{STORE_URL_ENV}={self.store_description}" if self.postgres is not None else f"{DB_ENV}={self.db_path}"
+
+    def store_exists(self) -> bool:
+        return self.postgres is not None or self.db_path.exists()
+
+    def require_duckdb(self, what: str) -> None:
+        """Refuse a command that works on the DuckDB file only (not yet ported to PostgreSQL)."""
+        if self.postgres is not None:
+            raise CliError(f"{what} is not yet available on PostgreSQL ({STORE_URL_ENV}={self.store_description}): "
+                           "use the DuckDB store for it (docs/operations.md, 'Choosing the store backend')")
 
     def _check_home_for(self, path: Path) -> None:
         if path.is_relative_to(self.home):
@@ -52,6 +74,8 @@ class CliEnvironment:
     def store(self) -> PlanStore:
         from plan_pipeline.store import PlanStore
 
+        if self.postgres is not None:
+            return PlanStore(location=self.postgres)
         self._check_home_for(self.db_path)
         require_file_location(self.db_path, "plan store (--db, $PLAN_PIPELINE_DB)")
         return PlanStore(self.db_path)
@@ -81,7 +105,7 @@ class CliEnvironment:
         from plan_pipeline.orchestration.plan.run_recovery import recover_orphaned_runs
 
         instance = self.instance()
-        recover_orphaned_runs(instance, self.store if self.db_path.exists() else None, log=log)
+        recover_orphaned_runs(instance, self.store if self.store_exists() else None, log=log)
         return instance
 
 
@@ -100,9 +124,10 @@ def resolve_environment(home: str | None, db: str | None) -> CliEnvironment:
         except PlanStoreError as exc:
             raise UsageError(str(exc)) from None
         if location.is_postgres:
-            raise CliError(f"{STORE_URL_ENV} names a PostgreSQL store ({location.describe()}): the command line, "
-                           "Dagster runs and the Plans API do not run on PostgreSQL yet (issue 15; the store library "
-                           "does, docs/operations.md 'Choosing the store backend'). Unset it, or use --db FILE")
+            # the processes this one starts (Dagster steps, the API) read the same $PLAN_STORE_URL
+            dagster_home = Path(os.environ.get("DAGSTER_HOME") or home_path / "dagster_home").resolve()
+            os.environ["DAGSTER_HOME"] = str(dagster_home)
+            return CliEnvironment(home_path, Path(location.describe()), dagster_home, postgres=location)
         assert location.path is not None
         db_path = location.path
     os.environ[DB_ENV] = str(db_path)

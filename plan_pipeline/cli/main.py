@@ -91,7 +91,7 @@ def cmd_inputs_import(env: CliEnvironment, args) -> int:
 
 
 def cmd_inputs_list(env: CliEnvironment, args) -> int:
-    sets = env.store.list_input_sets() if env.db_path.exists() else []
+    sets = env.store.list_input_sets() if env.store_exists() else []
     if args.json:
         out(json.dumps([{**s, "imported_at": str(s["imported_at"])} for s in sets], indent=2))
         return 0
@@ -140,7 +140,7 @@ def cmd_version_duplicate(env: CliEnvironment, args) -> int:
 
 
 def cmd_version_list(env: CliEnvironment, args) -> int:
-    versions = env.store.list_versions() if env.db_path.exists() else []
+    versions = env.store.list_versions() if env.store_exists() else []
     if args.json:
         out(json.dumps([v.to_dict() for v in versions], indent=2))
         return 0
@@ -309,7 +309,7 @@ def cmd_plan(env: CliEnvironment, args) -> int:
 
 
 def cmd_jobs_list(env: CliEnvironment, args) -> int:
-    jobs = env.store.list_jobs(args.version) if env.db_path.exists() else None
+    jobs = env.store.list_jobs(args.version) if env.store_exists() else None
     if jobs is None or jobs.empty:
         out("no plan runs recorded yet")
         return 0
@@ -384,7 +384,7 @@ def cmd_demo(env: CliEnvironment, args) -> int:
     out("")
     out(f"plan version : {version_id}")
     out(f"run id       : {outcome.run_id}")
-    out(f"plan store   : {env.db_path}")
+    out(f"plan store   : {env.store_description}")
     out("rows per level:")
     for level, count in levels.items():
         out(f"  {level:<28} {count}")
@@ -406,7 +406,7 @@ def cmd_demo(env: CliEnvironment, args) -> int:
     out("")
     out("open the Dagster UI on this instance with:")
     out(f"  plan-pipeline --home {env.home} ui")
-    out(f"  (or: DAGSTER_HOME={env.dagster_home} PLAN_PIPELINE_DB={env.db_path} dagster dev -w workspace.yaml -h 127.0.0.1)")
+    out(f"  (or: DAGSTER_HOME={env.dagster_home} {env.store_setting} dagster dev -w workspace.yaml -h 127.0.0.1)")
     return 0
 
 
@@ -420,7 +420,7 @@ def cmd_ui(env: CliEnvironment, args) -> int:
         workspace = env.dagster_home / "workspace.yaml"
         workspace.write_text(workspace_yaml())
     cmd = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port), "-w", str(workspace)]
-    progress(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env.dagster_home}, store {env.db_path})")
+    progress(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env.dagster_home}, store {env.store_description})")
     os.execvpe(cmd[0], cmd, os.environ.copy())
     return 0
 
@@ -431,7 +431,7 @@ def cmd_worker_start(env: CliEnvironment, args) -> int:
 
     env.prepare_dagster_home()
     cmd = worker_command(args.name, concurrency=args.concurrency, loglevel=args.loglevel)
-    progress(f"Celery worker {args.name} (DAGSTER_HOME={env.dagster_home}, store {env.db_path})")
+    progress(f"Celery worker {args.name} (DAGSTER_HOME={env.dagster_home}, store {env.store_description})")
     os.execvpe(cmd[0], cmd, os.environ.copy())
     return 0
 

@@ -71,6 +71,12 @@ class StoreLocation:
     def is_postgres(self) -> bool:
         return self.backend == "postgres"
 
+    @property
+    def url(self) -> str:
+        """The URL naming this store, as ``$PLAN_STORE_URL`` takes it (a PostgreSQL URL with its
+        password, if any: for handing to a process or a resource, never for messages: :meth:`describe`)."""
+        return self.dsn if self.dsn is not None else f"duckdb://{self.path}"
+
     def describe(self) -> str:
         """For messages and logs: the file, or the URL without its password."""
         if self.path is not None:

@@ -51,13 +51,17 @@ def test_the_store_url_setting_picks_the_command_lines_store(plan_env, sample_di
     other = tmp_path / "other.duckdb"
     assert main(["--db", str(other), "inputs", "import", str(sample_dir), "--label", "s"]) == 0
     assert other.exists() and os.environ["PLAN_STORE_URL"] == f"duckdb://{other}"
-    # the command line does not run on PostgreSQL yet: it says so instead of using a DuckDB file
+    # a PostgreSQL URL is that database (here none answers: the error names it, without the password),
+    # never a DuckDB file; a command not yet ported to PostgreSQL says so
     monkeypatch.setenv("PLAN_STORE_URL", "postgresql://plan:secret@127.0.0.1:5999/plan_store")
     capsys.readouterr()
     assert main(["version", "list"]) == 1
     err = capsys.readouterr().err
-    assert "postgresql://plan@127.0.0.1:5999/plan_store" in err and "do not run on PostgreSQL yet" in err
+    assert "cannot reach the PostgreSQL plan store postgresql://plan@127.0.0.1:5999/plan_store" in err
     assert "secret" not in err
+    assert main(["restore", str(tmp_path / "backup")]) == 1
+    err = capsys.readouterr().err
+    assert "restoring a backup is not yet available on PostgreSQL" in err and "secret" not in err
     monkeypatch.setenv("PLAN_STORE_URL", "mysql://h/db")
     assert main(["version", "list"]) == 2
     assert "expected duckdb:///path or postgresql://" in capsys.readouterr().err

@@ -14,6 +14,8 @@ from plan_pipeline.planning.vocabulary import ADJ_COLUMNS, DETAIL_COLUMNS, MRP_C
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.comparison import COMPARISON_LEVEL, COMPONENT_FAMILY
 
+pytestmark = pytest.mark.both_backends  # every test here runs on DuckDB and PostgreSQL (--store-backend)
+
 DET_A = [
     ("F1", "2025-01", "A", "2025-W01", 10, 8, 2),
     ("F1", "2025-01", "B", "2025-W01", 5, 5, 0),
