@@ -14,6 +14,8 @@ from plan_pipeline.planning.parameters import PlanningParameters
 from plan_pipeline.store import PlanStoreError
 from plan_pipeline_tests.store.test_comparison import DET_A, DET_B, det, mrp_final, weekly
 
+pytestmark = pytest.mark.both_backends  # the store fixture: DuckDB, or PostgreSQL with --store-backend=postgres
+
 
 @pytest.fixture
 def plans(store, sample_dir):
@@ -30,7 +32,7 @@ def plans(store, sample_dir):
 
 def materialize(store, version: str) -> dict:
     context = dg.build_asset_context(partition_key=version,
-                                     resources={"plan_store": PlanStoreResource(db_path=str(store.path))})
+                                     resources={"plan_store": PlanStoreResource(store_url=store.location.url)})
     return baseline_comparison(context).metadata
 
 
