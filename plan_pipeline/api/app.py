@@ -87,7 +87,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # ~20 ms open), which steps aside whenever another process waits for the file.
     # On PostgreSQL each request's store opens its own connection (no file lock to share).
     location = settings.store_location()
-    database = (None if location.is_postgres else
+    database = (None if location.path is None else
                 SharedDatabase(location.path, lock_wait_seconds=settings.lock_wait_seconds))
     app.state.database = database
     app.state.new_store = lambda: PlanStore(

@@ -137,3 +137,30 @@ def test_the_command_line_plans_and_compares_on_postgres(plan_env, sample_dir, p
     assert sorted(pg.series_levels("b")) == sorted(pg.series_levels("a")) and pg.read_baseline_comparison("b") is not None
     assert main(["restore", str(tmp_path / "backup")]) == 1
     assert "not yet available on PostgreSQL" in capsys.readouterr().err
+
+
+def test_the_plans_api_launches_a_run_on_postgres(plan_env, sample_dir, postgres_store_url, monkeypatch):
+    """The Plans API over ``store_url``: keys, ``POST /plans/{v}/runs`` (the run plans on PostgreSQL),
+    ``GET /runs/{id}`` from PostgreSQL's ``plan_jobs``."""
+    from fastapi.testclient import TestClient
+
+    from plan_pipeline.api.app import create_app
+    from plan_pipeline.api.runs import wait_for_background_run
+    from plan_pipeline.api.settings import ApiSettings
+
+    monkeypatch.setenv("PLAN_STORE_URL", postgres_store_url)  # what the run's steps resolve
+    pg = PlanStore.from_url(postgres_store_url)
+    import_input_dir(pg, sample_dir, "sample")
+    pg.create_version("api-run", "sample", PlanningParameters())
+    key = pg.create_api_key("planner-key", "planner")
+    app = create_app(ApiSettings(store_url=postgres_store_url, dagster_home=plan_env.dagster_home))
+    client = TestClient(app, raise_server_exceptions=False)
+    headers = {"X-API-Key": key}
+    assert client.get("/health").json() == {"status": "ok", "schema_version": pg.schema_version()}
+    launched = client.post("/plans/api-run/runs", headers=headers)
+    assert launched.status_code == 202, launched.text
+    run_id = launched.json()["run_id"]
+    assert wait_for_background_run(run_id, timeout=300)
+    row = client.get(f"/runs/{run_id}", headers=headers).json()
+    assert (row["status"], row["version_id"], row["trigger"]) == ("success", "api-run", "api")
+    assert pg.series_levels("api-run")["det"] > 0 and not plan_env.db_path.exists()
