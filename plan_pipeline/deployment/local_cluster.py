@@ -35,6 +35,7 @@ from plan_pipeline.deployment.local_services import (
 from plan_pipeline.orchestration.code_location import workspace_yaml
 from plan_pipeline.orchestration.executor import CELERY_BROKER_ENV
 from plan_pipeline.orchestration.instance import DAGSTER_STORAGE_URL_ENV, prepare_dagster_home
+from plan_pipeline.store.rules import STORE_URL_ENV
 
 log = logging.getLogger("plan_pipeline.deployment")
 
@@ -43,10 +44,14 @@ STOP_TIMEOUT_SECONDS = 30.0
 
 
 def cluster_environment(home: Path, *, dagster_storage_url: str, broker_url: str,
-                        base: Mapping[str, str] | None = None) -> dict[str, str]:
+                        base: Mapping[str, str] | None = None, plan_store_url: str | None = None) -> dict[str, str]:
     """The environment every process of the setup gets: project home (plan store, ``$DAGSTER_HOME``),
-    Dagster storage on PostgreSQL, the Celery broker (which makes the plan jobs use Celery)."""
+    Dagster storage on PostgreSQL, the Celery broker (which makes the plan jobs use Celery);
+    ``plan_store_url``: the plan store on PostgreSQL (``$PLAN_STORE_URL``) instead of the home's DuckDB file."""
     env = dict(os.environ if base is None else base)
+    env.pop(STORE_URL_ENV, None)
+    if plan_store_url:
+        env[STORE_URL_ENV] = plan_store_url
     env.update({
         "PLAN_PIPELINE_HOME": str(home),
         "PLAN_PIPELINE_DB": str(home / "plan_store.duckdb"),
@@ -169,10 +174,12 @@ class LocalCluster:
 
 
 def start_local_cluster(home: Path, *, workers: tuple[str, ...] = ("w1", "w2"), daemon: bool = True,
-                        webserver: bool = False) -> LocalCluster:
+                        webserver: bool = False, plan_store_on_postgres: bool = False) -> LocalCluster:
     """Start PostgreSQL and Redis on loopback (temporary folders), prepare ``home`` (the project home:
     plan store, ``dagster_home`` rendered for Dagster storage on PostgreSQL), then the daemon, the
-    webserver if asked (127.0.0.1, a free port) and the workers. Stopped with :meth:`LocalCluster.stop`."""
+    webserver if asked (127.0.0.1, a free port) and the workers. ``plan_store_on_postgres``: the plan
+    store is the server's own database (``local_services.DEFAULT_DATABASE``, ``$PLAN_STORE_URL``). Stopped
+    with :meth:`LocalCluster.stop`."""
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     postgres = start_postgres()
@@ -184,8 +191,9 @@ def start_local_cluster(home: Path, *, workers: tuple[str, ...] = ("w1", "w2"), 
     cluster = LocalCluster(home=home, env={}, postgres=postgres, redis=redis, log_dir=home / "logs")
     try:
         cluster.log_dir.mkdir(exist_ok=True)  # type: ignore[union-attr]
+        store_url = postgres.url if plan_store_on_postgres else None  # the server's own (empty) database
         cluster.env = cluster_environment(home, dagster_storage_url=postgres.create_database(DAGSTER_DATABASE),
-                                          broker_url=redis.url)
+                                          broker_url=redis.url, plan_store_url=store_url)
         dagster_home = prepare_dagster_home(Path(cluster.env["DAGSTER_HOME"]), environ=cluster.env)
         workspace = dagster_home / "workspace.yaml"
         workspace.write_text(workspace_yaml())
