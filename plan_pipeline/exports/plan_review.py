@@ -49,9 +49,9 @@ def default_report_dir(version_id: str) -> Path:
 
 def published_report_dir(store: PlanStore, version_id: str) -> Path:
     """``<store home>/reports/<version>``: the folder of the store file (the project home, unless
-    ``$PLAN_PIPELINE_DB`` puts the store elsewhere), where the asset writes. Version ids are
-    checked identifiers (no path traversal)."""
-    return Path(store.path).resolve().parent / REPORTS_DIR_NAME / check_identifier("version id", version_id)
+    ``$PLAN_PIPELINE_DB`` puts the store elsewhere; a PostgreSQL store: the project home), where
+    the asset writes. Version ids are checked identifiers (no path traversal)."""
+    return store.files_home / REPORTS_DIR_NAME / check_identifier("version id", version_id)
 
 
 def final_level(published: dict[str, int] | list[str], level: str) -> str:

@@ -15,7 +15,13 @@ from plan_pipeline.store.backends import is_postgres
 from plan_pipeline.store.backends.postgres import apply_pg_migrations, open_pg_connection
 from plan_pipeline.store.connection import LOCK_RETRY_SECONDS, NO_CHECKPOINT_VACUUM, open_connection, transaction
 from plan_pipeline.store.errors import PlanNotFoundError, PlanStoreError
-from plan_pipeline.store.rules import StoreLocation, bulk_write_memory_limit, duckdb_location, store_location
+from plan_pipeline.store.rules import (
+    StoreLocation,
+    bulk_write_memory_limit,
+    duckdb_location,
+    project_home,
+    store_location,
+)
 from plan_pipeline.store.schema import (
     apply_migrations,
     current_schema_version,
@@ -112,6 +118,12 @@ class PlanStoreBase:
     @property
     def is_postgres(self) -> bool:
         return self.location.is_postgres
+
+    @property
+    def files_home(self) -> Path:
+        """The folder the store's companion files go in (the plan review reports): the DuckDB file's
+        folder; for a PostgreSQL store, which has no file, the project home (``$PLAN_PIPELINE_HOME``)."""
+        return project_home() if self.location.is_postgres else self.path.resolve().parent
 
     def exists(self) -> bool:
         """Whether the store has been created: the DuckDB file exists; a PostgreSQL database is

@@ -8,6 +8,7 @@ test gets a fresh database): without them the test skips outside CI and fails un
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pandas as pd
 
@@ -73,6 +74,7 @@ def test_the_sample_plans_to_the_same_rows_on_postgres_as_on_duckdb(plan_env, sa
 
     # the same on PostgreSQL: the code location's steps resolve the store from $PLAN_STORE_URL
     monkeypatch.setenv("PLAN_STORE_URL", postgres_store_url)
+    monkeypatch.setenv("PLAN_PIPELINE_HOME", str(tmp_path / "pg_home"))  # where its reports go (no store file)
     monkeypatch.setenv("DAGSTER_HOME", str(prepare_dagster_home(tmp_path / "pg_dagster_home")))
     pg = PlanStore()
     assert pg.is_postgres
@@ -108,6 +110,10 @@ def test_the_sample_plans_to_the_same_rows_on_postgres_as_on_duckdb(plan_env, sa
         pd.testing.assert_frame_equal(got_cmp, want_cmp, check_exact=False, rtol=1e-9, atol=1e-9)
     want_cmp, got_cmp = (by_key(s.read_baseline_comparison(VERSIONS[1]), ["by", "metric", "bucket"]) for s in (duck, pg))
     pd.testing.assert_frame_equal(got_cmp, want_cmp, check_exact=False, rtol=1e-9, atol=1e-9)
+    # the plan review reports: beside the DuckDB file, in the project home for PostgreSQL (never in the cwd)
+    for home in (duck.path.parent, tmp_path / "pg_home"):
+        assert [(home / "reports" / v / "report.html").is_file() for v in VERSIONS] == [True, True]
+    assert not list(Path.cwd().glob("postgres*"))
     for store, runs in ((duck, duck_runs), (pg, pg_runs)):
         ledger = store.list_jobs().set_index("job_id")  # a plan run's job id is its Dagster run id
         for run_id, version_id in zip(runs, VERSIONS):
