@@ -124,6 +124,8 @@ POSTGRES_PORTED = frozenset({
     "put_artifact", "get_artifact",
     # API keys
     "create_api_key", "list_api_keys", "revoke_api_key", "api_key_principal",
+    # the PSI grid
+    "psi_cells", "psi_edit", "psi_events",
 })
 
 

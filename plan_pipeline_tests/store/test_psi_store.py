@@ -8,6 +8,8 @@ from plan_pipeline.inputs.importer import import_input_dir
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanConflictError, PlanNotFoundError, PlanStore, PlanStoreError
 
+pytestmark = pytest.mark.both_backends
+
 KEY = "det:week=2025-W02,sku=A1"
 
 
