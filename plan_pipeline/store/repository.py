@@ -126,6 +126,8 @@ POSTGRES_PORTED = frozenset({
     "create_api_key", "list_api_keys", "revoke_api_key", "api_key_principal",
     # the PSI grid
     "psi_cells", "psi_edit", "psi_events",
+    # the plan catalog
+    "plan_summaries", "plan_summary", "series_page", "write_series_file", "kpi_rows",
 })
 
 
