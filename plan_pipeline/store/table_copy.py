@@ -78,6 +78,10 @@ def table_columns(con, table: str) -> list[tuple[str, str]]:
 
 def sequence_state(con) -> dict[str, int | None]:
     """``{sequence: last value handed out}`` (``None`` = never used)."""
+    if is_postgres(con):
+        rows = con.execute("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = current_schema() "
+                           "ORDER BY sequencename").fetchall()
+        return {r[0]: (int(r[1]) if r[1] is not None else None) for r in rows}
     rows = con.execute(
         "SELECT sequence_name, last_value FROM duckdb_sequences() WHERE schema_name = 'main' ORDER BY sequence_name"
     ).fetchall()
@@ -87,6 +91,13 @@ def sequence_state(con) -> dict[str, int | None]:
 def advance_sequence(con, name: str, last_value: int | None) -> None:
     """Move a sequence forward until it has handed out ``last_value`` (never backwards)."""
     if last_value is None:
+        return
+    if is_postgres(con):
+        if name not in sequence_state(con):
+            raise PlanStoreError(f"sequence {name!r} does not exist in this plan store")
+        current = sequence_state(con)[name]
+        if current is None or current < int(last_value):
+            con.execute("SELECT setval(?, ?)", [name, int(last_value)]).fetchall()
         return
     rows = con.execute(
         "SELECT start_value, last_value, increment_by FROM duckdb_sequences() WHERE sequence_name = ?", [name]
@@ -282,7 +293,9 @@ def load_parquet_into(con, table: str, path: Path) -> int:
         )
     names = ", ".join(ident(c) for c in columns)
     before = scalar(con, f"SELECT count(*) FROM {ident(table)}")
-    if table == SERIES_VIEW:  # rows go to the physical table of their level (checked to fit)
+    if is_postgres(con):
+        _pg_load_parquet(con, table, columns, path)
+    elif table == SERIES_VIEW:  # rows go to the physical table of their level (checked to fit)
         con.execute(f"CREATE TEMP TABLE incoming_plan_series AS SELECT {names} FROM read_parquet(?)", [str(path)])
         try:
             for statement in load_series_statements("incoming_plan_series"):
@@ -297,15 +310,22 @@ def load_parquet_into(con, table: str, path: Path) -> int:
     return int(after - before)
 
 
-_NEXTVAL_RE = re.compile(r"^nextval\('([A-Za-z_][A-Za-z0-9_]*)'\)$")
+_NEXTVAL_RE = re.compile(r"^nextval\('([A-Za-z_][A-Za-z0-9_]*)'(?:::regclass)?\)$")
 
 
 def sequence_columns(con) -> list[tuple[str, str, str]]:
     """(table, column, sequence) for every column whose default is ``nextval('sequence')``."""
-    rows = con.execute(
+    if is_postgres(con):
+        rows = con.execute(
+            "SELECT c.table_name, c.column_name, c.column_default FROM information_schema.columns c "
+            "JOIN pg_class t ON t.relname = c.table_name AND t.relkind IN ('r', 'p') AND NOT t.relispartition "
+            "WHERE c.table_schema = current_schema() AND c.column_default IS NOT NULL "
+            "ORDER BY c.table_name, c.ordinal_position").fetchall()
+    else:
+        rows = con.execute(
         "SELECT table_name, column_name, column_default FROM duckdb_columns() "
         "WHERE schema_name = 'main' AND column_default IS NOT NULL ORDER BY table_name, column_index"
-    ).fetchall()
+        ).fetchall()
     found = []
     for table, column, default in rows:
         match = _NEXTVAL_RE.match(str(default).strip())
@@ -498,3 +518,39 @@ def _pg_copy_parts(con, parts: Sequence[tuple[str, Sequence[Any]]], path: Path, 
     finally:
         tmp.unlink(missing_ok=True)
     return rows
+
+
+def _pg_load_parquet(con, table: str, columns: list[str], path: Path) -> None:
+    """PostgreSQL: a Parquet file's rows into ``table`` by ``COPY ... FROM STDIN`` (columns by name).
+    ``plan_versions`` rows get their partitions first (a version's rows of the partitioned tables
+    go to its own); ``plan_series`` rows go through a temporary table into the physical tables
+    (:func:`~plan_pipeline.store.series_tables.load_series_statements`)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from plan_pipeline.store.backends.postgres import ensure_version_partitions
+
+    data = pq.read_table(str(path), columns=columns)
+    kinds = dict(_pg_table_columns(con, table))
+    values = []
+    for name in columns:
+        column = data.column(name).to_pylist()
+        if kinds.get(name) == "JSON":  # a JSON value as its text (DuckDB's files hold text)
+            column = [v if v is None or isinstance(v, str) else json.dumps(v) for v in column]
+        values.append(column)
+    rows = list(zip(*values)) if values else []
+    if table == "plan_versions":
+        for version_id in data.column("version_id").to_pylist():
+            ensure_version_partitions(con, version_id)
+    if table == SERIES_VIEW:
+        con.execute("CREATE TEMP TABLE incoming_plan_series AS SELECT * FROM plan_series WHERE FALSE")
+        try:
+            con.copy_rows("incoming_plan_series", [ident(c) for c in columns], rows)
+            for statement in load_series_statements("incoming_plan_series", "postgres"):
+                con.execute(statement)
+        finally:  # an aborted transaction refuses this; the temp table dies with the connection anyway
+            with contextlib.suppress(Exception):
+                con.execute("DROP TABLE IF EXISTS incoming_plan_series")
+    else:
+        con.copy_rows(ident(table), [ident(c) for c in columns], rows)

@@ -53,7 +53,8 @@ class StoreTransaction(
 
 #: The statement groups a unit of work has on PostgreSQL so far (issue 15): every other statement
 #: of :class:`StoreTransaction` raises "... is not yet available on PostgreSQL".
-POSTGRES_PORTED_STATEMENTS = (MaintenanceStatements, VersionStateStatements, ExportStatements)
+POSTGRES_PORTED_STATEMENTS = (MaintenanceStatements, VersionStateStatements, ExportStatements, ArchiveStatements,
+                              BackupStatements)
 
 
 def _statements_of(group: type) -> set[str]:
