@@ -4,6 +4,7 @@ also compared with a DuckDB twin's (same tables, columns, types and rows)."""
 from __future__ import annotations
 
 import tempfile
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from plan_pipeline.inputs.importer import import_input_dir
 from plan_pipeline.planning.types import PlanningParameters
-from plan_pipeline.store import PlanStore
+from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.maintenance import VERSION_TABLES
 from plan_pipeline.timeutil import utc_now
 
@@ -107,3 +108,40 @@ def test_aged_rows_file_and_backup_files(stores: list[PlanStore], tmp_path):
         assert sequences["seq_plan_overrides"] == 2 and sequences["seq_plan_override_events"] == 4
         tables.append({t: n for t, n in counts.items() if t != "schema_migrations"})
     assert all(t == tables[0] for t in tables)
+
+
+def test_a_backup_restores_into_a_new_store(store: PlanStore, sample_dir, tmp_path, request):
+    """Backup files, then the backend's restore: a new DuckDB file (build_store_file) or an empty
+    PostgreSQL database (restore_into_postgres, by COPY); the restored store reads the same."""
+    from plan_pipeline.store.store_files import build_store_file, restore_into_postgres
+
+    fill(store, sample_dir)
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    with store.snapshot() as tx:
+        written = tx.write_all_table_files(folder)
+        sequences = tx.sequence_state()
+    tables = {t: {"file": path.name, "rows": n} for t, (path, n) in written.items()}
+    if store.is_postgres:
+        from plan_pipeline.store.backends.postgres import create_database, drop_database
+
+        server = request.getfixturevalue("postgres_url")
+        name = f"restored_{uuid.uuid4().hex[:12]}"
+        url = create_database(server, name)
+        request.addfinalizer(lambda: drop_database(server, name))
+        loaded = restore_into_postgres(url, folder, tables, sequences)
+        restored = PlanStore.from_url(url)
+        with pytest.raises(PlanStoreError, match=r"holds \d+ rows: a backup is restored into an empty database"):
+            restore_into_postgres(url, folder, tables, sequences)
+    else:
+        loaded = build_store_file(tmp_path / "restored.duckdb", folder, tables, sequences)
+        restored = PlanStore(tmp_path / "restored.duckdb")
+    assert loaded == {t: e["rows"] for t, e in tables.items()}
+    assert restored.table_counts() == store.table_counts()
+    for vid in ("v1", "v2"):
+        assert _content(restored, vid) == _content(store, vid)
+    restored.record_override("v1", "det", "det:week=2025-W01,sku=A1", {"demand": 1.0})
+    assert restored.read_overrides("v1")["id"].max() == 3  # the sequence went on from the backup's
+    restored.create_version("v3", "sample", PlanningParameters())
+    restored.replace_series("v3", "det", store.read_series("v1", "det"))
+    assert len(restored.read_series("v3", "det")) == 3
