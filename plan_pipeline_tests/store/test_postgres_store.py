@@ -27,6 +27,7 @@ from plan_pipeline.store.backends.postgres import (
 )
 from plan_pipeline.store.repository import PostgresPlanStore, postgres_unported
 from plan_pipeline.store.rules import STORE_URL_ENV, parse_store_url
+from plan_pipeline.store.unit_of_work import postgres_unported_statements
 
 pytestmark = pytest.mark.both_backends
 
@@ -79,15 +80,15 @@ def test_placeholders_translate_outside_quotes_only():
 
 
 def test_unported_features_say_so(pg_store: PlanStore):
-    assert {"compare_versions", "psi_cells", "plan_summaries"} <= set(postgres_unported())
-    assert not {"transaction", "snapshot", "store_metrics"} & set(postgres_unported())
+    assert "compare_versions" in set(postgres_unported())
+    assert not {"transaction", "snapshot", "store_metrics", "psi_cells", "plan_summaries", "kpi_rows"} & set(
+        postgres_unported())
     with pytest.raises(PlanStoreError, match=r"PlanStore.compare_versions is not yet available on PostgreSQL"):
         pg_store.compare_versions("v1", "v1")
-    # the unit of work: retention's statements work, the others say they are not ported
+    # the unit of work: every statement group is ported
+    assert postgres_unported_statements() == []
     with pg_store.transaction() as tx:
         assert [head[0] for head in tx.version_heads()] == ["v1"] and tx.version_exists("v1")
-        with pytest.raises(PlanStoreError, match=r"unit of work's write_version_files\(\) is not yet available"):
-            tx.write_version_files("v1", pg_store.path)
 
 
 # ------------------------------------------------------------------------------------- migrations
