@@ -529,7 +529,7 @@ def _pg_load_parquet(con, table: str, columns: list[str], path: Path) -> None:
 
     import pyarrow.parquet as pq
 
-    from plan_pipeline.store.backends.postgres import ensure_version_partitions
+    from plan_pipeline.store.backends.postgres import ensure_version_partitions, lock_version
 
     data = pq.read_table(str(path), columns=columns)
     kinds = dict(_pg_table_columns(con, table))
@@ -540,8 +540,9 @@ def _pg_load_parquet(con, table: str, columns: list[str], path: Path) -> None:
             column = [v if v is None or isinstance(v, str) else json.dumps(v) for v in column]
         values.append(column)
     rows = list(zip(*values)) if values else []
-    if table == "plan_versions":
+    if table == "plan_versions":  # loaded first: the versions' writers wait for this transaction
         for version_id in data.column("version_id").to_pylist():
+            lock_version(con, version_id)
             ensure_version_partitions(con, version_id)
     if table == SERIES_VIEW:
         con.execute("CREATE TEMP TABLE incoming_plan_series AS SELECT * FROM plan_series WHERE FALSE")
