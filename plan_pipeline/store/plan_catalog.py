@@ -55,9 +55,7 @@ def _arrow(con, sql: str, params: list[Any]) -> Any:
     the caller's connection: the relation API needs one without a pending result). PostgreSQL:
     the rows typed as DuckDB types them (``df()``), as a pyarrow Table."""
     if is_postgres(con):
-        import pyarrow as pa
-
-        return pa.Table.from_pandas(con.execute(sql, params).df(), preserve_index=False)
+        return _arrow_of(con.execute(sql, params).df())
     cur = con.cursor()
     try:
         return cur.sql(sql, params=params).to_arrow_table()
@@ -94,14 +92,21 @@ def _write_frame(frame: Any, target: Path, file_format: str) -> None:
                 frame[name] = frame[name].map({True: "true", False: "false"})
         frame.to_csv(target, index=False)
     else:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        for i, field in enumerate(table.schema):  # a text column holding only NULLs stays text
-            if pa.types.is_null(field.type):
-                table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
-        pq.write_table(table, target)
+        pq.write_table(_arrow_of(frame), target)
+
+
+def _arrow_of(frame: Any) -> Any:
+    """A frame read on PostgreSQL (typed like DuckDB's ``df()``) as a pyarrow Table; a text column
+    holding only NULLs stays text (pandas alone would make it Arrow's null type)."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    return table
 
 
 def _json_number(expr: str) -> str:

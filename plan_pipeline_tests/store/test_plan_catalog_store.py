@@ -140,5 +140,7 @@ def test_kpi_rows_filter_and_page(stores: list[PlanStore]):
         assert store.kpi_rows("v1", metric="fill_rate", limit=1, offset=1)["rows"].to_pylist()[0]["value"] == 0.8
         with pytest.raises(PlanStoreError, match="has no published KPI level 'mrp'; its KPI levels: scorecard"):
             store.kpi_rows("v1", level="mrp", limit=5)
+        no_unit = store.kpi_rows("v1", metric="total_demand", limit=10)["rows"]  # every unit NULL: still text
+        assert str(no_unit.schema.field("unit").type) == "string" and no_unit.column("unit").to_pylist() == [None]
         tables.append(store.kpi_rows("v1", limit=10)["rows"])
     assert all(t.equals(tables[0]) for t in tables)
