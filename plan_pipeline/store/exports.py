@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plan_pipeline.store.backends import is_postgres
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.maintenance import insert_version_event
 from plan_pipeline.store.table_copy import copy_parts_to, copy_query_to, ident, table_columns
@@ -78,7 +79,10 @@ class VersionTableRows:
         """``envelope`` (csv, json): bytes written before and after the rows; ``exclude``:
         columns left out."""
         source = EXPORT_SOURCES.get(self.table, self.table)
-        select = _projection(table_columns(self._con, source), fmt, exclude)
+        columns = table_columns(self._con, source)
+        # PostgreSQL: the plain columns; table_copy writes them as the projection spells them
+        select = (", ".join(ident(n) for n, _ in columns if n not in exclude) if is_postgres(self._con)
+                  else _projection(columns, fmt, exclude))
         sql = f"SELECT {select} FROM {ident(source)} WHERE version_id = ?"
         order = EXPORT_TABLES[self.table]
         levels = self.levels() if order.startswith(BY_LEVEL) else {}

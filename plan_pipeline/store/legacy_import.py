@@ -7,10 +7,11 @@ code as every other published level (:func:`plan_pipeline.store.plan_rows.write_
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.planning.types import PlanningParameters
+from plan_pipeline.store.backends.postgres import lock_version
 from plan_pipeline.store.plan_rows import (
     PreparedLevel,
     drop_plan_in,
@@ -43,6 +44,7 @@ class LegacyImportStatements:
 
     def clear_imported_version(self, version_id: str) -> None:
         """Remove a version's plan rows, levels and artifacts (its row, overrides, events and jobs stay)."""
+        lock_version(self._con, version_id)
         drop_plan_in(self._con, version_id)
         self._con.execute("DELETE FROM plan_artifacts WHERE version_id = ?", [version_id])
 
@@ -57,6 +59,7 @@ class LegacyImportStatements:
     def write_imported_levels(self, version_id: str, levels: list[PreparedLevel], run_id: str,
                               now: datetime) -> int:
         """Insert prepared levels as the version's published plan; returns the rows written."""
+        lock_version(self._con, version_id)  # the version's writers serialize (PostgreSQL; DuckDB: no-op)
         written = write_published_levels(self._con, version_id, levels, run_id, now)
         record_write(self._con, self.write_source, "import", version_id,
                      [(level.level, level.row_count) for level in levels], run_id=run_id, at=now)
@@ -92,12 +95,17 @@ class LegacyImportStatements:
         ).fetchall()]
 
     def fail_legacy_import_run(self, run_id: str, reason: str, now: datetime) -> None:
-        """Mark a run still marked running failed (crash recovery), with its duration up to ``now``."""
+        """Mark a run still marked running failed (crash recovery), with its duration up to ``now``
+        (whole milliseconds, computed here: one statement text for both backends)."""
+        row = self._con.execute("SELECT started_at FROM plan_backfill_runs WHERE run_id = ? AND status = 'running'",
+                                [run_id]).fetchone()
+        if row is None:
+            return
+        duration_ms = (now - row[0]) // timedelta(milliseconds=1)
         self._con.execute(
-            "UPDATE plan_backfill_runs SET status = 'failed', finished_at = ?, "
-            "duration_ms = CAST(epoch_ms(?::TIMESTAMP) - epoch_ms(started_at) AS BIGINT), message = ? "
+            "UPDATE plan_backfill_runs SET status = 'failed', finished_at = ?, duration_ms = ?, message = ? "
             "WHERE run_id = ? AND status = 'running'",
-            [now, now, reason, run_id],
+            [now, duration_ms, reason, run_id],
         )
 
     def legacy_import_runs(self, limit: int) -> pd.DataFrame:

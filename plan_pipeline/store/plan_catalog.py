@@ -4,16 +4,22 @@ A page of ``GET /plans`` costs one query per concern for the whole page (the ver
 published levels, their scorecard totals, their latest run), never one per version. A level's
 series is read with its filters in DuckDB (``plan_series`` is filtered by version, level, run,
 family, SKU and week before anything reaches Python) and handed over column-wise (Arrow); CSV and
-Parquet are written by DuckDB's ``COPY`` into a file the caller streams.
+Parquet are written by DuckDB's ``COPY`` into a file the caller streams. On PostgreSQL the same
+filtered queries (one SQL text, positional parameters) answer rows: a page's JSON, the KPI Arrow
+table and the CSV / Parquet file are built from them in Python (pandas, pyarrow) in DuckDB's
+spelling and types (a NaN measure is then an empty CSV field, DuckDB writes ``nan``).
 """
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import math
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from plan_pipeline.planning.vocabulary import SCORECARD_CATEGORY, SCORECARD_KPIS, SCORECARD_LEVEL
+from plan_pipeline.store.backends import dialect_of, is_postgres
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.layouts import layout_for
 from plan_pipeline.store.plan_rows import PUBLISHED
@@ -44,14 +50,63 @@ def _iso(value: Any) -> Any:
     return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, datetime) else value
 
 
-def _arrow(con, sql: str, params: dict[str, Any]) -> Any:
+def _arrow(con, sql: str, params: list[Any]) -> Any:
     """The rows of ``sql`` as a pyarrow Table, column-wise and without an extra copy (a cursor of
-    the caller's connection: the relation API needs one without a pending result)."""
+    the caller's connection: the relation API needs one without a pending result). PostgreSQL:
+    the rows typed as DuckDB types them (``df()``), as a pyarrow Table."""
+    if is_postgres(con):
+        return _arrow_of(con.execute(sql, params).df())
     cur = con.cursor()
     try:
         return cur.sql(sql, params=params).to_arrow_table()
     finally:
         cur.close()
+
+
+def _json_value(value: Any) -> Any:
+    """A value of a series row as DuckDB's ``to_json`` writes it (NaN and infinities: null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        text = value.isoformat(sep=" ")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _page_json(names: list[str], rows: list[tuple]) -> str:
+    """The rows of a page as one JSON array of objects (PostgreSQL; DuckDB builds it in SQL)."""
+    return json.dumps([{n: _json_value(v) for n, v in zip(names, row)} for row in rows],
+                      ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _write_frame(frame: Any, target: Path, file_format: str) -> None:
+    """A series slice read on PostgreSQL written as DuckDB's COPY writes it: CSV with a header
+    (floats in their shortest form, NULL empty), or Parquet (pyarrow)."""
+    if file_format == "csv":
+        for name in frame.columns:  # booleans as DuckDB writes them
+            if frame[name].dtype.kind == "b" or str(frame[name].dtype) == "boolean":
+                frame[name] = frame[name].map({True: "true", False: "false"})
+        frame.to_csv(target, index=False)
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(_arrow_of(frame), target)
+
+
+def _arrow_of(frame: Any) -> Any:
+    """A frame read on PostgreSQL (typed like DuckDB's ``df()``) as a pyarrow Table; a text column
+    holding only NULLs stays text (pandas alone would make it Arrow's null type)."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    return table
 
 
 def _json_number(expr: str) -> str:
@@ -88,14 +143,13 @@ class PlanCatalogRepository(VersionRepository):
         if status is not None:
             check_version_status(status)
         _check_page(limit, offset)
-        where = "WHERE ($status::VARCHAR IS NULL OR status = $status) AND ($input_set::VARCHAR IS NULL OR input_set = $input_set)"
-        args = {"status": status, "input_set": input_set}
+        where = "WHERE (?::VARCHAR IS NULL OR status = ?) AND (?::VARCHAR IS NULL OR input_set = ?)"
+        args = [status, status, input_set, input_set]
         with self.connect() as con:
             # the page and the count of all matching versions in one query (the count rides on
             # every row; an empty page asks again)
             cur = con.execute(f"SELECT *, count(*) OVER () AS total_matching FROM plan_versions {where} "
-                              f"ORDER BY {PLAN_ORDERS[order]} LIMIT $limit OFFSET $offset",
-                              {**args, "limit": limit, "offset": offset})
+                              f"ORDER BY {PLAN_ORDERS[order]} LIMIT ? OFFSET ?", [*args, limit, offset])
             names = [d[0] for d in cur.description][:-1]
             rows = cur.fetchall()
             if rows:
@@ -141,7 +195,7 @@ class PlanCatalogRepository(VersionRepository):
         run_rows = con.execute(
             "SELECT version_id, job_id, job_name, status, trigger, submitted_at, finished_at FROM ("
             "SELECT *, row_number() OVER (PARTITION BY version_id ORDER BY submitted_at DESC NULLS LAST, "
-            "job_id DESC) AS rn FROM plan_jobs WHERE list_contains(?::VARCHAR[], version_id)) WHERE rn = 1",
+            "job_id DESC) AS rn FROM plan_jobs WHERE list_contains(?::VARCHAR[], version_id)) AS ranked WHERE rn = 1",
             [ids]).fetchall()
         series: dict[str, dict[str, int]] = {v: {} for v in ids}
         kpi_levels: dict[str, dict[str, int]] = {v: {} for v in ids}
@@ -197,17 +251,21 @@ class PlanCatalogRepository(VersionRepository):
                 f"plan version {version_id!r} has no published level {level!r}; its published levels: "
                 f"{', '.join(known) or 'none (the version has not been planned)'}")
         columns = json.loads(entry[1])
-        parts = _series_select_pairs(layout_for(level), columns)
+        parts = _series_select_pairs(layout_for(level), columns, dialect_of(con))
         names = {c["name"] for c in columns}
         parts += [(f'"{name}"', source) for name, source in SERIES_KEY_COLUMNS if name not in names]
         return parts, entry[0]
 
     @staticmethod
-    def _series_where(filters: dict[str, str | None]) -> str:
-        return ("WHERE version_id = $version AND level = $level AND source_run_id = $run "
-                "AND ($family::VARCHAR IS NULL OR family_key = $family) AND ($sku::VARCHAR IS NULL OR item_key = $sku) "
-                "AND ($week_from::VARCHAR IS NULL OR time_bucket_key >= $week_from) "
-                "AND ($week_to::VARCHAR IS NULL OR time_bucket_key <= $week_to)")
+    def _series_where(version_id: str, level: str, run: str, filters: dict[str, str | None]) -> tuple[str, list[Any]]:
+        """The WHERE clause of a published level's rows and its arguments (positional: one text for both backends)."""
+        where = ("WHERE version_id = ? AND level = ? AND source_run_id = ? "
+                 "AND (?::VARCHAR IS NULL OR family_key = ?) AND (?::VARCHAR IS NULL OR item_key = ?) "
+                 "AND (?::VARCHAR IS NULL OR time_bucket_key >= ?) AND (?::VARCHAR IS NULL OR time_bucket_key <= ?)")
+        args: list[Any] = [version_id, level, run]
+        for name in ("family", "sku", "week_from", "week_to"):
+            args += [filters[name], filters[name]]
+        return where, args
 
     def series_page(self, version_id: str, level: str, *, family: str | None = None, sku: str | None = None,
                     week_from: str | None = None, week_to: str | None = None, limit: int,
@@ -220,14 +278,19 @@ class PlanCatalogRepository(VersionRepository):
         filters = {"family": family, "sku": sku, "week_from": week_from, "week_to": week_to}
         with self.connect() as con:
             pairs, run = self._series_source(con, version_id, level)
-            args = {"version": version_id, "level": level, "run": run, **filters, "limit": limit, "offset": offset}
-            where = self._series_where(filters)
+            where, args = self._series_where(version_id, level, run, filters)
+            if is_postgres(con):  # the page's rows, then their JSON in DuckDB's spelling (_page_json)
+                total = con.execute(f"SELECT count(*) FROM plan_series {where}", args).fetchone()[0]
+                select = ", ".join(f"{expr} AS {name}" for name, expr in pairs)
+                page = con.execute(f"SELECT {select} FROM plan_series {where} ORDER BY row_seq LIMIT ? OFFSET ?",
+                                   [*args, limit, offset]).fetchall()
+                return {"total": int(total), "rows_json": _page_json([n[1:-1] for n, _ in pairs], page)}
             row = ", ".join(f"{name} := {_json_number(expr)}" for name, expr in pairs)
             total, rows_json = con.execute(
                 f"SELECT (SELECT count(*) FROM plan_series {where}), "
                 f"(SELECT to_json(coalesce(list(struct_pack({row}) ORDER BY row_seq), []))::VARCHAR "
-                f"FROM (SELECT * FROM plan_series {where} ORDER BY row_seq LIMIT $limit OFFSET $offset))",
-                args).fetchone()
+                f"FROM (SELECT * FROM plan_series {where} ORDER BY row_seq LIMIT ? OFFSET ?))",
+                [*args, *args, limit, offset]).fetchone()
         return {"total": int(total), "rows_json": rows_json}
 
     def write_series_file(self, version_id: str, level: str, target: Path, file_format: str, *,
@@ -242,11 +305,13 @@ class PlanCatalogRepository(VersionRepository):
         with self.connect() as con:
             pairs, run = self._series_source(con, version_id, level)
             select = ", ".join(f"{expr} AS {name}" for name, expr in pairs)
-            args: dict[str, Any] = {"version": version_id, "level": level, "run": run, **filters,
-                                    "limit": limit, "offset": offset}
+            where, args = self._series_where(version_id, level, run, filters)
+            query = f"SELECT {select} FROM plan_series {where} ORDER BY row_seq LIMIT ? OFFSET ?"
+            if is_postgres(con):  # the rows typed as DuckDB types them, written by pandas / pyarrow
+                _write_frame(con.execute(query, [*args, limit, offset]).df(), Path(target), file_format)
+                return Path(target)
             path = str(Path(target)).replace("'", "''")
-            con.execute(f"COPY (SELECT {select} FROM plan_series {self._series_where(filters)} ORDER BY row_seq "
-                        f"LIMIT $limit OFFSET $offset) TO '{path}' ({options})", args)
+            con.execute(f"COPY ({query}) TO '{path}' ({options})", [*args, limit, offset])
         return Path(target)
 
     # ------------------------------------------------------------------ KPIs
@@ -264,12 +329,10 @@ class PlanCatalogRepository(VersionRepository):
                 if level not in known:
                     raise PlanStoreError(f"plan version {version_id!r} has no published KPI level {level!r}; "
                                          f"its KPI levels: {', '.join(known) or 'none'}")
-            where = ("WHERE version_id = $version AND ($level::VARCHAR IS NULL OR level = $level) "
-                     "AND ($metric::VARCHAR IS NULL OR metric = $metric) "
-                     "AND ($bucket::VARCHAR IS NULL OR bucket_type = $bucket)")
-            args = {"version": version_id, "level": level, "metric": metric, "bucket": bucket_type}
+            where = ("WHERE version_id = ? AND (?::VARCHAR IS NULL OR level = ?) "
+                     "AND (?::VARCHAR IS NULL OR metric = ?) AND (?::VARCHAR IS NULL OR bucket_type = ?)")
+            args = [version_id, level, level, metric, metric, bucket_type, bucket_type]
             total = int(con.execute(f"SELECT count(*) FROM plan_kpis_current {where}", args).fetchone()[0])
             table = _arrow(con, f"SELECT {', '.join(KPI_ROW_COLUMNS)} FROM plan_kpis_current {where} "
-                           "ORDER BY level, row_seq LIMIT $limit OFFSET $offset",
-                           {**args, "limit": limit, "offset": offset})
+                           "ORDER BY level, row_seq LIMIT ? OFFSET ?", [*args, limit, offset])
         return {"total": total, "rows": table}

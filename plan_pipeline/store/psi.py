@@ -4,14 +4,15 @@ Two grains (``level``): ``det`` (SKU x week, the published ``det`` level) and ``
 period, the published ``aggregate`` level). A cell's plan values are those of the version's
 published plan; its overlay (``edits``, ``locked``, who and when) is the current
 ``plan_overrides`` row of the cell (for a detail cell: its own key and, on a week shared by two
-months, the key naming its month fragment). One SQL statement reads a page; DuckDB builds its
-JSON. Writes go through ``store/overrides.apply_override_change`` (the one home of the rules),
+months, the key naming its month fragment). One SQL statement, the same on DuckDB and PostgreSQL,
+reads a page; its cells are built from the rows. Writes go through ``store/overrides.apply_override_change`` (the one home of the rules),
 all edits of one PATCH in one transaction.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from plan_pipeline.planning.overrides import (
@@ -21,6 +22,7 @@ from plan_pipeline.planning.overrides import (
     parse_aggregate_key,
     parse_detail_key,
 )
+from plan_pipeline.store.backends.postgres import lock_version
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.overrides import OverrideRepository, apply_override_change, checked_override
 from plan_pipeline.store.write_log import record_write
@@ -36,7 +38,8 @@ class PsiGrain:
     series_level: str  # plan_series level the cells come from
     key_fields: tuple[str, ...]  # the fields of a PATCH key ("period" optional for det)
     key_sql: str  # the cell's override key, built from a plan_series row ``s``
-    cell_sql: str  # struct_pack members of a cell (plan values)
+    cell_fields: tuple[str, ...]  # a cell's plan values, as the grid names them
+    cell_sql: str  # their expressions on a plan_series row ``s``, in that order
 
 
 GRAINS: dict[str, PsiGrain] = {
@@ -45,16 +48,17 @@ GRAINS: dict[str, PsiGrain] = {
         series_level="det",
         key_fields=("sku", "week"),
         key_sql="'det:week=' || s.time_bucket_key || ',sku=' || s.item_key",
-        cell_sql="family := s.family_key, period := s.period_key, sku := s.item_key, week := s.time_bucket_key, "
-                 "demand := s.demand, supply := s.supply, supply_plan := s.supply_plan, backlog := s.backlog",
+        cell_fields=("family", "period", "sku", "week", "demand", "supply", "supply_plan", "backlog"),
+        cell_sql="s.family_key, s.period_key, s.item_key, s.time_bucket_key, s.demand, s.supply, s.supply_plan, "
+                 "s.backlog",
     ),
     "agg": PsiGrain(
         level="agg",
         series_level="aggregate",
         key_fields=("family", "period"),
         key_sql="'agg:period=' || s.time_bucket_key || ',family=' || s.item_key",
-        cell_sql="family := s.item_key, period := s.time_bucket_key, demand := s.demand, supply := s.supply, "
-                 "backlog := s.backlog, capacity := s.capacity_used",
+        cell_fields=("family", "period", "demand", "supply", "backlog", "capacity"),
+        cell_sql="s.item_key, s.time_bucket_key, s.demand, s.supply, s.backlog, s.capacity_used",
     ),
 }
 PSI_LEVELS = tuple(GRAINS)
@@ -65,6 +69,15 @@ def psi_grain(level: str) -> PsiGrain:
         raise PlanStoreError(f"level {level!r} is not a PSI grain: one of {', '.join(GRAINS)} "
                              "(det = SKU x week, agg = family x period)")
     return GRAINS[level]
+
+
+def json_timestamp(value: datetime | None) -> str | None:
+    """A stored timestamp as the grid answers it (DuckDB's JSON spelling: ``2025-01-02 03:04:05``,
+    a fraction only when there is one, without trailing zeros)."""
+    if value is None:
+        return None
+    text = value.isoformat(sep=" ")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def check_page(limit: int, offset: int) -> None:
@@ -113,7 +126,7 @@ def _unknown_cells(con, version_id: str, level: str, keys: list[dict[str, Any]],
     if run_id is not None:
         found = con.execute(
             "WITH k AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS a, unnest(?::VARCHAR[]) AS b) "
-            "SELECT k.a, k.b, list(s.period_key ORDER BY s.row_seq) FROM k JOIN plan_series s "
+            "SELECT k.a, k.b, array_agg(s.period_key ORDER BY s.row_seq) FROM k JOIN plan_series s "
             "ON s.item_key = k.a AND s.time_bucket_key = k.b "
             "WHERE s.version_id = ? AND s.level = ? AND s.source_run_id = ? GROUP BY k.a, k.b",
             [first, second, version_id, grain.series_level, run_id],
@@ -205,19 +218,28 @@ class PsiRepository(OverrideRepository):
             base = [version_id, grain.series_level, run_id, *args]
             total = con.execute(
                 f"SELECT count(*) FROM plan_series s WHERE {' AND '.join(where)}", base).fetchone()[0]
-            page = con.execute(
-                f"SELECT to_json(list(c ORDER BY seq)) FROM (SELECT s.row_seq AS seq, struct_pack({grain.cell_sql}, "
-                f"key := coalesce({fragment}.key_hash, g.key_hash, {grain.key_sql}), "
-                f"edits := json_merge_patch(coalesce(g.payload_json, '{{}}'), coalesce({fragment}.payload_json, '{{}}')), "
-                f"locked := coalesce(g.lock_flag, FALSE) OR coalesce({fragment}.lock_flag, FALSE), "
-                f"locked_by := coalesce({fragment}.locked_by, g.locked_by), "
-                f"edited_by := coalesce({fragment}.author, g.author), "
-                f"edited_at := greatest({fragment}.updated_at, g.updated_at)) AS c "
+            rows = con.execute(
+                f"SELECT {grain.cell_sql}, coalesce({fragment}.key_hash, g.key_hash, {grain.key_sql}), "
+                f"g.payload_json, {fragment}.payload_json, "
+                f"coalesce(g.lock_flag, FALSE) OR coalesce({fragment}.lock_flag, FALSE), "
+                f"coalesce({fragment}.locked_by, g.locked_by), coalesce({fragment}.author, g.author), "
+                f"greatest({fragment}.updated_at, g.updated_at) "
                 f"FROM (SELECT * FROM plan_series s WHERE {' AND '.join(where)} ORDER BY s.row_seq LIMIT ? OFFSET ?) s "
-                f"{overlay})",
+                f"{overlay}ORDER BY s.row_seq",
                 [*base, limit, offset, *overlay_args],
-            ).fetchone()[0]
-        return {"total": int(total), "cells": json.loads(page) if page else []}
+            ).fetchall()
+        names = grain.cell_fields
+        width = len(names)
+        cells = []
+        for row in rows:
+            cell = dict(zip(names, row[:width]))
+            key, own, fragment_payload, locked, locked_by, edited_by, edited_at = row[width:]
+            # the cell's edits: its own key's, then its month fragment's over them (JSON merge patch)
+            edits = {**(json.loads(own) if own else {}), **(json.loads(fragment_payload) if fragment_payload else {})}
+            cell.update(key=key, edits=edits, locked=bool(locked), locked_by=locked_by, edited_by=edited_by,
+                        edited_at=json_timestamp(edited_at))
+            cells.append(cell)
+        return {"total": int(total), "cells": cells}
 
     def psi_edit(
         self, version_id: str, level: str, edits: Any, *, actor: str, note: str | None = None,
@@ -252,6 +274,7 @@ class PsiRepository(OverrideRepository):
         now = _now()
         events: list[dict[str, Any]] = []
         with self.write() as con:
+            lock_version(con, version_id)
             self._require_editable(con, version_id)
             problems = _unknown_cells(con, version_id, level, [p[0] for p in prepared], [p[5] for p in prepared])
             for i, problem in enumerate(problems):
@@ -288,19 +311,24 @@ class PsiRepository(OverrideRepository):
                 where.append(sql)
                 args.append(value)
         if q:
-            where.append("(contains(lower(key_hash), lower(?)) OR contains(lower(coalesce(notes, '')), lower(?)) "
-                         "OR contains(lower(CAST(payload_json AS VARCHAR)), lower(?)))")
+            where.append("(strpos(lower(key_hash), lower(?)) > 0 OR strpos(lower(coalesce(notes, '')), lower(?)) > 0 "
+                         "OR strpos(lower(CAST(payload_json AS VARCHAR)), lower(?)) > 0)")
             args.extend([q, q, q])
         with self.connect() as con:
             self._require_version(con, version_id)
             total = con.execute(
                 f"SELECT count(*) FROM plan_override_events WHERE {' AND '.join(where)}", args).fetchone()[0]
-            page = con.execute(
-                "SELECT to_json(list(struct_pack(event_id := id, event_ts := event_ts, actor := actor, "
-                "event_type := event_type, level := level, key := key_hash, field := payload_json->>'$.field', "
-                "before := payload_json->'$.before', after := payload_json->'$.after', note := notes, "
-                "payload := payload_json) ORDER BY event_ts DESC, id DESC)) FROM (SELECT * FROM plan_override_events "
-                f"WHERE {' AND '.join(where)} ORDER BY event_ts DESC, id DESC LIMIT ? OFFSET ?)",
+            rows = con.execute(
+                "SELECT id, event_ts, actor, event_type, level, key_hash, notes, payload_json FROM plan_override_events "
+                f"WHERE {' AND '.join(where)} ORDER BY event_ts DESC, id DESC LIMIT ? OFFSET ?",
                 [*args, limit, offset],
-            ).fetchone()[0]
-        return {"total": int(total), "events": json.loads(page) if page else []}
+            ).fetchall()
+        events = []
+        for event_id, event_ts, actor_, kind, level_, key, notes, payload_json in rows:
+            payload = json.loads(payload_json) if payload_json else None
+            found = payload if isinstance(payload, dict) else {}
+            events.append({"event_id": int(event_id), "event_ts": json_timestamp(event_ts), "actor": actor_,
+                           "event_type": kind, "level": level_, "key": key, "field": found.get("field"),
+                           "before": found.get("before"), "after": found.get("after"), "note": notes,
+                           "payload": payload})
+        return {"total": int(total), "events": events}

@@ -128,6 +128,10 @@ POSTGRES_PORTED = frozenset({
     # version comparison (pgwire)
     "baseline_version", "comparable_baseline", "compare_versions", "level_row_diff",
     "write_baseline_comparison", "read_baseline_comparison",
+    # the PSI grid
+    "psi_cells", "psi_edit", "psi_events",
+    # the plan catalog
+    "plan_summaries", "plan_summary", "series_page", "write_series_file", "kpi_rows",
 })
 
 
@@ -151,9 +155,12 @@ def postgres_unported() -> list[str]:
                   if not name.startswith("_") and callable(getattr(PlanStore, name)) and name not in POSTGRES_PORTED)
 
 
-for _name in postgres_unported():
-    setattr(PostgresPlanStore, _name, _not_yet(_name))
-del _name
+def _mark_unported() -> None:
+    for name in postgres_unported():
+        setattr(PostgresPlanStore, name, _not_yet(name))
+
+
+_mark_unported()
 
 
 __all__ = [

@@ -217,14 +217,14 @@ def series_view_sql(dialect: str = "duckdb") -> str:
     return f"CREATE VIEW {SERIES_VIEW} AS\n" + "\nUNION ALL\n".join(t.select_sql(dialect) for t in SERIES_TABLES)
 
 
-def _misfit(table: SeriesTable) -> str:
+def _misfit(table: SeriesTable, dialect: str = "duckdb") -> str:
     """A row ``s`` (joined to ``plan_levels l``) holds, in a column ``table`` does not store,
     something else than what the view would show there."""
-    return " OR ".join(f"(s.{c} IS DISTINCT FROM {table.supplied(c)})"
+    return " OR ".join(f"(s.{c} IS DISTINCT FROM {table.supplied(c, dialect)})"
                        for c in SERIES_COLUMN_NAMES if c not in table.stored)
 
 
-def load_series_statements(source: str) -> list[str]:
+def load_series_statements(source: str, dialect: str = "duckdb") -> list[str]:
     """Statements moving rows shaped like ``plan_series`` (every column, by name) from ``source``
     (a table) into the physical tables, losing nothing.
 
@@ -244,9 +244,9 @@ def load_series_statements(source: str) -> list[str]:
         family = _narrow_where(table)
         statements.append(
             f"INSERT INTO {table.name} ({', '.join(table.stored)}) SELECT {', '.join(f's.{c}' for c in table.stored)} "
-            f"FROM {source} s {join} WHERE {family} AND NOT ({_misfit(table)})"
+            f"FROM {source} s {join} WHERE {family} AND NOT ({_misfit(table, dialect)})"
         )
-        misfits.append(f"({family} AND ({_misfit(table)}))")
+        misfits.append(f"({family} AND ({_misfit(table, dialect)}))")
     statements.append(
         f"INSERT INTO {_WIDE.name} ({', '.join(SERIES_COLUMN_NAMES)}) "
         f"SELECT {', '.join(f's.{c}' for c in SERIES_COLUMN_NAMES)} FROM {source} s {join} "

@@ -11,6 +11,12 @@ restore builds the schema from this release's migrations and loads nothing but d
 (``read_parquet(?)``, columns matched by name), refusing a backup whose tables differ; the
 files are written one per table on one transaction (:func:`~plan_pipeline.store.table_copy.copy_query_to`,
 docs/operations.md).
+
+On PostgreSQL a backup is the same folder: every table read through the store on one snapshot
+into the same per-table Parquet layout (``write_all_table_files`` works there unchanged), and a
+restore (:func:`restore_into_postgres`) loads it into an empty database with ``COPY``. Not
+``pg_dump``: the backup keeps one layout for both backends, is checked table by table against
+its manifest, and needs no server programs next to the command.
 """
 from __future__ import annotations
 
@@ -113,6 +119,55 @@ def build_store_file(db_path: Path, folder: Path, tables: Mapping[str, Mapping[s
     finally:
         con.close()
     Path(f"{db_path}.wal").unlink(missing_ok=True)  # empty after the CHECKPOINT and close
+    return rows
+
+
+#: What a PostgreSQL restore loads first: versions (their partitions are created with them), then
+#: the levels (``plan_series`` rows are routed to their physical tables by their level rows).
+_PG_LOAD_FIRST = ("plan_versions", "plan_levels")
+
+
+def restore_into_postgres(dsn: str, folder: Path, tables: Mapping[str, Mapping[str, Any]],
+                          sequences: Mapping[str, int | None]) -> dict[str, int]:
+    """The PostgreSQL restore of a backup folder (what :func:`build_store_file` is for a DuckDB file):
+    into the *empty* database ``dsn`` (its schema created or checked by this release's PostgreSQL
+    migrations), every table's rows loaded from ``folder/<entry["file"]>`` with ``COPY ... FROM
+    STDIN`` and checked against the manifest's ``rows``, the sequences moved to ``sequences`` and
+    past every stored id, all in one transaction (a failure leaves the database empty). A
+    database that holds data is refused: there is no file to swap in, so restoring over a live
+    store is a new database plus a change of ``PLAN_STORE_URL`` (docs/operations.md). The backup
+    must come from a PostgreSQL store (the schema versions are numbered per backend)."""
+    from plan_pipeline.store.backends.postgres import apply_pg_migrations, open_pg_connection
+
+    rows: dict[str, int] = {}
+    con = open_pg_connection(dsn)
+    try:
+        apply_pg_migrations(con)
+        fresh = set(user_tables(con))
+        wanted = set(tables)
+        if fresh != wanted:
+            raise PlanStoreError(
+                f"backup tables do not match this schema (only in backup: {sorted(wanted - fresh)}, "
+                f"missing from backup: {sorted(fresh - wanted)})")
+        with transaction(con):
+            held = data_rows(_row_counts(con))
+            if held:
+                raise PlanStoreError(f"the PostgreSQL database holds {held} rows: a backup is restored into an "
+                                     "empty database (create one, restore, then point PLAN_STORE_URL at it)")
+            for table in SCHEMA_TABLES:
+                con.execute(f"DELETE FROM {ident(table)}")
+            order = [t for t in _PG_LOAD_FIRST if t in tables] + [t for t in tables if t not in _PG_LOAD_FIRST]
+            for table in order:
+                entry = tables[table]
+                rows[table] = load_parquet_into(con, table, Path(folder) / entry["file"])
+                if rows[table] != entry["rows"]:
+                    raise PlanStoreError(f"{table}: loaded {rows[table]} rows, manifest lists {entry['rows']}")
+            for sequence, last_value in sequences.items():
+                ident(sequence)
+                advance_sequence(con, sequence, last_value)
+            catch_up_sequences(con)
+    finally:
+        con.close()
     return rows
 
 

@@ -3,7 +3,8 @@
 Each function takes a store (a ``PlanStore``; inside a request its session connection) and runs
 one aggregated, parameterized query: the scorecard totals of every version at once (the plan
 list), the families and one family's slice of the published detail plan (the PSI grid), the
-overrides of a set of SKUs and the newest audit events of a version.
+overrides of a set of SKUs and the newest audit events of a version. Every statement is one text
+for DuckDB and PostgreSQL (a key's SKU by ``split_part``, which both have).
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def sku_overrides(store: PlanStoreBase, version_id: str, skus: list[str]) -> lis
     with store.connect() as con:
         rows = con.execute(
             "SELECT key_hash, payload_json, lock_flag, locked_by, author FROM plan_overrides "
-            "WHERE version_id = ? AND level = ? AND list_contains(?::VARCHAR[], regexp_extract(key_hash, 'sku=([^,]+)', 1)) "
+            "WHERE version_id = ? AND level = ? AND list_contains(?::VARCHAR[], split_part(split_part(key_hash, 'sku=', 2), ',', 1)) "
             "ORDER BY id",
             [version_id, DETAIL_LEVEL, skus],
         ).fetchall()

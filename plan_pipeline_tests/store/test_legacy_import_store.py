@@ -41,8 +41,8 @@ def _write_version(tx, vid: str, *, value: float, replace: bool, params=None) ->
     return written
 
 
-def test_imported_version_statements_commit_together_or_not_at_all(tmp_path):
-    store = PlanStore(tmp_path / "s.duckdb")
+@pytest.mark.both_backends
+def test_imported_version_statements_commit_together_or_not_at_all(store: PlanStore):
     with pytest.raises(RuntimeError, match="boom"), store.transaction() as tx:
         _write_version(tx, "v1", value=0.5, replace=False)
         raise RuntimeError("boom")
@@ -68,8 +68,8 @@ def test_imported_version_statements_commit_together_or_not_at_all(tmp_path):
     assert store.get_artifact("v1", "a.json") == [1]
 
 
-def test_legacy_import_run_rows(tmp_path):
-    store = PlanStore(tmp_path / "s.duckdb")
+@pytest.mark.both_backends
+def test_legacy_import_run_rows(store: PlanStore):
     with store.transaction() as tx:
         tx.start_legacy_import_run("r1", "/src", False, T0)
         tx.start_legacy_import_run("r2", "/src", True, T1)
@@ -129,3 +129,32 @@ def test_legacy_sqlite_reader_errors(tmp_path):
     assert not isinstance(caught.value, LegacyDatabaseOpenError)
     with pytest.raises(LegacyDatabaseOpenError, match="unable to open database file"):
         version_rows(tmp_path / "missing" / "x.db", "a")
+
+
+@pytest.mark.both_backends
+def test_the_reference_legacy_folder_imports_alike_on_both_backends(store: PlanStore, reference_dir, tmp_path):
+    """The whole legacy import (operations/legacy_backfill.py through the unit of work) into the
+    backend's store and into a DuckDB file: the same versions, levels, rows, KPIs and artifacts."""
+    from plan_pipeline.operations.legacy_backfill import run_legacy_backfill
+
+    twin = PlanStore(tmp_path / "twin.duckdb")
+    stores = [store, twin] if store.is_postgres else [store]
+    for each in stores:
+        run_legacy_backfill(each, reference_dir / "legacy")
+    first = stores[0]
+    versions = [v.version_id for v in first.list_versions()]
+    assert versions == ["legacy-default", "legacy-weekly", "legacy-tight-detnear", "legacy-dec2"]
+    assert all(v.status == "imported" and v.read_only for v in first.list_versions())
+    assert first.read_series("legacy-default", "det")["demand"].sum() > 0
+    for other in stores[1:]:
+        assert [v.version_id for v in other.list_versions()] == versions
+        for vid in versions:
+            assert other.get_version(vid).params == first.get_version(vid).params, vid
+            assert other.series_levels(vid) == first.series_levels(vid), vid
+            for level in first.series_levels(vid):
+                pd.testing.assert_frame_equal(other.read_series(vid, level), first.read_series(vid, level),
+                                              check_dtype=False, obj=f"{vid} {level}")
+            assert other.read_kpis(vid, "report")["value"].tolist() == first.read_kpis(vid, "report")["value"].tolist()
+            assert other.get_artifact(vid, "report.csv") == first.get_artifact(vid, "report.csv")
+        counts = {t: n for t, n in other.table_counts().items() if t not in ("plan_write_log", "schema_migrations")}
+        assert counts == {t: n for t, n in first.table_counts().items() if t not in ("plan_write_log", "schema_migrations")}

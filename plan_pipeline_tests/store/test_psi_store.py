@@ -8,6 +8,8 @@ from plan_pipeline.inputs.importer import import_input_dir
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanConflictError, PlanNotFoundError, PlanStore, PlanStoreError
 
+pytestmark = pytest.mark.both_backends
+
 KEY = "det:week=2025-W02,sku=A1"
 
 
@@ -139,3 +141,28 @@ def test_psi_events_filter_and_page(psi_store: PlanStore):
     assert psi_store.psi_events("v1", q="promo")["total"] == 1 and psi_store.psi_events("v1", q="95.0")["total"] == 1
     assert psi_store.psi_events("v1", event_type="lock", level="agg")["total"] == 1
     assert psi_store.psi_events("v1", limit=1, offset=2)["events"][0]["field"] == "demand"
+
+
+def test_web_view_reads(psi_store: PlanStore):
+    """The planner web view's reads (store/web_view.py), the same statements on both backends."""
+    from plan_pipeline.store.web_view import (
+        detail_families,
+        family_detail_rows,
+        family_skus,
+        recent_events,
+        sku_overrides,
+    )
+
+    psi_store.psi_edit("v1", "det", [{"key": {"sku": "A1", "week": "2025-W05", "period": "2025-02"},
+                                      "fields": {"demand": 7.0}},
+                                     {"key": {"sku": "A2", "week": "2025-W01"}, "lock": True}], actor="ana")
+    assert detail_families(psi_store, "v1") == ["FA"]
+    assert family_skus(psi_store, "v1", "FA") == ["A1", "A2"]
+    rows = family_detail_rows(psi_store, "v1", "FA", ["A1"])
+    assert rows["week"].tolist() == ["2025-W01", "2025-W02", "2025-W03", "2025-W05", "2025-W05"]
+    assert rows["period"].tolist()[-2:] == ["2025-02", "2025-01"] and rows["demand"].tolist()[0] == 10.0
+    assert [(o["key"], o["payload"], o["locked"]) for o in sku_overrides(psi_store, "v1", ["A1"])] == [
+        ("det:week=2025-W05,sku=A1,period=2025-02", {"demand": 7.0}, False)]
+    assert [o["locked_by"] for o in sku_overrides(psi_store, "v1", ["A2", "A9"])] == ["ana"]
+    events = recent_events(psi_store, "v1", limit=5)
+    assert [(e["type"], e["payload"]["field"]) for e in events] == [("lock", "lock"), ("edit", "demand")]
