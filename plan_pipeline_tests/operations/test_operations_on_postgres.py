@@ -175,8 +175,9 @@ def test_a_backup_of_a_missing_duckdb_store_is_refused_but_postgres_is_always_th
 def test_the_cli_reads_while_a_run_writes_the_version_on_postgres(pg_cli, tmp_path, capsys):
     """A writer holds version v1's write transaction (its advisory lock, v1's published ``det`` rows
     deleted and new ones inserted, not committed): the CLI's reads of the same database -- ``version
-    list``/``show``, ``export`` of v1, ``diff`` v1 v2, the overrides, the PSI grid -- answer without
-    waiting, and see v1's previously published rows. The writer then fails: nothing changes."""
+    list``/``show``, ``export`` of v1, ``diff`` v1 v2, the overrides, ``backup``, ``trim --dry-run``,
+    the PSI grid -- answer without waiting, and see v1's previously published rows. The writer then
+    fails: nothing changes."""
     store = pg_cli
     published = store.read_series("v1", "det")
     entered, release = threading.Event(), threading.Event()
@@ -214,6 +215,8 @@ def test_the_cli_reads_while_a_run_writes_the_version_on_postgres(pg_cli, tmp_pa
                 outcome["export"] = main(["export", "v1", "--format", "csv", "--out", str(tmp_path / "export")])
                 outcome["diff"] = main(["diff", "v1", "v2", "--level", "det", "--json"])
                 outcome["overrides"] = main(["override", "list", "v1"])
+                outcome["backup"] = main(["backup", "--out", str(tmp_path / "backups")])
+                outcome["trim"] = main(["trim", "--dry-run", "--archive-dir", str(tmp_path / "archive")])
                 outcome["psi"] = store.psi_cells("v1", "det")
                 outcome["series"] = store.read_series("v1", "det")
             except BaseException as exc:
@@ -224,13 +227,15 @@ def test_the_cli_reads_while_a_run_writes_the_version_on_postgres(pg_cli, tmp_pa
         reader.join(NO_WAIT_BOUND_SECONDS)
         assert not reader.is_alive(), "the CLI's reads waited for the writer of v1"
         assert "error" not in outcome, outcome.get("error")
-        assert [outcome[k] for k in ("list", "show", "export", "diff", "overrides")] == [0] * 5
+        assert [outcome[k] for k in ("list", "show", "export", "diff", "overrides", "backup", "trim")] == [0] * 7
         pd.testing.assert_frame_equal(outcome["series"], published)  # the last committed rows
         assert len(outcome["psi"]) > 0
         out = capsys.readouterr().out
         assert "v1" in out and "v2" in out
         exported = next((tmp_path / "export").glob("*.csv"), None)
         assert exported is not None
+        (backup,) = list_backups(tmp_path / "backups")  # v1's last committed rows, not the writer's
+        assert verify_backup(backup)["tables"]["plan_series"]["rows"] == 6
         assert writer.is_alive()  # the writer was holding its transaction the whole time
     finally:
         release.set()
