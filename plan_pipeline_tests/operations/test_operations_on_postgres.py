@@ -172,9 +172,11 @@ def test_a_backup_of_a_missing_duckdb_store_is_refused_but_postgres_is_always_th
         create_backup(PlanStore(tmp_path / "none.duckdb"), tmp_path / "out")
 
 
-def test_the_cli_reads_while_a_run_writes_the_version_on_postgres(pg_cli, tmp_path, capsys):
-    """A writer holds version v1's write transaction (its advisory lock, v1's published ``det`` rows
-    deleted and new ones inserted, not committed): the CLI's reads of the same database -- ``version
+@pytest.mark.parametrize("writer_kind", ["replace", "stage"])
+def test_the_cli_reads_while_a_run_writes_the_version_on_postgres(pg_cli, tmp_path, capsys, writer_kind):
+    """A writer holds version v1's write transaction (its advisory lock; ``replace``: v1's published
+    ``det`` rows deleted and new ones inserted, ``stage``: a plan run's staged level inserted; not
+    committed): the CLI's reads of the same database -- ``version
     list``/``show``, ``export`` of v1, ``diff`` v1 v2, the overrides, ``backup``, ``trim --dry-run``,
     the PSI grid -- answer without waiting, and see v1's previously published rows. The writer then
     fails: nothing changes."""
@@ -194,7 +196,10 @@ def test_the_cli_reads_while_a_run_writes_the_version_on_postgres(pg_cli, tmp_pa
 
     def write() -> None:
         try:
-            store.replace_series("v1", "det", det_frame(scale=100.0), _fault=hold)
+            if writer_kind == "replace":
+                store.replace_series("v1", "det", det_frame(scale=100.0), _fault=hold)
+            else:
+                store.stage_series("v1", "det", det_frame(scale=100.0), run_id="run-held", _fault=hold)
         except Abandon:
             pass
         except BaseException as exc:  # reported by the test below
