@@ -81,7 +81,6 @@ def cmd_legacy_import(env: CliEnvironment, args) -> int:
     from plan_pipeline.orchestration.legacy_import.launch import run_legacy_import_in_process
     from plan_pipeline.orchestration.plan.launch import RunAborted
 
-    env.require_duckdb("the legacy import")
     try:
         source = configured_legacy_source(args.source)
     except LegacySourceError:
@@ -90,7 +89,7 @@ def cmd_legacy_import(env: CliEnvironment, args) -> int:
     progress(f"legacy import{mode} from {source} (in-process run on {env.dagster_home})")
     try:
         result = run_legacy_import_in_process(
-            env.instance(), str(env.db_path), source, dry_run=args.dry_run, force=args.force,
+            env.instance(), env.store, source, dry_run=args.dry_run, force=args.force,
             log_level="DEBUG" if args.verbose else "CRITICAL",  # the report below says it all
             progress=progress,
         )

@@ -175,12 +175,16 @@ def cmd_backup(env: CliEnvironment, args) -> int:
 
 
 def cmd_restore(env: CliEnvironment, args) -> int:
-    from plan_pipeline.operations.backup import restore_backup
+    from plan_pipeline.operations.backup import restore_backup, restore_backup_into_postgres
     from plan_pipeline.orchestration.plan.partitions import register_version_partition
 
-    env.require_duckdb("restoring a backup")
-    result = restore_backup(args.backup_dir, env.db_path, force=args.force,
-                            guard=lambda: _refuse_while_runs_write(env, "restore"))
+    def guard() -> None:
+        _refuse_while_runs_write(env, "restore")
+
+    if env.postgres is not None:  # into the empty database $PLAN_STORE_URL names (no file to swap)
+        result = restore_backup_into_postgres(args.backup_dir, env.postgres, force=args.force, guard=guard)
+    else:
+        result = restore_backup(args.backup_dir, env.db_path, force=args.force, guard=guard)
     for line in result.lines():
         _out(line)
     instance = env.instance()
@@ -268,7 +272,9 @@ def register_operations_commands(subparsers) -> None:
         "restore", help="restore a backup into an empty or new plan store (--db TARGET)",
         description="Rebuild the plan store at --db (default the project store) from a backup folder. Refuses a "
         "store that holds rows unless --force (the old file is kept as <file>.pre-restore-<stamp>), and refuses "
-        "to replace an existing store while a plan run is queued or running (the run ids are named).",
+        "to replace an existing store while a plan run is queued or running (the run ids are named). With "
+        "PLAN_STORE_URL=postgresql://... the backup of a PostgreSQL store is loaded into that database, which "
+        "must be empty (no --force: create a new database, restore into it, then point PLAN_STORE_URL at it).",
     )
     p.add_argument("backup_dir", metavar="DIR", help="a plan-store-<stamp> folder written by 'backup'")
     p.add_argument("--force", action="store_true", help="replace a non-empty store (kept beside it)")

@@ -285,7 +285,7 @@ def cmd_plan(env: CliEnvironment, args) -> int:
     env.check_dagster_home()  # a bad Dagster home fails before anything is imported (nothing created)
     if args.version_id is not None:  # refuse before anything is imported
         check_identifier("version id", args.version_id)
-        if store.path.exists() and store.find_version(args.version_id) is not None:
+        if store.exists() and store.find_version(args.version_id) is not None:
             raise CliError(f"plan version {args.version_id!r} already exists")
     digest, _ = content_hash(folder)
     label = args.input_set or f"{re.sub(r'[^A-Za-z0-9._-]+', '-', folder.resolve().name).strip('.-')[:40] or 'inputs'}-{digest[:10]}"

@@ -22,6 +22,15 @@ that holds any rows unless ``force`` (the old file is then kept as
 another schema version (restore it with the release that wrote it; opening the store with a
 newer release upgrades it in place), and whatever the caller's ``guard`` refuses (the CLI:
 plan runs in progress).
+
+A PostgreSQL store (``PLAN_STORE_URL=postgresql://...``) is backed up the same way (the same
+folder layout, read on one ``REPEATABLE READ`` snapshot, so runs go on writing meanwhile); its
+manifest says ``"backend": "postgres"``. :func:`restore_backup_into_postgres` loads such a backup
+into an **empty** PostgreSQL database (:func:`~plan_pipeline.store.store_files.restore_into_postgres`,
+``COPY`` in one transaction). There is no file to swap, so a database holding rows is refused
+(no ``force``): create an empty database, restore into it, then point ``PLAN_STORE_URL`` at it.
+A backup is restored into the backend it was taken from (the schema versions are numbered per
+backend); a manifest without ``backend`` is a DuckDB store's (older backups).
 """
 from __future__ import annotations
 
@@ -39,7 +48,8 @@ import plan_pipeline
 from plan_pipeline.faults import crash_point
 from plan_pipeline.operations.settings import BACKUP_DIR_ENV, DEFAULT_KEEP
 from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.store.repository import project_home
+from plan_pipeline.store.backends.postgres import PG_SCHEMA_VERSION
+from plan_pipeline.store.repository import StoreLocation, project_home
 from plan_pipeline.store.schema import SCHEMA_VERSION
 from plan_pipeline.store.staging import (
     Staging,
@@ -53,7 +63,13 @@ from plan_pipeline.store.staging import (
     verify_table_files,
     write_text_durable,
 )
-from plan_pipeline.store.store_files import ENGINE, build_store_file, data_rows, hold_store_file, store_row_counts
+from plan_pipeline.store.store_files import (
+    build_store_file,
+    data_rows,
+    hold_store_file,
+    restore_into_postgres,
+    store_row_counts,
+)
 from plan_pipeline.timeutil import utc_now
 
 BACKUP_PREFIX = "plan-store-"
@@ -84,9 +100,15 @@ class BackupResult:
         return out
 
 
+#: The schema version this release builds, per backend (a backup restores into its own backend only).
+SCHEMA_VERSIONS = {"duckdb": SCHEMA_VERSION, "postgres": PG_SCHEMA_VERSION}
+BACKEND_NAMES = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
+
+
 @dataclass
 class RestoreResult:
-    target: Path
+    #: the restored DuckDB file, or the PostgreSQL database's description (no password)
+    target: Path | str
     rows: dict[str, int]
     moved_aside: Path | None = None
 
@@ -124,8 +146,8 @@ def create_backup(
     """
     if keep < 1:
         raise PlanStoreError(f"--keep must be at least 1 (got {keep})")
-    if not store.path.exists():
-        raise PlanStoreError(f"plan store {store.path} does not exist; nothing to back up")
+    if not store.exists():
+        raise PlanStoreError(f"plan store {store.location.describe()} does not exist; nothing to back up")
     out = ensure_folder(Path(out_dir).resolve() if out_dir else default_backup_dir(), "backup folder")
     cleaned = clean_backup_leftovers(out)
     now = now or utc_now()
@@ -135,6 +157,7 @@ def create_backup(
             schema_version = tx.schema_version()
             written = tx.write_all_table_files(staging.path)
             sequences = tx.sequence_state()
+            engine = tx.engine()
         tables: dict[str, Any] = {table: file_entry(path, rows) for table, (path, rows) in written.items()}
         crash_point("backup.files_written")
         manifest = {
@@ -142,9 +165,10 @@ def create_backup(
             "format_version": 1,
             "schema_version": schema_version,
             "created_at": now.isoformat(sep=" ", timespec="microseconds") + " UTC",
-            "source_db": str(store.path),
+            "source_db": store.location.describe(),  # a PostgreSQL URL without its password
+            "backend": engine["backend"],
             "plan_pipeline_version": plan_pipeline.__version__,
-            f"{ENGINE['name']}_version": ENGINE["version"],
+            f"{engine['name']}_version": engine["version"],
             "tables": tables,
             "sequences": sequences,
         }
@@ -242,13 +266,7 @@ def restore_backup(
     target = Path(target_db).resolve()
     if target.is_dir():
         raise PlanStoreError(f"restore target {target} is a folder, not a plan store file (--db names the DuckDB file)")
-    manifest = verify_backup(folder)
-    if manifest["schema_version"] != SCHEMA_VERSION:
-        raise PlanStoreError(
-            f"backup {folder} has schema version {manifest['schema_version']}, this plan-pipeline builds "
-            f"{SCHEMA_VERSION}: restore it with the release that wrote it (opening the store with a newer "
-            "release then upgrades it in place)"
-        )
+    manifest = _restorable_backup(folder, "duckdb")
     if target.exists():
         if guard is not None:
             guard()
@@ -261,6 +279,60 @@ def restore_backup(
         crash_point("restore.built")
         moved = _swap_in(staging, target, force=force, guard=guard)
     return RestoreResult(target, rows, moved)
+
+
+def _restorable_backup(folder: Path, backend: str) -> dict[str, Any]:
+    """The verified manifest of a backup that this release can restore into ``backend``."""
+    manifest = verify_backup(folder)
+    source = manifest.get("backend", "duckdb")  # backups written before PostgreSQL stores: DuckDB
+    if source != backend:
+        if backend == "postgres":
+            hint = ("restore it into a DuckDB file (unset PLAN_STORE_URL, plan-pipeline restore DIR --db FILE); "
+                    "a PostgreSQL store is restored from a backup of a PostgreSQL store")
+        else:
+            hint = ("restore it into an empty PostgreSQL database (PLAN_STORE_URL=postgresql://.../<new database> "
+                    "plan-pipeline restore DIR)")
+        raise PlanStoreError(f"backup {folder} is of a {BACKEND_NAMES.get(source, source)} plan store and cannot be "
+                             f"restored into a {BACKEND_NAMES[backend]} store: {hint}")
+    wanted = SCHEMA_VERSIONS[backend]
+    if manifest["schema_version"] != wanted:
+        raise PlanStoreError(
+            f"backup {folder} has schema version {manifest['schema_version']}, this plan-pipeline builds "
+            f"{wanted}: restore it with the release that wrote it (opening the store with a newer "
+            "release then upgrades it in place)"
+        )
+    return manifest
+
+
+def restore_backup_into_postgres(
+    backup_dir: str | Path,
+    location: StoreLocation,
+    *,
+    force: bool = False,
+    guard: Callable[[], None] | None = None,
+) -> RestoreResult:
+    """Load a backup of a PostgreSQL store into the **empty** PostgreSQL database ``location``
+    (see the module docstring). A database holding rows is refused, with or without ``force``
+    (there is no file to keep beside it): restore into a new database and point
+    ``PLAN_STORE_URL`` at it. ``guard`` is called first (the CLI: refuses while plan runs are in
+    progress). All or nothing: a failure leaves the database without rows."""
+    if not location.is_postgres or location.dsn is None:
+        raise PlanStoreError(f"{location.describe()} is not a PostgreSQL database")
+    where = location.describe()
+    if force:
+        raise PlanStoreError(
+            f"--force cannot replace the PostgreSQL store {where}: there is no file to keep beside it. Create an "
+            "empty database, restore into it (PLAN_STORE_URL=postgresql://.../<new database> plan-pipeline "
+            "restore DIR), then point PLAN_STORE_URL at it")
+    folder = Path(backup_dir)
+    manifest = _restorable_backup(folder, "postgres")
+    if guard is not None:
+        guard()
+    try:
+        rows = restore_into_postgres(location.dsn, folder, manifest["tables"], manifest.get("sequences", {}))
+    except PlanStoreError as exc:  # nothing was loaded (one transaction): say which database refused
+        raise PlanStoreError(f"restore into {where} refused: {exc}") from None
+    return RestoreResult(where, rows)
 
 
 def _swap_in(staging: Staging, target: Path, *, force: bool, guard: Callable[[], None] | None) -> Path | None:

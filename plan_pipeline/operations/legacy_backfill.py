@@ -910,7 +910,7 @@ def close_backfill_runs(store: PlanStore, reasons: dict[str, str]) -> None:
 
 
 def list_backfill_runs(store: PlanStore, limit: int = 50) -> pd.DataFrame:
-    if not store.path.exists():
+    if not store.exists():
         return pd.DataFrame()
     with store.transaction() as tx:
         return tx.legacy_import_runs(limit)

@@ -39,8 +39,10 @@ Safety:
 * Staged folders of interrupted runs are handled by the next trim (:func:`_archive_leftovers`):
   removed when the store still holds their rows, recovered (published) when a verified
   archive is the only copy (an older release deleted before publishing).
-* A ``CHECKPOINT`` after the commit lets DuckDB give space back; the report gives the file
-  size before and after (``bytes_reclaimed``).
+* After the commit the store gives space back (:func:`~plan_pipeline.store.maintenance.reclaim_store_space`:
+  DuckDB a ``CHECKPOINT``; PostgreSQL ``VACUUM (ANALYZE)`` of the plan tables, a removed version's
+  partitions having been emptied by ``TRUNCATE``); the report gives the store's size before and
+  after (``bytes_reclaimed``: the DuckDB file, PostgreSQL's ``pg_database_size``).
 
 A dry run computes the same plan (versions, reasons, rows per table, leftovers) inside a read
 transaction and changes nothing.
@@ -65,7 +67,7 @@ from typing import Any
 from plan_pipeline.faults import crash_point
 from plan_pipeline.operations.settings import RetentionPolicy
 from plan_pipeline.store import PlanStore, PlanStoreError
-from plan_pipeline.store.maintenance import VERSION_TABLES, reclaim_space, store_file_bytes
+from plan_pipeline.store.maintenance import RECLAIM_METHOD, VERSION_TABLES, reclaim_store_space, store_size_bytes
 from plan_pipeline.store.repository import check_identifier, project_home
 from plan_pipeline.store.staging import (
     Staging,
@@ -122,6 +124,8 @@ class TrimReport:
     bytes_before: int = 0
     bytes_after: int | None = None
     bytes_reclaimed: int | None = None
+    #: how the space was given back: ``CHECKPOINT`` (DuckDB) or ``VACUUM (ANALYZE)`` (PostgreSQL)
+    reclaimed_by: str = RECLAIM_METHOD["duckdb"]
     leftovers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -160,7 +164,7 @@ class TrimReport:
             out.append(f"store size: {self.bytes_before} bytes (nothing removed)")
         else:
             out.append(f"store size: {self.bytes_before} -> {self.bytes_after} bytes "
-                       f"({self.bytes_reclaimed} bytes reclaimed after CHECKPOINT)")
+                       f"({self.bytes_reclaimed} bytes reclaimed after {self.reclaimed_by})")
         return out
 
 
@@ -431,7 +435,7 @@ def archive_and_remove_versions(
     if busy:
         raise PlanStoreError(f"runs are in progress for plan version(s) {', '.join(busy)}; wait for them to finish")
     if not store.exists():
-        raise PlanStoreError(f"plan store {store.path} does not exist")
+        raise PlanStoreError(f"plan store {store.location.describe()} does not exist")
     with _ArchiveBatch(root, now, operation=operation, actor=actor) as batch:
         with store.transaction() as tx:
             items = [_removal_item(tx, vid, *tx.version_head(vid), [reason]) for vid in ids]
@@ -528,8 +532,9 @@ def trim_store(
     report = TrimReport(dry_run=dry_run, policy=policy.to_dict(), now=now.isoformat(sep=" ", timespec="seconds"),
                         archive_dir=str(root))
     if not store.exists():
-        raise PlanStoreError(f"plan store {store.path} does not exist")
-    report.bytes_before = store_file_bytes(store.path)
+        raise PlanStoreError(f"plan store {store.location.describe()} does not exist")
+    report.bytes_before = store_size_bytes(store)
+    report.reclaimed_by = RECLAIM_METHOD["postgres" if store.is_postgres else "duckdb"]
 
     if dry_run:
         with store.snapshot() as tx:
@@ -551,8 +556,8 @@ def trim_store(
         crash_point("trim.after_commit")
     _fill(report, removals, skipped, kpi_rows, audit_rows)
     crash_point("trim.before_checkpoint")
-    reclaim_space(store.path)
-    report.bytes_after = store_file_bytes(store.path)
+    report.reclaimed_by = reclaim_store_space(store)
+    report.bytes_after = store_size_bytes(store)
     report.bytes_reclaimed = report.bytes_before - report.bytes_after
     return report
 
@@ -715,7 +720,7 @@ def enforce_row_guard(
     if max_rows is None:
         return report
     if not store.exists():
-        raise PlanStoreError(f"plan store {store.path} does not exist")
+        raise PlanStoreError(f"plan store {store.location.describe()} does not exist")
     protect_set, active = set(protect), dict(active_versions or {})
     if dry_run:
         with store.snapshot() as tx:

@@ -4,16 +4,20 @@ aged rows leave the store (and an archived version comes back).
 :class:`MaintenanceStatements` is one of the statement groups of
 :class:`~plan_pipeline.store.unit_of_work.StoreTransaction` (``with store.transaction() as tx:
 tx.remove_version(...)``); the policy (what to keep, archives, crash points) lives in
-:mod:`plan_pipeline.operations.retention`. The module functions work on a store *file*
-(``CHECKPOINT``, its size on disk).
+:mod:`plan_pipeline.operations.retention`. The module functions at the end measure a store and let
+it give space back: :func:`store_size_bytes` / :func:`reclaim_store_space` on either backend (a
+DuckDB file's size on disk and ``CHECKPOINT``; a PostgreSQL database's ``pg_database_size`` and
+``VACUUM (ANALYZE)`` of the plan tables), :func:`store_file_bytes` / :func:`reclaim_space` on a
+DuckDB file.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from plan_pipeline.store.backends import is_postgres
 from plan_pipeline.store.backends.postgres import PARTITIONED_TABLES, lock_version, partition_name
@@ -24,6 +28,17 @@ from plan_pipeline.store.series_tables import physical_tables
 from plan_pipeline.store.table_copy import ident, scalar
 from plan_pipeline.store.write_log import VERSION_LEVEL, record_write
 from plan_pipeline.timeutil import utc_now
+
+
+class _Store(Protocol):
+    """What the store-level functions below use of a ``PlanStore``."""
+
+    path: Path
+
+    @property
+    def is_postgres(self) -> bool: ...
+
+    def connect(self, read_only: bool = False) -> AbstractContextManager[Any]: ...
 
 # Every table holding a version's rows, parent first (the order a restore loads them in).
 VERSION_TABLES = ("plan_versions", *VERSION_CHILD_TABLES)
@@ -198,3 +213,45 @@ def reclaim_space(db_path: Path) -> None:
     """Let the store give the space of deleted rows back (DuckDB: a ``CHECKPOINT`` with its defaults)."""
     with open_connection(Path(db_path)) as con:
         con.execute("CHECKPOINT")
+
+
+#: How :func:`reclaim_store_space` gives space back, per backend (said in trim's report).
+RECLAIM_METHOD = {"duckdb": "CHECKPOINT", "postgres": "VACUUM (ANALYZE)"}
+
+
+def database_size_bytes(con) -> int:
+    """Bytes of the PostgreSQL database ``con`` is connected to (``pg_database_size``)."""
+    return int(scalar(con, "SELECT pg_database_size(current_database())"))
+
+
+def store_size_bytes(store: _Store) -> int:
+    """The store's size: a DuckDB file's bytes on disk (with its write-ahead log; 0 before it
+    exists), a PostgreSQL database's size on the server."""
+    if store.is_postgres:
+        with store.connect() as con:
+            return database_size_bytes(con)
+    return store_file_bytes(store.path)
+
+
+def reclaim_store_space(store: _Store) -> str:
+    """Let the store give the space of removed rows back; returns how (:data:`RECLAIM_METHOD`).
+
+    DuckDB: a ``CHECKPOINT`` with its defaults (:func:`reclaim_space`). PostgreSQL: a removed
+    version's partitions were emptied by ``TRUNCATE`` (their space is free at once); ``VACUUM
+    (ANALYZE)`` of every plan table (partitioned parents recurse into their partitions) makes the
+    space of deleted rows (aged KPI rows and audit events, removed versions' rows of the other
+    tables) reusable and refreshes the planner's statistics. It is not ``VACUUM FULL``: it takes no
+    lock a reader or a run's writer waits for, and the database file rarely shrinks (autovacuum
+    would do the same later). Runs outside a transaction (``VACUUM`` cannot run inside one).
+    """
+    if not store.is_postgres:
+        reclaim_space(store.path)
+        return RECLAIM_METHOD["duckdb"]
+    with store.connect() as con:  # autocommit: each VACUUM is its own statement
+        tables = [r[0] for r in con.execute(  # physical tables and partitioned parents (not the plan_series view)
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+            "ORDER BY c.relname").fetchall()]
+        for table in tables:
+            con.execute(f"VACUUM (ANALYZE) {ident(table)}")
+    return RECLAIM_METHOD["postgres"]

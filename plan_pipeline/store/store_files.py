@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from plan_pipeline.store.backends import dialect_of
 from plan_pipeline.store.connection import open_connection, transaction
 from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.schema import apply_migrations
@@ -63,6 +64,15 @@ class BackupStatements:
     def sequence_state(self) -> dict[str, int | None]:
         """``{sequence: last value handed out}`` (``None`` = never used)."""
         return sequence_state(self._con)
+
+    def engine(self) -> dict[str, str]:
+        """The backend the store runs on, for a backup's manifest: ``{"backend", "name", "version"}``
+        (DuckDB's library version; PostgreSQL's ``server_version``). A backup is restored into
+        the same backend (the schema versions are numbered per backend)."""
+        backend = dialect_of(self._con)
+        if backend == "postgres":
+            return {"backend": backend, "name": "postgresql", "version": str(scalar(self._con, "SHOW server_version"))}
+        return {"backend": backend, **ENGINE}
 
 
 def _row_counts(con) -> dict[str, int]:

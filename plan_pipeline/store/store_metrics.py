@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from plan_pipeline.store.backends import is_postgres
 from plan_pipeline.store.base import PlanStoreBase
-from plan_pipeline.store.maintenance import store_file_bytes
+from plan_pipeline.store.maintenance import database_size_bytes, store_file_bytes
 from plan_pipeline.store.plan_rows import DERIVED_LEVELS, PUBLISHED
 
 if TYPE_CHECKING:  # pandas loads where a frame is built or read: the store opens without it
@@ -73,7 +73,7 @@ class StoreMetricsRepository(PlanStoreBase):
                 con.execute(_PG_RUNS_SQL, [UNKNOWN_JOB]) if pg else con.execute(_RUNS_SQL, [UNKNOWN_JOB])
             ).fetchall()]
             # the database's size on the server, or the DuckDB file's on disk
-            size = int(con.execute("SELECT pg_database_size(current_database())").fetchone()[0]) if pg \
+            size = database_size_bytes(con) if pg \
                 else store_file_bytes(self.path)
         return StoreMetrics(writes, versions, runs, size)
 

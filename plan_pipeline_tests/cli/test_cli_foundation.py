@@ -52,7 +52,7 @@ def test_the_store_url_setting_picks_the_command_lines_store(plan_env, sample_di
     assert main(["--db", str(other), "inputs", "import", str(sample_dir), "--label", "s"]) == 0
     assert other.exists() and os.environ["PLAN_STORE_URL"] == f"duckdb://{other}"
     # a PostgreSQL URL is that database (here none answers: the error names it, without the password),
-    # never a DuckDB file; a command not yet ported to PostgreSQL says so
+    # never a DuckDB file (restore too: it loads into that database, test_operations_on_postgres.py)
     monkeypatch.setenv("PLAN_STORE_URL", "postgresql://plan:secret@127.0.0.1:5999/plan_store")
     capsys.readouterr()
     assert main(["version", "list"]) == 1
@@ -61,7 +61,7 @@ def test_the_store_url_setting_picks_the_command_lines_store(plan_env, sample_di
     assert "secret" not in err
     assert main(["restore", str(tmp_path / "backup")]) == 1
     err = capsys.readouterr().err
-    assert "restoring a backup is not yet available on PostgreSQL" in err and "secret" not in err
+    assert "backup folder" in err and "does not exist" in err and "secret" not in err
     monkeypatch.setenv("PLAN_STORE_URL", "mysql://h/db")
     assert main(["version", "list"]) == 2
     assert "expected duckdb:///path or postgresql://" in capsys.readouterr().err

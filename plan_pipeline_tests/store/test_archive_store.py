@@ -145,3 +145,19 @@ def test_a_backup_restores_into_a_new_store(store: PlanStore, sample_dir, tmp_pa
     restored.create_version("v3", "sample", PlanningParameters())
     restored.replace_series("v3", "det", store.read_series("v1", "det"))
     assert len(restored.read_series("v3", "det")) == 3
+
+
+def test_the_store_size_and_giving_space_back(store: PlanStore, sample_dir):
+    """What trim measures and calls after removing rows, on either backend: the DuckDB file's size
+    and a CHECKPOINT, or the database's size (pg_database_size) and VACUUM (ANALYZE) of the plan
+    tables (never a file named after the PostgreSQL URL)."""
+    from plan_pipeline.store.maintenance import reclaim_store_space, store_size_bytes
+
+    fill(store, sample_dir)
+    assert store_size_bytes(store) > 0
+    with store.transaction() as tx:
+        tx.remove_version("v1", actor="ops", reason="trim", archive_path=None)
+    assert reclaim_store_space(store) == ("VACUUM (ANALYZE)" if store.is_postgres else "CHECKPOINT")
+    assert store_size_bytes(store) > 0 and store.store_metrics().size_bytes > 0
+    assert store.path.exists() != store.is_postgres
+    assert len(store.read_series("v2", "det")) == 3

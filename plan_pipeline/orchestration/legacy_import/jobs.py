@@ -92,7 +92,7 @@ def import_legacy_plans(
         "versions_failed": dg.MetadataValue.int(report.failed),
         "duration_ms": dg.MetadataValue.int(int(report.duration_ms or 0)),
         "versions": dg.MetadataValue.md(outcomes_markdown(summary)),
-        "db_path": dg.MetadataValue.path(str(store.path)),
+        "db_path": dg.MetadataValue.path(store.location.describe()),
     }
     if report.status == "failed":
         context.log.error(report.message)
@@ -148,7 +148,7 @@ def register_and_mark(context: dg.OpExecutionContext, store, report) -> None:
                     "plan_table": table,
                     "plan_version": outcome.version_id,
                     "source_run_id": context.run_id,
-                    "db_path": dg.MetadataValue.path(str(store.path)),
+                    "db_path": dg.MetadataValue.path(store.location.describe()),
                 },
             ))
         # the import wrote the whole plan in one transaction: it is the version's published plan
@@ -163,7 +163,7 @@ def register_and_mark(context: dg.OpExecutionContext, store, report) -> None:
                 "published_runs": dg.MetadataValue.json([context.run_id]),
                 "levels": dg.MetadataValue.json(rows),
                 "dagster/row_count": dg.MetadataValue.int(sum(rows.values())),
-                "db_path": dg.MetadataValue.path(str(store.path)),
+                "db_path": dg.MetadataValue.path(store.location.describe()),
             },
         ))
 

@@ -32,7 +32,7 @@ class LegacyImportRun:
 
 def run_legacy_import_in_process(
     instance: dg.DagsterInstance,
-    db_path: str | None,
+    db_path: PlanStore | str | None,
     source: str | None,
     *,
     dry_run: bool = False,
@@ -46,11 +46,11 @@ def run_legacy_import_in_process(
     Like a plan run: runs whose process is gone are recovered first, the run is created on the
     code location's origin and executes in a watched worker thread (bounded, reported pool
     waits; Ctrl-C closes it), see :func:`plan_pipeline.orchestration.plan.launch.execute_watched`.
-    ``db_path`` must be the code location's store (unset: the one it resolves); ``source``
-    unset means the configured legacy source.
+    ``db_path`` (a DuckDB file's path, or a store: a PostgreSQL one too) must be the code
+    location's store (unset: the one it resolves); ``source`` unset means the configured legacy source.
     """
     require_code_location_store(db_path)
-    store = PlanStore(db_path)
+    store = db_path if isinstance(db_path, PlanStore) else PlanStore(db_path)
     recover_orphaned_runs(instance, store if store.exists() else None, log=progress)
     run_config = legacy_import_run_config(source, dry_run, force)
     run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}

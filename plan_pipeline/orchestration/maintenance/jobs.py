@@ -28,7 +28,7 @@ def existing_store(context: dg.OpExecutionContext, plan_store: PlanStoreResource
     """The plan store, or None (said in the run's log) when its file does not exist yet."""
     store = plan_store.get_store()
     if not store.exists():
-        context.log.info(f"plan store {store.path} does not exist yet; nothing to {work}")
+        context.log.info(f"plan store {store.location.describe()} does not exist yet; nothing to {work}")
         return None
     return store
 

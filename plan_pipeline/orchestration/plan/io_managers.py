@@ -247,7 +247,7 @@ def load_version_inputs(store, version_id: str) -> VersionPlanInputs:
     version = store.find_version(version_id)
     if version is None:
         raise dg.Failure(
-            description=f"plan version {version_id!r} does not exist in the plan store {store.path}: "
+            description=f"plan version {version_id!r} does not exist in the plan store {store.location.describe()}: "
             "create it first (plan-pipeline version create --version-id V --input-set L)"
         )
     if version.status in ("approved", "superseded"):
@@ -331,7 +331,7 @@ class PlanSeriesIOManager(_RunScopedIOManager):
                 "plan_version": version,
                 "source_run_id": context.run_id,
                 "plan_state": "staged: readers see it once published_plan publishes this run's whole plan",
-                "db_path": dg.MetadataValue.path(str(store.path)),
+                "db_path": dg.MetadataValue.path(store.location.describe()),
                 **table_preview(obj),
             }
         )

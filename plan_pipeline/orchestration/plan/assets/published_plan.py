@@ -91,7 +91,7 @@ def publish(context: dg.AssetExecutionContext, store) -> dg.MaterializeResult:
         "not_applicable": dg.MetadataValue.json(publication.not_applicable),
         "dagster/row_count": dg.MetadataValue.int(sum(publication.levels.values())),
         "rows_replaced": dg.MetadataValue.json(publication.removed),
-        "db_path": dg.MetadataValue.path(str(store.path)),
+        "db_path": dg.MetadataValue.path(store.location.describe()),
     })
 
 
