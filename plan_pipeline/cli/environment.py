@@ -60,12 +60,6 @@ class CliEnvironment:
     def store_exists(self) -> bool:
         return self.postgres is not None or self.db_path.exists()
 
-    def require_duckdb(self, what: str) -> None:
-        """Refuse a command that works on the DuckDB file only (not yet ported to PostgreSQL)."""
-        if self.postgres is not None:
-            raise CliError(f"{what} is not yet available on PostgreSQL ({STORE_URL_ENV}={self.store_description}): "
-                           "use the DuckDB store for it (docs/operations.md, 'Choosing the store backend')")
-
     def _check_home_for(self, path: Path) -> None:
         if path.is_relative_to(self.home):
             require_folder_location(self.home, "project home (--home, $PLAN_PIPELINE_HOME)")
