@@ -329,6 +329,19 @@ def cmd_jobs_sync(env: CliEnvironment, args) -> int:
     return 0
 
 
+def cmd_runs_backfill(env: CliEnvironment, args) -> int:
+    from plan_pipeline.orchestration.plan.backfill import BackfillRefused, submit_version_backfill
+
+    try:
+        backfill_id = submit_version_backfill(env.instance(), env.store, args.version_ids, title=args.title)
+    except BackfillRefused as exc:
+        raise CliError(f"{exc}; no backfill submitted") from None
+    progress(f"backfill {backfill_id} of {len(set(args.version_ids))} plan version(s) submitted to {env.dagster_home}: "
+             "the Dagster daemon launches one run per version (dagster-daemon must be running)")
+    out(backfill_id)
+    return 0
+
+
 # ---------------------------------------------------------------------------- sample and demo
 #: sample-inputs bounds: 50x the largest benchmark (20,000 SKUs) and a century of months.
 MAX_SAMPLE_SKUS = 1_000_000
@@ -508,6 +521,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_jobs_list)
     p = add_command(s_jobs, "sync", help="record the status of plan runs from the Dagster instance")
     p.set_defaults(func=cmd_jobs_sync)
+    p = add_command(s_jobs, "backfill", help="submit a Dagster partition backfill of every plan asset for these "
+                    "versions; prints its id", description="Store a Dagster partition backfill (the plan assets, one "
+                    "partition per version) in the instance. The Dagster daemon launches one run per version through "
+                    "the run queue (on the Celery workers when configured); the UI's Backfills page shows it, and "
+                    "each run records itself in the run ledger with trigger 'backfill'. Prints the backfill id.")
+    p.add_argument("version_ids", nargs="+", metavar="VERSION", help="plan versions (partitions) to plan")
+    p.add_argument("--title", help="the backfill's title in the Dagster UI")
+    p.set_defaults(func=cmd_runs_backfill)
 
     p = add_command(sub,
         "plan",

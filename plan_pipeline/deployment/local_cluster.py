@@ -174,12 +174,14 @@ class LocalCluster:
 
 
 def start_local_cluster(home: Path, *, workers: tuple[str, ...] = ("w1", "w2"), daemon: bool = True,
-                        webserver: bool = False, plan_store_on_postgres: bool = False) -> LocalCluster:
+                        webserver: bool = False, plan_store_on_postgres: bool = False,
+                        settings: Mapping[str, str] | None = None) -> LocalCluster:
     """Start PostgreSQL and Redis on loopback (temporary folders), prepare ``home`` (the project home:
     plan store, ``dagster_home`` rendered for Dagster storage on PostgreSQL), then the daemon, the
     webserver if asked (127.0.0.1, a free port) and the workers. ``plan_store_on_postgres``: the plan
-    store is the server's own database (``local_services.DEFAULT_DATABASE``, ``$PLAN_STORE_URL``). Stopped
-    with :meth:`LocalCluster.stop`."""
+    store is the server's own database (``local_services.DEFAULT_DATABASE``, ``$PLAN_STORE_URL``).
+    ``settings``: more environment for every process (e.g. ``$PLAN_PIPELINE_CELERY_VISIBILITY_TIMEOUT``).
+    Stopped with :meth:`LocalCluster.stop`."""
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     postgres = start_postgres()
@@ -194,6 +196,7 @@ def start_local_cluster(home: Path, *, workers: tuple[str, ...] = ("w1", "w2"), 
         store_url = postgres.url if plan_store_on_postgres else None  # the server's own (empty) database
         cluster.env = cluster_environment(home, dagster_storage_url=postgres.create_database(DAGSTER_DATABASE),
                                           broker_url=redis.url, plan_store_url=store_url)
+        cluster.env.update(settings or {})
         dagster_home = prepare_dagster_home(Path(cluster.env["DAGSTER_HOME"]), environ=cluster.env)
         workspace = dagster_home / "workspace.yaml"
         workspace.write_text(workspace_yaml())

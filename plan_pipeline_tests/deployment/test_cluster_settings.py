@@ -13,7 +13,11 @@ from plan_pipeline.deployment.celery_worker import CELERY_APP, worker_command
 from plan_pipeline.orchestration.executor import (
     CELERY_BACKEND_ENV,
     CELERY_BROKER_ENV,
+    CELERY_VISIBILITY_TIMEOUT_ENV,
+    DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
+    celery_app_config,
     celery_backend_url,
+    celery_visibility_timeout,
     plan_executor,
 )
 from plan_pipeline.orchestration.instance import (
@@ -94,6 +98,36 @@ def test_executor_is_in_process_unless_a_broker_is_set():
     assert plan_executor({CELERY_BROKER_ENV: "redis://127.0.0.1:6379/0"}).name == "celery"
     assert celery_backend_url({CELERY_BROKER_ENV: "redis://b/0"}) == "redis://b/0"
     assert celery_backend_url({CELERY_BROKER_ENV: "redis://b/0", CELERY_BACKEND_ENV: "redis://r/1"}) == "redis://r/1"
+
+
+def test_visibility_timeout_setting():
+    assert celery_visibility_timeout({}) == DEFAULT_VISIBILITY_TIMEOUT_SECONDS == 1800
+    assert celery_visibility_timeout({CELERY_VISIBILITY_TIMEOUT_ENV: " "}) == 1800
+    assert celery_visibility_timeout({CELERY_VISIBILITY_TIMEOUT_ENV: " 45 "}) == 45
+    for bad in ("0", "-5", "1.5", "ten", "1e3"):
+        with pytest.raises(RuntimeError, match=f"{CELERY_VISIBILITY_TIMEOUT_ENV}=.*whole number of seconds"):
+            celery_visibility_timeout({CELERY_VISIBILITY_TIMEOUT_ENV: bad})
+
+
+@pytest.mark.parametrize(("value", "timeout", "interval"), [(None, 1800, 10), ("30", 30, 10), ("12", 12, 4), ("2", 2, 1)])
+def test_the_broker_hands_back_a_dead_workers_step_after_the_timeout(value, timeout, interval):
+    config = celery_app_config({} if value is None else {CELERY_VISIBILITY_TIMEOUT_ENV: value})
+    assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
+    options = config["broker_transport_options"]
+    assert options["visibility_timeout"] == timeout
+    assert options["unacked_restore_interval"] == interval and options["unacked_restore_throttle"] == 1
+    assert options["max_retries"] == 3  # dagster-celery's connection retries are kept
+
+
+def test_the_executor_sends_with_the_workers_settings(monkeypatch):
+    environ = {CELERY_BROKER_ENV: "redis://127.0.0.1:6379/0", CELERY_VISIBILITY_TIMEOUT_ENV: "40"}
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    resolved = plan_executor(environ).config_schema.resolve_config({})
+    assert resolved.success, resolved.errors
+    # the coordinator's Celery app gets the same settings as the workers' app (celery_app)
+    assert resolved.value["config"]["config_source"] == celery_app_config(environ)
+    assert resolved.value["config"]["config_source"]["broker_transport_options"]["visibility_timeout"] == 40
 
 
 def test_the_code_location_uses_celery_when_configured(monkeypatch):
