@@ -97,6 +97,15 @@ def store_row_counts(db_path: Path) -> dict[str, int]:
         raise PlanStoreError(f"cannot open {db_path} to check that it is empty: {exc}") from None
 
 
+def _require_backup_tables(con: Any, tables: Mapping[str, Any]) -> None:
+    """Refuse a backup whose tables are not this release's schema (named: what is extra, what is missing)."""
+    fresh, wanted = set(user_tables(con)), set(tables)
+    if fresh != wanted:
+        raise PlanStoreError(
+            f"backup tables do not match this schema (only in backup: {sorted(wanted - fresh)}, "
+            f"missing from backup: {sorted(fresh - wanted)})")
+
+
 def build_store_file(db_path: Path, folder: Path, tables: Mapping[str, Mapping[str, Any]],
                      sequences: Mapping[str, int | None]) -> dict[str, int]:
     """Build a new store file at ``db_path``: this release's schema, then every table's rows from
@@ -108,12 +117,7 @@ def build_store_file(db_path: Path, folder: Path, tables: Mapping[str, Mapping[s
     con = duckdb.connect(str(db_path))
     try:
         apply_migrations(con)
-        fresh = set(user_tables(con))
-        wanted = set(tables)
-        if fresh != wanted:
-            raise PlanStoreError(
-                f"backup tables do not match this schema (only in backup: {sorted(wanted - fresh)}, "
-                f"missing from backup: {sorted(fresh - wanted)})")
+        _require_backup_tables(con, tables)
         with transaction(con):
             for table in SCHEMA_TABLES:
                 con.execute(f"DELETE FROM {ident(table)}")
@@ -153,12 +157,7 @@ def restore_into_postgres(dsn: str, folder: Path, tables: Mapping[str, Mapping[s
     con = open_pg_connection(dsn)
     try:
         apply_pg_migrations(con)
-        fresh = set(user_tables(con))
-        wanted = set(tables)
-        if fresh != wanted:
-            raise PlanStoreError(
-                f"backup tables do not match this schema (only in backup: {sorted(wanted - fresh)}, "
-                f"missing from backup: {sorted(fresh - wanted)})")
+        _require_backup_tables(con, tables)
         with transaction(con):
             held = data_rows(_row_counts(con))
             if held:

@@ -84,6 +84,17 @@ def test_damaged_backup_is_refused(busy_store, tmp_path):
     assert not (tmp_path / "new.duckdb").exists()
 
 
+def test_a_backup_of_another_schema_is_refused_naming_the_tables(busy_store, tmp_path):
+    result = create_backup(busy_store, tmp_path / "b")
+    manifest_path = result.path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["tables"]["plan_kpis"]  # a backup from a schema without that table
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(PlanStoreError, match=r"only in backup: \[\], missing from backup: \['plan_kpis'\]"):
+        restore_backup(result.path, tmp_path / "new.duckdb")
+    assert not (tmp_path / "new.duckdb").exists()
+
+
 def test_keep_prunes_to_the_newest_n(busy_store, tmp_path):
     out = tmp_path / "b"
     start = datetime(2026, 1, 1, 2, 0)
