@@ -1,4 +1,7 @@
-"""The Plans API's front door: keys and roles, the JSON error shape, the bounded lock wait, serve."""
+"""The Plans API's front door: keys and roles, the JSON error shape, the bounded lock wait, serve.
+
+Every test runs on both store backends except the DuckDB file lock's 503 (PostgreSQL has no file
+lock: its readers never wait for a writer, test_psi.py's API-while-a-run-writes test)."""
 from __future__ import annotations
 
 import os
@@ -11,16 +14,20 @@ import pytest
 import requests
 
 from plan_pipeline.api.roles import ACTION_ROLES, ROLES
-from plan_pipeline.store import PlanStore, PlanStoreBusyError
+from plan_pipeline.store import PlanStoreBusyError
 from plan_pipeline.store.api_keys import hash_api_key
 
+both_backends = pytest.mark.both_backends
 
+
+@both_backends
 def test_health_needs_no_key_and_names_the_schema(api):
     answer = api.client.get("/health")
     assert answer.status_code == 200
     assert answer.json() == {"status": "ok", "schema_version": api.store.schema_version()}
 
 
+@both_backends
 def test_no_key_is_401_and_an_unknown_key_is_401(api):
     missing = api.client.get("/keys")
     assert missing.status_code == 401
@@ -30,6 +37,7 @@ def test_no_key_is_401_and_an_unknown_key_is_401(api):
     assert wrong.status_code == 401 and wrong.json()["error"]["message"] == "unknown or revoked API key"
 
 
+@both_backends
 @pytest.mark.parametrize("role", ROLES)
 def test_only_admin_manages_keys_and_403_names_the_roles(api, role):
     answer = api.get("/keys", role=role)
@@ -42,6 +50,7 @@ def test_only_admin_manages_keys_and_403_names_the_roles(api, role):
             f"the key '{role}-key' has role {role}; manage_keys needs one of: admin")
 
 
+@both_backends
 def test_key_is_shown_once_stored_as_hash_and_works_by_header_bearer_and_cookie(api):
     created = api.post("/keys", role="admin", json={"name": "dash", "role": "viewer"})
     assert created.status_code == 201
@@ -50,10 +59,8 @@ def test_key_is_shown_once_stored_as_hash_and_works_by_header_bearer_and_cookie(
     assert key.startswith("ppk_") and body["key_prefix"] == key[:8] and body["created_by"] == "admin-key"
     listed = api.get("/keys", role="admin").json()
     assert all("key" not in row and "key_hash" not in row for row in listed)
-    assert PlanStore(api.db_path).api_key_principal(key) == ("dash", "viewer")
-    import duckdb
-
-    with duckdb.connect(str(api.db_path)) as con:  # the app keeps the file read-write in this process
+    assert api.store.api_key_principal(key) == ("dash", "viewer")
+    with api.store.connect() as con:  # read-write: the app keeps a DuckDB file read-write in this process
         stored = con.execute("SELECT key_hash FROM plan_api_keys WHERE name = 'dash'").fetchone()[0]
     assert stored == hash_api_key(key) and key not in stored
     assert api.client.get("/keys", headers={"Authorization": f"Bearer {key}"}).status_code == 403  # viewer
@@ -62,6 +69,7 @@ def test_key_is_shown_once_stored_as_hash_and_works_by_header_bearer_and_cookie(
     api.client.cookies.clear()
 
 
+@both_backends
 def test_revoked_key_is_refused_and_stays_listed(api):
     key = api.post("/keys", role="admin", json={"name": "temp", "role": "admin"}).json()["key"]
     assert api.client.get("/keys", headers={"X-API-Key": key}).status_code == 200
@@ -77,12 +85,14 @@ def test_revoked_key_is_refused_and_stays_listed(api):
     ({"name": "x", "role": "owner"}, "unknown role 'owner': choose one of viewer, planner, approver, admin"),
     ({"name": "../etc", "role": "viewer"}, "invalid API key name '../etc'"),
 ])
+@both_backends
 def test_bad_key_requests_are_400_with_the_rule(api, body, message):
     answer = api.post("/keys", role="admin", json=body)
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "bad_request" and answer.json()["error"]["message"].startswith(message)
 
 
+@both_backends
 def test_schema_violations_and_unknown_routes_answer_the_json_shape(api):
     bad = api.post("/keys", role="admin", json={"name": "only-name"})
     assert bad.status_code == 422
@@ -96,17 +106,18 @@ def test_schema_violations_and_unknown_routes_answer_the_json_shape(api):
     assert nowhere.status_code == 404 and nowhere.json()["error"]["code"] == "not_found"
 
 
+@both_backends
 def test_every_action_a_route_checks_has_roles_and_admin_may_do_all():
     assert set(ACTION_ROLES) >= {"read", "edit", "submit", "create", "run", "approve", "reject", "manage_keys"}
     assert all("admin" in roles for roles in ACTION_ROLES.values())
 
 
-def test_a_store_held_by_another_process_is_503_with_retry_after(planned_home_template, tmp_path):
-    """A real second process holds the DuckDB file: the request waits the bounded time, then 503."""
-    from plan_pipeline_tests.api.api_helpers import api_harness, copy_home
+def test_a_store_held_by_another_process_is_503_with_retry_after(fresh_home):
+    """A real second process holds the DuckDB file: the request waits the bounded time, then 503.
+    DuckDB only: a PostgreSQL database has no file lock."""
+    from plan_pipeline_tests.api.api_helpers import api_harness
 
-    home = copy_home(planned_home_template, tmp_path / "home")
-    harness = api_harness(home, lock_wait_seconds=0.5, retry_after_seconds=3)
+    harness = api_harness(fresh_home(), lock_wait_seconds=0.5, retry_after_seconds=3)
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)",
@@ -127,6 +138,7 @@ def test_a_store_held_by_another_process_is_503_with_retry_after(planned_home_te
     assert harness.get("/keys", role="admin").status_code == 200
 
 
+@both_backends
 def test_busy_error_is_a_store_error_the_cli_already_reports():
     assert issubclass(PlanStoreBusyError, Exception)
     assert PlanStoreBusyError("x", retry_after_seconds=4).retry_after_seconds == 4
@@ -138,12 +150,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_binds_loopback_and_answers_with_a_key_from_apikey_create(planned_home_template, tmp_path):
-    from plan_pipeline_tests.api.api_helpers import copy_home
-
-    home = copy_home(planned_home_template, tmp_path / "home")
-    env = {**os.environ, "PLAN_PIPELINE_HOME": str(home), "PLAN_PIPELINE_DB": str(home / "plan_store.duckdb"),
-           "DAGSTER_HOME": str(home / "dagster_home")}
+@both_backends
+def test_serve_binds_loopback_and_answers_with_a_key_from_apikey_create(fresh_home):
+    env = {k: v for k, v in os.environ.items() if k != "PLAN_STORE_URL"}
+    env.update(fresh_home().env)  # PLAN_STORE_URL on PostgreSQL
     cli = [sys.executable, "-m", "plan_pipeline.cli.main"]
     created = subprocess.run([*cli, "apikey", "create", "--name", "ops", "--role", "admin"],
                              env=env, capture_output=True, text=True, check=True)

@@ -17,6 +17,9 @@ from plan_pipeline.store.plan_catalog import PLAN_ORDERS
 from plan_pipeline.store.rules import VERSION_STATUSES
 from plan_pipeline_tests.api.api_helpers import BLANK_VERSION, INPUT_SET, PLANNED_VERSION
 
+#: Every test here runs on both store backends (``--store-backend=postgres``).
+pytestmark = pytest.mark.both_backends
+
 READ_PATHS = [
     "/plans",
     f"/plans/{PLANNED_VERSION}",

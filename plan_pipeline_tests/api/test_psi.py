@@ -10,6 +10,9 @@ import pytest
 
 from plan_pipeline_tests.api.api_helpers import BLANK_VERSION, PLANNED_VERSION
 
+#: Every test here runs on both store backends (``--store-backend=postgres``).
+pytestmark = pytest.mark.both_backends
+
 V = PLANNED_VERSION
 CELL = {"sku": "BK-100", "week": "2025-W03"}
 

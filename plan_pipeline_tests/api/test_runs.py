@@ -10,6 +10,9 @@ from plan_pipeline.api import runs as api_runs
 from plan_pipeline.api.runs import REQUESTED_BY_TAG, wait_for_background_run
 from plan_pipeline_tests.api.api_helpers import BLANK_VERSION, INPUT_SET, PLANNED_VERSION
 
+#: Every test here runs on both store backends (``--store-backend=postgres``).
+pytestmark = pytest.mark.both_backends
+
 
 def _instance(api) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(api.home / "dagster_home"))

@@ -17,6 +17,9 @@ from plan_pipeline.store import PlanStoreError
 from plan_pipeline.store.rules import ACTIVE_JOB_STATUSES
 from plan_pipeline_tests.api.api_helpers import BLANK_VERSION, PLANNED_VERSION
 
+#: Every test here runs on both store backends (``--store-backend=postgres``).
+pytestmark = pytest.mark.both_backends
+
 
 class Elements(HTMLParser):
     """Every start tag's attributes, plus the page text (to find messages)."""

@@ -386,3 +386,26 @@ def test_api_keys_on_postgres(postgres_store_url):
     assert store.api_key_principal(key) is None and store.list_api_keys(include_revoked=False) == []
     with pytest.raises(PlanStoreError, match="already revoked"):
         store.revoke_api_key("ann")
+
+
+def test_copy_database_copies_every_row_and_partition(pg_store: PlanStore, postgres_url):
+    """``copy_database`` (``CREATE DATABASE ... TEMPLATE``: the API tests' per-test copy of a planned
+    database): the copy holds the template's rows and partitions; writing it leaves the template as it was."""
+    import uuid
+
+    from plan_pipeline.store.backends.postgres import copy_database, drop_database
+
+    pg_store.replace_series("v1", "det", det_frame())
+    assert pg_store.location.dsn is not None
+    template = pg_store.location.dsn.rsplit("/", 1)[1].split("?")[0]
+    name = f"copy_{uuid.uuid4().hex[:12]}"
+    copy = PlanStore.from_url(copy_database(postgres_url, template, name))
+    try:
+        assert copy.table_counts() == pg_store.table_counts()
+        pd.testing.assert_frame_equal(copy.read_series("v1", "det"), pg_store.read_series("v1", "det"))
+        copy.replace_series("v1", "det", det_frame(offset=1.0))
+        assert sorted(pg_store.read_series("v1", "det")["demand"]) == sorted(det_frame()["demand"])
+        with pytest.raises(PlanStoreError):
+            copy_database(postgres_url, template, "bad name")
+    finally:
+        drop_database(postgres_url, name)

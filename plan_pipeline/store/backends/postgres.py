@@ -347,6 +347,24 @@ def create_database(server_url: str, database: str) -> str:
     return _database_url(server_url, database)
 
 
+def copy_database(server_url: str, template: str, database: str) -> str:
+    """Create ``database`` as a copy of ``template`` on the same server (``CREATE DATABASE ...
+    TEMPLATE``, a file copy: fast for a test's planned store); nobody may be connected to
+    ``template`` meanwhile (the store opens a connection per call and closes it). Returns the URL
+    of the new database."""
+    from psycopg import sql
+
+    check_identifier("database name", database)
+    check_identifier("database name", template)
+    admin = open_pg_connection(_database_url(server_url, "postgres"))
+    try:
+        admin.execute_composed(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(database), sql.Identifier(template)))
+    finally:
+        admin.close()
+    return _database_url(server_url, database)
+
+
 def drop_database(server_url: str, database: str) -> None:
     """Drop a database made by :func:`create_database` (its connections are ended first)."""
     from psycopg import sql
