@@ -39,3 +39,16 @@ def test_runs_backfill_refuses_an_unknown_version_and_submits_nothing(plan_env, 
     assert main(["runs", "backfill", "b1", "nope"]) == 1
     assert "nope" in capsys.readouterr().err
     assert dg.DagsterInstance.get().get_backfills() == []
+
+
+def test_runs_backfill_refuses_a_frozen_version_with_the_store_rule(plan_env, capsys):
+    store = plan_env.store
+    import_input_dir(store, BUNDLED_SAMPLE, "sample")
+    for version in ("b1", "b2"):
+        store.create_version(version, "sample", PlanningParameters())
+    store.transition_status("b2", "submitted", actor="ann")
+    store.transition_status("b2", "approved", actor="bob")
+    assert main(["runs", "backfill", "b1", "b2"]) == 1
+    err = capsys.readouterr().err
+    assert "'b2' is approved: its plan is frozen and cannot be backfilled" in err and "no backfill submitted" in err
+    assert dg.DagsterInstance.get().get_backfills() == []

@@ -18,7 +18,7 @@ from dagster._core.utils import make_new_backfill_id
 from dagster._time import get_current_timestamp
 
 from plan_pipeline.orchestration.plan.partitions import PLAN_GROUPS, register_version_partition
-from plan_pipeline.store import PlanStore
+from plan_pipeline.store import PlanConflictError, PlanStore
 
 
 class BackfillRefused(ValueError):
@@ -35,13 +35,11 @@ def submit_version_backfill(instance: dg.DagsterInstance, store: PlanStore, vers
     versions = list(dict.fromkeys(version_ids))
     if not versions:
         raise BackfillRefused("no plan version named")
-    for version_id in versions:
-        record = store.get_version(version_id)  # a clear error for an unknown version
-        if record.read_only:
-            raise BackfillRefused(f"plan version {version_id!r} is read-only ({record.source or 'imported'}): "
-                                  "its inputs are unknown, it cannot be recomputed")
-        if record.status in ("approved", "superseded"):
-            raise BackfillRefused(f"plan version {version_id!r} is {record.status}: its plan is frozen")
+    for version_id in versions:  # the rule every plan write checks (an unknown version: PlanNotFoundError)
+        try:
+            store.require_replannable(version_id, "backfilled")
+        except PlanConflictError as exc:
+            raise BackfillRefused(str(exc)) from None
     for version_id in versions:
         register_version_partition(instance, version_id)
     graph = AssetGraph.from_assets(PLAN_ASSETS)
