@@ -6,14 +6,13 @@ fixture starts the session's server; a missing server fails under CI and skips e
 """
 from __future__ import annotations
 
-import threading
+from typing import Any
 
-import pandas as pd
 import pytest
 
 from plan_pipeline.store import PlanStore
 from plan_pipeline_tests.api.api_helpers import PlannedHome, api_harness
-from plan_pipeline_tests.operations.test_operations_on_postgres import NO_WAIT_BOUND_SECONDS, det_frame, fill
+from plan_pipeline_tests.operations.test_operations_on_postgres import fill, held_writer, without_waiting
 
 pytestmark = pytest.mark.both_backends
 
@@ -29,56 +28,19 @@ def test_the_api_reads_while_a_run_writes_the_version_on_postgres(postgres_store
     fill(store, sample_dir)
     api = api_harness(PlannedHome(tmp_path / "home", postgres_store_url))
     published = store.read_series("v1", "det")
-    entered, release = threading.Event(), threading.Event()
-    writer_error: list[BaseException] = []
 
-    class Abandon(Exception):
-        pass
+    def reads() -> dict[str, Any]:
+        return {name: api.get(path, params=params) for name, path, params in (
+            ("plans", "/plans", {}), ("plan", "/plans/v1", {}),
+            ("series", "/plans/v1/series", {"level": "det"}), ("kpis", "/plans/v1/kpis", {}),
+            ("psi", "/plans/v1/psi", {"level": "det"}))}
 
-    def hold(_con) -> None:
-        entered.set()
-        if not release.wait(NO_WAIT_BOUND_SECONDS * 2):
-            raise RuntimeError("the test never released the writer")
-        raise Abandon()  # roll the write back: the store stays as it was
-
-    def write() -> None:
-        try:
-            if writer_kind == "replace":
-                store.replace_series("v1", "det", det_frame(scale=100.0), _fault=hold)
-            else:
-                store.stage_series("v1", "det", det_frame(scale=100.0), run_id="run-held", _fault=hold)
-        except Abandon:
-            pass
-        except BaseException as exc:  # reported by the test below
-            writer_error.append(exc)
-            entered.set()
-
-    writer = threading.Thread(target=write, name="v1-writer", daemon=True)
-    writer.start()
-    try:
-        assert entered.wait(NO_WAIT_BOUND_SECONDS), "the writer never reached its open transaction"
-        assert not writer_error, writer_error
-        answers: dict[str, object] = {}
-
-        def read() -> None:
-            try:
-                for name, path, params in (
-                        ("plans", "/plans", {}), ("plan", "/plans/v1", {}),
-                        ("series", "/plans/v1/series", {"level": "det"}), ("kpis", "/plans/v1/kpis", {}),
-                        ("psi", "/plans/v1/psi", {"level": "det"})):
-                    answers[name] = api.get(path, params=params)
-            except BaseException as exc:
-                answers["error"] = exc
-
-        reader = threading.Thread(target=read, name="api-reader", daemon=True)
-        reader.start()
-        reader.join(NO_WAIT_BOUND_SECONDS)
-        assert not reader.is_alive(), "the API's reads waited for the writer of v1"
-        assert "error" not in answers, answers.get("error")
+    with held_writer(store, writer_kind) as writer:
+        answers = without_waiting(reads, "the API's reads")
         bodies = {}
         for name, answer in answers.items():
-            assert answer.status_code == 200, (name, answer.text[:300])  # type: ignore[attr-defined]
-            bodies[name] = answer.json()  # type: ignore[attr-defined]
+            assert answer.status_code == 200, (name, answer.text[:300])
+            bodies[name] = answer.json()
         assert sorted(p["version_id"] for p in bodies["plans"]["plans"]) == ["v1", "v2"]
         assert bodies["plan"]["rows"] == {"det": len(published)}
         series = bodies["series"]
@@ -88,8 +50,3 @@ def test_the_api_reads_while_a_run_writes_the_version_on_postgres(postgres_store
         cells = bodies["psi"]["cells"]
         assert len(cells) == bodies["psi"]["total"] > 0 and max(c["demand"] for c in cells) < 100.0
         assert writer.is_alive()  # the writer was holding its transaction the whole time
-    finally:
-        release.set()
-        writer.join(NO_WAIT_BOUND_SECONDS)
-    assert not writer.is_alive() and not writer_error, writer_error
-    pd.testing.assert_frame_equal(store.read_series("v1", "det"), published)

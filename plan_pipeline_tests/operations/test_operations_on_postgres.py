@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
 import pytest
@@ -23,6 +26,7 @@ from plan_pipeline.store import PlanStore, PlanStoreError
 
 #: The failure bound of a read that must not wait for a writer (a hang fails the test, never a timing).
 NO_WAIT_BOUND_SECONDS = 120.0
+T = TypeVar("T")
 
 
 def det_frame(scale: float = 1.0) -> pd.DataFrame:
@@ -49,6 +53,69 @@ def content(store: PlanStore, vid: str) -> tuple:
     overrides = store.read_overrides(vid)[["id", "key_hash", "payload_json", "lock_flag"]].to_dict("records")
     return (store.read_series(vid, "det").to_dict("records"), store.read_kpis(vid, "summary").to_dict("records"),
             overrides, store.list_jobs(vid)["job_id"].tolist(), store.read_override_events(vid)["event_type"].tolist())
+
+
+class _Abandon(Exception):
+    """Raised inside the held transaction to roll it back."""
+
+
+@contextmanager
+def held_writer(store: PlanStore, writer_kind: str) -> Iterator[threading.Thread]:
+    """A thread holding version v1's write transaction open (its advisory lock; ``replace``: v1's
+    published ``det`` rows deleted and new ones inserted, ``stage``: a plan run's staged level
+    inserted; not committed) for the ``with`` body; then rolled back, and v1's rows checked unchanged."""
+    published = store.read_series("v1", "det")
+    entered, release = threading.Event(), threading.Event()
+    writer_error: list[BaseException] = []
+
+    def hold(_con) -> None:
+        entered.set()
+        if not release.wait(NO_WAIT_BOUND_SECONDS * 2):
+            raise RuntimeError("the test never released the writer")
+        raise _Abandon()  # roll the write back: the store stays as it was
+
+    def write() -> None:
+        try:
+            if writer_kind == "replace":
+                store.replace_series("v1", "det", det_frame(scale=100.0), _fault=hold)
+            else:
+                store.stage_series("v1", "det", det_frame(scale=100.0), run_id="run-held", _fault=hold)
+        except _Abandon:
+            pass
+        except BaseException as exc:  # reported below
+            writer_error.append(exc)
+            entered.set()
+
+    writer = threading.Thread(target=write, name="v1-writer", daemon=True)
+    writer.start()
+    try:
+        assert entered.wait(NO_WAIT_BOUND_SECONDS), "the writer never reached its open transaction"
+        assert not writer_error, writer_error
+        yield writer
+    finally:
+        release.set()
+        writer.join(NO_WAIT_BOUND_SECONDS)
+    assert not writer.is_alive() and not writer_error, writer_error
+    pd.testing.assert_frame_equal(store.read_series("v1", "det"), published)
+
+
+def without_waiting(reads: Callable[[], T], who: str) -> T:
+    """``reads()`` in a thread of its own: its answer, or a failure when it is not back within
+    :data:`NO_WAIT_BOUND_SECONDS` (it waited for the writer) or raised."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["answer"] = reads()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    reader = threading.Thread(target=run, name="reader", daemon=True)
+    reader.start()
+    reader.join(NO_WAIT_BOUND_SECONDS)
+    assert not reader.is_alive(), f"{who} waited for the writer of v1"
+    assert "error" not in outcome, outcome.get("error")
+    return outcome["answer"]
 
 
 @pytest.fixture
@@ -182,56 +249,22 @@ def test_the_cli_reads_while_a_run_writes_the_version_on_postgres(pg_cli, tmp_pa
     fails: nothing changes."""
     store = pg_cli
     published = store.read_series("v1", "det")
-    entered, release = threading.Event(), threading.Event()
-    writer_error: list[BaseException] = []
 
-    class Abandon(Exception):
-        pass
+    def reads() -> dict[str, Any]:
+        return {
+            "list": main(["version", "list"]),
+            "show": main(["version", "show", "v1"]),
+            "export": main(["export", "v1", "--format", "csv", "--out", str(tmp_path / "export")]),
+            "diff": main(["diff", "v1", "v2", "--level", "det", "--json"]),
+            "overrides": main(["override", "list", "v1"]),
+            "backup": main(["backup", "--out", str(tmp_path / "backups")]),
+            "trim": main(["trim", "--dry-run", "--archive-dir", str(tmp_path / "archive")]),
+            "psi": store.psi_cells("v1", "det"),
+            "series": store.read_series("v1", "det"),
+        }
 
-    def hold(_con) -> None:
-        entered.set()
-        if not release.wait(NO_WAIT_BOUND_SECONDS * 2):
-            raise RuntimeError("the test never released the writer")
-        raise Abandon()  # roll the write back: the store stays as it was
-
-    def write() -> None:
-        try:
-            if writer_kind == "replace":
-                store.replace_series("v1", "det", det_frame(scale=100.0), _fault=hold)
-            else:
-                store.stage_series("v1", "det", det_frame(scale=100.0), run_id="run-held", _fault=hold)
-        except Abandon:
-            pass
-        except BaseException as exc:  # reported by the test below
-            writer_error.append(exc)
-            entered.set()
-
-    writer = threading.Thread(target=write, name="v1-writer", daemon=True)
-    writer.start()
-    try:
-        assert entered.wait(NO_WAIT_BOUND_SECONDS), "the writer never reached its open transaction"
-        assert not writer_error, writer_error
-        outcome: dict[str, object] = {}
-
-        def read() -> None:
-            try:
-                outcome["list"] = main(["version", "list"])
-                outcome["show"] = main(["version", "show", "v1"])
-                outcome["export"] = main(["export", "v1", "--format", "csv", "--out", str(tmp_path / "export")])
-                outcome["diff"] = main(["diff", "v1", "v2", "--level", "det", "--json"])
-                outcome["overrides"] = main(["override", "list", "v1"])
-                outcome["backup"] = main(["backup", "--out", str(tmp_path / "backups")])
-                outcome["trim"] = main(["trim", "--dry-run", "--archive-dir", str(tmp_path / "archive")])
-                outcome["psi"] = store.psi_cells("v1", "det")
-                outcome["series"] = store.read_series("v1", "det")
-            except BaseException as exc:
-                outcome["error"] = exc
-
-        reader = threading.Thread(target=read, name="cli-reader", daemon=True)
-        reader.start()
-        reader.join(NO_WAIT_BOUND_SECONDS)
-        assert not reader.is_alive(), "the CLI's reads waited for the writer of v1"
-        assert "error" not in outcome, outcome.get("error")
+    with held_writer(store, writer_kind) as writer:
+        outcome = without_waiting(reads, "the CLI's reads")
         assert [outcome[k] for k in ("list", "show", "export", "diff", "overrides", "backup", "trim")] == [0] * 7
         pd.testing.assert_frame_equal(outcome["series"], published)  # the last committed rows
         assert len(outcome["psi"]) > 0
@@ -242,12 +275,6 @@ def test_the_cli_reads_while_a_run_writes_the_version_on_postgres(pg_cli, tmp_pa
         (backup,) = list_backups(tmp_path / "backups")  # v1's last committed rows, not the writer's
         assert verify_backup(backup)["tables"]["plan_series"]["rows"] == 6
         assert writer.is_alive()  # the writer was holding its transaction the whole time
-    finally:
-        release.set()
-        writer.join(NO_WAIT_BOUND_SECONDS)
-    assert not writer.is_alive() and not writer_error, writer_error
-    pd.testing.assert_frame_equal(store.read_series("v1", "det"), published)
-
 
 def test_the_legacy_import_runs_on_postgres(reference_dir, plan_env, postgres_store_url, monkeypatch, capsys):
     """``legacy-import`` (an in-process Dagster run of the legacy_import job) imports the reference
