@@ -106,6 +106,25 @@ def _require_backup_tables(con: Any, tables: Mapping[str, Any]) -> None:
             f"missing from backup: {sorted(fresh - wanted)})")
 
 
+def _load_backup_rows(con: Any, folder: Path, tables: Mapping[str, Mapping[str, Any]], order: list[str],
+                      sequences: Mapping[str, int | None]) -> dict[str, int]:
+    """Inside the caller's transaction: empty every schema table, load each backup table's file in
+    ``order`` (checked against the manifest's row count), move the sequences on. Rows per table."""
+    rows: dict[str, int] = {}
+    for table in SCHEMA_TABLES:
+        con.execute(f"DELETE FROM {ident(table)}")
+    for table in order:
+        entry = tables[table]
+        rows[table] = load_parquet_into(con, table, Path(folder) / entry["file"])
+        if rows[table] != entry["rows"]:
+            raise PlanStoreError(f"{table}: loaded {rows[table]} rows, manifest lists {entry['rows']}")
+    for sequence, last_value in sequences.items():
+        ident(sequence)
+        advance_sequence(con, sequence, last_value)
+    catch_up_sequences(con)
+    return rows
+
+
 def build_store_file(db_path: Path, folder: Path, tables: Mapping[str, Mapping[str, Any]],
                      sequences: Mapping[str, int | None]) -> dict[str, int]:
     """Build a new store file at ``db_path``: this release's schema, then every table's rows from
@@ -119,16 +138,7 @@ def build_store_file(db_path: Path, folder: Path, tables: Mapping[str, Mapping[s
         apply_migrations(con)
         _require_backup_tables(con, tables)
         with transaction(con):
-            for table in SCHEMA_TABLES:
-                con.execute(f"DELETE FROM {ident(table)}")
-            for table, entry in tables.items():
-                rows[table] = load_parquet_into(con, table, Path(folder) / entry["file"])
-                if rows[table] != entry["rows"]:
-                    raise PlanStoreError(f"{table}: loaded {rows[table]} rows, manifest lists {entry['rows']}")
-            for sequence, last_value in sequences.items():
-                ident(sequence)
-                advance_sequence(con, sequence, last_value)
-            catch_up_sequences(con)
+            rows = _load_backup_rows(con, folder, tables, list(tables), sequences)
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -163,18 +173,8 @@ def restore_into_postgres(dsn: str, folder: Path, tables: Mapping[str, Mapping[s
             if held:
                 raise PlanStoreError(f"the PostgreSQL database holds {held} rows: a backup is restored into an "
                                      "empty database (create one, restore, then point PLAN_STORE_URL at it)")
-            for table in SCHEMA_TABLES:
-                con.execute(f"DELETE FROM {ident(table)}")
             order = [t for t in _PG_LOAD_FIRST if t in tables] + [t for t in tables if t not in _PG_LOAD_FIRST]
-            for table in order:
-                entry = tables[table]
-                rows[table] = load_parquet_into(con, table, Path(folder) / entry["file"])
-                if rows[table] != entry["rows"]:
-                    raise PlanStoreError(f"{table}: loaded {rows[table]} rows, manifest lists {entry['rows']}")
-            for sequence, last_value in sequences.items():
-                ident(sequence)
-                advance_sequence(con, sequence, last_value)
-            catch_up_sequences(con)
+            rows = _load_backup_rows(con, folder, tables, order, sequences)
     finally:
         con.close()
     return rows
