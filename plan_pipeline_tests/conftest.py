@@ -42,19 +42,36 @@ def sample_dir() -> Path:
 
 
 @pytest.fixture
-def plan_env(tmp_path, monkeypatch):
-    """A fresh project home: DuckDB plan store + DAGSTER_HOME with the project's dagster.yaml."""
+def plan_env(homes, tmp_path, monkeypatch, request):
+    """A fresh project home: a plan store of the selected backend (the home's DuckDB file, or with
+    ``--store-backend=postgres`` a new database) + DAGSTER_HOME with the project's dagster.yaml."""
     from plan_pipeline.cli.environment import resolve_environment
     from plan_pipeline.orchestration.plan.launch import prepare_dagster_home
 
-    home = tmp_path / "home"
-    monkeypatch.setenv("PLAN_PIPELINE_HOME", str(home))
-    monkeypatch.setenv("PLAN_PIPELINE_DB", str(home / "plan_store.duckdb"))
-    monkeypatch.delenv("PLAN_STORE_URL", raising=False)  # the CLI and Dagster run on DuckDB (PostgreSQL: issue 15)
-    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
+    home = homes.new(tmp_path / "home", request.addfinalizer)
+    home.apply(monkeypatch)
     env = resolve_environment(None, None)
     prepare_dagster_home(env.dagster_home)
-    return env
+    yield env
+    home.check_no_duckdb_file()
+
+
+@pytest.fixture(scope="session")
+def homes(request):
+    """Makes project homes (and bare stores) on the selected backend: plan_pipeline_tests/project_homes.py."""
+    from plan_pipeline_tests.project_homes import HomeFactory
+
+    server = request.getfixturevalue("postgres_url") if request.config.getoption("--store-backend") == "postgres" else None
+    factory = HomeFactory(server)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def home_copy(homes, request):
+    """``home_copy(template, target)``: a copy of a template ProjectHome in ``target`` (on
+    PostgreSQL with a database of its own, dropped after the test)."""
+    return lambda template, target: homes.copy(template, target, request.addfinalizer)
 
 
 STORE_BACKENDS = ("duckdb", "postgres")
@@ -71,11 +88,24 @@ def pytest_addoption(parser):
     )
 
 
+#: Tests of something only the DuckDB backend has (its file, its lock): ``duckdb_only("why")``;
+#: ``--store-backend=postgres`` leaves them out even in a ``both_backends`` module.
+DUCKDB_ONLY = "duckdb_only"
+
+
+def _runs_on_postgres(item) -> bool:
+    return item.get_closest_marker(BOTH_BACKENDS) is not None and item.get_closest_marker(DUCKDB_ONLY) is None
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        marker = item.get_closest_marker(DUCKDB_ONLY)
+        if marker is not None and not (marker.args and str(marker.args[0]).strip()):
+            raise pytest.UsageError(f"{item.nodeid}: duckdb_only needs the reason as its argument")
     if config.getoption("--store-backend") != "postgres":
         return
-    kept = [item for item in items if item.get_closest_marker(BOTH_BACKENDS)]
-    left = [item for item in items if not item.get_closest_marker(BOTH_BACKENDS)]
+    kept = [item for item in items if _runs_on_postgres(item)]
+    left = [item for item in items if not _runs_on_postgres(item)]
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = kept

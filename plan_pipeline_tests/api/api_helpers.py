@@ -6,9 +6,6 @@ On ``--store-backend=postgres`` the planned store is a PostgreSQL template datab
 database made from it (``CREATE DATABASE ... TEMPLATE``) beside a copy of the home folder."""
 from __future__ import annotations
 
-import shutil
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from plan_pipeline.api.settings import ApiSettings
 from plan_pipeline.planning.parameters import PlanningParameters
 from plan_pipeline.store import PlanStore
 from plan_pipeline_tests.conftest import BUNDLED_SAMPLE
+from plan_pipeline_tests.project_homes import ProjectHome
 
 #: Versions of the planned home: ``base`` planned (default parameters) and ``blank`` (a draft
 #: on the same input set, never planned).
@@ -29,64 +27,19 @@ BLANK_VERSION = "blank"
 INPUT_SET = "sample"
 
 
-@dataclass(frozen=True)
-class PlannedHome:
-    """A project home (its folder) and its plan store: the home's DuckDB file, or the PostgreSQL
-    database ``store_url`` (then ``database`` on the server ``server_url``)."""
-
-    home: Path
-    store_url: str | None = None
-    server_url: str | None = None
-    database: str | None = None
-
-    @property
-    def env(self) -> dict[str, str]:
-        """The environment variables that point the CLI and the API at this home and its store."""
-        env = {"PLAN_PIPELINE_HOME": str(self.home), "PLAN_PIPELINE_DB": str(self.home / "plan_store.duckdb"),
-               "DAGSTER_HOME": str(self.home / "dagster_home")}
-        if self.store_url:
-            env["PLAN_STORE_URL"] = self.store_url
-        return env
+#: A planned home (plan_pipeline_tests/project_homes.py)
+PlannedHome = ProjectHome
 
 
-def build_planned_home(home: Path, server_url: str | None = None) -> PlannedHome:
-    """Import the bundled sample, create and plan ``base``, create ``blank``; on a PostgreSQL
-    server (``server_url``) into a new database of it, else into the home's DuckDB file."""
-    import pytest
-
+def build_planned_home(planned: PlannedHome) -> PlannedHome:
+    """Import the bundled sample into the (empty) home, create and plan ``base``, create ``blank``."""
     from plan_pipeline_tests.exports.report_helpers import plan_home
 
-    planned = PlannedHome(home)
-    if server_url is not None:
-        from plan_pipeline.store.backends.postgres import create_database
-
-        database = f"api_template_{uuid.uuid4().hex[:12]}"
-        planned = PlannedHome(home, create_database(server_url, database), server_url, database)
-    with pytest.MonkeyPatch.context() as mp:
-        if planned.store_url:
-            mp.setenv("PLAN_STORE_URL", planned.store_url)
-        else:
-            mp.delenv("PLAN_STORE_URL", raising=False)
-        env = plan_home(home, {PLANNED_VERSION: (BUNDLED_SAMPLE, INPUT_SET, PlanningParameters())})
-        env.store.create_version(BLANK_VERSION, INPUT_SET, PlanningParameters())
-    if planned.store_url:
-        assert env.store.is_postgres and not (home / "plan_store.duckdb").exists(), "planned into a DuckDB file"
+    env = plan_home(planned, {PLANNED_VERSION: (BUNDLED_SAMPLE, INPUT_SET, PlanningParameters())})
+    env.store.create_version(BLANK_VERSION, INPUT_SET, PlanningParameters())
+    assert env.store.is_postgres == planned.is_postgres
+    planned.check_no_duckdb_file()
     return planned
-
-
-def copy_home(template: PlannedHome, target: Path, cleanup: Callable[[Callable[[], None]], None]) -> PlannedHome:
-    """A copy of the planned home in ``target`` (and of its PostgreSQL database: dropped through
-    ``cleanup``, e.g. ``request.addfinalizer``)."""
-    shutil.copytree(template.home, target)
-    if template.database is None:
-        return PlannedHome(target)
-    from plan_pipeline.store.backends.postgres import copy_database, drop_database
-
-    server, database = template.server_url, f"api_{uuid.uuid4().hex[:16]}"
-    assert server is not None
-    url = copy_database(server, template.database, database)
-    cleanup(lambda: drop_database(server, database))
-    return PlannedHome(target, url, server, database)
 
 
 @dataclass

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from plan_pipeline_tests.api.api_helpers import PlannedHome, api_harness, build_planned_home, copy_home
+from plan_pipeline_tests.api.api_helpers import PlannedHome, api_harness, build_planned_home
 
 
 @pytest.fixture(scope="session")
-def planned_home_template(tmp_path_factory, request):
+def planned_home_template(tmp_path_factory, homes):
     """The bundled sample planned once per session (copied, never used directly)."""
-    server = None
-    if request.config.getoption("--store-backend") == "postgres":
-        server = request.getfixturevalue("postgres_url")
-    planned = build_planned_home(tmp_path_factory.mktemp("api_template") / "home", server)
-    yield planned
-    if planned.database is not None:
-        from plan_pipeline.store.backends.postgres import drop_database
-
-        assert planned.server_url is not None
-        drop_database(planned.server_url, planned.database)
+    return build_planned_home(homes.new(tmp_path_factory.mktemp("api_template") / "home", prefix="api_template"))
 
 
 @pytest.fixture
-def fresh_home(planned_home_template, tmp_path, request):
+def fresh_home(planned_home_template, tmp_path, home_copy):
     """``fresh_home(name)``: a new copy of the planned home in ``tmp_path / name`` (and of its database)."""
     def make(name: str = "home") -> PlannedHome:
-        return copy_home(planned_home_template, tmp_path / name, request.addfinalizer)
+        return home_copy(planned_home_template, tmp_path / name)
     return make
 
 

@@ -14,13 +14,13 @@ from .cli_helpers import build_demo_home, run_main, use_home_copy
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return build_demo_home(tmp_path_factory.mktemp("export-target"))
+def template(tmp_path_factory, homes):
+    return build_demo_home(tmp_path_factory.mktemp("export-target"), homes)
 
 
 @pytest.fixture
-def home(template, tmp_path, monkeypatch):
-    return use_home_copy(template, tmp_path, monkeypatch)
+def home(template, tmp_path, monkeypatch, home_copy):
+    return use_home_copy(template, tmp_path, monkeypatch, home_copy)
 
 
 def export(home, version, fmt, out) -> int:

@@ -9,19 +9,21 @@ from plan_pipeline_tests.cli.cli_helpers import run_main, use_home_copy
 from plan_pipeline_tests.conftest import BUNDLED_SAMPLE
 from plan_pipeline_tests.exports.report_helpers import assert_non_trivial_png, parse_page, plan_home
 
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
+
 CHARTS = ["family_month.png", "weekly_load.png", "inventory_top_skus.png"]
 
 
 @pytest.fixture(scope="module")
-def planned_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("cli-report") / "home"
+def planned_home(tmp_path_factory, homes):
+    home = homes.new(tmp_path_factory.mktemp("cli-report") / "home")
     env = plan_home(home, {"v1": (BUNDLED_SAMPLE, "sample", PlanningParameters())})
     env.store.create_version("draft-only", "sample", PlanningParameters())
     return home
 
 
-def test_report_writes_the_page_and_charts_and_prints_their_paths(planned_home, tmp_path, monkeypatch, capsys):
-    home = use_home_copy(planned_home, tmp_path, monkeypatch)
+def test_report_writes_the_page_and_charts_and_prints_their_paths(planned_home, tmp_path, monkeypatch, home_copy, capsys):
+    home = use_home_copy(planned_home, tmp_path, monkeypatch, home_copy)
     out = tmp_path / "my report"
     assert run_main(["--home", str(home), "report", "v1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
@@ -33,8 +35,8 @@ def test_report_writes_the_page_and_charts_and_prints_their_paths(planned_home, 
 
 
 def test_without_out_the_report_goes_to_plan_report_version_in_the_current_folder(planned_home, tmp_path,
-                                                                                   monkeypatch, capsys):
-    home = use_home_copy(planned_home, tmp_path, monkeypatch)  # also chdir(tmp_path)
+                                                                                   monkeypatch, home_copy, capsys):
+    home = use_home_copy(planned_home, tmp_path, monkeypatch, home_copy)  # also chdir(tmp_path)
     assert run_main(["--home", str(home), "report", "v1"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == str(tmp_path / "plan-report-v1" / "report.html")
     assert (tmp_path / "plan-report-v1" / "report.html").is_file()
@@ -46,9 +48,9 @@ def test_without_out_the_report_goes_to_plan_report_version_in_the_current_folde
                    "(`plan-pipeline materialize draft-only`)"),
     ("..", "error: invalid version id '..'"),
 ])
-def test_a_version_without_a_plan_is_refused_in_one_line(planned_home, tmp_path, monkeypatch, capsys, version,
+def test_a_version_without_a_plan_is_refused_in_one_line(planned_home, tmp_path, monkeypatch, home_copy, capsys, version,
                                                          message):
-    home = use_home_copy(planned_home, tmp_path, monkeypatch)
+    home = use_home_copy(planned_home, tmp_path, monkeypatch, home_copy)
     assert run_main(["--home", str(home), "report", version, "--out", str(tmp_path / "out")]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1 and captured.err.startswith(message)

@@ -16,6 +16,7 @@ from plan_pipeline_tests.cli.cli_helpers import bare_environ, cli_subprocess
 from plan_pipeline_tests.conftest import require_reference
 from plan_pipeline_tests.e2e.harness import REPO_ROOT, assert_real_screenshot, which_chromium
 from plan_pipeline_tests.exports.report_helpers import plan_home
+from plan_pipeline_tests.project_homes import ProjectHome
 
 SCREENSHOT_DIR = Path(os.environ.get("PLAN_PIPELINE_SCREENSHOT_DIR") or REPO_ROOT / "docs" / "images")
 SCREENSHOT = "plan-report.png"
@@ -28,12 +29,12 @@ def test_the_report_screenshot(tmp_path):
         if os.environ.get("CI"):
             pytest.fail("chromium is missing (.ci/run installs Debian's chromium when /usr/bin/chromium is absent)")
         pytest.skip("chromium not installed: apt-get install chromium")
-    home = tmp_path / "home"
+    home = ProjectHome(tmp_path / "home")  # the screenshot: DuckDB (the report reads the same rows on either backend)
     plan_home(home, {"tight-march": (require_reference() / "inputs" / "sample_tight", "tight",
                                      PlanningParameters(cutover_date="2025-03-15", preset="blend",
                                                         apply_adjusted=True))})
     out = tmp_path / "report"
-    result = cli_subprocess("--home", str(home), "report", "tight-march", "--out", str(out))
+    result = cli_subprocess("--home", str(home.home), "report", "tight-march", "--out", str(out))
     assert result.returncode == 0, result.stderr
     page = out / "report.html"
     assert result.stdout.splitlines()[0] == str(page)

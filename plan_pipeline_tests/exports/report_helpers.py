@@ -11,22 +11,20 @@ import pytest
 
 from plan_pipeline.inputs.importer import import_input_dir
 from plan_pipeline.planning.parameters import PlanningParameters
+from plan_pipeline_tests.project_homes import ProjectHome
 
-HOME_VARS = ("PLAN_PIPELINE_HOME", "PLAN_PIPELINE_DB", "DAGSTER_HOME")
 #: HTML elements that have no end tag.
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"}
 
 
-def plan_home(home: Path, versions: dict[str, tuple[Path, str, PlanningParameters]]):
+def plan_home(home: ProjectHome, versions: dict[str, tuple[Path, str, PlanningParameters]]):
     """Import each input folder, create each version (``{version: (folder, label, params)}``)
-    and materialize it with ``plan_job`` on the home's instance; returns the CLI environment."""
+    and materialize it with ``plan_job`` on the home's instance and store; returns the CLI environment."""
     from plan_pipeline.cli.environment import resolve_environment
     from plan_pipeline.orchestration.plan.launch import materialize_version, prepare_dagster_home
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PLAN_PIPELINE_HOME", str(home))
-        mp.setenv("PLAN_PIPELINE_DB", str(home / "plan_store.duckdb"))
-        mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
+        home.apply(mp)
         env = resolve_environment(None, None)
         prepare_dagster_home(env.dagster_home)
         store = env.store

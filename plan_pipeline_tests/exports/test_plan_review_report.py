@@ -42,11 +42,11 @@ BASE_CHARTS = [FAMILY_MONTH_CHART, WEEKLY_LOAD_CHART, INVENTORY_CHART]
 
 
 @pytest.fixture(scope="module")
-def planned(tmp_path_factory):
+def planned(tmp_path_factory, homes):
     """``plain``: the bundled sample, default parameters; ``tight``: sample_tight (capacity short
     most weeks) with a March cutover, the blend preset and the anchored branch applied."""
     tight_dir = require_reference() / "inputs" / "sample_tight"
-    env = plan_home(tmp_path_factory.mktemp("report") / "home", {
+    env = plan_home(homes.new(tmp_path_factory.mktemp("report") / "home"), {
         "plain": (BUNDLED_SAMPLE, "sample", PlanningParameters()),
         "tight": (tight_dir, "tight", PlanningParameters(cutover_date="2025-03-15", preset="blend",
                                                          apply_adjusted=True)),

@@ -37,18 +37,18 @@ CTRL = "a\x07b\x1bc"
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return build_demo_home(tmp_path_factory.mktemp("hostile"))
+def template(tmp_path_factory, homes):
+    return build_demo_home(tmp_path_factory.mktemp("hostile"), homes)
 
 
 @pytest.fixture
-def home(template, tmp_path, monkeypatch):
+def home(template, tmp_path, monkeypatch, home_copy):
     def no_exec(*args, **kwargs):  # `ui` must never replace the test process
         raise AssertionError(f"os.execvpe called: {args}")
 
     monkeypatch.setattr(os, "execvpe", no_exec)
     (tmp_path / "plain.txt").write_text("not a folder, not a DuckDB file\n")
-    return use_home_copy(template, tmp_path, monkeypatch)
+    return use_home_copy(template, tmp_path, monkeypatch, home_copy)
 
 
 def case(argv, code, fragment, lines=1, id=None):
