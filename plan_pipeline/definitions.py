@@ -28,10 +28,12 @@ DOMAIN_DEFINITIONS = (plan.defs, legacy_import.defs, maintenance.defs, inbox.def
 __all__ = ["DOMAIN_DEFINITIONS", "PLAN_ASSETS", "build_definitions", "build_resources", "defs"]
 
 
-def build_definitions(db_path: str | None = None) -> dg.Definitions:
+def build_definitions(db_path: str | None = None, *, store_url: str | None = None) -> dg.Definitions:
+    """Every domain's definitions on one plan store (``store_url`` or the DuckDB file ``db_path``;
+    neither: the store the environment names, resolved when a step runs)."""
     return with_run_ledger(dg.Definitions.merge(
         *DOMAIN_DEFINITIONS,
-        dg.Definitions(resources=build_resources(db_path), executor=plan_executor()),
+        dg.Definitions(resources=build_resources(db_path, store_url=store_url), executor=plan_executor()),
     ))
 
 

@@ -24,11 +24,12 @@ defs = dg.Definitions(
 )
 
 
-def build_resources(db_path: str | None = None) -> dict:
-    """The resources of every domain: the plan store (``db_path`` unset = resolved when a step
-    runs), the plan IO managers on it, and the plan targets of the WARN checks (defaults; a run
-    may change them in the launchpad)."""
-    store = PlanStoreResource(db_path=db_path)
+def build_resources(db_path: str | None = None, *, store_url: str | None = None) -> dict:
+    """The resources of every domain: the plan store (``store_url``, ``duckdb:///path`` or
+    ``postgresql://...``, or the DuckDB file ``db_path``; neither = resolved when a step runs), the
+    plan IO managers on it, and the plan targets of the WARN checks (defaults; a run may change
+    them in the launchpad)."""
+    store = PlanStoreResource(db_path=db_path, store_url=store_url)
     return {
         "plan_store": store,
         "plan_series_io_manager": PlanSeriesIOManager(plan_store=store),
