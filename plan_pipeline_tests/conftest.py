@@ -109,10 +109,29 @@ def pytest_collection_modifyitems(config, items):
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = kept
+    config.stash[_LEFT_OUT] = left
+
+
+_LEFT_OUT = pytest.StashKey[list]()
 
 
 def pytest_report_header(config):
     return f"plan store backend: {config.getoption('--store-backend')}"
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """On PostgreSQL: what was left out and why (DuckDB-only reasons; tests not marked both_backends, by module)."""
+    left = config.stash.get(_LEFT_OUT, None)
+    if not left:
+        return
+    reasons: dict[str, int] = {}
+    for item in left:
+        marker = item.get_closest_marker(DUCKDB_ONLY)
+        why = f"duckdb_only: {marker.args[0]}" if marker else f"not marked both_backends ({item.path.parent.name}/{item.path.name})"
+        reasons[why] = reasons.get(why, 0) + 1
+    terminalreporter.section("left out on --store-backend=postgres")
+    for why, count in sorted(reasons.items()):
+        terminalreporter.write_line(f"{count:4d}  {why}")
 
 
 @pytest.fixture

@@ -112,6 +112,7 @@ def test_every_action_a_route_checks_has_roles_and_admin_may_do_all():
     assert all("admin" in roles for roles in ACTION_ROLES.values())
 
 
+@pytest.mark.duckdb_only("the DuckDB file lock held by another process (PostgreSQL: test_api_on_postgres.py)")
 def test_a_store_held_by_another_process_is_503_with_retry_after(fresh_home):
     """A real second process holds the DuckDB file: the request waits the bounded time, then 503.
     DuckDB only: a PostgreSQL database has no file lock."""

@@ -135,6 +135,7 @@ def test_gauges_equal_the_store(api):
         assert size == store_size_bytes(store) > 0
 
 
+@pytest.mark.duckdb_only("the DuckDB file lock held by another process")
 def test_a_store_held_by_another_process_is_plan_store_up_0_not_an_error(fresh_home):
     harness = api_harness(fresh_home(), lock_wait_seconds=0.5)
     assert harness.get("/keys", role="admin").status_code == 200

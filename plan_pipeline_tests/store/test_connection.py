@@ -11,6 +11,8 @@ import pytest
 from plan_pipeline.store import PlanStoreError
 from plan_pipeline.store.connection import open_connection
 
+pytestmark = pytest.mark.duckdb_only("waiting for the DuckDB file lock")
+
 
 def test_a_store_held_by_another_process_is_waited_for_then_refused_naming_the_holder(tmp_path, caplog):
     path = tmp_path / "store.duckdb"

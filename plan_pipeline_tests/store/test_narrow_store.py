@@ -19,6 +19,8 @@ from plan_pipeline.store.errors import PlanStoreError
 from plan_pipeline.store.schema import SCHEMA_VERSION
 from plan_pipeline.store.series_tables import SERIES_COLUMNS, SERIES_TABLE_NAMES, series_table_for
 
+pytestmark = pytest.mark.duckdb_only("DuckDB's migration 7 and its physical tables behind plan_series (PostgreSQL partitions by version: test_postgres_store.py)")
+
 FIXTURE = Path(__file__).parent / "fixtures" / "schema6_store"
 NARROW_LEVELS = {"det", "det_adjusted", "mrp", "mrp_adjusted", "mrp_final", "mrp_final_adjusted"}
 

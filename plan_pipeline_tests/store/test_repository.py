@@ -29,6 +29,7 @@ def version_store(store: PlanStore, sample_dir):
     return store
 
 
+@pytest.mark.duckdb_only("DuckDB's migration chain and catalog (PostgreSQL's: test_postgres_store.py)")
 def test_migrations_apply_once_and_record_schema_version(store: PlanStore):
     assert store.initialise() == SCHEMA_VERSION
     # reopening applies nothing new and keeps one row per migration
@@ -44,6 +45,7 @@ def test_migrations_apply_once_and_record_schema_version(store: PlanStore):
         assert table in tables
 
 
+@pytest.mark.duckdb_only("upgrades a schema-1 DuckDB file (PostgreSQL stores start at the current schema)")
 def test_migration_2_moves_detail_supply_plan_out_of_json(tmp_path):
     """A store written at schema 1 (supply_plan in extra_json) reads back the same frame after upgrade."""
     from plan_pipeline.store.schema import MIGRATIONS
@@ -172,6 +174,7 @@ def test_audit_events_survive_a_rewrite_of_plan_rows(version_store: PlanStore):
     assert len(overrides) == 1 and bool(overrides["lock_flag"].iat[0]) is True
 
 
+@pytest.mark.both_backends
 def test_delete_version_cascades_every_child_table(version_store: PlanStore):
     store = version_store
     store.create_version("v2", "sample", PlanningParameters())
@@ -186,7 +189,7 @@ def test_delete_version_cascades_every_child_table(version_store: PlanStore):
     removed = store.delete_version("v1")
     assert removed["plan_series"] == 6 and removed["plan_kpis"] == 1 and removed["plan_jobs"] == 1
     assert removed["plan_override_events"] == 1 and removed["plan_overrides"] == 1 and removed["plan_artifacts"] == 1
-    with duckdb.connect(str(store.path)) as con:
+    with store.connect() as con:
         for table in (*VERSION_CHILD_TABLES, "plan_versions"):
             left = con.execute(f"SELECT event_type FROM {table} WHERE version_id = 'v1'").fetchall() \
                 if table == "plan_override_events" else \
@@ -273,6 +276,7 @@ def test_detail_frame_without_supply_plan_round_trips(version_store: PlanStore):
     assert rows["supply_plan"].isna().all()
 
 
+@pytest.mark.duckdb_only("DuckDB's memory_limit setting for bulk writes")
 def test_bulk_write_memory_limit_is_configurable_and_validated(version_store: PlanStore, monkeypatch):
     from plan_pipeline.store.repository import WRITE_MEMORY_LIMIT_ENV, bulk_write_memory_limit
 
@@ -323,16 +327,23 @@ def test_mrp_alias_column_must_equal_its_original(version_store: PlanStore):
     pd.testing.assert_frame_equal(version_store.read_series("v1", "mrp"), mrp)
 
 
+@pytest.mark.both_backends
 def test_a_failed_plan_write_reports_its_real_error_and_keeps_the_previous_rows(version_store: PlanStore):
-    """A write that DuckDB refuses (here: an empty demand for a NOT NULL column) fails with
-    DuckDB's own message, not with "Current transaction is aborted" from a statement run after
-    it, and the level keeps its previous rows."""
+    """A write that the database refuses (here: an empty demand for a NOT NULL column) fails with
+    the database's own message, not with "Current transaction is aborted" from a statement run
+    after it, and the level keeps its previous rows."""
     version_store.replace_series("v1", "det", det_frame(), run_id="good")
     before = version_store.read_series("v1", "det")
     broken = det_frame()
     broken["demand"] = broken["demand"].astype(object)
     broken.loc[0, "demand"] = None
-    with pytest.raises(duckdb.ConstraintException, match="NOT NULL constraint failed"):
+    if version_store.is_postgres:
+        import psycopg
+
+        refused = pytest.raises(psycopg.errors.NotNullViolation, match='null value in column "demand"')
+    else:
+        refused = pytest.raises(duckdb.ConstraintException, match="NOT NULL constraint failed")
+    with refused:
         version_store.stage_series("v1", "det", broken, run_id="bad")
     pd.testing.assert_frame_equal(version_store.read_series("v1", "det"), before)
     assert version_store.level_state("v1", "det", "bad") is None
@@ -401,6 +412,7 @@ def test_free_version_id_skips_taken_and_deleted_ids(version_store: PlanStore, m
     assert store.duplicate_version("v1").version_id == "v20250101-000000-3"
 
 
+@pytest.mark.duckdb_only("DuckDB's Arrow read path (PostgreSQL's: test_postgres_store.py)")
 def test_series_read_keeps_nullable_and_extra_columns_exactly(version_store: PlanStore):
     """read_series reads through Arrow: every dtype the frame was written with comes back
     (nullable ints and bools as Int64 / boolean, text NULL as None, NaN floats), equal to the
@@ -444,6 +456,7 @@ def test_series_read_keeps_nullable_and_extra_columns_exactly(version_store: Pla
     pd.testing.assert_frame_equal(empty, former_read())
 
 
+@pytest.mark.duckdb_only("counts DuckDB read-only file connections")
 def test_reading_shares_one_read_only_snapshot(version_store: PlanStore, monkeypatch):
     """Inside ``reading()`` every call uses one read-only connection and transaction."""
     import plan_pipeline.store.base as base

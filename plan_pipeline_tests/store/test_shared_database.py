@@ -13,6 +13,8 @@ from plan_pipeline.store import PlanStore, PlanStoreBusyError
 from plan_pipeline.store.connection import open_connection, writer_is_waiting, writer_waiting_marker
 from plan_pipeline.store.shared_database import IDLE_RELEASE_SECONDS, SharedDatabase
 
+pytestmark = pytest.mark.duckdb_only("a server's kept-open DuckDB file and its hand-over (PostgreSQL has no file)")
+
 WRITER = """
 import sys, time
 sys.path.insert(0, sys.argv[2])
