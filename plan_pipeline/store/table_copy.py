@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,26 +189,9 @@ def copy_parts_to(
     rows = 0
     try:
         if fmt == "parquet":
-            import pyarrow.parquet as pq
-
             con.execute("SELECT 1").fetchall()  # see copy_query_to
-            writer = None
-            try:
-                for sql, params in parts:
-                    reader = con.sql(sql, params=list(params)).to_arrow_reader(BATCH_ROWS)
-                    if writer is None:
-                        writer = pq.ParquetWriter(str(tmp), reader.schema)
-                    elif not reader.schema.equals(writer.schema):
-                        raise PlanStoreError(f"{path.name}: the parts of one file have different columns")
-                    for batch in reader:
-                        if batch.num_rows:
-                            writer.write_batch(batch)
-                            rows += batch.num_rows
-            finally:
-                if writer is not None:
-                    writer.close()
-            if writer is None:
-                raise PlanStoreError(f"{path.name}: nothing to write (no parts)")
+            readers = (con.sql(sql, params=list(params)).to_arrow_reader(BATCH_ROWS) for sql, params in parts)
+            rows = _write_parquet_parts(tmp, path.name, ((reader.schema, reader) for reader in readers))
         else:
             part = path.with_name(f".{path.name}.part")
             with open(tmp, "wb", buffering=0) as out:
@@ -447,6 +430,47 @@ def _text_value(value: Any, oid: int, fmt: str) -> Any:
     return value
 
 
+def _write_parquet_parts(tmp: Path, name: str, parts: Iterable[tuple[Any, Iterable[Any]]]) -> int:
+    """Write one Parquet file ``tmp`` from ``parts``, each a pyarrow schema and its record
+    batches (or tables), taken one part after the other; every part must have the first one's
+    columns. Returns the row count. ``name``: the file's name for messages."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    rows = 0
+    try:
+        for schema, chunks in parts:
+            if writer is None:
+                writer = pq.ParquetWriter(str(tmp), schema)
+            elif not schema.equals(writer.schema):
+                raise PlanStoreError(f"{name}: the parts of one file have different columns")
+            for chunk in chunks:
+                if chunk.num_rows:
+                    writer.write(chunk)
+                    rows += chunk.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise PlanStoreError(f"{name}: nothing to write (no parts)")
+    return rows
+
+
+def _pg_arrow_part(con, sql: str, params: Sequence[Any]) -> tuple[Any, list[Any]]:
+    """PostgreSQL: one part's rows read through the connection as an Arrow schema and table."""
+    import pyarrow as pa
+
+    result = con.execute(sql, list(params))
+    schema = pa.schema([(c.name, _arrow_type(c.type_code)) for c in result.description or []])
+    data = result.fetchall()
+    if not data:
+        return schema, []
+    columns = list(zip(*data))
+    return schema, [pa.Table.from_arrays(
+        [pa.array([float(v) if v is not None and field.type == pa.float64() else v for v in col], type=field.type)
+         for col, field in zip(columns, schema)], schema=schema)]
+
+
 def _pg_copy_parts(con, parts: Sequence[tuple[str, Sequence[Any]]], path: Path, fmt: str,
                    envelope: tuple[bytes, bytes]) -> int:
     """PostgreSQL: :func:`copy_parts_to`'s file (the same bytes for CSV and JSON, the same Parquet
@@ -459,32 +483,7 @@ def _pg_copy_parts(con, parts: Sequence[tuple[str, Sequence[Any]]], path: Path, 
     rows = 0
     try:
         if fmt == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            writer = None
-            try:
-                for sql, params in parts:
-                    result = con.execute(sql, list(params))
-                    described = result.description or []
-                    schema = pa.schema([(c.name, _arrow_type(c.type_code)) for c in described])
-                    data = result.fetchall()
-                    if writer is None:
-                        writer = pq.ParquetWriter(str(tmp), schema)
-                    elif not schema.equals(writer.schema):
-                        raise PlanStoreError(f"{path.name}: the parts of one file have different columns")
-                    if data:
-                        columns = list(zip(*data))
-                        writer.write_table(pa.Table.from_arrays(
-                            [pa.array([float(v) if v is not None and field.type == pa.float64() else v
-                                       for v in col], type=field.type) for col, field in zip(columns, schema)],
-                            schema=schema))
-                        rows += len(data)
-            finally:
-                if writer is not None:
-                    writer.close()
-            if writer is None:
-                raise PlanStoreError(f"{path.name}: nothing to write (no parts)")
+            rows = _write_parquet_parts(tmp, path.name, (_pg_arrow_part(con, sql, params) for sql, params in parts))
         else:
             with open(tmp, "wb") as out:
                 out.write(envelope[0])

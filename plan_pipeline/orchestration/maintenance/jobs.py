@@ -101,6 +101,7 @@ def trim_metadata(report) -> dict:
         else dg.MetadataValue.null(),
         "bytes_reclaimed": dg.MetadataValue.int(report.bytes_reclaimed) if report.bytes_reclaimed is not None
         else dg.MetadataValue.null(),
+        "reclaimed_by": dg.MetadataValue.text(report.reclaimed_by),
         "archive_dir": dg.MetadataValue.path(report.archive_dir),
         "policy": dg.MetadataValue.json(report.policy),
         "leftovers": dg.MetadataValue.json(report.leftovers),
