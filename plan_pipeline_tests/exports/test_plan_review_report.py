@@ -38,15 +38,23 @@ from plan_pipeline_tests.exports.report_helpers import (
     plan_home,
 )
 
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
+
 BASE_CHARTS = [FAMILY_MONTH_CHART, WEEKLY_LOAD_CHART, INVENTORY_CHART]
 
 
 @pytest.fixture(scope="module")
-def planned(tmp_path_factory, homes):
+def report_home(tmp_path_factory, homes):
+    """The project home the planned versions live in (its store: ``planned``)."""
+    return homes.new(tmp_path_factory.mktemp("report") / "home")
+
+
+@pytest.fixture(scope="module")
+def planned(report_home):
     """``plain``: the bundled sample, default parameters; ``tight``: sample_tight (capacity short
     most weeks) with a March cutover, the blend preset and the anchored branch applied."""
     tight_dir = require_reference() / "inputs" / "sample_tight"
-    env = plan_home(homes.new(tmp_path_factory.mktemp("report") / "home"), {
+    env = plan_home(report_home, {
         "plain": (BUNDLED_SAMPLE, "sample", PlanningParameters()),
         "tight": (tight_dir, "tight", PlanningParameters(cutover_date="2025-03-15", preset="blend",
                                                          apply_adjusted=True)),
@@ -219,7 +227,8 @@ def test_no_baseline_is_said_and_a_comparison_is_charted_and_listed(planned, tmp
     assert sorted(p.name for p in (tmp_path / "diff").glob("*.png")) == sorted(BASE_CHARTS)
 
 
-def test_unknown_unplanned_and_unsafe_versions_are_refused_writing_nothing(planned, tmp_path):
+def test_unknown_unplanned_and_unsafe_versions_are_refused_writing_nothing(planned, report_home, tmp_path,
+                                                                          monkeypatch):
     for version, message in (("nope", "unknown plan version 'nope'"),
                              ("unplanned", "has no published plan yet: materialize it first"),
                              ("../etc", "invalid version id")):
@@ -228,7 +237,13 @@ def test_unknown_unplanned_and_unsafe_versions_are_refused_writing_nothing(plann
     assert not (tmp_path / "out").exists()
     with pytest.raises(PlanStoreError, match="invalid version id"):
         published_report_dir(planned, "a/../b")
-    assert published_report_dir(planned, "plain") == planned.path.parent / "reports" / "plain"
+    # the folder of the DuckDB file; a PostgreSQL store (no file): the project home, $PLAN_PIPELINE_HOME
+    report_home.apply(monkeypatch)
+    assert published_report_dir(planned, "plain") == report_home.home / "reports" / "plain"
+    if not planned.is_postgres:
+        assert published_report_dir(planned, "plain") == planned.path.parent / "reports" / "plain"
+    assert (report_home.home / "reports" / "plain" / REPORT_FILE).is_file()  # where the plan run's asset wrote it
+    report_home.check_no_duckdb_file()
 
 
 def test_a_level_slice_is_the_published_level_restricted_to_its_columns_and_items(planned):

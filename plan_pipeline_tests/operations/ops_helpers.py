@@ -4,24 +4,33 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
-import duckdb
 
 from plan_pipeline.inputs.importer import import_input_dir
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanStore, PlanStoreError
+from plan_pipeline_tests.project_homes import HomeFactory, ProjectHome
 
 
-def operations_defs(db_path: str | Path) -> dg.Definitions:
-    """The project's definitions (every domain: plan, maintenance, inbox, replanning, legacy import) on ``db_path``."""
+def operations_defs(store: PlanStore | str | Path) -> dg.Definitions:
+    """The project's definitions (every domain: plan, maintenance, inbox, replanning, legacy import)
+    on ``store`` (a plan store of either backend, or a DuckDB file's path)."""
     from plan_pipeline.definitions import build_definitions
 
-    return build_definitions(str(db_path))
+    if isinstance(store, PlanStore):
+        return build_definitions(store_url=store.location.url)
+    return build_definitions(str(store))
+
+
+def _store(store: PlanStore | str | Path) -> PlanStore:
+    """``store``, or the DuckDB store at the path ``store``."""
+    return store if isinstance(store, PlanStore) else PlanStore(Path(store))
 
 
 def ensure_sample(store: PlanStore, sample_dir: Path, label: str = "sample") -> None:
-    if not store.path.exists() or store.get_input_set(label) is None:
+    if not store.exists() or store.get_input_set(label) is None:
         import_input_dir(store, sample_dir, label)
 
 
@@ -33,7 +42,7 @@ def make_version(store: PlanStore, sample_dir: Path, version_id: str, **params) 
 def set_created_at(store: PlanStore, version_id: str, when: datetime, *, status: str | None = None,
                    read_only: bool | None = None, input_set: str | None = "keep") -> None:
     """Change a version's immutable fields behind the store's back (tests only)."""
-    with duckdb.connect(str(store.path)) as con:
+    with store.connect() as con:
         con.execute("UPDATE plan_versions SET created_at = ? WHERE version_id = ?", [when, version_id])
         if status is not None:
             con.execute("UPDATE plan_versions SET status = ? WHERE version_id = ?", [status, version_id])
@@ -43,23 +52,42 @@ def set_created_at(store: PlanStore, version_id: str, when: datetime, *, status:
             con.execute("UPDATE plan_versions SET input_set = ? WHERE version_id = ?", [input_set, version_id])
 
 
-def all_rows(db_path: Path) -> dict[str, list[tuple]]:
-    """Every row of every table, in a canonical order."""
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name").fetchall()]
-        return {t: con.execute(f'SELECT * FROM "{t}" ORDER BY ALL').fetchall() for t in tables}
+def _order_all(con, table: str) -> str:
+    """``ORDER BY`` every column of ``table`` (DuckDB's ``ORDER BY ALL``; PostgreSQL by position)."""
+    from plan_pipeline.store.backends import is_postgres
+    from plan_pipeline.store.table_copy import table_columns
+
+    if not is_postgres(con):
+        return "ORDER BY ALL"
+    return "ORDER BY " + ", ".join(str(i + 1) for i in range(len(table_columns(con, table))))
 
 
-def version_rows(db_path: Path, version_id: str, tables) -> dict[str, list[tuple]]:
+def _tables(con) -> list[str]:
+    """The store's tables: its logical tables (``plan_series`` the view) and the physical tables
+    behind the ``plan_series`` view (so a row in the wrong one shows)."""
+    from plan_pipeline.store.series_tables import SERIES_TABLE_NAMES
+    from plan_pipeline.store.table_copy import user_tables
+
+    names = user_tables(con)
+    return sorted(set(names) | ({*SERIES_TABLE_NAMES} if "plan_series" in names else set()))
+
+
+def all_rows(store: PlanStore | str | Path) -> dict[str, list[tuple]]:
+    """Every row of every table, in a canonical order (``store``: a plan store of either backend,
+    or a DuckDB file's path)."""
+    with _store(store).connect(read_only=True) as con:
+        return {t: con.execute(f'SELECT * FROM "{t}" {_order_all(con, t)}').fetchall() for t in _tables(con)}
+
+
+def version_rows(store: PlanStore | str | Path, version_id: str, tables) -> dict[str, list[tuple]]:
     """Every row of a version per table, in a stable order. The audit trail's own record of a
     removal and a restore (``delete`` / ``restore`` events, which outlive the version by design)
     is left out, so a restored version compares equal to what was archived."""
-    with duckdb.connect(str(db_path), read_only=True) as con:
+    with _store(store).connect(read_only=True) as con:
         return {t: con.execute(
             f'SELECT * FROM "{t}" WHERE version_id = ?'
             + (" AND event_type NOT IN ('delete', 'restore')" if t == "plan_override_events" else "")
-            + " ORDER BY ALL", [version_id]).fetchall()
+            + f" {_order_all(con, t)}", [version_id]).fetchall()
             for t in tables}
 
 
@@ -88,29 +116,32 @@ def run_ops_cli(argv: list[str]) -> int:
         return 1
 
 
-def build_materialized_store(folder: Path, sample_dir: Path, version_id: str = "v1", **params) -> Path:
-    """A plan store with one materialized version (``params``: its planning parameters), built
-    once (in its own home) and copied per test."""
+def build_materialized_home(homes: HomeFactory, folder: Path, sample_dir: Path, versions=("v1",),
+                            **params) -> ProjectHome:
+    """A project home (on the selected backend, for the session) with materialized versions
+    (``params``: their planning parameters), built once and copied per test (:func:`use_home_copy`)."""
     import pytest
 
     from plan_pipeline.cli.environment import resolve_environment
     from plan_pipeline.orchestration.plan.launch import materialize_version, prepare_dagster_home
 
-    home = folder / "home"
+    home = homes.new(folder / "home")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PLAN_PIPELINE_HOME", str(home))
-        mp.setenv("PLAN_PIPELINE_DB", str(home / "plan_store.duckdb"))
-        mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
+        home.apply(mp)
         env = resolve_environment(None, None)
         prepare_dagster_home(env.dagster_home)
-        make_version(env.store, sample_dir, version_id, **params)
-        assert materialize_version(env.instance(), env.store, version_id).success
-    return home / "plan_store.duckdb"
+        for version_id in versions:
+            make_version(env.store, sample_dir, version_id, **params)
+            assert materialize_version(env.instance(), env.store, version_id).success
+    home.check_no_duckdb_file()
+    return home
 
 
-def copy_store(template: Path, target: Path) -> PlanStore:
-    import shutil
+def use_home_copy(template: ProjectHome, target: Path, monkeypatch, home_copy) -> tuple[ProjectHome, Any]:
+    """A private copy of ``template`` in ``target`` (``home_copy``: the fixture of that name), this
+    process pointed at it (undone after the test); returns it and its CLI environment."""
+    from plan_pipeline.cli.environment import resolve_environment
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template, target)
-    return PlanStore(target)
+    home = home_copy(template, target)
+    home.apply(monkeypatch)
+    return home, resolve_environment(None, None)

@@ -6,23 +6,66 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from plan_pipeline.operations.backup import create_backup, list_backups, restore_backup, verify_backup
+from plan_pipeline.operations.backup import (
+    create_backup,
+    list_backups,
+    restore_backup,
+    restore_backup_into_postgres,
+    verify_backup,
+)
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanStore, PlanStoreError
+from plan_pipeline.store.store_files import data_rows
 
 from ..conftest import BUNDLED_SAMPLE
-from .ops_helpers import all_rows, build_materialized_store, copy_store, make_version, operations_defs, run_ops_cli
+from .ops_helpers import (
+    all_rows,
+    build_materialized_home,
+    make_version,
+    operations_defs,
+    run_ops_cli,
+    use_home_copy,
+)
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return build_materialized_store(tmp_path_factory.mktemp("template"), BUNDLED_SAMPLE, "v1")
+def template(tmp_path_factory, homes):
+    return build_materialized_home(homes, tmp_path_factory.mktemp("template"), BUNDLED_SAMPLE)
 
 
 @pytest.fixture
-def busy_store(plan_env, sample_dir, template):
+def plan_env(template, tmp_path, monkeypatch, home_copy):
+    """A copy of the template home (its store and Dagster instance), this process pointed at it."""
+    home, env = use_home_copy(template, tmp_path / "home", monkeypatch, home_copy)
+    yield env
+    home.check_no_duckdb_file()
+
+
+@pytest.fixture
+def new_store(homes, request):
+    """``new_store(folder)``: a plan store that does not exist yet (a DuckDB file in ``folder``), or
+    an empty PostgreSQL database (dropped after the test): a restore's target."""
+    return lambda folder: homes.store_at(folder, request.addfinalizer)
+
+
+def restore_into(backup, target: PlanStore, **kwargs):
+    """The restore of ``backup`` into ``target``: a DuckDB file, or an empty PostgreSQL database."""
+    if target.is_postgres:
+        return restore_backup_into_postgres(backup, target.location, **kwargs)
+    return restore_backup(backup, target.path, **kwargs)
+
+
+def untouched(target: PlanStore) -> bool:
+    """The refused restore left nothing: no DuckDB file, or no data in the PostgreSQL database."""
+    return data_rows(target.table_counts()) == 0 if target.is_postgres else not target.path.exists()
+
+
+@pytest.fixture
+def busy_store(plan_env, sample_dir):
     """A store with a materialized version, overrides, audit events and a second version."""
-    store = copy_store(template, plan_env.db_path)
+    store = plan_env.store
     store.record_override("v1", "det", "det:week=2025-W02,sku=A1", {"demand": 5.0}, actor="ann")
     store.record_override("v1", "det", "det:week=2025-W03,sku=A1", {"supply": 1.0}, lock=True, actor="bob")
     store.transition_status("v1", "submitted", actor="ann")
@@ -30,7 +73,8 @@ def busy_store(plan_env, sample_dir, template):
     return store
 
 
-def test_backup_and_restore_reproduce_every_table_and_sequence(busy_store, tmp_path, capsys):
+def test_backup_and_restore_reproduce_every_table_and_sequence(busy_store, new_store, tmp_path, monkeypatch,
+                                                               capsys):
     store = busy_store
     assert run_ops_cli(["backup", "--out", str(tmp_path / "backups")]) == 0
     assert "backup " in capsys.readouterr().out
@@ -42,24 +86,30 @@ def test_backup_and_restore_reproduce_every_table_and_sequence(busy_store, tmp_p
     assert manifest["sequences"]["seq_plan_overrides"] == 2
     assert verify_backup(backup) == manifest
 
-    target = tmp_path / "restored" / "plan_store.duckdb"
-    assert run_ops_cli(["restore", str(backup), "--db", str(target)]) == 0
-    original, restored = all_rows(store.path), all_rows(target)
+    copy = new_store(tmp_path / "restored")
+    if copy.is_postgres:  # into the empty database PLAN_STORE_URL names
+        monkeypatch.setenv("PLAN_STORE_URL", copy.location.url)
+        assert run_ops_cli(["restore", str(backup)]) == 0
+    else:
+        assert run_ops_cli(["restore", str(backup), "--db", str(copy.path)]) == 0
+    original, restored = all_rows(store), all_rows(copy)
     assert restored.keys() == original.keys()
     for table in original:
         assert restored[table] == original[table], table
     # ids continue where the original stopped, in both stores alike
-    copy = PlanStore(target)
     for s in (store, copy):
         result = s.record_override("v2", "det", "det:week=2025-W04,sku=A1", {"demand": 2.0})
         assert result["override_id"] == 3
-    ids = {name: [r[0] for r in all_rows(name)["plan_override_events"]] for name in (store.path, target)}
-    assert ids[store.path] == ids[target] == list(range(1, len(ids[target]) + 1))
+    ids = [[r[0] for r in all_rows(s)["plan_override_events"]] for s in (store, copy)]
+    assert ids[0] == ids[1] == list(range(1, len(ids[1]) + 1))
 
 
-def test_restore_refuses_a_non_empty_store_unless_forced(busy_store, tmp_path):
+def test_restore_refuses_a_non_empty_store_unless_forced(busy_store, new_store, tmp_path):
     store = busy_store
     result = create_backup(store, tmp_path / "b")
+    if store.is_postgres:
+        _postgres_restores_into_an_empty_database_only(store, result.path, new_store, tmp_path)
+        return
     with pytest.raises(PlanStoreError, match="not empty"):
         restore_backup(result.path, store.path)
     other = tmp_path / "other.duckdb"
@@ -67,32 +117,54 @@ def test_restore_refuses_a_non_empty_store_unless_forced(busy_store, tmp_path):
     outcome = restore_backup(result.path, other, force=True)
     assert outcome.moved_aside is not None and outcome.moved_aside.exists()
     assert PlanStore(outcome.moved_aside).find_version("x") is not None
-    assert all_rows(other) == all_rows(store.path)
+    assert all_rows(other) == all_rows(store)
     # an empty (schema-only) store is replaced without --force
     empty = tmp_path / "empty.duckdb"
     PlanStore(empty).initialise()
     assert restore_backup(result.path, empty).moved_aside is None
-    assert all_rows(empty) == all_rows(store.path)
+    assert all_rows(empty) == all_rows(store)
 
 
-def test_damaged_backup_is_refused(busy_store, tmp_path):
+def _postgres_restores_into_an_empty_database_only(store, backup, new_store, tmp_path):
+    """PostgreSQL's counterpart (docs/operations.md): no file to keep beside it, so a database
+    holding rows is refused with or without force; an empty (schema-only) database is restored into."""
+    before = all_rows(store)
+    with pytest.raises(PlanStoreError, match=r"refused: the PostgreSQL database holds \d+ rows"):
+        restore_into(backup, store)
+    other = new_store(tmp_path / "other")
+    other.create_version("x", None, PlanningParameters())
+    with pytest.raises(PlanStoreError, match="--force cannot replace the PostgreSQL store"):
+        restore_into(backup, other, force=True)
+    with pytest.raises(PlanStoreError, match=r"refused: the PostgreSQL database holds \d+ rows"):
+        restore_into(backup, other)
+    assert other.find_version("x") is not None and [v.version_id for v in other.list_versions()] == ["x"]
+    assert all_rows(store) == before
+    empty = new_store(tmp_path / "empty")
+    empty.initialise()
+    assert restore_into(backup, empty).moved_aside is None
+    assert all_rows(empty) == all_rows(store)
+
+
+def test_damaged_backup_is_refused(busy_store, new_store, tmp_path):
     result = create_backup(busy_store, tmp_path / "b")
     victim = result.path / "plan_series.parquet"
     victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    target = new_store(tmp_path / "new")
     with pytest.raises(PlanStoreError, match="sha256"):
-        restore_backup(result.path, tmp_path / "new.duckdb")
-    assert not (tmp_path / "new.duckdb").exists()
+        restore_into(result.path, target)
+    assert untouched(target)
 
 
-def test_a_backup_of_another_schema_is_refused_naming_the_tables(busy_store, tmp_path):
+def test_a_backup_of_another_schema_is_refused_naming_the_tables(busy_store, new_store, tmp_path):
     result = create_backup(busy_store, tmp_path / "b")
     manifest_path = result.path / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     del manifest["tables"]["plan_kpis"]  # a backup from a schema without that table
     manifest_path.write_text(json.dumps(manifest))
+    target = new_store(tmp_path / "new")
     with pytest.raises(PlanStoreError, match=r"only in backup: \[\], missing from backup: \['plan_kpis'\]"):
-        restore_backup(result.path, tmp_path / "new.duckdb")
-    assert not (tmp_path / "new.duckdb").exists()
+        restore_into(result.path, target)
+    assert untouched(target)
 
 
 def test_keep_prunes_to_the_newest_n(busy_store, tmp_path):
@@ -106,7 +178,7 @@ def test_keep_prunes_to_the_newest_n(busy_store, tmp_path):
 
 
 def test_backup_job_runs_in_the_pool_and_reports(busy_store, plan_env, tmp_path):
-    defs = operations_defs(busy_store.path)
+    defs = operations_defs(busy_store)
     job = defs.resolve_job_def("plan_store_backup")
     assert {n.definition.pool for n in job.graph.nodes} == {"duckdb"}
     result = job.execute_in_process(instance=plan_env.instance(), run_config={"ops": {"plan_store_backup_op": {
@@ -122,7 +194,7 @@ def test_targets_that_are_files_or_folders_are_clear_errors(busy_store, tmp_path
     blocker = tmp_path / "file"
     blocker.write_text("x")
     backup = create_backup(busy_store, tmp_path / "b").path
-    before = all_rows(busy_store.path)
+    before = all_rows(busy_store)
     cases = [
         (["backup", "--out", str(blocker)], f"error: backup folder {blocker} is a file, not a folder"),
         (["backup", "--out", str(blocker / "sub")], f"error: cannot create backup folder {blocker / 'sub'}: "),
@@ -134,22 +206,39 @@ def test_targets_that_are_files_or_folders_are_clear_errors(busy_store, tmp_path
     for argv, message in cases:
         assert run_ops_cli(argv) == 1, argv
         assert capsys.readouterr().err.startswith(message), argv
-    assert all_rows(busy_store.path) == before
+    assert all_rows(busy_store) == before
 
 
-def test_restore_is_refused_while_a_plan_run_is_in_progress(busy_store, plan_env, tmp_path, capsys):
+REFUSED_WHILE_RUNNING = (
+    "error: restore refused: plan runs are in progress: run running-run-1 (version v2); wait for them to "
+    "finish (or cancel them) and run restore again")
+
+
+def test_restore_is_refused_while_a_plan_run_is_in_progress(busy_store, plan_env, new_store, tmp_path, monkeypatch,
+                                                            capsys):
     import dagster as dg
 
     backup = create_backup(busy_store, tmp_path / "b").path
-    before = all_rows(busy_store.path)
+    before = all_rows(busy_store)
     instance = plan_env.instance()
     instance.add_run(dg.DagsterRun(job_name="plan_job", run_id="running-run-1",
                                    status=dg.DagsterRunStatus.STARTED, tags={"plan/version": "v2"}))
+    if busy_store.is_postgres:
+        # PostgreSQL restores into an empty database only, and refuses it too while a run is in
+        # progress (the guard runs before any restore: operations/backup.restore_backup_into_postgres)
+        target = new_store(tmp_path / "target")
+        monkeypatch.setenv("PLAN_STORE_URL", target.location.url)
+        assert run_ops_cli(["restore", str(backup)]) == 1
+        assert capsys.readouterr().err.strip() == REFUSED_WHILE_RUNNING
+        assert all_rows(busy_store) == before and untouched(target)
+        instance.delete_run("running-run-1")  # the run is over
+        assert run_ops_cli(["restore", str(backup)]) == 0
+        assert "2 plan version(s) registered" in capsys.readouterr().out
+        assert all_rows(target) == before
+        return
     assert run_ops_cli(["restore", str(backup), "--force"]) == 1
-    assert capsys.readouterr().err.strip() == (
-        "error: restore refused: plan runs are in progress: run running-run-1 (version v2); wait for them to "
-        "finish (or cancel them) and run restore again")
-    assert all_rows(busy_store.path) == before
+    assert capsys.readouterr().err.strip() == REFUSED_WHILE_RUNNING
+    assert all_rows(busy_store) == before
     assert sorted(p.name for p in busy_store.path.parent.iterdir() if "restore" in p.name) == []
     # a new file is no store a run writes: restoring into it is fine
     assert run_ops_cli(["--db", str(tmp_path / "copy.duckdb"), "restore", str(backup)]) == 0
@@ -159,9 +248,11 @@ def test_restore_is_refused_while_a_plan_run_is_in_progress(busy_store, plan_env
     assert "the previous store was kept as" in capsys.readouterr().out
 
 
+@pytest.mark.duckdb_only("the restore's swap of the rebuilt file into place: a PostgreSQL restore has no file "
+                         "to swap (it loads an empty database, its guard checked first: the test above)")
 def test_restore_checks_again_at_the_swap_while_holding_the_store(busy_store, tmp_path):
     backup = create_backup(busy_store, tmp_path / "b").path
-    before = all_rows(busy_store.path)
+    before = all_rows(busy_store)
     calls = []
 
     def guard():
@@ -172,7 +263,7 @@ def test_restore_checks_again_at_the_swap_while_holding_the_store(busy_store, tm
     with pytest.raises(PlanStoreError, match="a run started"):
         restore_backup(backup, busy_store.path, force=True, guard=guard)
     assert calls == [0, 1]
-    assert all_rows(busy_store.path) == before
+    assert all_rows(busy_store) == before
     assert [p.name for p in busy_store.path.parent.iterdir() if p.name.startswith(".")] == []
 
 

@@ -13,23 +13,33 @@ from plan_pipeline.exports.export import EXPORT_TABLES, export_dwh, export_versi
 from plan_pipeline.store import PlanStoreError
 
 from ..conftest import BUNDLED_SAMPLE
-from .ops_helpers import build_materialized_store, copy_store, make_version, operations_defs, run_ops_cli
+from .ops_helpers import build_materialized_home, make_version, operations_defs, run_ops_cli, use_home_copy
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return build_materialized_store(tmp_path_factory.mktemp("template"), BUNDLED_SAMPLE, "v1")
+def template(tmp_path_factory, homes):
+    return build_materialized_home(homes, tmp_path_factory.mktemp("template"), BUNDLED_SAMPLE)
 
 
 @pytest.fixture
-def store(plan_env, template):
-    s = copy_store(template, plan_env.db_path)
+def plan_env(template, tmp_path, monkeypatch, home_copy):
+    """A copy of the template home (its store and Dagster instance), this process pointed at it."""
+    home, env = use_home_copy(template, tmp_path / "home", monkeypatch, home_copy)
+    yield env
+    home.check_no_duckdb_file()
+
+
+@pytest.fixture
+def store(plan_env):
+    s = plan_env.store
     s.record_override("v1", "det", "det:week=2025-W02,sku=A1", {"demand": 5.0}, actor="ann")
     return s
 
 
 def _db_count(store, table, version_id="v1") -> int:
-    with duckdb.connect(str(store.path), read_only=True) as con:
+    with store.connect(read_only=True) as con:
         return con.execute(f'SELECT count(*) FROM "{table}" WHERE version_id = ?', [version_id]).fetchall()[0][0]
 
 
@@ -97,14 +107,17 @@ def test_values_survive_the_text_formats(store, tmp_path):
 
 def _whole_table_copy(store, table, fmt, path):
     """The file as the export wrote it before it copied level by level: one ``COPY`` (one Arrow
-    reader) of the whole ordered table, the JSON document around its array."""
+    reader) of the whole ordered table, the JSON document around its array. On PostgreSQL the
+    query selects the plain columns: table_copy spells them as DuckDB's projection does."""
     from plan_pipeline.store.exports import EXPORT_SOURCES, _projection
     from plan_pipeline.store.table_copy import copy_query_to, table_columns
 
     with store.snapshot() as tx:
         con = tx._con
         source = EXPORT_SOURCES.get(table, table)
-        sql = (f"SELECT {_projection(table_columns(con, source), fmt)} FROM \"{source}\" WHERE version_id = ? "
+        columns = table_columns(con, source)
+        select = ", ".join(f'"{n}"' for n, _ in columns) if store.is_postgres else _projection(columns, fmt)
+        sql = (f"SELECT {select} FROM \"{source}\" WHERE version_id = ? "
                f"ORDER BY {EXPORT_TABLES[table]}")
         array = path.with_name(path.name + ".array")
         rows = copy_query_to(con, sql, ["v1"], array if fmt == "json" else path, fmt)
@@ -139,7 +152,7 @@ def test_level_by_level_copy_writes_what_the_whole_table_copy_wrote(store, tmp_p
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
 def test_level_by_level_copy_of_a_version_without_rows(store, tmp_path, fmt):
     """A table without rows of the version (no KPIs) is the header and the empty array alone."""
-    with duckdb.connect(str(store.path)) as con:
+    with store.connect() as con:
         con.execute("DELETE FROM plan_kpis WHERE version_id = 'v1'")
     out = tmp_path / "export"
     export_version(store, "v1", fmt, out, record_event=False)
@@ -182,12 +195,12 @@ def test_dwh_job_writes_approved_versions_partitioned_by_version(store, plan_env
     store.transition_status("v1", "submitted")
     store.transition_status("v1", "approved")
     dwh = tmp_path / "dwh"
-    job = operations_defs(store.path).resolve_job_def("dwh_export")
+    job = operations_defs(store).resolve_job_def("dwh_export")
     result = job.execute_in_process(instance=plan_env.instance(), run_config={"ops": {"dwh_export_op": {
         "config": {"dwh_dir": str(dwh)}}}})
     assert result.success
     assert sorted(p.name for p in (dwh / "plan_series").iterdir()) == ["version_id=v1"]
-    with duckdb.connect() as con:
+    with duckdb.connect() as con:  # DuckDB reading the written Parquet files (not the plan store)
         series = con.execute("SELECT version_id, count(*) FROM read_parquet(?, hive_partitioning = true) GROUP BY 1",
                              [str(dwh / "plan_series" / "*" / "*.parquet")]).fetchall()
         kpis = con.execute("SELECT version_id, count(*) FROM read_parquet(?, hive_partitioning = true) GROUP BY 1",

@@ -37,16 +37,25 @@ from plan_pipeline_tests.operations.legacy_helpers import (
 )
 
 ARTIFACT_COUNTS = {"legacy-default": 8, "legacy-weekly": 8, "legacy-tight-detnear": 15, "legacy-dec2": 8}
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
+
 CREATED_MS = {"legacy-default": 1795911939223, "legacy-weekly": 1795911946380,
               "legacy-tight-detnear": 1795911959731, "legacy-dec2": 1795911967833}
 
 
 @pytest.fixture(scope="module")
-def imported(tmp_path_factory):
+def imported(tmp_path_factory, homes):
     """One store with the whole reference legacy folder imported (read-only tests share it)."""
-    store = PlanStore(tmp_path_factory.mktemp("imported") / "store.duckdb")
+    store = homes.store_at(tmp_path_factory.mktemp("imported"))
     report = run_legacy_backfill(store, legacy_dir())
     return store, report
+
+
+@pytest.fixture
+def new_store(homes, tmp_path, request):
+    """``new_store(name="store")``: an empty plan store of the selected backend (a DuckDB file in
+    ``tmp_path / name``, or a new PostgreSQL database dropped after the test)."""
+    return lambda name="store": homes.store_at(tmp_path / name, request.addfinalizer)
 
 
 def counts_without_runs(store: PlanStore) -> dict[str, int]:
@@ -164,10 +173,10 @@ def test_legacy_plan_series_rows_are_mapped_faithfully(reference_dir, imported):
 
 @pytest.mark.parametrize("vid", ["legacy-default", "legacy-tight-detnear"])
 def test_levels_from_legacy_rows_equal_the_same_levels_built_from_the_output_folder(reference_dir, imported,
-                                                                                   tmp_path, vid):
+                                                                                   new_store, vid):
     """mrp, mrp_final and weekly_summary exist both as legacy rows and as artifacts: same frames."""
     store, _ = imported
-    from_folder = PlanStore(tmp_path / "folder.duckdb")
+    from_folder = new_store("folder")
     report = run_legacy_backfill(from_folder, legacy_dir() / f"out_{vid}")
     assert report.status == "success" and report.imported == 1
     assert from_folder.get_version(vid).source == f"legacy:{legacy_dir() / f'out_{vid}'}"
@@ -208,8 +217,8 @@ def test_artifact_only_versions_equal_what_our_stages_produce(reference_dir, imp
     assert totals == {"fill_rate": 1.0, "backlog_total": 0.0, "demand_total": 3780.0, "supply_total": 3780.0}
 
 
-def test_output_folder_with_the_anchor_branch_equals_what_our_stages_produce(reference_dir, tmp_path):
-    store = PlanStore(tmp_path / "store.duckdb")
+def test_output_folder_with_the_anchor_branch_equals_what_our_stages_produce(reference_dir, new_store, tmp_path):
+    store = new_store()
     report = run_legacy_backfill(store, legacy_dir() / "out_legacy-tight-detnear")
     assert report.status == "success", report.message
     vid = "legacy-tight-detnear"
@@ -230,8 +239,8 @@ def test_output_folder_with_the_anchor_branch_equals_what_our_stages_produce(ref
 
 
 # ----------------------------------------------------------------------------- idempotency, force, dry run
-def test_second_run_imports_nothing_and_says_so(reference_dir, tmp_path):
-    store = PlanStore(tmp_path / "store.duckdb")
+def test_second_run_imports_nothing_and_says_so(reference_dir, new_store, tmp_path):
+    store = new_store()
     first = run_legacy_backfill(store, legacy_db())
     before = counts_without_runs(store)
     logged = len(store.read_write_log())
@@ -250,8 +259,8 @@ def test_second_run_imports_nothing_and_says_so(reference_dir, tmp_path):
     assert "nothing to import" in row["message"]
 
 
-def test_force_reimports_plan_rows_and_keeps_audit_events(reference_dir, tmp_path):
-    store = PlanStore(tmp_path / "store.duckdb")
+def test_force_reimports_plan_rows_and_keeps_audit_events(reference_dir, new_store, tmp_path):
+    store = new_store()
     first = run_legacy_backfill(store, legacy_db())
     created = store.get_version("legacy-dec2").created_at
     before = counts_without_runs(store)
@@ -283,8 +292,8 @@ def test_force_reimports_plan_rows_and_keeps_audit_events(reference_dir, tmp_pat
     assert version.created_at == created and version.updated_at > created
 
 
-def test_a_native_version_is_never_overwritten(reference_dir, tmp_path):
-    store = PlanStore(tmp_path / "store.duckdb")
+def test_a_native_version_is_never_overwritten(reference_dir, new_store, tmp_path):
+    store = new_store()
     store.create_version("legacy-dec2", None, PlanningParameters(), note="mine")
     report = run_legacy_backfill(store, legacy_db())
     outcome = next(o for o in report.outcomes if o.version_id == "legacy-dec2")
@@ -296,8 +305,8 @@ def test_a_native_version_is_never_overwritten(reference_dir, tmp_path):
     assert store.get_version("legacy-dec2").note == "mine" and store.series_levels("legacy-dec2") == {}
 
 
-def test_dry_run_reports_rows_per_level_and_writes_no_plan_rows(reference_dir, tmp_path):
-    store = PlanStore(tmp_path / "store.duckdb")
+def test_dry_run_reports_rows_per_level_and_writes_no_plan_rows(reference_dir, new_store, tmp_path):
+    store = new_store()
     store.initialise()
     before = counts_without_runs(store)
     dry = run_legacy_backfill(store, legacy_dir(), dry_run=True)
@@ -323,11 +332,11 @@ def test_dry_run_reports_rows_per_level_and_writes_no_plan_rows(reference_dir, t
 
 
 # ----------------------------------------------------------------------------- bad legacy data
-def test_a_corrupt_artifact_fails_that_version_only(reference_dir, tmp_path):
+def test_a_corrupt_artifact_fails_that_version_only(reference_dir, new_store, tmp_path):
     db = writable_db_copy(tmp_path / "legacy" / "scpln_legacy.db")
     sqlite_exec(db, "UPDATE plan_artifacts SET json_text = ? WHERE version_id = 'legacy-weekly' AND name = 'mrp.json'",
                 ('{"schema_version": "agg-1.0", "rows": [',))
-    store = PlanStore(tmp_path / "store.duckdb")
+    store = new_store()
     report = run_legacy_backfill(store, db)
     status = {o.version_id: o.status for o in report.outcomes}
     assert status == {"legacy-default": "imported", "legacy-weekly": "failed", "legacy-tight-detnear": "imported",
@@ -348,10 +357,10 @@ def test_a_corrupt_artifact_fails_that_version_only(reference_dir, tmp_path):
     assert (again.imported, again.skipped, again.status) == (1, 3, "success")
 
 
-def test_a_missing_table_is_reported_and_the_rest_still_imports(reference_dir, tmp_path):
+def test_a_missing_table_is_reported_and_the_rest_still_imports(reference_dir, new_store, tmp_path):
     db = writable_db_copy(tmp_path / "scpln_legacy.db")
     sqlite_exec(db, "DROP TABLE plan_artifacts")
-    store = PlanStore(tmp_path / "store.duckdb")
+    store = new_store()
     report = run_legacy_backfill(store, db)
     by_id = {o.version_id: o for o in report.outcomes}
     assert by_id["legacy-weekly"].status == by_id["legacy-dec2"].status == "failed"
@@ -365,10 +374,10 @@ def test_a_missing_table_is_reported_and_the_rest_still_imports(reference_dir, t
     assert report.status == "partial" and (report.imported, report.failed) == (2, 2)
 
 
-def test_a_source_without_plan_versions_is_a_failed_run(reference_dir, tmp_path):
+def test_a_source_without_plan_versions_is_a_failed_run(reference_dir, new_store, tmp_path):
     db = writable_db_copy(tmp_path / "scpln_legacy.db")
     sqlite_exec(db, "DROP TABLE plan_versions")
-    store = PlanStore(tmp_path / "store.duckdb")
+    store = new_store()
     report = run_legacy_backfill(store, db)
     assert report.status == "failed" and report.outcomes == []
     assert "table plan_versions is missing" in report.errors[0]
@@ -379,7 +388,7 @@ def test_a_source_without_plan_versions_is_a_failed_run(reference_dir, tmp_path)
     assert store.list_versions() == []
 
 
-def test_a_corrupt_output_folder_beside_a_good_database(reference_dir, tmp_path):
+def test_a_corrupt_output_folder_beside_a_good_database(reference_dir, new_store, tmp_path):
     source = tmp_path / "legacy"
     writable_db_copy(source / "scpln_legacy.db")
     broken = source / "out_legacy-broken"
@@ -387,7 +396,7 @@ def test_a_corrupt_output_folder_beside_a_good_database(reference_dir, tmp_path)
     text = (broken / "plan_final.json").read_text(encoding="utf-8")
     (broken / "plan_final.json").chmod(0o644)
     (broken / "plan_final.json").write_text(text[: len(text) // 2], encoding="utf-8")
-    store = PlanStore(tmp_path / "store.duckdb")
+    store = new_store()
     report = run_legacy_backfill(store, source)
     by_id = {o.version_id: o for o in report.outcomes}
     assert by_id["legacy-broken"].status == "failed"
@@ -396,9 +405,9 @@ def test_a_corrupt_output_folder_beside_a_good_database(reference_dir, tmp_path)
     assert report.status == "partial"
 
 
-def test_a_version_is_written_in_one_transaction(reference_dir, tmp_path):
+def test_a_version_is_written_in_one_transaction(reference_dir, new_store, tmp_path):
     """A failure at the last statement (an artifact DuckDB refuses) leaves nothing of the version."""
-    store = PlanStore(tmp_path / "store.duckdb")
+    store = new_store()
     sources = discover_sources(legacy_db())
     versions, _ = list_versions(sources)
     lv = next(v for v in versions if v.version_id == "legacy-dec2")

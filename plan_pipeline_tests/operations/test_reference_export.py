@@ -14,7 +14,9 @@ from plan_pipeline.exports.export import export_version
 from plan_pipeline.exports.reference import export_reference, reference_documents
 
 from ..conftest import BUNDLED_SAMPLE
-from .ops_helpers import build_materialized_store, copy_store
+from .ops_helpers import build_materialized_home, use_home_copy
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 ANCHORED = {"preset": "det_near", "cutover_date": "2025-03-15", "apply_adjusted": True}
 ANCHORED_FILES = {"sku_week_adjusted.json", "mrp_adjusted.json", "plan_final_adjusted.json", "carryover.csv",
@@ -22,9 +24,17 @@ ANCHORED_FILES = {"sku_week_adjusted.json", "mrp_adjusted.json", "plan_final_adj
 
 
 @pytest.fixture(scope="module", params=["int", "dec1"])
-def template(request, tmp_path_factory):
+def template(request, tmp_path_factory, homes):
     folder = tmp_path_factory.mktemp(f"anchored-{request.param}")
-    return request.param, build_materialized_store(folder, BUNDLED_SAMPLE, "v1", round_mode=request.param, **ANCHORED)
+    return request.param, build_materialized_home(homes, folder, BUNDLED_SAMPLE, round_mode=request.param, **ANCHORED)
+
+
+@pytest.fixture
+def store(template, tmp_path, monkeypatch, home_copy):
+    """The store of a copy of the template home (this process pointed at it)."""
+    home, env = use_home_copy(template[1], tmp_path / "home", monkeypatch, home_copy)
+    yield env.store
+    home.check_no_duckdb_file()
 
 
 def _previous_bytes(content) -> bytes:
@@ -44,9 +54,8 @@ def _previous_rows(content) -> int | None:
     return None
 
 
-def test_reference_files_are_the_bytes_the_previous_writer_wrote(template, plan_env, tmp_path):
-    round_mode, db = template
-    store = copy_store(db, plan_env.db_path)
+def test_reference_files_are_the_bytes_the_previous_writer_wrote(template, store, tmp_path):
+    round_mode, _ = template
     out = tmp_path / "ref"
     result = export_version(store, "v1", "reference", out, record_event=False)
     previous = dict(reference_documents(store, "v1"))  # the documents as row dicts
@@ -70,9 +79,7 @@ def test_reference_files_are_the_bytes_the_previous_writer_wrote(template, plan_
     assert (int in kinds) if round_mode == "int" else kinds == {float}
 
 
-def test_a_failure_part_way_leaves_the_folder_as_it_was(template, plan_env, tmp_path, monkeypatch):
-    _, db = template
-    store = copy_store(db, plan_env.db_path)
+def test_a_failure_part_way_leaves_the_folder_as_it_was(store, tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "aggregate.json").write_text("earlier run\n", encoding="utf-8")

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -30,6 +29,8 @@ from plan_pipeline.store import PlanStoreError
 from plan_pipeline.store.staging import Staging
 
 from .ops_helpers import all_rows, make_version, operations_defs, run_ops_cli, set_created_at, version_rows
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 NOW = datetime(2026, 6, 15, 12, 0, 0)
 OLD = datetime(2024, 1, 10)  # 29 months before NOW
@@ -73,11 +74,11 @@ def test_age_rule_dry_run_reports_and_real_run_removes_and_archives(aged_store, 
     store = aged_store
     archive = tmp_path / "archive"
     policy = RetentionPolicy(max_versions=None, kpi_max_age_months=None, audit_max_age_months=None)
-    before = all_rows(store.path)
+    before = all_rows(store)
 
     dry = trim_store(store, policy, dry_run=True, archive_dir=archive, now=NOW)
     assert dry.removed_version_ids == ["old-draft", "old-imported", "old-superseded"]  # oldest first, then id
-    assert all_rows(store.path) == before, "a dry run changes nothing"
+    assert all_rows(store) == before, "a dry run changes nothing"
     assert not archive.exists()
     assert dry.bytes_reclaimed is None and dry.bytes_before > 0
     by_id = {v["version_id"]: v for v in dry.versions}
@@ -85,7 +86,7 @@ def test_age_rule_dry_run_reports_and_real_run_removes_and_archives(aged_store, 
     assert by_id["old-draft"]["rows"]["plan_kpis"] == 3
     assert by_id["old-draft"]["rows"]["plan_override_events"] == 1
 
-    expected = {vid: version_rows(store.path, vid, VERSION_TABLES) for vid in by_id}
+    expected = {vid: version_rows(store, vid, VERSION_TABLES) for vid in by_id}
     real = trim_store(store, policy, archive_dir=archive, now=NOW)
     assert sorted(real.removed_version_ids) == sorted(dry.removed_version_ids)
     assert [v["rows"] for v in real.versions] == [v["rows"] for v in dry.versions]
@@ -105,7 +106,7 @@ def test_age_rule_dry_run_reports_and_real_run_removes_and_archives(aged_store, 
     assert {a["version_id"] for a in list_archived_versions(archive)} == set(by_id)
     # and comes back exactly
     assert restore_archived_version(store, "old-draft", archive)["plan_kpis"] == 3
-    assert version_rows(store.path, "old-draft", VERSION_TABLES) == expected["old-draft"]
+    assert version_rows(store, "old-draft", VERSION_TABLES) == expected["old-draft"]
     with pytest.raises(PlanStoreError, match="exists"):
         restore_archived_version(store, "old-draft", archive)
     # new ids keep coming from the sequences after the restore
@@ -133,20 +134,20 @@ def test_count_rule_removes_oldest_non_approved_first(aged_store, tmp_path):
 
 def test_kpi_and_audit_rules_remove_only_old_rows(aged_store, tmp_path):
     store = aged_store
-    with duckdb.connect(str(store.path)) as con:
+    with store.connect() as con:
         con.execute("UPDATE plan_kpis SET created_at = TIMESTAMP '2024-03-01' WHERE metric = 'm0'")  # 27 months
         con.execute("UPDATE plan_kpis SET created_at = TIMESTAMP '2024-09-01' WHERE metric = 'm1'")  # 21 months
         con.execute("UPDATE plan_override_events SET event_ts = TIMESTAMP '2023-01-01' "
                     "WHERE version_id IN ('old-approved', 'new-draft')")  # 41 months
     policy = RetentionPolicy(version_max_age_months=None, max_versions=None)
-    before = all_rows(store.path)
+    before = all_rows(store)
     dry = trim_store(store, policy, dry_run=True, archive_dir=tmp_path / "a", now=NOW)
     assert dry.versions == [] and dry.kpi_rows_trimmed == 6 and dry.audit_events_trimmed == 2
-    assert all_rows(store.path) == before
+    assert all_rows(store) == before
     real = trim_store(store, policy, archive_dir=tmp_path / "a", now=NOW)
     assert (real.kpi_rows_trimmed, real.audit_events_trimmed) == (6, 2)
     assert real.rows_removed["plan_kpis"] == 6 and real.rows_removed["plan_override_events"] == 2
-    with duckdb.connect(str(store.path), read_only=True) as con:
+    with store.connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM plan_kpis WHERE metric = 'm0'").fetchall()[0][0] == 0
         assert con.execute("SELECT count(*) FROM plan_kpis WHERE metric = 'm1'").fetchall()[0][0] == 6
         assert con.execute("SELECT count(*) FROM plan_override_events").fetchall()[0][0] == 4
@@ -178,7 +179,7 @@ def test_trim_job_checks_the_instance_reports_metadata_and_drops_partitions(plan
     # a run of "busy" launched elsewhere that has not started yet
     instance.add_run(dg.DagsterRun(job_name="plan_job", run_id="queued-busy-run",
                                    status=dg.DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": "busy"}))
-    job = operations_defs(store.path).resolve_job_def("plan_store_trim")
+    job = operations_defs(store).resolve_job_def("plan_store_trim")
     archive = tmp_path / "archive"
     dry = job.execute_in_process(instance=instance, run_config={"ops": {"plan_store_trim_op": {"config": {
         "dry_run": True, "archive_dir": str(archive)}}}})
@@ -211,7 +212,8 @@ def test_trim_cli_dry_run_and_real_run(plan_env, sample_dir, tmp_path, capsys):
     assert store.find_version("ancient") is not None
     assert run_ops_cli(["trim", "--archive-dir", str(archive), "--kpi-max-age-months", "off"]) == 0
     text = capsys.readouterr().out
-    assert "removed version ancient" in text and "bytes reclaimed after CHECKPOINT" in text
+    reclaimed_by = "VACUUM (ANALYZE)" if store.is_postgres else "CHECKPOINT"  # each backend's way (docs/operations.md)
+    assert "removed version ancient" in text and f"bytes reclaimed after {reclaimed_by}" in text
     assert "KPI rows removed: 0 (rule off)" in text
     assert store.find_version("ancient") is None
     assert run_ops_cli(["restore-archived", "--archive-dir", str(archive)]) == 0
@@ -231,14 +233,14 @@ def test_policy_rejects_nonsense():
 def test_archive_and_remove_versions_archives_first_and_refuses_busy_or_unknown(aged_store, tmp_path):
     store = aged_store
     archive = tmp_path / "a"
-    expected = version_rows(store.path, "old-approved", VERSION_TABLES)
-    before = all_rows(store.path)
+    expected = version_rows(store, "old-approved", VERSION_TABLES)
+    before = all_rows(store)
     with pytest.raises(PlanStoreError, match=r"old-approved \(run run-9\)"):
         archive_and_remove_versions(store, ["old-approved"], reason="x", archive_dir=archive,
                                     active_versions={"old-approved": "run-9"})
     with pytest.raises(PlanStoreError, match="unknown plan version 'nope'"):
         archive_and_remove_versions(store, ["old-approved", "nope"], reason="x", archive_dir=archive)
-    assert all_rows(store.path) == before, "a refused removal changes nothing"
+    assert all_rows(store) == before, "a refused removal changes nothing"
     assert not archive.exists() or list(archive.iterdir()) == []
 
     (item,) = archive_and_remove_versions(store, ["old-approved"], reason="frozen by mistake", actor="admin",
@@ -252,7 +254,7 @@ def test_archive_and_remove_versions_archives_first_and_refuses_busy_or_unknown(
                                                                                ["frozen by mistake"])
     assert sorted(p.name for p in archive.iterdir()) == ["old-approved"], "no staged folder or lock file is left"
     restore_archived_version(store, "old-approved", archive)
-    assert version_rows(store.path, "old-approved", VERSION_TABLES) == expected
+    assert version_rows(store, "old-approved", VERSION_TABLES) == expected
 
 
 def test_archive_folder_that_is_a_file_is_a_clear_error(aged_store, tmp_path, capsys):
@@ -282,7 +284,7 @@ def test_next_trim_removes_recovers_or_keeps_leftovers_of_interrupted_runs(aged_
                           audit_max_age_months=None)
     # 1. what an older release left when killed after its commit: the version is gone, its only
     #    archive sits in a staged folder without a lock file
-    only_copy = version_rows(store.path, "old-draft", VERSION_TABLES)
+    only_copy = version_rows(store, "old-draft", VERSION_TABLES)
     archive_and_remove_versions(store, ["old-draft"], reason="old", archive_dir=archive, now=NOW)
     legacy = archive / ".old-draft.partial-0badc0de"
     (archive / "old-draft").rename(legacy)
@@ -311,12 +313,12 @@ def test_next_trim_removes_recovers_or_keeps_leftovers_of_interrupted_runs(aged_
     # 6. an orphan lock file
     (archive / ".old-imported.partial-42-4444dddd.lock").touch()
     snapshot = sorted(p.name for p in archive.iterdir())
-    before = all_rows(store.path)
+    before = all_rows(store)
 
     with Staging(archive, "old-superseded") as live:  # 7. a writer that is still running
         dry = trim_store(store, off, dry_run=True, archive_dir=archive, now=NOW)
         assert sorted(p.name for p in archive.iterdir()) == sorted(snapshot + [live.path.name, live.lock_path.name])
-        assert all_rows(store.path) == before
+        assert all_rows(store) == before
         report = trim_store(store, off, archive_dir=archive, now=NOW)
         assert live.path.is_dir() and live.lock_path.is_file()
     actions = {Path(left["path"]).name: (left["action"], left["legacy"]) for left in report.leftovers}
@@ -335,4 +337,4 @@ def test_next_trim_removes_recovers_or_keeps_leftovers_of_interrupted_runs(aged_
     assert [p.name for p in (archive / "_trimmed").iterdir()] == ["recovered-3333cccc"]
     assert pq.read_table(archive / "_trimmed" / "recovered-3333cccc" / "plan_kpis.parquet").num_rows == 3
     restore_archived_version(store, "old-draft", archive)
-    assert version_rows(store.path, "old-draft", VERSION_TABLES) == only_copy
+    assert version_rows(store, "old-draft", VERSION_TABLES) == only_copy

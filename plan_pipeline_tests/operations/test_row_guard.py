@@ -17,45 +17,44 @@ from plan_pipeline.operations.retention import (
 from plan_pipeline.store import PlanStoreError
 
 from ..conftest import BUNDLED_SAMPLE
-from .ops_helpers import all_rows, copy_store, make_version, run_ops_cli, set_created_at, version_rows
+from .ops_helpers import (
+    all_rows,
+    build_materialized_home,
+    make_version,
+    run_ops_cli,
+    set_created_at,
+    use_home_copy,
+    version_rows,
+)
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 MATERIALIZED = ("a", "b", "c", "d")
 NOW = datetime(2026, 6, 15, 12, 0)
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A store with four materialized versions (same inputs, so the same number of plan rows each)."""
-    from plan_pipeline.cli.environment import resolve_environment
-    from plan_pipeline.orchestration.plan.launch import materialize_version, prepare_dagster_home
-
-    home = tmp_path_factory.mktemp("row_guard") / "home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PLAN_PIPELINE_HOME", str(home))
-        mp.setenv("PLAN_PIPELINE_DB", str(home / "plan_store.duckdb"))
-        mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
-        env = resolve_environment(None, None)
-        prepare_dagster_home(env.dagster_home)
-        for vid in MATERIALIZED:
-            make_version(env.store, BUNDLED_SAMPLE, vid)
-            assert materialize_version(env.instance(), env.store, vid).success
-    return home / "plan_store.duckdb"
+def template(tmp_path_factory, homes):
+    """A home with four materialized versions (same inputs, so the same number of plan rows each)."""
+    return build_materialized_home(homes, tmp_path_factory.mktemp("row_guard"), BUNDLED_SAMPLE, MATERIALIZED)
 
 
 @pytest.fixture
-def guarded(plan_env, template):
+def guarded(template, tmp_path, monkeypatch, home_copy):
     """a (approved) < e (no plan rows) < b < c < d by created_at."""
-    store = copy_store(template, plan_env.db_path)
+    home, env = use_home_copy(template, tmp_path / "home", monkeypatch, home_copy)
+    store = env.store
     make_version(store, BUNDLED_SAMPLE, "e")
     start = datetime(2026, 1, 1)
     for i, vid in enumerate(["a", "e", "b", "c", "d"]):
         set_created_at(store, vid, start + timedelta(days=i))
     set_created_at(store, "a", start, status="approved")
-    return store
+    yield store
+    home.check_no_duckdb_file()
 
 
 def _series_rows(store, vid: str) -> int:
-    return len(version_rows(store.path, vid, ["plan_series"])["plan_series"])
+    return len(version_rows(store, vid, ["plan_series"])["plan_series"])
 
 
 def test_limit_comes_from_the_environment_and_nonsense_is_an_error():
@@ -76,13 +75,13 @@ def test_guard_removes_the_oldest_unprotected_versions_until_within_the_limit(gu
     per_version = _series_rows(store, "b")
     assert per_version > 0 and all(_series_rows(store, v) == per_version for v in MATERIALIZED)
     total = 4 * per_version
-    expected_b = version_rows(store.path, "b", VERSION_TABLES)
-    before = all_rows(store.path)
+    expected_b = version_rows(store, "b", VERSION_TABLES)
+    before = all_rows(store)
 
     dry = enforce_row_guard(store, max_rows=3 * per_version, protect={"d"}, active_versions={"c": "run-c"},
                             archive_dir=archive, now=NOW, dry_run=True)
     assert dry.removed_version_ids == ["b"] and dry.rows_after == 3 * per_version
-    assert all_rows(store.path) == before and not archive.exists()
+    assert all_rows(store) == before and not archive.exists()
 
     report = enforce_row_guard(store, max_rows=3 * per_version, protect={"d"}, active_versions={"c": "run-c"},
                                archive_dir=archive, now=NOW)
@@ -100,7 +99,7 @@ def test_guard_removes_the_oldest_unprotected_versions_until_within_the_limit(gu
     # within the limit now: a second call removes nothing
     assert enforce_row_guard(store, max_rows=3 * per_version, archive_dir=archive, now=NOW).versions == []
     restore_archived_version(store, "b", archive)
-    assert version_rows(store.path, "b", VERSION_TABLES) == expected_b
+    assert version_rows(store, "b", VERSION_TABLES) == expected_b
 
 
 def test_guard_stops_when_only_protected_versions_are_left_and_says_so(guarded, tmp_path):
@@ -132,13 +131,17 @@ def test_row_guard_counts_plan_series_rows_not_versions(guarded, tmp_path):
     assert store.table_counts()["plan_series"] == _series_rows(store, "a") > 5
 
 
-def test_guard_off_opens_nothing(tmp_path):
+def test_guard_off_opens_nothing(tmp_path, store_backend):
     from plan_pipeline.store import PlanStore
 
-    report = enforce_row_guard(PlanStore(tmp_path / "missing.duckdb"), max_rows=0, archive_dir=tmp_path / "a")
+    if store_backend == "postgres":  # a database on a port nobody listens on: connecting would fail
+        store = PlanStore.from_url("postgresql://nobody@127.0.0.1:1/missing")
+    else:
+        store = PlanStore(tmp_path / "missing.duckdb")
+    report = enforce_row_guard(store, max_rows=0, archive_dir=tmp_path / "a")
     assert not report.enabled and report.within_limit and report.versions == []
     assert report.log_line() == f"row guard off ({MAX_ROWS_ENV} unset or 0)"
-    assert not (tmp_path / "missing.duckdb").exists()
+    assert not (tmp_path / "missing.duckdb").exists() and not (tmp_path / "a").exists()
 
 
 def test_row_guard_cli_and_metadata(guarded, tmp_path, monkeypatch, capsys):

@@ -8,6 +8,8 @@ import pytest
 from plan_pipeline.cli.main import main
 from plan_pipeline_tests.conftest import require_reference
 
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
+
 BASE_FILES = {
     "aggregate.json", "sku_week.json", "mrp.json", "plan_final.json", "reconciliation_log.json",
     "reconciliation_before.csv", "reconciliation_violations_before.csv", "report.csv",
