@@ -196,6 +196,7 @@ def test_trim_job_checks_the_instance_reports_metadata_and_drops_partitions(plan
     metadata = event.event_specific_data.metadata
     assert metadata["versions_removed_count"].value == 1
     assert metadata["bytes_reclaimed"].value == metadata["bytes_before"].value - metadata["bytes_after"].value
+    assert metadata["reclaimed_by"].value == ("VACUUM (ANALYZE)" if store.is_postgres else "CHECKPOINT")
     assert "stale" not in instance.get_dynamic_partitions("plan_version")
     assert "busy" in instance.get_dynamic_partitions("plan_version")
     assert (archive / "stale" / "plan_series.parquet").is_file()
