@@ -18,6 +18,8 @@ from plan_pipeline_tests.conftest import require_reference
 from plan_pipeline_tests.reliability.cli_process import Home, assert_same_plan, ok, plan_snapshot, refused
 from plan_pipeline_tests.reliability.conftest import PLAN_FLAGS
 
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
+
 KILL_POINTS = [
     "stage.after_commit:aggregate",    # first level staged
     "stage.after_commit:det",          # two levels staged
@@ -81,6 +83,8 @@ def test_materialize_killed_from_outside_at_an_arbitrary_moment(home500: Home):
     assert not home500.store.open_jobs()
 
 
+@pytest.mark.duckdb_only("the single-writer 'duckdb' pool (limit 1) is DuckDB's: with a PostgreSQL store the pool "
+                         "admits several store steps at once, so a run of another version never waits for it")
 def test_pool_wait_says_what_it_waits_for_and_gives_up(home500: Home):
     """A live run holds the pool (paused inside a stage step): another version's run waits,
     says for whom, and gives up after the configured bound; the holder is unharmed."""
@@ -118,13 +122,13 @@ def test_pool_wait_says_what_it_waits_for_and_gives_up(home500: Home):
     assert_same_plan(home500.store, "waiter", home500.clean_plan)
 
 
-def test_backfill_killed_midway_recovers_and_equals_a_clean_import(tmp_path):
+def test_backfill_killed_midway_recovers_and_equals_a_clean_import(tmp_path, homes, request):
     source = require_reference() / "legacy"
-    clean = Home(tmp_path / "clean")
+    clean = Home.of(homes.new(tmp_path / "clean", request.addfinalizer))
     ok(clean.run("backfill", "--source", str(source)))
     versions = [v.version_id for v in clean.store.list_versions()]
     assert len(versions) == 4
-    home = Home(tmp_path / "crashed")
+    home = Home.of(homes.new(tmp_path / "crashed", request.addfinalizer))
     home.crash("backfill.after_version", "backfill", "--source", str(source))
     runs = home.store  # the killed run left its plan_backfill_runs row 'running'
     from plan_pipeline.operations.legacy_backfill import list_backfill_runs
