@@ -10,25 +10,27 @@ import dagster as dg
 import pytest
 
 from plan_pipeline.cli.main import main
-from plan_pipeline_tests.cli.cli_helpers import run_main
+from plan_pipeline_tests.cli.cli_helpers import HOME_VARS, run_main
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 EDIT = 25.0
 DETAIL = ["demand", "supply", "backlog"]
 
 
 @pytest.fixture(scope="module")
-def edited(tmp_path_factory, sample_dir_module):
-    """base (planned) and dup = its duplicate with one demand edit (planned)."""
-    import os
-
+def edited(tmp_path_factory, homes, sample_dir_module):
+    """base (planned) and dup = its duplicate with one demand edit (planned), in a home of the
+    selected backend (the module's tests only read it)."""
     from plan_pipeline.cli.environment import resolve_environment
     from plan_pipeline.orchestration.plan.launch import prepare_dagster_home
 
-    home = tmp_path_factory.mktemp("compare") / "home"
-    saved = {k: os.environ.get(k) for k in ("PLAN_PIPELINE_HOME", "PLAN_PIPELINE_DB", "DAGSTER_HOME")}
-    os.environ.update(PLAN_PIPELINE_HOME=str(home), PLAN_PIPELINE_DB=str(home / "plan_store.duckdb"),
-                      DAGSTER_HOME=str(home / "dagster_home"))
-    try:
+    home = homes.new(tmp_path_factory.mktemp("compare") / "home")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in HOME_VARS:  # setenv first so that the undo also removes what main() sets
+            mp.setenv(name, "unset")
+            mp.delenv(name)
+        home.apply(mp)
         env = resolve_environment(None, None)
         prepare_dagster_home(env.dagster_home)
         assert main(["inputs", "import", str(sample_dir_module), "--label", "s"]) == 0
@@ -41,12 +43,7 @@ def edited(tmp_path_factory, sample_dir_module):
                      "--demand", str(row.demand + EDIT)]) == 0
         assert main(["materialize", "dup"]) == 0
         yield env, row
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    home.check_no_duckdb_file()
 
 
 @pytest.fixture(scope="module")

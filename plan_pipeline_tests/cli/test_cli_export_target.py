@@ -8,9 +8,12 @@ import pytest
 
 import plan_pipeline.exports.export as export_module
 from plan_pipeline.exports.export import EXPORT_TABLES, MANIFEST, export_version
-from plan_pipeline.store import PlanStore, PlanStoreError
+from plan_pipeline.store import PlanStoreError
+from plan_pipeline_tests.project_homes import ProjectHome
 
 from .cli_helpers import build_demo_home, run_main, use_home_copy
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +22,21 @@ def template(tmp_path_factory, homes):
 
 
 @pytest.fixture
-def home(template, tmp_path, monkeypatch, home_copy):
-    return use_home_copy(template, tmp_path, monkeypatch, home_copy)
+def project(template, tmp_path, monkeypatch, home_copy) -> ProjectHome:
+    """The test's private copy of the template home (the CLI pointed at it)."""
+    made: list[ProjectHome] = []
+
+    def copy(source, target):
+        made.append(home_copy(source, target))
+        return made[-1]
+
+    use_home_copy(template, tmp_path, monkeypatch, copy)
+    return made[0]
+
+
+@pytest.fixture
+def home(project):
+    return project.home
 
 
 def export(home, version, fmt, out) -> int:
@@ -92,8 +108,8 @@ def test_empty_folder_is_filled_and_a_file_target_is_refused(home, tmp_path, cap
     assert target.read_text() == "x"
 
 
-def test_a_failed_reexport_keeps_the_earlier_export(home, tmp_path, monkeypatch):
-    store = PlanStore(home / "plan_store.duckdb")
+def test_a_failed_reexport_keeps_the_earlier_export(project, tmp_path, monkeypatch):
+    store = project.store
     out = tmp_path / "kept"
     export_version(store, "demo", "csv", out, record_event=False)
     before = snapshot(out)
@@ -108,8 +124,8 @@ def test_a_failed_reexport_keeps_the_earlier_export(home, tmp_path, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_refusal_happens_before_anything_is_written(home, tmp_path):
-    store = PlanStore(home / "plan_store.duckdb")
+def test_refusal_happens_before_anything_is_written(project, tmp_path):
+    store = project.store
     out = tmp_path / "other"
     export_version(store, "demo-2", "csv", out, record_event=False)
     events_before = len(store.read_override_events("demo"))

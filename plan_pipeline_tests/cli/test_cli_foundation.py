@@ -6,19 +6,28 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+
+import pytest
 
 from plan_pipeline.cli.main import main
 from plan_pipeline.planning.vocabulary import SCORECARD_KPI_NAMES
+from plan_pipeline_tests.cli.cli_helpers import bare_environ, cli_subprocess
+from plan_pipeline_tests.project_homes import ProjectHome
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 
-def run_cli(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PLAN_PIPELINE_DB", "PLAN_STORE_URL", "DAGSTER_HOME", "PLAN_PIPELINE_HOME")}
-    return subprocess.run(
-        [sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home), *args],
-        capture_output=True, text=True, timeout=timeout, env=env,
-    )
+def run_cli(home: ProjectHome, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``plan-pipeline --home HOME ARGS`` in a child process on the home's store."""
+    return cli_subprocess("--home", str(home.home), *args, home=home, timeout=timeout)
+
+
+@pytest.fixture
+def new_home(homes, tmp_path, request) -> ProjectHome:
+    """An empty project home of the selected backend (no DuckDB file may appear in it on PostgreSQL)."""
+    home = homes.new(tmp_path / "home", request.addfinalizer)
+    yield home
+    home.check_no_duckdb_file()
 
 
 def test_inputs_import_refuses_invalid_folder_and_stores_nothing(plan_env, sample_dir, tmp_path, capsys):
@@ -40,6 +49,8 @@ def test_inputs_import_refuses_invalid_folder_and_stores_nothing(plan_env, sampl
     assert main(["inputs", "validate", str(bad)]) == 1
 
 
+@pytest.mark.duckdb_only("the duckdb:// setting and --db choose a DuckDB file whatever the selected backend; "
+                         "the PostgreSQL URL part needs no server (an unreachable one)")
 def test_the_store_url_setting_picks_the_command_lines_store(plan_env, sample_dir, tmp_path, monkeypatch, capsys):
     chosen = tmp_path / "chosen" / "plan_store.duckdb"
     monkeypatch.delenv("PLAN_PIPELINE_DB")
@@ -88,13 +99,14 @@ def test_version_lifecycle(plan_env, sample_dir, capsys):
     assert main(["version", "show", "q1"]) == 1
 
 
-def test_demo_materializes_and_summarises(tmp_path):
-    home = tmp_path / "home"
+def test_demo_materializes_and_summarises(new_home):
+    home = new_home
     result = run_cli(home, "demo")
     assert result.returncode == 0, result.stderr
     assert "plan version : demo" in result.stdout
     assert "aggregate" in result.stdout
-    assert str(home / "plan_store.duckdb") in result.stdout
+    # the home's store: its DuckDB file, or the PostgreSQL URL (without a password)
+    assert f"plan store   : {home.store.location.describe()}" in result.stdout
     assert "ui" in result.stdout
     run_id = next(line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if line.startswith("run id"))
     listed = run_cli(home, "jobs", "list")
@@ -111,15 +123,14 @@ def test_demo_materializes_and_summarises(tmp_path):
     assert fill["unit"] == "ratio" and 0.0 <= fill["value"] <= 1.0 and fill["display"] == f"{100 * fill['value']:.1f} %"
 
 
-def test_two_versions_materialized_at_the_same_time_both_succeed(tmp_path, sample_dir):
-    home = tmp_path / "home"
+def test_two_versions_materialized_at_the_same_time_both_succeed(new_home, sample_dir):
+    home = new_home
     assert run_cli(home, "inputs", "import", str(sample_dir), "--label", "s").returncode == 0
     for v in ("c1", "c2"):
         assert run_cli(home, "version", "create", "--input-set", "s", "--version-id", v).returncode == 0
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PLAN_PIPELINE_DB", "PLAN_STORE_URL", "DAGSTER_HOME", "PLAN_PIPELINE_HOME")}
+    env = home.subprocess_env(bare_environ())
     procs = [
-        subprocess.Popen([sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home), "materialize", v],
+        subprocess.Popen([sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home.home), "materialize", v],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for v in ("c1", "c2")
     ]

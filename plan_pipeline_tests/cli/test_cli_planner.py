@@ -5,6 +5,8 @@ import pytest
 
 from plan_pipeline.cli.main import main
 
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
+
 
 @pytest.fixture
 def planned(plan_env, sample_dir, capsys):

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from plan_pipeline.cli.main import main
 from plan_pipeline.planning.overrides import detail_key
 from plan_pipeline.planning.parameters import PlanningParameters
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 
 def _setup(sample_dir, capsys):

@@ -14,6 +14,7 @@ import pandas as pd
 
 from plan_pipeline.faults import CRASH_ENV, PAUSE_DIR_ENV, PAUSE_ENV, pause_file
 from plan_pipeline.store import PlanStore
+from plan_pipeline_tests.project_homes import HOME_VARS, ProjectHome
 
 CLI = [sys.executable, "-m", "plan_pipeline.cli.main"]
 # A hang must fail the test fast: every wait of a CLI command is bounded by this in the tests.
@@ -22,9 +23,16 @@ POOL_WAIT_SECONDS = "60"
 
 @dataclass
 class Home:
-    """A project home (plan store + Dagster instance) driven through the CLI in subprocesses."""
+    """A project home (plan store + Dagster instance) driven through the CLI in subprocesses; its
+    store is the home's DuckDB file, or with ``store_url`` that PostgreSQL database."""
 
     path: Path
+    store_url: str | None = None
+
+    @classmethod
+    def of(cls, home: ProjectHome) -> Home:
+        """The home of the selected backend made by the ``homes`` fixture."""
+        return cls(home.home, home.store_url)
 
     @property
     def db(self) -> Path:
@@ -32,13 +40,16 @@ class Home:
 
     @property
     def store(self) -> PlanStore:
-        return PlanStore(self.db)
+        return PlanStore.from_url(self.store_url) if self.store_url else PlanStore(self.db)
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in (CRASH_ENV, PAUSE_ENV, PAUSE_DIR_ENV)}
+        env = {k: v for k, v in os.environ.items()
+               if k not in (CRASH_ENV, PAUSE_ENV, PAUSE_DIR_ENV, *HOME_VARS)}
         env.update({"PLAN_PIPELINE_HOME": str(self.path), "PLAN_PIPELINE_DB": str(self.db),
                     "DAGSTER_HOME": str(self.path / "dagster_home"),
                     "PLAN_PIPELINE_POOL_WAIT_SECONDS": POOL_WAIT_SECONDS, "PYTHONUNBUFFERED": "1"})
+        if self.store_url:
+            env["PLAN_STORE_URL"] = self.store_url
         env.update(extra)
         return env
 

@@ -10,10 +10,11 @@ PLAN_FLAGS = ["--preset", "det_near", "--cutover-date", "2025-03-12", "--apply-a
 
 
 @pytest.fixture(scope="module")
-def home500(tmp_path_factory) -> Home:
-    """5 families x 100 SKUs x 12 months imported as ``s500``, and version ``clean`` planned."""
+def home500(tmp_path_factory, homes) -> Home:
+    """5 families x 100 SKUs x 12 months imported as ``s500``, and version ``clean`` planned (in a
+    home of the selected backend; its database lives for the session)."""
     root = tmp_path_factory.mktemp("reliability")
-    home = Home(root / "home")
+    home = Home.of(homes.new(root / "home"))
     ok(home.run("sample-inputs", "--out", str(root / "in500"), "--families", "5", "--skus-per-family", "100",
                 "--months", "12"))
     ok(home.run("inputs", "import", str(root / "in500"), "--label", "s500"))

@@ -27,13 +27,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from plan_pipeline.cli.main import main
 from plan_pipeline.inputs.sample import generate_sample_inputs
 from plan_pipeline.inputs.validation import ERROR, MAX_LEAD_TIME, RULES, WARNING
 from plan_pipeline.planning.types import MAX_PLAN_QUANTITY
+from plan_pipeline.store.table_copy import user_tables
+from plan_pipeline_tests.cli.cli_helpers import HOME_VARS
+from plan_pipeline_tests.project_homes import ProjectHome
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 SAMPLE_ARGS = {"families": 2, "skus_per_family": 2, "months": 3, "components_per_sku": 1, "seed": 7}
 CALENDAR = "planning_calendar.json"
@@ -291,40 +295,48 @@ def template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def seeded_store(template, tmp_path_factory) -> Path:
-    """A store holding the valid folder as input set 'base' and a version on it."""
-    from plan_pipeline.cli.environment import resolve_environment
-    from plan_pipeline.store import PlanStore
+def seeded_home(template, tmp_path_factory, homes) -> ProjectHome:
+    """A home of the selected backend holding the valid folder as input set 'base' and a version on
+    it (a template: each test works on a copy)."""
+    from plan_pipeline.planning.types import PlanningParameters
 
-    home = tmp_path_factory.mktemp("seed_home")
-    db = home / "plan_store.duckdb"
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.setenv("PLAN_PIPELINE_HOME", str(home))
-        mp.setenv("PLAN_PIPELINE_DB", str(db))
-        mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
-        resolve_environment(None, None)
+    seed = homes.new(tmp_path_factory.mktemp("seed_home") / "home")
+    with pytest.MonkeyPatch.context() as mp:
+        _point_at(seed, mp)
         assert main(["inputs", "import", str(template), "--label", "base"]) == 0
-        from plan_pipeline.planning.types import PlanningParameters
+        seed.store.create_version("v-base", "base", PlanningParameters(), source="cli")
+    seed.check_no_duckdb_file()
+    return seed
 
-        PlanStore(db).create_version("v-base", "base", PlanningParameters(), source="cli")
-    finally:
-        mp.undo()
-    return db
+
+def _point_at(home: ProjectHome, monkeypatch) -> None:
+    """Point this process (the in-process CLI) at ``home``; the undo also removes what main() sets."""
+    from plan_pipeline.cli.environment import resolve_environment
+
+    for name in HOME_VARS:
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
+    home.apply(monkeypatch)
+    resolve_environment(None, None)
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A project home for in-process CLI calls (the environment variables pin it)."""
-    from plan_pipeline.cli.environment import resolve_environment
+def home(homes, tmp_path, monkeypatch, request) -> Path:
+    """A fresh project home of the selected backend for in-process CLI calls (the environment
+    variables pin it)."""
+    fresh = homes.new(tmp_path / "home", request.addfinalizer)
+    _point_at(fresh, monkeypatch)
+    yield fresh.home
+    fresh.check_no_duckdb_file()
 
-    h = tmp_path / "home"
-    h.mkdir()
-    monkeypatch.setenv("PLAN_PIPELINE_HOME", str(h))
-    monkeypatch.setenv("PLAN_PIPELINE_DB", str(h / "plan_store.duckdb"))
-    monkeypatch.setenv("DAGSTER_HOME", str(h / "dagster_home"))
-    resolve_environment(None, None)
-    return h
+
+@pytest.fixture
+def seeded(seeded_home, tmp_path, monkeypatch, home_copy) -> ProjectHome:
+    """A private copy of the seeded home, the in-process CLI pointed at it."""
+    copy = home_copy(seeded_home, tmp_path / "home")
+    _point_at(copy, monkeypatch)
+    yield copy
+    copy.check_no_duckdb_file()
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -334,15 +346,10 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def snapshot(db: Path) -> dict[str, list[tuple]]:
-    """Every table's rows (sorted), read directly from the DuckDB file."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name").fetchall()]
-        return {n: sorted(con.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr) for n in names}
-    finally:
-        con.close()
+def snapshot(home: ProjectHome) -> dict[str, list[tuple]]:
+    """Every table's rows (sorted), read directly from the home's store (DuckDB or PostgreSQL)."""
+    with home.store.connect() as con:
+        return {n: sorted(con.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr) for n in user_tables(con)}
 
 
 def validate_errors(stdout: str) -> list[str]:
@@ -382,11 +389,10 @@ def test_the_generated_folder_is_clean(template, home, capsys):
 
 
 @pytest.mark.parametrize("case", REFUSED, ids=[c.name for c in REFUSED])
-def test_refused_by_validate_import_and_plan_alike(case, template, seeded_store, home, tmp_path, capsys):
+def test_refused_by_validate_import_and_plan_alike(case, template, seeded, tmp_path, capsys):
     folder = make_folder(template, tmp_path / case.name, case.mutate)
-    db = home / "plan_store.duckdb"
-    shutil.copyfile(seeded_store, db)
-    before = snapshot(db)
+    home = seeded.home
+    before = snapshot(seeded)
     out_dir = tmp_path / "out"
 
     code, out, err = run(capsys, "inputs", "validate", str(folder))
@@ -400,14 +406,14 @@ def test_refused_by_validate_import_and_plan_alike(case, template, seeded_store,
     assert "nothing was stored" in err
     assert report_errors(err) == errors
     assert "Traceback" not in out + err
-    assert snapshot(db) == before
+    assert snapshot(seeded) == before
 
     code, out, err = run(capsys, "plan", "-I", str(folder), "-o", str(out_dir), "--version-id", "v-bad")
     assert code == 1
     assert err.startswith("error: inputs rejected, nothing was stored")
     assert report_errors(err) == errors
     assert "Traceback" not in out + err
-    assert snapshot(db) == before  # no input set, no version, no run recorded
+    assert snapshot(seeded) == before  # no input set, no version, no run recorded
     assert not out_dir.exists()
     assert not (home / "dagster_home").exists()  # no Dagster run was started
 
@@ -455,20 +461,14 @@ def assert_outputs_finite(out_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def base_outputs(template, tmp_path_factory) -> Path:
+def base_outputs(template, tmp_path_factory, homes) -> Path:
     """The plan of the untouched folder (one Dagster run, shared by the comparisons)."""
     root = tmp_path_factory.mktemp("base_plan")
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.setenv("PLAN_PIPELINE_HOME", str(root / "home"))
-        mp.setenv("PLAN_PIPELINE_DB", str(root / "home" / "plan_store.duckdb"))
-        mp.setenv("DAGSTER_HOME", str(root / "home" / "dagster_home"))
-        from plan_pipeline.cli.environment import resolve_environment
-
-        resolve_environment(None, None)
+    base = homes.new(root / "home")
+    with pytest.MonkeyPatch.context() as mp:
+        _point_at(base, mp)
         assert main(["plan", "-I", str(template), "-o", str(root / "out")]) == 0
-    finally:
-        mp.undo()
+    base.check_no_duckdb_file()
     return root / "out"
 
 

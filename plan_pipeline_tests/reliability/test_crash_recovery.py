@@ -18,6 +18,8 @@ from plan_pipeline_tests.conftest import require_reference
 from plan_pipeline_tests.reliability.cli_process import Home, assert_same_plan, ok, plan_snapshot, refused
 from plan_pipeline_tests.reliability.conftest import PLAN_FLAGS
 
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
+
 KILL_POINTS = [
     "stage.after_commit:aggregate",    # first level staged
     "stage.after_commit:det",          # two levels staged
@@ -81,6 +83,8 @@ def test_materialize_killed_from_outside_at_an_arbitrary_moment(home500: Home):
     assert not home500.store.open_jobs()
 
 
+@pytest.mark.duckdb_only("the single-writer 'duckdb' pool (limit 1) is DuckDB's: with a PostgreSQL store the pool "
+                         "admits several store steps at once, so a run of another version never waits for it")
 def test_pool_wait_says_what_it_waits_for_and_gives_up(home500: Home):
     """A live run holds the pool (paused inside a stage step): another version's run waits,
     says for whom, and gives up after the configured bound; the holder is unharmed."""
@@ -118,13 +122,34 @@ def test_pool_wait_says_what_it_waits_for_and_gives_up(home500: Home):
     assert_same_plan(home500.store, "waiter", home500.clean_plan)
 
 
-def test_backfill_killed_midway_recovers_and_equals_a_clean_import(tmp_path):
+def test_a_second_run_of_a_version_waits_for_the_first_and_gives_up(home500: Home):
+    """On either backend a run of a version whose run is live (paused inside a stage step) waits for
+    it and gives up after the bound; the holder is unharmed. With a PostgreSQL store a run of
+    another version meanwhile does not wait at all (on DuckDB it waits for the pool: above)."""
+    ok(home500.run("version", "create", "--input-set", "s500", "--version-id", "held", *PLAN_FLAGS))
+    ok(home500.run("version", "create", "--input-set", "s500", "--version-id", "beside", *PLAN_FLAGS))
+    holder, release = home500.start_paused("stage.after_commit:det", "materialize", "held")
+    try:
+        same = home500.run("materialize", "held", timeout=120, PLAN_PIPELINE_POOL_WAIT_SECONDS="4")
+        refused(same, "is still in progress")
+        if home500.store_url:
+            ok(home500.run("materialize", "beside", timeout=120, PLAN_PIPELINE_POOL_WAIT_SECONDS="30"))
+            assert_same_plan(home500.store, "beside", home500.clean_plan)
+    finally:
+        release.write_text("go")
+        _out, err = holder.communicate(timeout=240)
+    assert holder.returncode == 0, err
+    assert_same_plan(home500.store, "held", home500.clean_plan)
+    assert [s for _, s in _runs(home500, "held")].count(dg.DagsterRunStatus.SUCCESS) == 1
+
+
+def test_backfill_killed_midway_recovers_and_equals_a_clean_import(tmp_path, homes, request):
     source = require_reference() / "legacy"
-    clean = Home(tmp_path / "clean")
+    clean = Home.of(homes.new(tmp_path / "clean", request.addfinalizer))
     ok(clean.run("backfill", "--source", str(source)))
     versions = [v.version_id for v in clean.store.list_versions()]
     assert len(versions) == 4
-    home = Home(tmp_path / "crashed")
+    home = Home.of(homes.new(tmp_path / "crashed", request.addfinalizer))
     home.crash("backfill.after_version", "backfill", "--source", str(source))
     runs = home.store  # the killed run left its plan_backfill_runs row 'running'
     from plan_pipeline.operations.legacy_backfill import list_backfill_runs

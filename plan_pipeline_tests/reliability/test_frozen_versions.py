@@ -6,11 +6,12 @@ before it publishes; a deleted id keeps a tombstone and an audit event and is ne
 """
 from __future__ import annotations
 
-import duckdb
 import pytest
 
 from plan_pipeline.cli.main import main
 from plan_pipeline_tests.reliability.cli_process import Home, assert_same_plan, ok, plan_snapshot, refused
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 
 def test_approval_and_delete_are_refused_while_a_run_writes_the_version(home500: Home):
@@ -37,8 +38,8 @@ def test_a_run_rechecks_the_version_before_it_publishes(home500: Home):
     run, release = home500.start_paused("stage.after_commit:det", "materialize", "raced")
     try:
         # A race no CLI path allows: the status changes behind the run's back (raw SQL).
-        with duckdb.connect(str(home500.store.path)) as con:
-            con.execute("UPDATE plan_versions SET status = 'approved' WHERE version_id = 'raced'")
+        with home500.store.connect() as con:
+            con.execute("UPDATE plan_versions SET status = 'approved' WHERE version_id = ?", ["raced"])
     finally:
         release.write_text("go")
         _, err = run.communicate(timeout=240)

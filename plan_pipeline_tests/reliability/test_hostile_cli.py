@@ -30,6 +30,9 @@ from plan_pipeline.planning.types import MAX_PLAN_QUANTITY, PlanningParameters
 
 from ..cli.cli_helpers import bare_environ, build_demo_home, run_main, use_home_copy
 from ..conftest import BUNDLED_SAMPLE
+from ..project_homes import ProjectHome
+
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 LONG = "x" * 5000
 UNI = "Ünïcödé-計画"
@@ -42,13 +45,26 @@ def template(tmp_path_factory, homes):
 
 
 @pytest.fixture
-def home(template, tmp_path, monkeypatch, home_copy):
+def project(template, tmp_path, monkeypatch, home_copy) -> ProjectHome:
+    """The test's private copy of the template home (the in-process CLI pointed at its store)."""
     def no_exec(*args, **kwargs):  # `ui` must never replace the test process
         raise AssertionError(f"os.execvpe called: {args}")
 
     monkeypatch.setattr(os, "execvpe", no_exec)
     (tmp_path / "plain.txt").write_text("not a folder, not a DuckDB file\n")
-    return use_home_copy(template, tmp_path, monkeypatch, home_copy)
+    made: list[ProjectHome] = []
+
+    def copy(source, target):
+        made.append(home_copy(source, target))
+        return made[-1]
+
+    use_home_copy(template, tmp_path, monkeypatch, copy)
+    return made[0]
+
+
+@pytest.fixture
+def home(project) -> Path:
+    return project.home
 
 
 def case(argv, code, fragment, lines=1, id=None):
@@ -290,32 +306,34 @@ def test_debug_variable_adds_the_traceback(home, tmp_path, capsys, monkeypatch):
 
 
 # ------------------------------------------------------------------------------ real processes
-def _run_script(tmp_path: Path, body: str, *argv: str, **kwargs) -> subprocess.CompletedProcess:
+def _run_script(project: ProjectHome, tmp_path: Path, body: str, *argv: str, **kwargs) -> subprocess.CompletedProcess:
     script = tmp_path / "cli_with_hook.py"
     script.write_text(textwrap.dedent(body) + textwrap.dedent("""
         from plan_pipeline.cli.main import main
         sys.exit(main(sys.argv[1:]))
     """))
-    return subprocess.run([sys.executable, str(script), *argv], env=bare_environ(), capture_output=True, text=True,
+    return subprocess.run([sys.executable, str(script), *argv], env=project.subprocess_env(bare_environ()),
+                          capture_output=True, text=True,
                           timeout=300, **kwargs)
 
 
-def test_closed_stdout_pipe_ends_quietly(home, tmp_path):
+def test_closed_stdout_pipe_ends_quietly(project, home, tmp_path):
     """``plan-pipeline version list | head -1``: the reader is gone; no BrokenPipeError, status 141."""
     read_end, write_end = os.pipe()
     os.close(read_end)  # nobody reads: the first write fails with EPIPE
     try:
         result = subprocess.run([sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home), "version", "list"],
-                                env=bare_environ(), stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+                                env=project.subprocess_env(bare_environ()), stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=300)
     finally:
         os.close(write_end)
     assert result.returncode == 141
     assert result.stderr == ""
 
 
-def test_ctrl_c_is_one_line_and_status_130(home, tmp_path):
+def test_ctrl_c_is_one_line_and_status_130(project, home, tmp_path):
     """SIGINT while ``inputs import`` works: exit 130, one line, nothing imported."""
-    result = _run_script(tmp_path, """
+    result = _run_script(project, tmp_path, """
         import os, signal, sys, time
         import plan_pipeline.inputs.importer as importer
 
@@ -328,13 +346,14 @@ def test_ctrl_c_is_one_line_and_status_130(home, tmp_path):
     assert result.returncode == 130
     assert result.stderr == "error: interrupted\n"
     listed = subprocess.run([sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home), "inputs", "list"],
-                            env=bare_environ(), capture_output=True, text=True, timeout=300)
+                            env=project.subprocess_env(bare_environ()), capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr
     assert "interrupted" not in listed.stdout
 
 
-def test_ctrl_c_inside_a_dagster_step_is_status_130(home, tmp_path):
+def test_ctrl_c_inside_a_dagster_step_is_status_130(project, home, tmp_path):
     """SIGINT while a plan step computes: Dagster fails the run as interrupted; the CLI says so."""
-    result = _run_script(tmp_path, """
+    result = _run_script(project, tmp_path, """
         import os, signal, sys
         import plan_pipeline.orchestration.plan.assets.detail_plan as detail_asset
 

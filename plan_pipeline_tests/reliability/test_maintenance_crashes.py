@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -32,64 +31,86 @@ from plan_pipeline.operations.retention import (
     verify_version_archive,
 )
 from plan_pipeline.orchestration.plan.run_state import versions_in_progress
+from plan_pipeline.store import PlanStore
+from plan_pipeline.store.table_copy import user_tables
+from plan_pipeline_tests.project_homes import ProjectHome
 
-from ..operations.ops_helpers import all_rows, version_rows
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 VERSIONS = ("v1", "v2", "v3")  # created in this order: trim --max-versions 1 removes v1 and v2
 ROW_TABLES = ("plan_kpis", "plan_override_events")  # trimmed by age into <archive>/_trimmed/
 
 
-def cli(home: Path, *args: str, crash_at: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """``plan-pipeline --home HOME ARGS`` in a fresh process (optionally killed at a crash point)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PLAN_PIPELINE_HOME", "PLAN_PIPELINE_DB", "DAGSTER_HOME", CRASH_ENV, "PLANS_DB_MAX_ROWS")}
+def cli_env(home: ProjectHome) -> dict[str, str]:
+    """This process's environment without the home variables, plus the home's store setting."""
+    return home.subprocess_env({k: v for k, v in os.environ.items() if k not in (CRASH_ENV, "PLANS_DB_MAX_ROWS")})
+
+
+def cli(home: ProjectHome, *args: str, crash_at: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """``plan-pipeline --home HOME ARGS`` in a fresh process on the home's store (optionally killed
+    at a crash point)."""
+    env = cli_env(home)
     if crash_at:
         env[CRASH_ENV] = crash_at
-    result = subprocess.run([sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home), *args],
+    result = subprocess.run([sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home.home), *args],
                             env=env, capture_output=True, text=True, timeout=600)
     if check:
         assert result.returncode == 0, f"plan-pipeline {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
 
-def popen_cli(home: Path, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PLAN_PIPELINE_HOME", "PLAN_PIPELINE_DB", "DAGSTER_HOME", CRASH_ENV, "PLANS_DB_MAX_ROWS")}
-    return subprocess.Popen([sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home), *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def popen_cli(home: ProjectHome, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "plan_pipeline.cli.main", "--home", str(home.home), *args],
+                            env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture(scope="module")
-def template_home(tmp_path_factory) -> Path:
-    """A project home with three small materialized versions, built once with the CLI."""
+def template_home(tmp_path_factory, homes) -> ProjectHome:
+    """A project home with three small materialized versions, built once with the CLI (on the
+    selected backend; its database lives for the session)."""
     root = tmp_path_factory.mktemp("maintenance")
-    home = root / "home"
+    home = homes.new(root / "home")
     cli(home, "sample-inputs", "--out", str(root / "tiny"), "--families", "1", "--skus-per-family", "2",
         "--months", "3")
     cli(home, "inputs", "import", str(root / "tiny"), "--label", "tiny")
     for vid in VERSIONS:
         cli(home, "version", "create", "--input-set", "tiny", "--version-id", vid)
         cli(home, "materialize", vid)
+    home.check_no_duckdb_file()
     return home
 
 
 @pytest.fixture
-def home(template_home, tmp_path) -> Path:
-    target = tmp_path / "home"
-    shutil.copytree(template_home, target)
-    return target
+def home(template_home, tmp_path, home_copy) -> ProjectHome:
+    copy = home_copy(template_home, tmp_path / "home")
+    yield copy
+    copy.check_no_duckdb_file()
 
 
-def db(home: Path) -> Path:
-    return home / "plan_store.duckdb"
+def all_rows(store: PlanStore) -> dict[str, list[tuple]]:
+    """Every row of every table, in a canonical order."""
+    with store.connect() as con:
+        return {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in user_tables(con)}
 
 
-def snapshot(home: Path) -> dict[str, dict[str, list[tuple]]]:
-    return {vid: version_rows(db(home), vid, VERSION_TABLES) for vid in VERSIONS}
+def version_rows(store: PlanStore, version_id: str, tables) -> dict[str, list[tuple]]:
+    """Every row of a version per table, in a stable order. The audit trail's own record of a
+    removal and a restore (``delete`` / ``restore`` events, which outlive the version by design)
+    is left out, so a restored version compares equal to what was archived."""
+    with store.connect() as con:
+        return {t: sorted(con.execute(
+            f'SELECT * FROM "{t}" WHERE version_id = ?'
+            + (" AND event_type NOT IN ('delete', 'restore')" if t == "plan_override_events" else ""),
+            [version_id]).fetchall(), key=repr)
+            for t in tables}
 
 
-def present_versions(home: Path) -> set[str]:
-    with duckdb.connect(str(db(home)), read_only=True) as con:
+def snapshot(home: ProjectHome) -> dict[str, dict[str, list[tuple]]]:
+    return {vid: version_rows(home.store, vid, VERSION_TABLES) for vid in VERSIONS}
+
+
+def present_versions(home: ProjectHome) -> set[str]:
+    with home.store.connect() as con:
         return {r[0] for r in con.execute("SELECT version_id FROM plan_versions").fetchall()}
 
 
@@ -109,7 +130,7 @@ def trimmed_rows(archive: Path) -> dict[str, list[tuple]]:
     return found
 
 
-def assert_nothing_lost(home: Path, archive: Path, before: dict[str, dict[str, list[tuple]]]) -> set[str]:
+def assert_nothing_lost(home: ProjectHome, archive: Path, before: dict[str, dict[str, list[tuple]]]) -> set[str]:
     """Each version is in the store with every row (old KPI/audit rows may instead sit in a
     trimmed-rows archive), or its archive is complete and verifies. Returns the archived ones."""
     present = present_versions(home)
@@ -117,7 +138,7 @@ def assert_nothing_lost(home: Path, archive: Path, before: dict[str, dict[str, l
     archived = set()
     for vid in VERSIONS:
         if vid in present:
-            now = version_rows(db(home), vid, VERSION_TABLES)
+            now = version_rows(home.store, vid, VERSION_TABLES)
             for table in VERSION_TABLES:
                 if table in ROW_TABLES:
                     missing = Counter(before[vid][table]) - Counter(now[table]) - Counter(archived_rows[table])
@@ -175,7 +196,7 @@ def test_trim_killed_at_any_step_loses_nothing(home, tmp_path, step):
     # ... and every removed version comes back exactly
     for vid in ("v1", "v2"):
         cli(home, "restore-archived", vid, "--archive-dir", str(archive))
-        assert version_rows(db(home), vid, VERSION_TABLES) == before[vid]
+        assert version_rows(home.store, vid, VERSION_TABLES) == before[vid]
 
 
 ROW_GUARD_STEPS = ["row_guard.archive_written", "row_guard.archive_published", "row_guard.before_commit",
@@ -201,14 +222,14 @@ def test_row_guard_killed_at_any_step_loses_nothing(home, tmp_path, step):
     assert ("removed 1 version(s) (v1)" in again.stdout) == (step != "row_guard.after_commit")
     assert assert_nothing_lost(home, archive, before) == {"v1"}
     cli(home, "restore-archived", "v1", "--archive-dir", str(archive))
-    assert version_rows(db(home), "v1", VERSION_TABLES) == before["v1"]
+    assert version_rows(home.store, "v1", VERSION_TABLES) == before["v1"]
 
 
 BACKUP_STEPS = ["backup.files_written", "backup.verified", "backup.published", "backup.pruning"]
 
 
 @pytest.mark.parametrize("step", BACKUP_STEPS)
-def test_backup_killed_at_any_step_leaves_only_whole_backups(home, tmp_path, step):
+def test_backup_killed_at_any_step_leaves_only_whole_backups(home, tmp_path, step, homes, request):
     out = tmp_path / "backups"
     cli(home, "backup", "--out", str(out))
     (first,) = list_backups(out)
@@ -227,22 +248,31 @@ def test_backup_killed_at_any_step_leaves_only_whole_backups(home, tmp_path, ste
     assert hidden_entries(out) == []
     (latest,) = list_backups(out)
     verify_backup(latest)
-    target = tmp_path / "restored.duckdb"
-    cli(home, "restore", str(latest), "--db", str(target))
-    assert all_rows(target) == all_rows(db(home))
+    # restored into a new store: a DuckDB file (--db), or a new empty PostgreSQL database
+    restored = homes.new(tmp_path / "restored", request.addfinalizer)
+    if restored.is_postgres:
+        cli(restored, "restore", str(latest))
+        target = restored.store
+    else:
+        cli(home, "restore", str(latest), "--db", str(tmp_path / "restored.duckdb"))
+        target = PlanStore(tmp_path / "restored.duckdb")
+    assert all_rows(target) == all_rows(home.store)
 
 
+@pytest.mark.duckdb_only("restore --force swaps the DuckDB file (the old one kept beside it); a PostgreSQL store is "
+                         "restored into a new empty database, never over a live one")
 def test_restore_during_a_run_is_refused_and_the_run_keeps_its_version(tmp_path, monkeypatch, capsys):
-    home = tmp_path / "home"
-    cli(home, "sample-inputs", "--out", str(tmp_path / "inputs"), "--families", "10", "--skus-per-family", "40",
+    project = ProjectHome(tmp_path / "home")
+    home = project.home
+    cli(project, "sample-inputs", "--out", str(tmp_path / "inputs"), "--families", "10", "--skus-per-family", "40",
         "--months", "12")
-    cli(home, "inputs", "import", str(tmp_path / "inputs"), "--label", "big")
-    cli(home, "version", "create", "--input-set", "big", "--version-id", "old")
-    cli(home, "backup", "--out", str(tmp_path / "backups"))
+    cli(project, "inputs", "import", str(tmp_path / "inputs"), "--label", "big")
+    cli(project, "version", "create", "--input-set", "big", "--version-id", "old")
+    cli(project, "backup", "--out", str(tmp_path / "backups"))
     (backup,) = list_backups(tmp_path / "backups")
-    cli(home, "version", "create", "--input-set", "big", "--version-id", "busy")
+    cli(project, "version", "create", "--input-set", "big", "--version-id", "busy")
 
-    run = popen_cli(home, "materialize", "busy")
+    run = popen_cli(project, "materialize", "busy")
     instance = dg.DagsterInstance.from_config(str(home / "dagster_home"))
     try:
         while "busy" not in versions_in_progress(instance):
@@ -253,7 +283,7 @@ def test_restore_during_a_run_is_refused_and_the_run_keeps_its_version(tmp_path,
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("PLAN_PIPELINE_HOME", str(home))  # restored after the test (the CLI sets the others)
         monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
-        monkeypatch.setenv("PLAN_PIPELINE_DB", str(db(home)))
+        monkeypatch.setenv("PLAN_PIPELINE_DB", str(project.db_path))
         from plan_pipeline.cli.main import main
 
         status = main(["--home", str(home), "restore", str(backup), "--force"])
@@ -265,12 +295,12 @@ def test_restore_during_a_run_is_refused_and_the_run_keeps_its_version(tmp_path,
     assert run.returncode == 0, f"{out}\n{err}"
     assert "succeeded" in err + out
     # the run's version is in the store, with its plan; nothing was moved aside
-    with duckdb.connect(str(db(home)), read_only=True) as con:
+    with duckdb.connect(str(project.db_path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM plan_series WHERE version_id = 'busy'").fetchall()[0][0] > 0
     assert not [p for p in home.iterdir() if ".pre-restore-" in p.name or ".restore-" in p.name]
     # once the run is over the same restore goes through and keeps the old store beside it
     assert main(["--home", str(home), "restore", str(backup), "--force"]) == 0
-    assert present_versions(home) == {"old"}
+    assert present_versions(project) == {"old"}
     (kept,) = [p for p in home.iterdir() if ".pre-restore-" in p.name]
     with duckdb.connect(str(kept), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM plan_series WHERE version_id = 'busy'").fetchall()[0][0] > 0

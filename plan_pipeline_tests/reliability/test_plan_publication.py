@@ -19,6 +19,8 @@ from plan_pipeline.store import PlanStoreError
 from plan_pipeline_tests.reliability.cli_process import Home, assert_same_plan, ok, plan_snapshot
 from plan_pipeline_tests.reliability.conftest import PLAN_FLAGS
 
+pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
+
 
 def _edited_row(store, version):
     det = store.read_series(version, "det")
@@ -121,6 +123,7 @@ def test_exports_of_a_version_without_a_complete_plan_are_refused(plan_env, samp
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.duckdb_only("DuckDB's write memory limit: the publication of 3.8 M rows in one DuckDB transaction")
 def test_replanning_a_5000_sku_version_publishes_within_the_write_memory_limit(tmp_path):
     """At the benchmark's size (3.8 M plan rows) the publication replaces the previous plan under
     the default DuckDB write memory limit: a re-plan succeeds and leaves exactly one plan."""
