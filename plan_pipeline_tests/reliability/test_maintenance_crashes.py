@@ -32,7 +32,7 @@ from plan_pipeline.operations.retention import (
 )
 from plan_pipeline.orchestration.plan.run_state import versions_in_progress
 from plan_pipeline.store import PlanStore
-from plan_pipeline.store.table_copy import user_tables
+from plan_pipeline_tests.operations.ops_helpers import all_rows, version_rows
 from plan_pipeline_tests.project_homes import ProjectHome
 
 pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
@@ -85,24 +85,6 @@ def home(template_home, tmp_path, home_copy) -> ProjectHome:
     copy = home_copy(template_home, tmp_path / "home")
     yield copy
     copy.check_no_duckdb_file()
-
-
-def all_rows(store: PlanStore) -> dict[str, list[tuple]]:
-    """Every row of every table, in a canonical order."""
-    with store.connect() as con:
-        return {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in user_tables(con)}
-
-
-def version_rows(store: PlanStore, version_id: str, tables) -> dict[str, list[tuple]]:
-    """Every row of a version per table, in a stable order. The audit trail's own record of a
-    removal and a restore (``delete`` / ``restore`` events, which outlive the version by design)
-    is left out, so a restored version compares equal to what was archived."""
-    with store.connect() as con:
-        return {t: sorted(con.execute(
-            f'SELECT * FROM "{t}" WHERE version_id = ?'
-            + (" AND event_type NOT IN ('delete', 'restore')" if t == "plan_override_events" else ""),
-            [version_id]).fetchall(), key=repr)
-            for t in tables}
 
 
 def snapshot(home: ProjectHome) -> dict[str, dict[str, list[tuple]]]:
