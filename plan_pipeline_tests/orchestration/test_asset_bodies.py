@@ -1,5 +1,5 @@
 """The plan stage assets called directly (no run, no IO manager): what each body returns and the
-check results it yields, on the bundled sample in a real plan store file.
+check results it yields, on the bundled sample in a real plan store (DuckDB, or PostgreSQL with --store-backend=postgres).
 
 Runs test the wiring (plan_pipeline_tests/orchestration/test_published_plan.py, e2e); these pin
 what the bodies themselves do with their inputs, so a change inside one shows up here first.
@@ -23,12 +23,14 @@ from plan_pipeline.planning.detail import plan_detail
 from plan_pipeline.planning.overrides import aggregate_key, detail_key
 from plan_pipeline.planning.parameters import PlanningParameters
 
+pytestmark = pytest.mark.both_backends  # the store fixture: DuckDB, or PostgreSQL with --store-backend=postgres
+
 
 @pytest.fixture
 def sample_version(store, sample_dir):
     import_input_dir(store, sample_dir, "s")
     store.create_version("v1", "s", PlanningParameters(round_mode="int"))
-    return PlanStoreResource(db_path=str(store.path))
+    return PlanStoreResource(store_url=store.location.url)
 
 
 def _outputs_and_checks(events) -> tuple[list[dg.Output], dict[str, dg.AssetCheckResult]]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
+from plan_pipeline.definitions import build_definitions
 from plan_pipeline.orchestration.inbox.sensor import ERRORS_FILE, inbox_sensor
 from plan_pipeline.orchestration.plan.launch import materialize_version
 from plan_pipeline.orchestration.replanning.stale_drafts import (
@@ -17,7 +18,29 @@ from plan_pipeline.orchestration.replanning.stale_drafts import (
     replan_stale_drafts,
     stale_draft_versions,
 )
-from plan_pipeline_tests.operations.ops_helpers import make_version, operations_defs
+from plan_pipeline.store.base import PlanStoreBase
+from plan_pipeline_tests.operations.ops_helpers import make_version
+
+pytestmark = pytest.mark.both_backends  # plan_env: a home on DuckDB, or PostgreSQL with --store-backend=postgres
+
+
+def _defs(env) -> dg.Definitions:
+    """The project's definitions (every domain: plan, inbox, replanning, ...) on the home's store."""
+    return build_definitions(store_url=env.store.location.url)
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[str]:
+    """Every store connection opened in this process (the store's location), in order."""
+    connections: list[str] = []
+    original = PlanStoreBase.connect
+
+    def connect(self, *args, **kwargs):
+        connections.append(self.location.url)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PlanStoreBase, "connect", connect)
+    return connections
 
 
 @pytest.fixture
@@ -35,14 +58,15 @@ def _evaluate(instance, defs, cursor=None):
     return result
 
 
-def test_valid_folder_is_imported_then_planned(plan_env, inbox, sample_dir):
+def test_valid_folder_is_imported_then_planned(plan_env, inbox, sample_dir, opened):
     folder = inbox / "april-plan"
     shutil.copytree(sample_dir, folder)
     (folder / "plan_parameters.json").write_text(json.dumps({"round": "dec1", "note": "from the inbox"}))
     instance = plan_env.instance()
-    defs = operations_defs(plan_env.db_path)
+    defs = _defs(plan_env)
 
     first = _evaluate(instance, defs)
+    assert opened == [], "the sensor never opens the store"
     (request,) = first.run_requests
     assert request.job_name == "inbox_import"
     config = request.run_config["ops"]["inbox_import_op"]["config"]
@@ -82,7 +106,7 @@ def test_invalid_folder_is_reported_once_and_rechecked_when_it_changes(plan_env,
     (folder / "capacity.csv").unlink()
     (folder / "plan_parameters.json").write_text(json.dumps({"round": "sometimes", "colour": "red"}))
     instance = plan_env.instance()
-    defs = operations_defs(plan_env.db_path)
+    defs = _defs(plan_env)
 
     first = _evaluate(instance, defs)
     assert first.run_requests == []
@@ -112,7 +136,7 @@ def test_folder_names_hidden_folders_and_settle_time(plan_env, inbox, sample_dir
     for path in [inbox / "bad name", *(inbox / "bad name").iterdir()]:
         os.utime(path)  # copytree keeps the repository files' mtimes: make the folder "just written"
     instance = plan_env.instance()
-    defs = operations_defs(plan_env.db_path)
+    defs = _defs(plan_env)
     monkeypatch.setenv("PLAN_PIPELINE_INBOX_SETTLE_SECONDS", "3600")
     deferred = _evaluate(instance, defs)
     assert deferred.run_requests == [] and "1 folder(s) still changing" in deferred.skip_reason.skip_message
@@ -129,7 +153,7 @@ def test_failed_import_is_written_beside_the_files(plan_env, inbox, sample_dir):
     shutil.copytree(sample_dir, folder)
     (folder / "plan_parameters.json").write_text(json.dumps({"version_id": "taken"}))
     instance = plan_env.instance()
-    defs = operations_defs(plan_env.db_path)
+    defs = _defs(plan_env)
     first = _evaluate(instance, defs)
     (request,) = first.run_requests
     run = defs.resolve_job_def("inbox_import").execute_in_process(
@@ -142,7 +166,7 @@ def test_failed_import_is_written_beside_the_files(plan_env, inbox, sample_dir):
 
 
 def test_inbox_without_folder_skips(plan_env):
-    result = _evaluate(plan_env.instance(), operations_defs(plan_env.db_path))
+    result = _evaluate(plan_env.instance(), _defs(plan_env))
     assert result.run_requests == [] and "does not exist" in result.skip_reason.skip_message
 
 
@@ -160,7 +184,7 @@ def _scan(instance, defs):
 def test_replan_schedule_requests_one_run_per_stale_draft(plan_env, sample_dir):
     store = plan_env.store
     instance = plan_env.instance()
-    defs = operations_defs(plan_env.db_path)
+    defs = _defs(plan_env)
     for vid in ("draft", "approved"):
         make_version(store, sample_dir, vid)
         assert materialize_version(instance, store, vid).success  # records code version + input fingerprint
@@ -196,7 +220,7 @@ def test_replan_schedule_requests_one_run_per_stale_draft(plan_env, sample_dir):
 def test_stale_state_observations_expire(plan_env, sample_dir):
     store = plan_env.store
     instance = plan_env.instance()
-    defs = operations_defs(plan_env.db_path)
+    defs = _defs(plan_env)
     make_version(store, sample_dir, "draft")
     assert materialize_version(instance, store, "draft").success
     _scan(instance, defs)
@@ -211,7 +235,7 @@ def test_fingerprints_recorded_with_the_materialization_are_compared_exactly(pla
 
     store = plan_env.store
     instance = plan_env.instance()
-    defs = operations_defs(plan_env.db_path)
+    defs = _defs(plan_env)
     make_version(store, sample_dir, "draft")
     instance.add_dynamic_partitions("plan_version", ["draft"])
 

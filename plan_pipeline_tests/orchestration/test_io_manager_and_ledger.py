@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
 
@@ -14,6 +13,8 @@ from plan_pipeline.orchestration.plan.partitions import plan_version_partitions,
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanStoreError
+
+pytestmark = pytest.mark.both_backends  # plan_env / store: DuckDB, or PostgreSQL with --store-backend=postgres
 
 
 def test_definitions_load_with_partitions_pools_and_in_process_executor():
@@ -30,9 +31,8 @@ def test_definitions_load_with_partitions_pools_and_in_process_executor():
     assert {node.definition.pool for node in repair.graph.nodes} == {"duckdb"}
 
 
-def test_io_manager_round_trip_keeps_dtypes(tmp_path):
-    db = tmp_path / "s.duckdb"
-    store_resource = PlanStoreResource(db_path=str(db))
+def test_io_manager_round_trip_keeps_dtypes(store):
+    store_resource = PlanStoreResource(store_url=store.location.url)
     store = store_resource.get_store()
     store.create_version("v1", None, PlanningParameters())
 
@@ -83,7 +83,7 @@ def test_io_manager_round_trip_keeps_dtypes(tmp_path):
             store.read_series("v1", "weekly_summary")
         pd.testing.assert_frame_equal(store.read_series("v1", "weekly_summary", run_id=result.run_id), frame)
         store.publish_run("v1", [result.run_id], ["weekly_summary", "aggregate"])
-        # a later run that materializes only the downstream asset reads the published frame from DuckDB
+        # a later run that materializes only the downstream asset reads the published frame from the store
         again = dg.materialize(
             [weekly, downstream], selection=[downstream], partition_key="v1", instance=instance,
             resources={"plan_series_io_manager": PlanSeriesIOManager(plan_store=store_resource)},
@@ -123,8 +123,8 @@ def test_successful_run_is_a_plan_jobs_row_keyed_by_run_id(plan_env, sample_dir)
 
 def test_failed_run_is_recorded_with_its_error(plan_env, sample_dir):
     store = _make_version(plan_env, sample_dir)
-    with duckdb.connect(str(store.path)) as con:  # corrupt a parameter behind the store's back
-        con.execute("UPDATE plan_versions SET round_mode = 'bogus' WHERE version_id = 'v1'")
+    with store.connect() as con:  # corrupt a parameter behind the store's back
+        con.execute("UPDATE plan_versions SET round_mode = ? WHERE version_id = ?", ["bogus", "v1"])
     outcome = materialize_version(plan_env.instance(), store, "v1", trigger="cli")
     assert not outcome.success
     job = store.get_job(outcome.run_id)
@@ -163,7 +163,7 @@ def test_runs_record_themselves_so_the_repair_sensor_requests_nothing(plan_env, 
     register_version_partition(instance, "v1")
     # a CLI run and a run launched elsewhere (UI, backfill, schedule) both record their final status
     cli = materialize_version(instance, store, "v1")
-    job = build_definitions(str(store.path)).resolve_job_def("plan_job")
+    job = build_definitions(store_url=store.location.url).resolve_job_def("plan_job")
     other = job.execute_in_process(partition_key="v1", instance=instance, tags={"plan/version": "v1"})
     assert store.get_job(cli.run_id)["status"] == "success" and store.get_job(cli.run_id)["trigger"] == "cli"
     row = store.get_job(other.run_id)

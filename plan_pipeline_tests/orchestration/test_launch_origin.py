@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from dagster._core.workspace.context import WorkspaceProcessContext
@@ -25,6 +26,8 @@ from plan_pipeline.orchestration.legacy_import.jobs import LEGACY_IMPORT_JOB_NAM
 from plan_pipeline.orchestration.plan.jobs import PLAN_JOB_NAME
 from plan_pipeline_tests.conftest import PROJECT_ROOT
 from plan_pipeline_tests.operations.legacy_helpers import legacy_dir
+
+pytestmark = pytest.mark.both_backends  # plan_env: a home on DuckDB, or PostgreSQL with --store-backend=postgres (the re-executed run's process too)
 
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
 REPOSITORY_LABEL = f"{REPOSITORY_NAME}@{CODE_LOCATION_NAME}"

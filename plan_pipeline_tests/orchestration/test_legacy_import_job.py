@@ -29,6 +29,8 @@ from plan_pipeline_tests.operations.legacy_helpers import (
     writable_db_copy,
 )
 
+pytestmark = pytest.mark.both_backends  # plan_env: a home on DuckDB, or PostgreSQL with --store-backend=postgres
+
 
 def materializations(instance, asset: str, version: str):
     result = instance.fetch_materializations(
@@ -54,7 +56,7 @@ def test_job_and_schedule_load_beside_the_plan_assets():
 
 def test_job_registers_partitions_and_records_imported_materializations(reference_dir, plan_env):
     instance = plan_env.instance()
-    result = run_legacy_import_in_process(instance, str(plan_env.db_path), str(legacy_dir()))
+    result = run_legacy_import_in_process(instance, plan_env.store, str(legacy_dir()))
     assert result.success
     summary = result.summary
     assert (summary["status"], summary["versions_imported"]) == ("success", 4)
@@ -89,7 +91,7 @@ def test_job_registers_partitions_and_records_imported_materializations(referenc
     assert published["levels"].value == {**publication["levels"], **publication["kpi_levels"]}
 
     # a second run is a no-op: nothing imported, no new materializations
-    again = run_legacy_import_in_process(instance, str(plan_env.db_path), str(legacy_dir()))
+    again = run_legacy_import_in_process(instance, plan_env.store, str(legacy_dir()))
     assert again.success
     assert again.summary["versions_skipped"] == 4
     assert len(materializations(instance, "aggregate_plan", "legacy-dec2")) == 1
@@ -98,7 +100,7 @@ def test_job_registers_partitions_and_records_imported_materializations(referenc
 
 def test_dry_run_job_registers_and_marks_nothing(reference_dir, plan_env):
     instance = plan_env.instance()
-    result = run_legacy_import_in_process(instance, str(plan_env.db_path), str(legacy_db()), dry_run=True)
+    result = run_legacy_import_in_process(instance, plan_env.store, str(legacy_db()), dry_run=True)
     assert result.success
     summary = result.summary
     # what a dry run would do is reported under names that cannot be taken for work done
@@ -117,7 +119,7 @@ def test_dry_run_job_registers_and_marks_nothing(reference_dir, plan_env):
 def test_job_fails_when_nothing_could_be_imported(reference_dir, plan_env, tmp_path):
     db = writable_db_copy(tmp_path / "scpln_legacy.db")
     sqlite_exec(db, "DROP TABLE plan_versions")
-    result = run_legacy_import_in_process(plan_env.instance(), str(plan_env.db_path), str(db))
+    result = run_legacy_import_in_process(plan_env.instance(), plan_env.store, str(db))
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "table plan_versions is missing" in failure.event_specific_data.user_failure_data.description
@@ -129,7 +131,7 @@ def test_a_partial_run_succeeds_and_marks_only_the_imported_versions(reference_d
     sqlite_exec(db, "UPDATE plan_artifacts SET json_text = 'oops' WHERE version_id = 'legacy-dec2' "
                     "AND name = 'aggregate.json'")
     instance = plan_env.instance()
-    result = run_legacy_import_in_process(instance, str(plan_env.db_path), str(db))
+    result = run_legacy_import_in_process(instance, plan_env.store, str(db))
     assert result.success
     summary = result.summary
     assert (summary["status"], summary["versions_imported"], summary["versions_failed"]) == ("partial", 3, 1)
@@ -137,9 +139,19 @@ def test_a_partial_run_succeeds_and_marks_only_the_imported_versions(reference_d
     assert not materializations(instance, "aggregate_plan", "legacy-dec2")
 
 
-def test_schedule_skips_without_the_env_var_and_requests_a_run_with_it(monkeypatch, tmp_path):
-    db_file = tmp_path / "never_opened.duckdb"
-    monkeypatch.setenv("PLAN_PIPELINE_DB", str(db_file))
+def test_schedule_skips_without_the_env_var_and_requests_a_run_with_it(homes, monkeypatch, tmp_path, request):
+    from plan_pipeline.store.base import PlanStoreBase
+
+    home = homes.new(tmp_path / "home", request.addfinalizer)
+    home.apply(monkeypatch)
+    opened = []  # every store connection this process opens (none: the store is never touched)
+    original_connect = PlanStoreBase.connect
+
+    def connect(store, *args, **kwargs):
+        opened.append(store.location.url)
+        return original_connect(store, *args, **kwargs)
+
+    monkeypatch.setattr(PlanStoreBase, "connect", connect)
     monkeypatch.delenv(LEGACY_SOURCE_ENV, raising=False)
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(instance=instance)
@@ -162,7 +174,7 @@ def test_schedule_skips_without_the_env_var_and_requests_a_run_with_it(monkeypat
         assert legacy_import_schedule(context).run_key == request.run_key  # unchanged source: same key
         (source / "scpln_legacy.db").write_bytes(b"SQLite format 3\x00" + b"\x01" * 200)
         assert legacy_import_schedule(context).run_key != request.run_key
-    assert not db_file.exists()  # evaluating the schedule never opened the store
+    assert opened == [] and not home.db_path.exists()  # evaluating the schedule never opened the store
 
 
 def cli(argv: list[str]):
@@ -228,7 +240,7 @@ def test_an_imported_version_cannot_be_materialized(reference_dir, plan_env):
     """A run over an imported (frozen) version recomputes nothing and, since issue 11, ends green
     (a UI backfill over it must not mark the version failed): planning_inputs says it is frozen."""
     instance = plan_env.instance()
-    assert run_legacy_import_in_process(instance, str(plan_env.db_path), str(legacy_db())).success
+    assert run_legacy_import_in_process(instance, plan_env.store, str(legacy_db())).success
     store = plan_env.store
     before = store.read_series("legacy-dec2", "aggregate")
 

@@ -4,6 +4,7 @@ versions that cannot be planned without submitting anything."""
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 from dagster._core.execution.backfill import BulkActionStatus
 
 from plan_pipeline.cli.main import main
@@ -12,6 +13,8 @@ from plan_pipeline.orchestration.code_location import reconstructable_job
 from plan_pipeline.orchestration.plan.partitions import PLAN_VERSION_PARTITIONS_NAME
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline_tests.conftest import BUNDLED_SAMPLE
+
+pytestmark = pytest.mark.both_backends  # plan_env: a home on DuckDB, or PostgreSQL with --store-backend=postgres
 
 
 def test_runs_backfill_submits_a_partition_backfill_of_the_plan_assets(plan_env, capsys):

@@ -17,6 +17,8 @@ from plan_pipeline.planning.overrides import detail_key
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.planning.vocabulary import SCORECARD_CATEGORY, SCORECARD_KPI_NAMES, SCORECARD_LEVEL
 
+pytestmark = pytest.mark.both_backends  # plan_env: a home on DuckDB, or PostgreSQL with --store-backend=postgres
+
 KEYS = ["metric", "bucket_type", "bucket_key"]
 
 # Two families, three SKUs, ample capacity, lot-for-lot with a one-week lead time, 30 units of

@@ -22,8 +22,9 @@ from plan_pipeline.orchestration.plan.planner_metadata import PREVIEW_ROWS
 from plan_pipeline.orchestration.plan.targets import PlanTargets
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.planning.vocabulary import COLUMN_DESCRIPTIONS, SCORECARD_LEVEL
-from plan_pipeline.store import PlanStore
 from plan_pipeline_tests.conftest import BUNDLED_SAMPLE
+
+pytestmark = pytest.mark.both_backends  # a home on DuckDB, or PostgreSQL with --store-backend=postgres
 
 VERSION = "anchored"
 WARN_CHECKS = {"fill_rate_meets_target", "backlog_not_growing", "leveled_utilization_within_capacity"}
@@ -31,15 +32,15 @@ RELAXED = {"fill_rate_target": 0.9, "max_utilization": 1.4, "backlog_growth_peri
 
 
 @pytest.fixture(scope="module")
-def planned(tmp_path_factory):
-    """The sample planned twice (default targets, then relaxed targets given as launchpad config)."""
-    folder = tmp_path_factory.mktemp("planner_metadata")
-    store = PlanStore(folder / "store.duckdb")
+def planned(homes, tmp_path_factory):
+    """The sample planned twice (default targets, then relaxed targets given as launchpad config),
+    in a home of the session (only read by the tests; on PostgreSQL dropped at the session's end)."""
+    store = homes.new(tmp_path_factory.mktemp("planner_metadata") / "home").store
     import_input_dir(store, BUNDLED_SAMPLE, "sample")
     params = PlanningParameters(preset="det_near", cutover_date="2025-03-12", apply_adjusted=True)
     store.create_version(VERSION, "sample", params)
     store.create_version("relaxed", "sample", params)
-    job = build_definitions(str(store.path)).resolve_job_def("plan_job")
+    job = build_definitions(store_url=store.location.url).resolve_job_def("plan_job")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("plan_version", [VERSION, "relaxed"])
         default = job.execute_in_process(partition_key=VERSION, instance=instance)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from plan_pipeline.inputs.importer import import_input_dir
 from plan_pipeline.orchestration.plan.launch import materialize_version
 from plan_pipeline.planning.types import PlanningParameters
+
+pytestmark = pytest.mark.both_backends  # plan_env: a home on DuckDB, or PostgreSQL with --store-backend=postgres
 
 
 def _published(instance, version):

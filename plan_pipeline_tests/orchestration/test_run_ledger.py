@@ -3,11 +3,11 @@ run; the repair sensor requests a recording run only for runs that could not."""
 from __future__ import annotations
 
 import dagster as dg
-import duckdb
 import pytest
 
 from plan_pipeline.definitions import build_definitions
 from plan_pipeline.inputs.importer import import_input_dir
+from plan_pipeline.orchestration.instance import POSTGRES_STORE_POOL_LIMIT
 from plan_pipeline.orchestration.plan.run_ledger import (
     LEDGER_REPAIR_JOB_NAME,
     LEDGER_TAG,
@@ -18,18 +18,18 @@ from plan_pipeline.orchestration.plan.run_ledger import (
 from plan_pipeline.orchestration.plan.run_ledger_hooks import RUN_LEDGER_HOOKS, PoolBusy, pool_slot, with_run_ledger
 from plan_pipeline.orchestration.plan.sensors import ledger_mismatches, run_ledger_repair_sensor
 from plan_pipeline.planning.types import PlanningParameters
-from plan_pipeline.store import PlanStore
+
+pytestmark = pytest.mark.both_backends  # store / plan_env: DuckDB, or PostgreSQL with --store-backend=postgres
 
 TRIM_DRY_RUN = {"ops": {"plan_store_trim_op": {"config": {"dry_run": True}}}}
 
 
 @pytest.fixture
-def ledger(tmp_path, sample_dir):
+def ledger(store, sample_dir):
     """A plan store with version v1 over the sample, the code location bound to it, a test instance."""
-    store = PlanStore(tmp_path / "store.duckdb")
     import_input_dir(store, sample_dir, "sample")
     store.create_version("v1", "sample", PlanningParameters())
-    defs = build_definitions(str(store.path))
+    defs = build_definitions(store_url=store.location.url)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("plan_version", ["v1"])
         yield store, defs, instance
@@ -55,8 +55,8 @@ def test_a_ui_plan_run_records_success_and_gets_its_version_and_trigger_tags(led
 
 def test_a_failed_step_records_failure_with_the_error_text(ledger):
     store, defs, instance = ledger
-    with duckdb.connect(str(store.path)) as con:  # corrupt a parameter behind the store's back
-        con.execute("UPDATE plan_versions SET round_mode = 'bogus' WHERE version_id = 'v1'")
+    with store.connect() as con:  # corrupt a parameter behind the store's back
+        con.execute("UPDATE plan_versions SET round_mode = ? WHERE version_id = ?", ["bogus", "v1"])
     result = defs.resolve_job_def("plan_job").execute_in_process(
         partition_key="v1", instance=instance, raise_on_error=False)
     assert not result.success
@@ -151,14 +151,20 @@ def test_a_run_whose_final_status_was_not_recorded_is_a_mismatch(ledger):
     assert ledger_mismatches(instance, None)[0] == [result.run_id]
 
 
-def test_the_hooks_hold_a_duckdb_pool_slot_and_wait_for_it(plan_env):
-    instance = plan_env.instance()  # the project's instance: pool 'duckdb' limit 1
+def test_the_hooks_hold_a_duckdb_pool_slot_and_wait_for_it(plan_env, store_backend):
+    # the project's instance: pool 'duckdb' limit 1 (one DuckDB writer), 8 for a PostgreSQL plan store
+    instance = plan_env.instance()
     storage = instance.event_log_storage
     storage.initialize_concurrency_limit_to_default("duckdb")
-    assert storage.claim_concurrency_slot("duckdb", "other-run", "mrp_plan").is_claimed
+    limit = storage.get_concurrency_info("duckdb").slot_count
+    assert limit == (POSTGRES_STORE_POOL_LIMIT if store_backend == "postgres" else 1)
+    others = [(f"other-run-{i}", "mrp_plan") for i in range(limit)]  # every slot held by other runs' steps
+    for run_id, step in others:
+        assert storage.claim_concurrency_slot("duckdb", run_id, step).is_claimed
     with pytest.raises(PoolBusy), pool_slot(instance, "my-run", "step:run_ledger", wait_seconds=0):
         pass
-    storage.free_concurrency_slot_for_step("other-run", "mrp_plan")
+    for run_id, step in others:
+        storage.free_concurrency_slot_for_step(run_id, step)
     with pool_slot(instance, "my-run", "step:run_ledger", wait_seconds=0) as claimed:
         assert claimed
         holders = {(s.run_id, s.step_key) for s in storage.get_concurrency_info("duckdb").claimed_slots}

@@ -22,6 +22,8 @@ from plan_pipeline.planning.kpis import scorecard_kpis
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.planning.vocabulary import SCORECARD_LEVEL
 
+pytestmark = pytest.mark.both_backends  # plan_env: a home on DuckDB, or PostgreSQL with --store-backend=postgres
+
 
 def test_cache_hands_out_shallow_copies_and_drops_after_the_last_consumer():
     cache = RunLocalCache()

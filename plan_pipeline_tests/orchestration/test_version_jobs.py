@@ -7,7 +7,6 @@ import logging
 from types import SimpleNamespace
 
 import dagster as dg
-import duckdb
 import pytest
 
 from plan_pipeline.definitions import build_definitions
@@ -20,19 +19,21 @@ from plan_pipeline.orchestration.plan.run_ledger import TRIGGER_TAG, VERSION_TAG
 from plan_pipeline.orchestration.versions.sensors import plan_created_versions
 from plan_pipeline.planning.overrides import detail_key
 from plan_pipeline.planning.parameters import PlanningParameters
-from plan_pipeline.store import PlanStore
 from plan_pipeline_tests.reliability.cli_process import assert_same_plan, plan_snapshot
+
+pytestmark = pytest.mark.both_backends  # a home on DuckDB, or PostgreSQL with --store-backend=postgres
 
 PLANNING_INPUTS = dg.AssetKey("planning_inputs")
 ALL_PLAN_KEYS = [PLANNING_INPUTS, *STAGE_ASSET_KEYS, dg.AssetKey("published_plan"), dg.AssetKey("baseline_comparison")]
 
 
 @pytest.fixture
-def location(tmp_path, sample_dir, monkeypatch):
-    store = PlanStore(tmp_path / "store.duckdb")
-    monkeypatch.setenv("PLAN_PIPELINE_DB", str(store.path))  # the code location's store (CLI runs use it)
+def location(homes, tmp_path, sample_dir, monkeypatch, request):
+    home = homes.new(tmp_path / "home", request.addfinalizer)
+    home.apply(monkeypatch)  # the code location's store (CLI runs use it)
+    store = home.store
     import_input_dir(store, sample_dir, "sample")
-    defs = build_definitions(str(store.path))
+    defs = build_definitions(store_url=store.location.url)
     with dg.instance_for_test() as instance:
         yield SimpleNamespace(store=store, defs=defs, instance=instance)
 
@@ -202,9 +203,9 @@ def test_runs_over_approved_and_imported_versions_end_green_and_change_nothing(l
         assert first.success and _check_evaluations(instance, first.run_id) > 0
     store.transition_status("gold", "submitted")
     store.transition_status("gold", "approved")
-    with duckdb.connect(str(store.path)) as con:  # what a legacy import leaves: imported, read-only, no input set
-        con.execute("UPDATE plan_versions SET status = 'imported', read_only = TRUE, input_set = NULL "
-                    "WHERE version_id = 'old'")
+    with store.connect() as con:  # what a legacy import leaves: imported, read-only, no input set
+        con.execute("UPDATE plan_versions SET status = ?, read_only = TRUE, input_set = NULL WHERE version_id = ?",
+                    ["imported", "old"])
     before = {v: (plan_snapshot(store, v), store.publication(v), store.series_levels(v)) for v in ("gold", "old")}
     statuses = {v: _statuses(instance, v) for v in ("gold", "old")}
     assert all(s == dg.AssetPartitionStatus.MATERIALIZED for v in statuses.values() for s in v.values())
@@ -260,7 +261,8 @@ def test_every_plan_run_shows_the_version_status_input_set_and_parameters(locati
     assert table["round_mode"] == "int"
 
 
-def test_an_all_partitions_backfill_over_frozen_and_draft_versions_completes_green(tmp_path, sample_dir, monkeypatch):
+def test_an_all_partitions_backfill_over_frozen_and_draft_versions_completes_green(homes, tmp_path, sample_dir,
+                                                                                    monkeypatch, request):
     """What the UI's "Materialize" of every plan asset over every partition does: an asset backfill,
     run here by the backfill daemon's own iteration on a real instance and code location."""
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
@@ -268,8 +270,9 @@ def test_an_all_partitions_backfill_over_frozen_and_draft_versions_completes_gre
     from dagster._core.workspace.load_target import ModuleTarget
     from dagster._daemon.backfill import execute_backfill_iteration
 
-    store = PlanStore(tmp_path / "store.duckdb")
-    monkeypatch.setenv("PLAN_PIPELINE_DB", str(store.path))
+    home = homes.new(tmp_path / "home", request.addfinalizer)
+    home.apply(monkeypatch)  # the code location below resolves its store from the environment
+    store = home.store
     import_input_dir(store, sample_dir, "sample")
     overrides = {
         "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},
@@ -284,9 +287,9 @@ def test_an_all_partitions_backfill_over_frozen_and_draft_versions_completes_gre
             assert materialize_version(instance, store, version).success
         store.transition_status("gold", "submitted")
         store.transition_status("gold", "approved")
-        with duckdb.connect(str(store.path)) as con:
-            con.execute("UPDATE plan_versions SET status = 'imported', read_only = TRUE, input_set = NULL "
-                        "WHERE version_id = 'old'")
+        with store.connect() as con:
+            con.execute("UPDATE plan_versions SET status = ?, read_only = TRUE, input_set = NULL WHERE version_id = ?",
+                        ["imported", "old"])
         before = {v: plan_snapshot(store, v) for v in ("gold", "old")}
         target = ModuleTarget(module_name="plan_pipeline.definitions", attribute="defs",
                               working_directory=str(tmp_path), location_name="plan_pipeline")
