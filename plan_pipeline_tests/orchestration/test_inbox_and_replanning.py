@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from plan_pipeline.definitions import build_definitions
 from plan_pipeline.orchestration.inbox.sensor import ERRORS_FILE, inbox_sensor
 from plan_pipeline.orchestration.plan.launch import materialize_version
 from plan_pipeline.orchestration.replanning.stale_drafts import (
@@ -19,14 +18,9 @@ from plan_pipeline.orchestration.replanning.stale_drafts import (
     stale_draft_versions,
 )
 from plan_pipeline.store.base import PlanStoreBase
-from plan_pipeline_tests.operations.ops_helpers import make_version
+from plan_pipeline_tests.operations.ops_helpers import make_version, operations_defs
 
 pytestmark = pytest.mark.both_backends  # plan_env: a home on DuckDB, or PostgreSQL with --store-backend=postgres
-
-
-def _defs(env) -> dg.Definitions:
-    """The project's definitions (every domain: plan, inbox, replanning, ...) on the home's store."""
-    return build_definitions(store_url=env.store.location.url)
 
 
 @pytest.fixture
@@ -63,7 +57,7 @@ def test_valid_folder_is_imported_then_planned(plan_env, inbox, sample_dir, open
     shutil.copytree(sample_dir, folder)
     (folder / "plan_parameters.json").write_text(json.dumps({"round": "dec1", "note": "from the inbox"}))
     instance = plan_env.instance()
-    defs = _defs(plan_env)
+    defs = operations_defs(plan_env.store)
 
     first = _evaluate(instance, defs)
     assert opened == [], "the sensor never opens the store"
@@ -106,7 +100,7 @@ def test_invalid_folder_is_reported_once_and_rechecked_when_it_changes(plan_env,
     (folder / "capacity.csv").unlink()
     (folder / "plan_parameters.json").write_text(json.dumps({"round": "sometimes", "colour": "red"}))
     instance = plan_env.instance()
-    defs = _defs(plan_env)
+    defs = operations_defs(plan_env.store)
 
     first = _evaluate(instance, defs)
     assert first.run_requests == []
@@ -136,7 +130,7 @@ def test_folder_names_hidden_folders_and_settle_time(plan_env, inbox, sample_dir
     for path in [inbox / "bad name", *(inbox / "bad name").iterdir()]:
         os.utime(path)  # copytree keeps the repository files' mtimes: make the folder "just written"
     instance = plan_env.instance()
-    defs = _defs(plan_env)
+    defs = operations_defs(plan_env.store)
     monkeypatch.setenv("PLAN_PIPELINE_INBOX_SETTLE_SECONDS", "3600")
     deferred = _evaluate(instance, defs)
     assert deferred.run_requests == [] and "1 folder(s) still changing" in deferred.skip_reason.skip_message
@@ -153,7 +147,7 @@ def test_failed_import_is_written_beside_the_files(plan_env, inbox, sample_dir):
     shutil.copytree(sample_dir, folder)
     (folder / "plan_parameters.json").write_text(json.dumps({"version_id": "taken"}))
     instance = plan_env.instance()
-    defs = _defs(plan_env)
+    defs = operations_defs(plan_env.store)
     first = _evaluate(instance, defs)
     (request,) = first.run_requests
     run = defs.resolve_job_def("inbox_import").execute_in_process(
@@ -166,7 +160,7 @@ def test_failed_import_is_written_beside_the_files(plan_env, inbox, sample_dir):
 
 
 def test_inbox_without_folder_skips(plan_env):
-    result = _evaluate(plan_env.instance(), _defs(plan_env))
+    result = _evaluate(plan_env.instance(), operations_defs(plan_env.store))
     assert result.run_requests == [] and "does not exist" in result.skip_reason.skip_message
 
 
@@ -184,7 +178,7 @@ def _scan(instance, defs):
 def test_replan_schedule_requests_one_run_per_stale_draft(plan_env, sample_dir):
     store = plan_env.store
     instance = plan_env.instance()
-    defs = _defs(plan_env)
+    defs = operations_defs(plan_env.store)
     for vid in ("draft", "approved"):
         make_version(store, sample_dir, vid)
         assert materialize_version(instance, store, vid).success  # records code version + input fingerprint
@@ -220,7 +214,7 @@ def test_replan_schedule_requests_one_run_per_stale_draft(plan_env, sample_dir):
 def test_stale_state_observations_expire(plan_env, sample_dir):
     store = plan_env.store
     instance = plan_env.instance()
-    defs = _defs(plan_env)
+    defs = operations_defs(plan_env.store)
     make_version(store, sample_dir, "draft")
     assert materialize_version(instance, store, "draft").success
     _scan(instance, defs)
@@ -235,7 +229,7 @@ def test_fingerprints_recorded_with_the_materialization_are_compared_exactly(pla
 
     store = plan_env.store
     instance = plan_env.instance()
-    defs = _defs(plan_env)
+    defs = operations_defs(plan_env.store)
     make_version(store, sample_dir, "draft")
     instance.add_dynamic_partitions("plan_version", ["draft"])
 

@@ -14,7 +14,7 @@ from plan_pipeline.operations.legacy_backfill import LEGACY_SOURCE_ENV
 from plan_pipeline.orchestration.legacy_import.jobs import LEGACY_IMPORT_JOB_NAME, LEGACY_IMPORT_OP_NAME
 from plan_pipeline.orchestration.maintenance.jobs import plan_store_trim_schedule
 from plan_pipeline_tests.operations.legacy_helpers import legacy_dir
-from plan_pipeline_tests.operations.ops_helpers import make_version
+from plan_pipeline_tests.operations.ops_helpers import make_version, set_created_at
 
 pytestmark = pytest.mark.both_backends  # plan_env: a home on DuckDB, or PostgreSQL with --store-backend=postgres
 
@@ -84,8 +84,7 @@ def test_trim_defaults_to_a_dry_run_and_its_schedule_really_trims(plan_env, samp
     store = plan_env.store
     make_version(store, sample_dir, "ancient")
     make_version(store, sample_dir, "fresh")
-    with store.connect() as con:  # an old version: its immutable creation time changed behind the store's back
-        con.execute("UPDATE plan_versions SET created_at = ? WHERE version_id = ?", [datetime(2020, 1, 1), "ancient"])
+    set_created_at(store, "ancient", datetime(2020, 1, 1))  # an old version
     instance = plan_env.instance()
 
     dry = job.execute_in_process(instance=instance)  # the launchpad as it opens
