@@ -72,8 +72,10 @@ class Home:
         folder = self.path / "pauses"
         folder.mkdir(parents=True, exist_ok=True)
         extra = {PAUSE_ENV: point, PAUSE_DIR_ENV: str(folder)}
-        process = self.start(*args, **extra)
         marker = folder / pause_file(point, "paused").name
+        for stale in (marker, folder / pause_file(point, "release").name):  # left by an earlier pause here
+            stale.unlink(missing_ok=True)
+        process = self.start(*args, **extra)
         deadline = time.monotonic() + 240
         while not marker.exists():
             if process.poll() is not None:
