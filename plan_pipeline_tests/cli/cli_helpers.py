@@ -38,9 +38,10 @@ def build_demo_home(folder: Path, homes: HomeFactory) -> ProjectHome:
     return home
 
 
-def use_home_copy(template: ProjectHome, tmp_path: Path, monkeypatch, home_copy) -> Path:
-    """A private copy of ``template`` (``home_copy``: the fixture of that name); the home variables
-    are cleared (and restored after the test), ``PLAN_STORE_URL`` set for a PostgreSQL copy."""
+def use_project_copy(template: ProjectHome, tmp_path: Path, monkeypatch, home_copy) -> ProjectHome:
+    """A private copy of ``template`` in ``tmp_path / "home"`` (``home_copy``: the fixture of that
+    name); the home variables are cleared (and restored after the test), ``PLAN_STORE_URL`` set
+    for a PostgreSQL copy, the current folder ``tmp_path``."""
     copy = home_copy(template, tmp_path / "home")
     for name in HOME_VARS:  # setenv first so that the undo also removes what main() sets
         monkeypatch.setenv(name, "unset")
@@ -48,7 +49,12 @@ def use_home_copy(template: ProjectHome, tmp_path: Path, monkeypatch, home_copy)
     if copy.store_url:
         monkeypatch.setenv("PLAN_STORE_URL", copy.store_url)
     monkeypatch.chdir(tmp_path)
-    return copy.home
+    return copy
+
+
+def use_home_copy(template: ProjectHome, tmp_path: Path, monkeypatch, home_copy) -> Path:
+    """:func:`use_project_copy`'s folder (what ``--home`` takes)."""
+    return use_project_copy(template, tmp_path, monkeypatch, home_copy).home
 
 
 def run_main(argv: list[str]) -> int:

@@ -11,7 +11,7 @@ from plan_pipeline.exports.export import EXPORT_TABLES, MANIFEST, export_version
 from plan_pipeline.store import PlanStoreError
 from plan_pipeline_tests.project_homes import ProjectHome
 
-from .cli_helpers import build_demo_home, run_main, use_home_copy
+from .cli_helpers import build_demo_home, run_main, use_project_copy
 
 pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
 
@@ -24,14 +24,7 @@ def template(tmp_path_factory, homes):
 @pytest.fixture
 def project(template, tmp_path, monkeypatch, home_copy) -> ProjectHome:
     """The test's private copy of the template home (the CLI pointed at it)."""
-    made: list[ProjectHome] = []
-
-    def copy(source, target):
-        made.append(home_copy(source, target))
-        return made[-1]
-
-    use_home_copy(template, tmp_path, monkeypatch, copy)
-    return made[0]
+    return use_project_copy(template, tmp_path, monkeypatch, home_copy)
 
 
 @pytest.fixture

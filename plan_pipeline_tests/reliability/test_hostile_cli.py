@@ -28,7 +28,7 @@ from plan_pipeline.planning.overrides import (
 from plan_pipeline.planning.parameters import FLOAT_BOUNDS, INT_BOUNDS, ParameterError, validate_parameters
 from plan_pipeline.planning.types import MAX_PLAN_QUANTITY, PlanningParameters
 
-from ..cli.cli_helpers import bare_environ, build_demo_home, run_main, use_home_copy
+from ..cli.cli_helpers import bare_environ, build_demo_home, run_main, use_project_copy
 from ..conftest import BUNDLED_SAMPLE
 from ..project_homes import ProjectHome
 
@@ -52,14 +52,7 @@ def project(template, tmp_path, monkeypatch, home_copy) -> ProjectHome:
 
     monkeypatch.setattr(os, "execvpe", no_exec)
     (tmp_path / "plain.txt").write_text("not a folder, not a DuckDB file\n")
-    made: list[ProjectHome] = []
-
-    def copy(source, target):
-        made.append(home_copy(source, target))
-        return made[-1]
-
-    use_home_copy(template, tmp_path, monkeypatch, copy)
-    return made[0]
+    return use_project_copy(template, tmp_path, monkeypatch, home_copy)
 
 
 @pytest.fixture
