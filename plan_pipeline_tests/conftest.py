@@ -79,6 +79,17 @@ STORE_BACKENDS = ("duckdb", "postgres")
 BOTH_BACKENDS = "both_backends"
 
 
+def pytest_configure(config):
+    """A test process started with SIGINT ignored (a script's background job) gets Python's
+    handler back: Dagster gives SIGTERM the SIGINT handler, so an ignored SIGINT would leave
+    SIGTERM ignored too after a run in this process, inherited by the compute-log ``tail``
+    processes each step starts and stops with SIGTERM (each stop then waits 30 s, and leaks)."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--store-backend", choices=STORE_BACKENDS, default="duckdb",
