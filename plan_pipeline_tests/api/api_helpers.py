@@ -53,18 +53,21 @@ class ApiHarness:
     store_url: str | None = None
 
     @property
+    def project(self) -> ProjectHome:
+        return ProjectHome(self.home, self.store_url)
+
+    @property
     def db_path(self) -> Path:
         """The DuckDB file (on PostgreSQL: a file that is not there)."""
-        return self.home / "plan_store.duckdb"
+        return self.project.db_path
 
     @property
     def store(self) -> PlanStore:
-        return PlanStore.from_url(self.store_url) if self.store_url else PlanStore(self.db_path)
+        return self.project.store
 
     def new_store(self, **kwargs: Any) -> PlanStore:
         """Another store object on the harness's store (e.g. another ``write_source``)."""
-        return (PlanStore.from_url(self.store_url, **kwargs) if self.store_url
-                else PlanStore(self.db_path, **kwargs))
+        return self.project.new_store(**kwargs)
 
     def headers(self, role: str) -> dict[str, str]:
         return {"X-API-Key": self.keys[role]}
