@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from plan_pipeline.orchestration.plan.partitions import PLAN_GROUPS
+from plan_pipeline_tests.project_homes import HOME_VARS
+from plan_pipeline_tests.project_homes import ProjectHome as StoreHome
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO_ROOT / "plan_pipeline" / "sample_data" / "sample_plan"
@@ -204,28 +206,35 @@ class ManagedProcess:
 # ------------------------------------------------------------------------------------- project home
 @dataclass
 class ProjectHome:
-    """A temporary project home: ``plan_store.duckdb`` + ``dagster_home/`` with the project's dagster.yaml."""
+    """A temporary project home for processes started the way a user starts them (the CLI,
+    ``dagster dev``, ``plan-pipeline serve``): ``project`` is the home folder and its plan store
+    on the run's backend (``plan_pipeline_tests/project_homes.py``: the folder's
+    ``plan_store.duckdb``, or a PostgreSQL database named by ``PLAN_STORE_URL``), plus
+    ``dagster_home/`` with the project's dagster.yaml rendered for that store."""
 
-    root: Path
+    project: StoreHome
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the configured legacy source
 
     @property
+    def root(self) -> Path:
+        return self.project.home
+
+    @property
     def db_path(self) -> Path:
-        return self.root / "plan_store.duckdb"
+        return self.project.db_path
 
     @property
     def dagster_home(self) -> Path:
-        return self.root / "dagster_home"
+        return self.project.dagster_home
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.project.is_postgres
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "PLAN_PIPELINE_"))}
-        env.update(
-            DAGSTER_HOME=str(self.dagster_home),
-            PLAN_PIPELINE_HOME=str(self.root),
-            PLAN_PIPELINE_DB=str(self.db_path),
-            PYTHONWARNINGS="ignore",
-            PYTHONUNBUFFERED="1",
-        )
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DAGSTER_", "PLAN_PIPELINE_")) and k not in HOME_VARS}
+        env.update(self.project.env, PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1")
         env["PATH"] = f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}"
         env.update(self.extra_env)
         env.update(extra)
@@ -235,7 +244,7 @@ class ProjectHome:
         from plan_pipeline.orchestration.plan.launch import prepare_dagster_home
 
         self.root.mkdir(parents=True, exist_ok=True)
-        prepare_dagster_home(self.dagster_home)
+        prepare_dagster_home(self.dagster_home, self.env())  # the pool block follows the store's backend
         return self
 
     def cli(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
@@ -251,7 +260,11 @@ class ProjectHome:
         return result
 
     def query_store(self, sql: str, params: Iterable[Any] = (), timeout: float = 60) -> list[tuple]:
-        """A short read-only query of the plan store, retried while another process holds the file."""
+        """A short read-only query of the plan store (``?`` placeholders on either backend); on
+        DuckDB retried while another process holds the file."""
+        if self.is_postgres:
+            with self.project.store.connect(read_only=True) as con:
+                return con.execute(sql, list(params)).fetchall()
         import duckdb
 
         def attempt():
@@ -267,6 +280,13 @@ class ProjectHome:
                 con.close()
 
         return wait_until(attempt, timeout=timeout, interval=0.3, what=f"a read-only connection to {self.db_path}")[1]
+
+    def row_checksum(self, alias: str) -> str:
+        """SQL for an order-independent checksum of the rows of ``alias`` in a GROUP BY (DuckDB's
+        ``hash`` of the row; PostgreSQL: md5 of the sorted md5s of the rows' text)."""
+        if self.is_postgres:
+            return f"md5(string_agg(md5({alias}::text), '' ORDER BY md5({alias}::text)))"
+        return f"sum(hash({alias}))"
 
 
 # ------------------------------------------------------------------------------------- dagster dev

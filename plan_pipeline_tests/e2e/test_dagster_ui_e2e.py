@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,6 @@ import pytest
 from plan_pipeline_tests.conftest import require_reference
 from plan_pipeline_tests.e2e.harness import (
     LOCATION,
-    REPO_ROOT,
     SAMPLE_DIR,
     Browser,
     DagsterDevServer,
@@ -85,7 +85,7 @@ LOCK_ERRORS = ("Could not set lock", "Conflicting lock is held")
 PLAN_JOBS = {"plan_job", "__ASSET_JOB"}
 LEDGER_STATUS = {"SUCCESS": "success", "FAILURE": "failure", "CANCELED": "canceled"}
 
-SCREENSHOT_DIR = Path(os.environ.get("PLAN_PIPELINE_SCREENSHOT_DIR") or REPO_ROOT / "docs" / "images")
+pytestmark = pytest.mark.both_backends
 SCREENSHOTS = ["asset-lineage.png", "create-version-launchpad.png", "version-status.png", "warn-checks.png",
                "kpi-metadata.png", "backfill.png", "run-steps.png", "asset-checks.png"]
 
@@ -96,9 +96,9 @@ def legacy_database() -> Path:
 
 # ------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> ProjectHome:
-    """What an administrator did with the CLI before the user opens the UI."""
-    project = ProjectHome(tmp_path_factory.mktemp("e2e") / "home",
+def home(homes, tmp_path_factory) -> Iterator[ProjectHome]:
+    """What an administrator did with the CLI before the user opens the UI (on the run's store backend)."""
+    project = ProjectHome(homes.new(tmp_path_factory.mktemp("e2e") / "home"),
                           extra_env={"PLAN_PIPELINE_LEGACY_SOURCE": str(legacy_database())}).prepare()
     project.cli("inputs", "import", str(SAMPLE_DIR), "--label", "sample")
     for version in (APPROVED, CLI_DRAFT):
@@ -106,7 +106,8 @@ def home(tmp_path_factory) -> ProjectHome:
         project.cli("materialize", version)
     project.cli("submit", APPROVED)
     project.cli("approve", APPROVED)
-    return project
+    yield project
+    project.project.check_no_duckdb_file()  # on PostgreSQL nothing fell back to a DuckDB file
 
 
 @pytest.fixture(scope="module")
@@ -149,12 +150,10 @@ def store_versions(home: ProjectHome) -> dict[str, str]:
 def frozen_fingerprint(home: ProjectHome, version: str) -> list[tuple]:
     """Row counts and content hashes per level (rows, published pointers, KPIs) of one version."""
     return [
-        *home.query_store("SELECT 'series', level, count(*), sum(hash(s)) FROM plan_series s WHERE version_id = ? "
-                          "GROUP BY level ORDER BY level", [version]),
-        *home.query_store("SELECT 'levels', level, count(*), sum(hash(l)) FROM plan_levels l WHERE version_id = ? "
-                          "GROUP BY level ORDER BY level", [version]),
-        *home.query_store("SELECT 'kpis', level, count(*), sum(hash(k)) FROM plan_kpis k WHERE version_id = ? "
-                          "GROUP BY level ORDER BY level", [version]),
+        row
+        for table in ("plan_series", "plan_levels", "plan_kpis")
+        for row in home.query_store(f"SELECT '{table}', level, count(*), {home.row_checksum('r')} FROM {table} r "
+                                    "WHERE version_id = ? GROUP BY level ORDER BY level", [version])
     ]
 
 
@@ -416,7 +415,7 @@ def browser(tmp_path_factory):
         assert not chromium.process.survivors(), f"chromium left processes behind: {left}"
 
 
-def test_screenshots(server, scenario, browser):
+def test_screenshots(server, scenario, browser, screenshot_dir):
     base = server.url
     shots: dict[str, Path] = {}
     created_run = scenario.follow_up_runs[CREATED]
@@ -432,7 +431,7 @@ def test_screenshots(server, scenario, browser):
             arrange()
             browser.wait_for_page(texts, absent=absent, spinners_allowed=spinners_allowed)
         time.sleep(1.0)  # let transitions and the graph's zoom animation settle (not an assertion)
-        shots[name] = browser.screenshot(SCREENSHOT_DIR / name, height=height)
+        shots[name] = browser.screenshot(screenshot_dir / name, height=height)
 
     def names_whole():
         """At the UI's own fit, every asset name on the lineage is whole (no middle truncation)."""

@@ -2,39 +2,39 @@
 a March cutover, the anchored branch applied) planned for real, its report written by
 ``plan-pipeline report``, opened from disk by headless Chromium with no network, and the
 screenshot saved as ``docs/images/plan-report.png`` (the tutorial shows it; set
-``PLAN_PIPELINE_SCREENSHOT_DIR`` to write it elsewhere). Run this test to regenerate it."""
+``PLAN_PIPELINE_SCREENSHOT_DIR`` to write it elsewhere). Run this test to regenerate it. On
+``--store-backend=postgres`` the version is planned into a PostgreSQL database and the screenshot
+goes to a temporary folder."""
 from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from plan_pipeline.planning.parameters import PlanningParameters
 from plan_pipeline_tests.cli.cli_helpers import bare_environ, cli_subprocess
 from plan_pipeline_tests.conftest import require_reference
-from plan_pipeline_tests.e2e.harness import REPO_ROOT, assert_real_screenshot, which_chromium
+from plan_pipeline_tests.e2e.harness import assert_real_screenshot, which_chromium
 from plan_pipeline_tests.exports.report_helpers import plan_home
-from plan_pipeline_tests.project_homes import ProjectHome
 
-SCREENSHOT_DIR = Path(os.environ.get("PLAN_PIPELINE_SCREENSHOT_DIR") or REPO_ROOT / "docs" / "images")
+pytestmark = pytest.mark.both_backends
 SCREENSHOT = "plan-report.png"
 WIDTH, HEIGHT = 1400, 2400
 
 
-def test_the_report_screenshot(tmp_path):
+def test_the_report_screenshot(tmp_path, homes, request, screenshot_dir):
     chromium = which_chromium()
     if chromium is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is missing (.ci/run installs Debian's chromium when /usr/bin/chromium is absent)")
         pytest.skip("chromium not installed: apt-get install chromium")
-    home = ProjectHome(tmp_path / "home")  # the screenshot: DuckDB (the report reads the same rows on either backend)
+    home = homes.new(tmp_path / "home", request.addfinalizer)
     plan_home(home, {"tight-march": (require_reference() / "inputs" / "sample_tight", "tight",
                                      PlanningParameters(cutover_date="2025-03-15", preset="blend",
                                                         apply_adjusted=True))})
     out = tmp_path / "report"
-    result = cli_subprocess("--home", str(home.home), "report", "tight-march", "--out", str(out))
+    result = cli_subprocess("--home", str(home.home), "report", "tight-march", "--out", str(out), home=home)
     assert result.returncode == 0, result.stderr
     page = out / "report.html"
     assert result.stdout.splitlines()[0] == str(page)
@@ -48,5 +48,5 @@ def test_the_report_screenshot(tmp_path):
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     stats = assert_real_screenshot(shot, min_bytes=100_000, min_colors=60)
     assert (stats.width, stats.height) == (WIDTH, HEIGHT)
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    (SCREENSHOT_DIR / SCREENSHOT).write_bytes(shot.read_bytes())
+    screenshot_dir.mkdir(parents=True, exist_ok=True)
+    (screenshot_dir / SCREENSHOT).write_bytes(shot.read_bytes())

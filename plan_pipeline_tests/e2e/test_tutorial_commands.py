@@ -20,7 +20,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from plan_pipeline_tests.e2e.harness import BIN_DIR, REPO_ROOT
+from plan_pipeline_tests.project_homes import HOME_VARS
 
 TUTORIAL = REPO_ROOT / "docs" / "tutorial.md"
 E2E_TEST = Path(__file__).with_name("test_dagster_ui_e2e.py")
@@ -28,6 +31,8 @@ UI_ACTIONS = Path(__file__).with_name("ui_actions.py")  # the GraphQL calls the 
 README = REPO_ROOT / "README.md"
 NOT_RUN_REASONS = {"install", "ui"}
 BLOCK_TIMEOUT = 300
+
+pytestmark = pytest.mark.both_backends
 
 
 @dataclass
@@ -110,7 +115,8 @@ def test_referenced_screenshots_exist():
 
 
 def tutorial_env(workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "PLAN_PIPELINE_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DAGSTER_", "PLAN_PIPELINE_")) and k not in HOME_VARS}
     env["PATH"] = f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}"
     env["HOME"] = str(workdir)  # nothing of the tester's home leaks in (e.g. ~/.dagster)
     env["PYTHONWARNINGS"] = "ignore"
@@ -118,13 +124,16 @@ def tutorial_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def test_tutorial_commands_run_in_order(tmp_path):
-    """All runnable blocks, in document order, in one working directory (state carries over)."""
+def test_tutorial_commands_run_in_order(tmp_path, homes, request):
+    """All runnable blocks, in document order, in one working directory (state carries over). On
+    ``--store-backend=postgres`` the default home's store is a PostgreSQL database (``PLAN_STORE_URL``
+    set as a deployment sets it)."""
     runnable = [b for b in BLOCKS if not b.not_run]
     assert runnable
     workdir = tmp_path / "tutorial"
     workdir.mkdir()
-    env = tutorial_env(workdir)
+    home = homes.new(workdir / ".plan_pipeline", request.addfinalizer)  # the tutorial's default home
+    env = home.subprocess_env(tutorial_env(workdir))
     transcript = []
     for block in runnable:
         result = subprocess.run(["bash", "-eo", "pipefail", "-c", block.code], cwd=workdir, env=env,
@@ -144,3 +153,4 @@ def test_tutorial_commands_run_in_order(tmp_path):
     exported = workdir / "exports" / "base"
     assert (exported / "report.csv").is_file() and (exported / "manifest.json").is_file(), sorted(
         p.name for p in exported.glob("*"))
+    home.check_no_duckdb_file()

@@ -38,6 +38,8 @@ WIDTH, HEIGHT = 1600, 1000
 #: The screenshots and the least bytes each has when it shows its page (the list is mostly white).
 SCREENSHOTS = {"web-plans.png": 20_000, "web-plan-detail.png": 60_000, "web-psi-grid.png": 60_000}
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def chromium_binary():
@@ -50,11 +52,12 @@ def chromium_binary():
 
 
 @pytest.fixture
-def planned_home(tmp_path):
-    home = ProjectHome(tmp_path / "home").prepare()
+def planned_home(homes, tmp_path, request):
+    home = ProjectHome(homes.new(tmp_path / "home", request.addfinalizer)).prepare()
     home.cli("demo", timeout=600)
     home.cli("version", "create", "--input-set", "sample", "--version-id", "what-if", "--note", "not planned yet")
-    return home
+    yield home
+    home.project.check_no_duckdb_file()
 
 
 @pytest.fixture
