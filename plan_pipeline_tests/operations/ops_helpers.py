@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from plan_pipeline.inputs.importer import import_input_dir
 from plan_pipeline.planning.types import PlanningParameters
@@ -145,3 +146,22 @@ def use_home_copy(template: ProjectHome, target: Path, monkeypatch, home_copy) -
     home = home_copy(template, target)
     home.apply(monkeypatch)
     return home, resolve_environment(None, None)
+
+
+# Fixtures of the modules that work on copies of one planned sample home (bring them in with
+# ``from .ops_helpers import sample_template_home, template_home_copy``: pytest knows them as
+# ``template`` and ``plan_env``, the latter shadowing the root conftest's empty home).
+@pytest.fixture(scope="module", name="template")
+def sample_template_home(tmp_path_factory, homes) -> ProjectHome:
+    """The bundled sample, imported and version ``v1`` planned, once per module."""
+    from plan_pipeline_tests.conftest import BUNDLED_SAMPLE
+
+    return build_materialized_home(homes, tmp_path_factory.mktemp("template"), BUNDLED_SAMPLE)
+
+
+@pytest.fixture(name="plan_env")
+def template_home_copy(template, tmp_path, monkeypatch, home_copy):
+    """A copy of the template home (its store and Dagster instance), this process pointed at it."""
+    home, env = use_home_copy(template, tmp_path / "home", monkeypatch, home_copy)
+    yield env
+    home.check_no_duckdb_file()

@@ -17,30 +17,16 @@ from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.store import PlanStore, PlanStoreError
 from plan_pipeline.store.store_files import data_rows
 
-from ..conftest import BUNDLED_SAMPLE
-from .ops_helpers import (
+from .ops_helpers import (  # sample_template_home / template_home_copy: fixtures template and plan_env
     all_rows,
-    build_materialized_home,
     make_version,
     operations_defs,
     run_ops_cli,
-    use_home_copy,
+    sample_template_home,  # noqa: F401
+    template_home_copy,  # noqa: F401
 )
 
 pytestmark = pytest.mark.both_backends  # the store: DuckDB, or PostgreSQL with --store-backend=postgres
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory, homes):
-    return build_materialized_home(homes, tmp_path_factory.mktemp("template"), BUNDLED_SAMPLE)
-
-
-@pytest.fixture
-def plan_env(template, tmp_path, monkeypatch, home_copy):
-    """A copy of the template home (its store and Dagster instance), this process pointed at it."""
-    home, env = use_home_copy(template, tmp_path / "home", monkeypatch, home_copy)
-    yield env
-    home.check_no_duckdb_file()
 
 
 @pytest.fixture
