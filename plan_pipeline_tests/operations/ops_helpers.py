@@ -54,13 +54,15 @@ def set_created_at(store: PlanStore, version_id: str, when: datetime, *, status:
 
 
 def _order_all(con, table: str) -> str:
-    """``ORDER BY`` every column of ``table`` (DuckDB's ``ORDER BY ALL``; PostgreSQL by position)."""
+    """``ORDER BY`` every column of ``table`` (DuckDB's ``ORDER BY ALL``; PostgreSQL by position,
+    a JSON column by its text: PostgreSQL's ``json`` type has no ordering)."""
     from plan_pipeline.store.backends import is_postgres
     from plan_pipeline.store.table_copy import table_columns
 
     if not is_postgres(con):
         return "ORDER BY ALL"
-    return "ORDER BY " + ", ".join(str(i + 1) for i in range(len(table_columns(con, table))))
+    return "ORDER BY " + ", ".join(f'"{name}"::text' if kind == "JSON" else str(i + 1)
+                                   for i, (name, kind) in enumerate(table_columns(con, table)))
 
 
 def _tables(con) -> list[str]:

@@ -116,6 +116,47 @@ def test_migrations_run_once_and_upgrade_an_existing_database(pg_store: PlanStor
     pd.testing.assert_frame_equal(reopened.read_series("v1", "det"), det_frame())
 
 
+def test_migration_2_keeps_a_levels_attributes_in_their_key_order(pg_store: PlanStore, postgres_store_url):
+    """JSONB put an object's keys in its own order (shorter first): a level's attributes came back
+    reordered (the reference files then differed from the DuckDB store's). Migration 2 makes
+    ``plan_levels.attrs_json`` JSON; a schema-1 database upgrades in place with every row kept."""
+    written = det_frame()
+    written.attrs = {"summary_of_the_plan": {"zz_total": 1.5, "a": 2}, "b": [3, 1]}
+    pg_store.replace_series("v1", "det", written)
+    con = open_pg_connection(postgres_store_url)
+    try:
+        # the database as migration 1 left it: attrs_json JSONB (the row's keys in JSONB's order)
+        con.execute("ALTER TABLE plan_levels ALTER COLUMN attrs_json DROP DEFAULT")
+        con.execute("ALTER TABLE plan_levels ALTER COLUMN attrs_json TYPE JSONB USING attrs_json::jsonb")
+        con.execute("ALTER TABLE plan_levels ALTER COLUMN attrs_json SET DEFAULT '{}'")
+        con.execute("DELETE FROM schema_migrations WHERE version = 2")
+        (stored,) = con.execute("SELECT attrs_json FROM plan_levels WHERE version_id = 'v1' AND level = 'det' "
+                                "AND state = 'published'").fetchone()
+        assert list(json.loads(stored)) == ["b", "summary_of_the_plan"]  # JSONB's order, not the written one
+        before = {table: con.execute(f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"
+                                     ).fetchone() for table in ("plan_versions", "plan_levels", "plan_series")}
+    finally:
+        con.close()
+
+    upgraded = PlanStore.from_url(postgres_store_url)
+    assert upgraded.initialise() == PG_SCHEMA_VERSION >= 2
+    con = open_pg_connection(postgres_store_url)
+    try:
+        kind = con.execute("SELECT data_type FROM information_schema.columns "
+                           "WHERE table_name = 'plan_levels' AND column_name = 'attrs_json'").fetchone()[0]
+        after = {table: con.execute(f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"
+                                    ).fetchone() for table in before}
+    finally:
+        con.close()
+    assert kind == "json"
+    assert after == before  # every row kept, the same text (JSONB's text of the rows written before)
+    pd.testing.assert_frame_equal(upgraded.read_series("v1", "det"), written)
+    # written after the upgrade: the keys come back in the order they were written
+    upgraded.replace_series("v1", "det", written)
+    read = upgraded.read_series("v1", "det")
+    assert json.dumps(read.attrs) == json.dumps(written.attrs)
+
+
 # ------------------------------------------------------------------------------------- partitions
 def test_every_version_has_its_own_partition_of_the_plan_tables(pg_store: PlanStore, postgres_store_url):
     pg_store.create_version("v2", "sample", PlanningParameters())

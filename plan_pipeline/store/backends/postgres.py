@@ -7,7 +7,8 @@
   plain statements, exactly as on DuckDB.
 * The schema has its own versioned, forward-only migrations (:data:`PG_MIGRATIONS`, recorded in
   the same ``schema_migrations`` table), built from the DuckDB migrations' table definitions
-  (one home for every column) in PostgreSQL's spelling (``DOUBLE PRECISION``, ``JSONB``).
+  (one home for every column) in PostgreSQL's spelling (``DOUBLE PRECISION``, ``JSONB``; a
+  level's ``attrs_json`` is ``JSON`` since migration 2, so its keys keep their order).
 * ``plan_series``' physical tables and ``plan_kpis`` are partitioned by ``LIST (version_id)``:
   every version has its own partition, created with the version row
   (:func:`ensure_version_partitions`, ``ATTACH PARTITION`` takes only a SHARE UPDATE EXCLUSIVE
@@ -126,6 +127,15 @@ def _initial_schema() -> list[str]:
 #: Forward only; a released migration never changes, a schema change appends one.
 PG_MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "plan store on PostgreSQL (the DuckDB schema 7), plan tables partitioned by version", _initial_schema()),
+    # JSONB keeps an object's keys in its own order (shorter keys first), so a level's attributes
+    # (the MRP summary, the inputs summary) came back in another order than written and the
+    # reference files of a PostgreSQL store differed from the DuckDB store's in key order. JSON
+    # keeps the text as written, as DuckDB's JSON does. (Rows stored before keep JSONB's order.)
+    (2, "plan_levels.attrs_json as JSON: a level's attributes keep their key order", [
+        "ALTER TABLE plan_levels ALTER COLUMN attrs_json DROP DEFAULT",
+        "ALTER TABLE plan_levels ALTER COLUMN attrs_json TYPE JSON USING attrs_json::text::json",
+        "ALTER TABLE plan_levels ALTER COLUMN attrs_json SET DEFAULT '{}'",
+    ]),
 ]
 PG_SCHEMA_VERSION = PG_MIGRATIONS[-1][0]
 
