@@ -9,6 +9,8 @@ file set of a 2,000-SKU plan (~20 million values, ~0.5 GB) took most of a minute
   columns: each column's distinct values are encoded once (``orjson``, or ``json`` for the
   values where the two differ, see below), the row texts are assembled by numpy indexing and
   one ``bytes.join`` per chunk. No dict per row is built and memory stays bounded by a chunk.
+* A :class:`RecordStream` is one such array whose rows come as a sequence of ``RecordTable`` s
+  built while it is written (a stored level read slice by slice): memory holds one slice.
 * Everything else in a document is small and encoded by :func:`dumps`: ``orjson`` when the
   value has nothing it writes differently from ``json``, else ``json`` itself.
 
@@ -27,7 +29,7 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -252,7 +254,17 @@ class RecordTable:
         if not self._rows:
             yield b"[]"
             return
-        row_pad = b"\n" + b" " * (INDENT * (depth + 1))
+        yield b"[" + _row_pad(depth)
+        yield from self.row_chunks(depth, last=True, chunk_rows=chunk_rows)
+        yield b"\n" + b" " * (INDENT * depth) + b"]"
+
+    def row_chunks(self, depth: int, *, last: bool, chunk_rows: int | None = None) -> Iterator[bytes]:
+        """The rows of the array :meth:`json_chunks` writes, without its brackets: each row
+        followed by ``,`` and the next row's indent, except the final row when ``last`` (the rows of
+        one array may so come from several tables, see :class:`RecordStream`)."""
+        if not self._rows:
+            return
+        row_pad = _row_pad(depth)
         key_pad = b"\n" + b" " * (INDENT * (depth + 2))
         prefixes = [(b"{" if j == 0 else b",") + key_pad + json.dumps(name, ensure_ascii=False).encode("utf-8") + b": "
                     for j, (name, _) in enumerate(self.columns)]
@@ -265,23 +277,71 @@ class RecordTable:
             prefixed[:] = [prefix + t for t in texts]
             tables.append((codes, prefixed))
         chunk_rows = chunk_rows or CHUNK_ROWS
-        yield b"[" + row_pad
         for start in range(0, self._rows, chunk_rows):
             stop = min(start + chunk_rows, self._rows)
             parts = np.empty((stop - start, k + 1), dtype=object)
             for j, (codes, table) in enumerate(tables):
                 parts[:, j] = table[codes[start:stop]]
             parts[:, k] = end_of_row + row_pad  # "}," and the next row's indent
-            if stop == self._rows:
+            if last and stop == self._rows:
                 parts[-1, k] = row_pad + b"}"
             yield b"".join(parts.ravel().tolist())
+
+
+def _row_pad(depth: int) -> bytes:
+    return b"\n" + b" " * (INDENT * (depth + 1))
+
+
+class RecordStream:
+    """The rows of one JSON array coming as a sequence of :class:`RecordTable` s (same columns),
+    built one at a time while the array is written: a document of a large plan level holds one
+    slice of the level at a time, not the level. ``rows`` is the array's length, known before
+    the tables are built (the stored level's row count); writing checks it.
+
+    ``tables`` is called once per use (writing, or :meth:`to_list`) and gives the tables in order.
+    """
+
+    def __init__(self, rows: int, tables: Callable[[], Iterable[RecordTable]]):
+        self._rows = int(rows)
+        self._tables = tables
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def to_list(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for table in self._tables():
+            out.extend(table.to_list())
+        self._check(len(out))
+        return out
+
+    def json_chunks(self, depth: int, chunk_rows: int | None = None) -> Iterator[bytes]:
+        """As :meth:`RecordTable.json_chunks` writes the rows of all the tables as one table."""
+        if not self._rows:
+            self._check(sum(len(table) for table in self._tables()))
+            yield b"[]"
+            return
+        yield b"[" + _row_pad(depth)
+        written = 0
+        for table in self._tables():
+            if not len(table):
+                continue
+            written += len(table)
+            if written > self._rows:
+                self._check(written)
+            yield from table.row_chunks(depth, last=written == self._rows, chunk_rows=chunk_rows)
+        self._check(written)
         yield b"\n" + b" " * (INDENT * depth) + b"]"
+
+    def _check(self, rows: int) -> None:
+        if rows != self._rows:
+            raise ValueError(f"a record stream announced {self._rows} rows but its tables hold {rows}")
 
 
 # ------------------------------------------------------------------------------ documents
 def document_chunks(document: dict[str, Any]) -> Iterator[bytes]:
     """``json.dumps(document, ensure_ascii=False, indent=2)`` as UTF-8 chunks, with any
-    :class:`RecordTable` value of ``document`` written as the list of its rows."""
+    :class:`RecordTable` or :class:`RecordStream` value of ``document`` written as the list of its rows."""
     if not document:
         yield b"{}"
         return
@@ -290,7 +350,7 @@ def document_chunks(document: dict[str, Any]) -> Iterator[bytes]:
         if type(key) is not str:
             raise TypeError(f"document keys must be str, not {type(key).__name__}")
         yield (b"{" if i == 0 else b",") + pad + json.dumps(key, ensure_ascii=False).encode("utf-8") + b": "
-        if isinstance(value, RecordTable):
+        if isinstance(value, (RecordTable, RecordStream)):
             yield from value.json_chunks(depth=1)
         else:
             yield dumps(value).replace(b"\n", pad)  # JSON text holds no raw newline but its own
@@ -336,7 +396,7 @@ def write_chunks(path: Path, chunks: Iterable[bytes]) -> str:
 
 def materialize(document: Any) -> Any:
     """``document`` with every :class:`RecordTable` replaced by its list of row dicts."""
-    if isinstance(document, RecordTable):
+    if isinstance(document, (RecordTable, RecordStream)):
         return document.to_list()
     if isinstance(document, dict):
         return {k: materialize(v) for k, v in document.items()}
@@ -346,6 +406,7 @@ def materialize(document: Any) -> Any:
 __all__ = [
     "Column",
     "NumberColumn",
+    "RecordStream",
     "RecordTable",
     "TextColumn",
     "document_chunks",

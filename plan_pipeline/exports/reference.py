@@ -12,27 +12,36 @@ The levels are read on one read-only snapshot of the store (``PlanStore.reading`
 files are written one at a time as they are built (:mod:`plan_pipeline.exports.json_writer`
 streams each JSON document from the level's columns), each to a hidden ``.<name>.partial``
 file that is moved into place only when every file is complete: a failure leaves the folder as
-it was. Memory is bounded by the largest level, not the whole file set.
+it was. The SKU x week and MRP levels are read, encoded and written one slice of rows at a time
+(:class:`~plan_pipeline.exports.json_writer.RecordStream`), so memory is bounded by a slice, not
+by a level or the file set.
 """
 from __future__ import annotations
 
 import csv
 import io
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import closing
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from plan_pipeline.exports.json_writer import RecordTable, dumps, write_chunks, write_json_document
+import numpy as np
+import pandas as pd
+
+from plan_pipeline.exports.json_writer import RecordStream, RecordTable, dumps, write_chunks, write_json_document
 from plan_pipeline.exports.reference_documents import (
+    adjusted_detail_record_table,
     aggregate_document,
     compare_csv_rows,
     csv_text,
     detail_document,
+    detail_record_table,
     mrp_document,
+    mrp_record_table,
     only_violations,
     plan_final_document,
+    plan_final_record_table,
     reconciliation_csv_rows,
     reconciliation_csv_text,
     report_csv_text,
@@ -62,6 +71,21 @@ def write_text(path: Path, text: str) -> str:
     return write_chunks(path, [text.encode("utf-8")])
 
 
+def _level_rows(store: PlanStore, version_id: str, level: str, rows: int,
+                table: Callable[[pd.DataFrame], RecordTable]) -> RecordStream:
+    """The rows of a stored level as a document writes them, read and encoded one slice at a time
+    (:meth:`PlanStore.read_series_batches`) while the file is written."""
+    return RecordStream(rows, lambda: (table(batch) for batch in store.read_series_batches(version_id, level)))
+
+
+def _attrs_only(attrs: dict) -> pd.DataFrame:
+    """An empty frame carrying a level's ``attrs``: for the builders that read a level's metadata
+    (anchor result, capacity plan) when its rows come as a :class:`RecordStream`."""
+    frame = pd.DataFrame()
+    frame.attrs = attrs
+    return frame
+
+
 def _labelled(log: dict, label: str) -> dict:
     return {**log, "version_id": label} if "version_id" in log else log
 
@@ -72,9 +96,13 @@ def reference_documents(store: PlanStore, version_id: str, log_label: str | None
 
     ``log_label`` is the ``version_id`` written into the reconciliation logs: the reference
     writes ``pipeline`` / ``pipeline-adjusted`` unless its driver was given a version id.
-    With ``columnar`` the documents' large row arrays are
-    :class:`~plan_pipeline.exports.json_writer.RecordTable` (for :func:`write_json`; the
-    generator keeps no document once the next one is asked for).
+    With ``columnar`` the documents' row arrays are
+    :class:`~plan_pipeline.exports.json_writer.RecordTable` s, and those of the SKU x week and
+    MRP levels :class:`~plan_pipeline.exports.json_writer.RecordStream` s that read their level
+    slice by slice as they are written (for :func:`write_json`, inside ``store.reading()`` so that
+    every slice reads one snapshot; the generator keeps no document once the next one is asked
+    for): memory holds one slice of a level, not the level. Without ``columnar`` every row
+    array is a list of dicts.
     """
     version = store.get_version(version_id)
     if version.input_set is None:
@@ -89,7 +117,8 @@ def reference_documents(store: PlanStore, version_id: str, log_label: str | None
     yield "aggregate.json", agg_doc
     if "det" not in levels:
         return
-    det_doc = detail_document(store.read_series(version_id, "det"), agg_doc, inputs, params, columnar=columnar)
+    det_rows = _level_rows(store, version_id, "det", levels["det"], lambda rows: detail_record_table(rows, params))
+    det_doc = detail_document(det_rows, agg_doc, inputs, params, columnar=columnar)
     del agg_doc
     yield "sku_week.json", det_doc
     det_head = {k: v for k, v in det_doc.items() if k != "rows"}  # what the later documents carry
@@ -105,9 +134,14 @@ def reference_documents(store: PlanStore, version_id: str, log_label: str | None
         yield "reconciliation_violations_before.csv", reconciliation_csv_text(only_violations(rows))
 
     if "det_adjusted" in levels:
-        result = anchor_result_from_frames(store.read_series(version_id, "det_adjusted"))
+        # the anchor metadata from the level's attrs; the rows as the stored frames give them (no
+        # cell marked rewritten: anchor_result_from_frames)
+        result = anchor_result_from_frames(_attrs_only(store.level_attrs(version_id, "det_adjusted")))
+        adjusted_rows = _level_rows(store, version_id, "det_adjusted", levels["det_adjusted"], lambda rows: (
+            adjusted_detail_record_table(rows, np.zeros((len(rows), 3), dtype=bool), params.round_mode)))
         yield "sku_week_adjusted.json", sku_week_adjusted_document(
-            result, det_head["schema_version"], det_head["inputs_summary"], params.round_mode, columnar=columnar)
+            result, det_head["schema_version"], det_head["inputs_summary"], params.round_mode, columnar=columnar,
+            rows=adjusted_rows)
         if "level_reconciliation_adjusted" in levels and log is not None:
             log_adj = _labelled(
                 reconciliation_log_from_frame(store.read_series(version_id, "level_reconciliation_adjusted")),
@@ -169,7 +203,7 @@ def reference_rows(content: Any) -> int | None:
     if isinstance(content, str):
         return max(sum(1 for _ in csv.reader(io.StringIO(content, newline=""))) - 1, 0)
     for key in ("rows", "deltas"):
-        if isinstance(content, dict) and isinstance(content.get(key), (list, RecordTable)):
+        if isinstance(content, dict) and isinstance(content.get(key), (list, RecordTable, RecordStream)):
             return len(content[key])
     return None
 
@@ -179,14 +213,18 @@ def _mrp_files(store, version_id: str, levels, det_doc: dict, inputs, params, su
     (``"_adjusted"``) chain, from the levels that chain stored."""
     if f"mrp{suffix}" not in levels:
         return
-    mrp = store.read_series(version_id, f"mrp{suffix}")
-    summary, mrp.attrs = mrp.attrs.get("summary"), {}  # else pandas deep-copies it into every column read
-    mrp_doc = mrp_document(mrp, det_doc, inputs, params, summary=summary, columnar=columnar)
-    del mrp
+    level = f"mrp{suffix}"
+    summary = store.level_attrs(version_id, level).get("summary")
+    mrp_rows = _level_rows(store, version_id, level, levels[level], mrp_record_table)
+    mrp_doc = mrp_document(mrp_rows, det_doc, inputs, params, summary=summary, columnar=columnar)
     schema_version = mrp_doc["schema_version"]
-    yield f"mrp{suffix}.json", mrp_doc
+    yield f"{level}.json", mrp_doc
     del mrp_doc
-    if f"mrp_final{suffix}" in levels and f"weekly_summary{suffix}" in levels:
-        plan = capacity_plan_from_frames(store.read_series(version_id, f"mrp_final{suffix}"),
-                                         store.read_series(version_id, f"weekly_summary{suffix}"))
-        yield f"plan_final{suffix}.json", plan_final_document(plan, schema_version, columnar=columnar)
+    final, weekly = f"mrp_final{suffix}", f"weekly_summary{suffix}"
+    if final in levels and weekly in levels:
+        plan = capacity_plan_from_frames(_attrs_only(store.level_attrs(version_id, final)),
+                                         store.read_series(version_id, weekly))
+        fg_items, int_mode = set(plan.fg_items), plan.round_mode == "int"
+        final_rows = _level_rows(store, version_id, final, levels[final],
+                                 lambda rows: plan_final_record_table(rows, fg_items, int_mode))
+        yield f"plan_final{suffix}.json", plan_final_document(plan, schema_version, columnar=columnar, rows=final_rows)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from plan_pipeline.exports.json_writer import Column, NumberColumn, RecordTable, TextColumn
+from plan_pipeline.exports.json_writer import Column, NumberColumn, RecordStream, RecordTable, TextColumn
 from plan_pipeline.planning.aggregate import SCHEMA_VERSION
 from plan_pipeline.planning.anchor import METRICS, AnchorResult
 from plan_pipeline.planning.capacity import CapacityPlan
@@ -63,7 +63,7 @@ def frame_records(rows: pd.DataFrame, text_cols: list[str], num_cols: list[str],
     return record_table(rows, text_cols, num_cols, int_cols).to_list()
 
 
-def _rows(table: RecordTable, columnar: bool) -> RecordTable | list[dict]:
+def _rows(table: RecordTable | RecordStream, columnar: bool) -> RecordTable | RecordStream | list[dict]:
     """A document's rows: the table itself for :func:`write_json_document`, else its dicts."""
     return table if columnar else table.to_list()
 
@@ -105,7 +105,7 @@ def detail_inputs_summary(
 
 
 def detail_document(
-    rows: pd.DataFrame,
+    rows: pd.DataFrame | RecordStream,
     aggregate_doc: dict,
     inputs: PlanningInputs,
     params: PlanningParameters,
@@ -117,6 +117,8 @@ def detail_document(
 
     ``aggregate_doc`` is the aggregate document (its ``schema_version``, ``inputs_summary`` and
     row count are carried) or just its inputs summary, then with ``aggregate_rows`` given.
+    ``rows`` may be a :class:`RecordStream` of :func:`detail_record_table` s (a stored level
+    written slice by slice).
     """
     if "inputs_summary" in aggregate_doc:
         agg_summary = aggregate_doc.get("inputs_summary") or {}
@@ -130,7 +132,7 @@ def detail_document(
         "schema_version": schema,
         "note": DETAIL_NOTE,
         "inputs_summary": detail_inputs_summary(agg_summary, n_agg, inputs, params),
-        "rows": _rows(detail_record_table(rows, params), columnar),
+        "rows": _rows(rows if isinstance(rows, RecordStream) else detail_record_table(rows, params), columnar),
     }
 
 
@@ -149,7 +151,7 @@ MRP_NOTE = "mrp: MRP-lite (lead time, lot size, MOQ, optional BOM)"
 
 
 def mrp_document(
-    rows: pd.DataFrame,
+    rows: pd.DataFrame | RecordStream,
     detail_doc: dict,
     inputs: PlanningInputs,
     params: PlanningParameters,
@@ -158,8 +160,9 @@ def mrp_document(
     columnar: bool = False,
 ) -> dict:
     """The ``mrp.json`` document (with ``columnar`` its rows are a :class:`RecordTable`). ``detail_doc`` is the ``sku_week`` document (its schema version
-    and inputs summary are carried); ``summary`` defaults to ``rows.attrs["summary"]``."""
-    if summary is None:
+    and inputs summary are carried); ``summary`` defaults to ``rows.attrs["summary"]``. ``rows``
+    may be a :class:`RecordStream` of :func:`mrp_record_table` s (then ``summary`` is required)."""
+    if summary is None and isinstance(rows, pd.DataFrame):
         summary = rows.attrs.get("summary")
     if summary is None:
         raise ValueError("mrp_document needs the summary produced by plan_mrp (rows.attrs['summary'])")
@@ -169,7 +172,7 @@ def mrp_document(
         "schema_version": detail_doc.get("schema_version", SCHEMA_VERSION),
         "note": MRP_NOTE,
         "inputs_summary": inputs_summary,
-        "rows": _rows(mrp_record_table(rows), columnar),
+        "rows": _rows(rows if isinstance(rows, RecordStream) else mrp_record_table(rows), columnar),
     }
 
 
@@ -189,9 +192,11 @@ def _qty(value: float, int_mode: bool):
     return int(value) if int_mode else float(value)
 
 
-def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0", *, columnar: bool = False) -> dict:
+def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0", *, columnar: bool = False,
+                        rows: RecordStream | None = None) -> dict:
     """``plan_final.json`` as a dict (key order and optional keys as the reference writes them;
-    with ``columnar`` its rows are a :class:`RecordTable`)."""
+    with ``columnar`` its rows are a :class:`RecordTable`). ``rows``, if given, are the document's
+    rows instead of ``plan.rows``' (a :class:`RecordStream` of :func:`plan_final_record_table` s)."""
     int_mode = plan.round_mode == "int"
     weekly = []
     ws = plan.weekly_summary
@@ -221,11 +226,7 @@ def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0", *, 
                 row["zone"] = z
         weekly.append(row)
 
-    rows_df = plan.rows
-    fg = np.asarray(rows_df["item"].isin(set(plan.fg_items)), dtype=bool) if int_mode else False
-    out_rows = mrp_record_table(rows_df, [
-        (c, NumberColumn(rows_df[c].to_numpy(), as_int=fg, name=c)) for c in ADJ_COLUMNS
-    ])
+    out_rows = rows if rows is not None else plan_final_record_table(plan.rows, set(plan.fg_items), int_mode)
 
     return {
         "schema_version": schema_version,
@@ -238,6 +239,13 @@ def plan_final_document(plan: CapacityPlan, schema_version: str = "agg-1.0", *, 
     }
 
 
+def plan_final_record_table(rows: pd.DataFrame, fg_items: set[str], int_mode: bool) -> RecordTable:
+    """Rows of ``plan_final.json``: the MRP columns, then the leveled ones (ints for the finished
+    goods ``fg_items`` in ``int`` round mode)."""
+    fg = np.asarray(rows["item"].isin(fg_items), dtype=bool) if int_mode else False
+    return mrp_record_table(rows, [(c, NumberColumn(rows[c].to_numpy(), as_int=fg, name=c)) for c in ADJ_COLUMNS])
+
+
 # ---------------------------------------------------------------------- from anchor.py
 
 def sku_week_adjusted_document(
@@ -247,13 +255,30 @@ def sku_week_adjusted_document(
     round_mode: str = "int",
     *,
     columnar: bool = False,
+    rows: RecordStream | None = None,
 ) -> dict:
-    """``sku_week_adjusted.json`` as a dict (with ``columnar`` its rows are a :class:`RecordTable`).
+    """``sku_week_adjusted.json`` as a dict (with ``columnar`` its rows are a :class:`RecordTable`;
+    ``rows``, if given, are its rows instead of ``result.rows``', a :class:`RecordStream` of
+    :func:`adjusted_detail_record_table` s).
 
     Untouched cells are emitted like the detail stage writes them (ints in ``int`` mode);
     rewritten cells are floats (they were rounded to 6 decimals).
     """
-    df = result.rows
+    table = rows if rows is not None else adjusted_detail_record_table(result.rows, result.touched, round_mode)
+    return {
+        "schema_version": schema_version,
+        "note": result.note,
+        "inputs_summary": dict(inputs_summary or {}),
+        "cutover": dict(result.cutover),
+        "rows": _rows(table, columnar),
+        "carryover": [dict(e) for e in result.carryover],
+        "carryover_summary": dict(result.summary),
+    }
+
+
+def adjusted_detail_record_table(df: pd.DataFrame, touched: np.ndarray, round_mode: str) -> RecordTable:
+    """Rows of ``sku_week_adjusted.json`` (``touched``: a row x :data:`METRICS` mask of the
+    rewritten cells, written as floats)."""
     int_mode = round_mode == "int"
     columns: list[tuple[str, Column]] = []
     for c in DETAIL_COLUMNS:
@@ -265,20 +290,11 @@ def sku_week_adjusted_document(
         values = df[c].to_numpy(dtype=np.float64)
         as_int: bool | np.ndarray = False
         if int_mode:
-            untouched = ~result.touched[:, METRICS.index(c)] if c in METRICS else np.ones(len(df), dtype=bool)
+            untouched = ~touched[:, METRICS.index(c)] if c in METRICS else np.ones(len(df), dtype=bool)
             with np.errstate(invalid="ignore"):
                 as_int = untouched & np.isfinite(values) & (values == np.trunc(values))
         columns.append((c, NumberColumn(values, as_int=as_int, name=c)))
-    rows = RecordTable(columns)
-    return {
-        "schema_version": schema_version,
-        "note": result.note,
-        "inputs_summary": dict(inputs_summary or {}),
-        "cutover": dict(result.cutover),
-        "rows": _rows(rows, columnar),
-        "carryover": [dict(e) for e in result.carryover],
-        "carryover_summary": dict(result.summary),
-    }
+    return RecordTable(columns)
 
 
 # ---------------------------------------------------------------------- from level_reconciliation.py

@@ -115,7 +115,7 @@ POSTGRES_PORTED = frozenset({
     # plan levels
     "stage_series", "stage_kpis", "stage_not_applicable", "publish_run", "replace_series", "replace_kpis",
     "level_state", "publication", "series_levels", "has_series", "read_series", "read_kpis", "has_kpis",
-    "read_series_rows",
+    "read_series_rows", "read_series_batches", "level_attrs",
     # planner edits and locks
     "record_override", "level_overrides", "detail_overrides", "read_overrides", "read_override_events",
     # run ledger

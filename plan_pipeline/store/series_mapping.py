@@ -165,17 +165,20 @@ def _prepare_series(layout: SeriesLayout, frame: pd.DataFrame):
     return prepared, columns_meta, sql
 
 
-def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]], dialect: str = "duckdb") -> str:
-    """The read of one level as written (bound: version, level, run): ``$n`` on DuckDB, ``?`` on
-    PostgreSQL (its connection turns them into psycopg's placeholders)."""
-    bound = ("$1", "$2", "$3") if dialect == "duckdb" else ("?", "?", "?")
+def _read_series_sql(layout: SeriesLayout, columns: list[dict[str, str]], dialect: str = "duckdb", *,
+                     row_range: bool = False) -> str:
+    """The read of one level as written (bound: version, level, run; with ``row_range`` also the
+    first and the end ``row_seq`` of a slice of rows): ``$n`` on DuckDB, ``?`` on PostgreSQL (its
+    connection turns them into psycopg's placeholders)."""
+    bound = ("$1", "$2", "$3", "$4", "$5") if dialect == "duckdb" else ("?",) * 5
     source = series_read_source(layout.level)
     if dialect == "postgres" and source.startswith("("):
         source += " AS level_rows"  # PostgreSQL names every subquery in FROM
+    rows = f"AND row_seq >= {bound[3]} AND row_seq < {bound[4]} " if row_range else ""
     return (
         f"SELECT {', '.join(_series_select_list(layout, columns, dialect))} FROM {source} "
         f"WHERE version_id = {bound[0]} "
-        f"AND level = {bound[1]} AND source_run_id = {bound[2]} ORDER BY row_seq"
+        f"AND level = {bound[1]} AND source_run_id = {bound[2]} {rows}ORDER BY row_seq"
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 from plan_pipeline.exports import json_writer
 from plan_pipeline.exports.json_writer import (
     NumberColumn,
+    RecordStream,
     RecordTable,
     TextColumn,
     document_chunks,
@@ -85,19 +86,22 @@ def test_small_values_are_written_as_json_dumps_does(value):
     assert dumps(value) == _json_bytes(value)
 
 
-def _table(n: int) -> RecordTable:
+def _table(n: int, start: int = 0, stop: int | None = None) -> RecordTable:
+    """``n`` rows of every kind of cell (rows ``start:stop`` of them: a slice of the same table)."""
     rng = np.random.default_rng(n)
     floats = rng.standard_normal(n) * 10.0 ** rng.integers(-9, 18, n)
     floats[: min(n, 7)] = [float("nan"), float("inf"), -0.0, 0.0, 1e-05, -0.0, 5.0][: min(n, 7)]
     integral = np.round(rng.random(n) * 50)
+    lt_weeks, as_int, counts = rng.integers(0, 9, n).astype(float), rng.random(n) < 0.5, rng.integers(-5, 5, n)
+    rows = slice(start, stop)
     return RecordTable([
-        ("item", TextColumn([f"IT-{i // 13}" for i in range(n)])),  # sorted runs
-        ("week", TextColumn([f"2025-W{(i % 53) + 1:02d}" for i in range(n)])),  # no runs
-        ("label", TextColumn([None if i % 5 == 0 else i % 3 for i in range(n)])),  # not str: written as str(v)
-        ("value", NumberColumn(floats)),
-        ("lt_weeks", NumberColumn(rng.integers(0, 9, n).astype(float), as_int=True)),
-        ("qty", NumberColumn(integral, as_int=rng.random(n) < 0.5)),  # int or float per row
-        ("count", NumberColumn(rng.integers(-5, 5, n), as_int=True)),
+        ("item", TextColumn([f"IT-{i // 13}" for i in range(n)][rows])),  # sorted runs
+        ("week", TextColumn([f"2025-W{(i % 53) + 1:02d}" for i in range(n)][rows])),  # no runs
+        ("label", TextColumn([None if i % 5 == 0 else i % 3 for i in range(n)][rows])),  # not str: written as str(v)
+        ("value", NumberColumn(floats[rows])),
+        ("lt_weeks", NumberColumn(lt_weeks[rows], as_int=True)),
+        ("qty", NumberColumn(integral[rows], as_int=as_int[rows])),  # int or float per row
+        ("count", NumberColumn(counts[rows], as_int=True)),
     ])
 
 
@@ -117,6 +121,39 @@ def test_record_tables_are_written_as_json_dumps_writes_their_rows(rows, chunk_r
         assert type(listed[0]["lt_weeks"]) is int and type(listed[0]["value"]) is float
         assert {type(r["qty"]) for r in listed} <= {int, float}
         assert listed[0]["label"] == "None"
+
+
+@pytest.mark.parametrize("bounds", [
+    [(0, 1000)], [(0, 1), (1, 2), (2, 1000)], [(0, 0), (0, 500), (500, 500), (500, 1000), (1000, 1000)],
+    [(0, 333), (333, 666), (666, 999), (999, 1000)],
+], ids=["one", "tiny-first", "empty-between", "last-of-one"])
+def test_a_record_stream_writes_its_tables_as_one_array(bounds, monkeypatch):
+    """The reference export writes a level slice by slice: the bytes are those of the whole table."""
+    monkeypatch.setattr(json_writer, "CHUNK_ROWS", 64)
+    built: list[tuple[int, int]] = []
+
+    def tables():
+        for start, stop in bounds:
+            built.append((start, stop))
+            yield _table(1000, start, stop)
+
+    stream = RecordStream(1000, tables)
+    document = {"note": "x", "rows": stream, "tail": [1]}
+    expected = _json_bytes(materialize({"note": "x", "rows": _table(1000), "tail": [1]}))
+    assert b"".join(document_chunks(document)) == expected
+    assert built == bounds  # each table built once, in order, while written
+    assert len(stream) == 1000
+    assert _json_bytes(stream.to_list()) == _json_bytes(_table(1000).to_list())  # NaN cells: compared as text
+
+
+def test_a_record_stream_whose_tables_miss_rows_is_an_error():
+    with pytest.raises(ValueError, match="announced 1000 rows but its tables hold 999"):
+        b"".join(document_chunks({"rows": RecordStream(1000, lambda: [_table(1000, 0, 999)])}))
+    with pytest.raises(ValueError, match="announced 10 rows but its tables hold 20"):
+        b"".join(document_chunks({"rows": RecordStream(10, lambda: [_table(20, 0, 10), _table(20, 10, 20)])}))
+    with pytest.raises(ValueError, match="announced 0 rows but its tables hold 3"):
+        b"".join(document_chunks({"rows": RecordStream(0, lambda: [_table(3)])}))
+    assert b"".join(document_chunks({"rows": RecordStream(0, lambda: [])})) == b'{\n  "rows": []\n}'
 
 
 def test_minus_zero_and_zero_are_kept_apart():

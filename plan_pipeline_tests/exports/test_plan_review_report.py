@@ -263,3 +263,30 @@ def test_a_level_slice_is_the_published_level_restricted_to_its_columns_and_item
         read_series_slice(planned, "plain", "det", ["sku", "not_a_column"])
     with pytest.raises(PlanStoreError, match="no rows"):
         read_series_slice(planned, "unplanned", "det", ["sku"])
+
+
+def test_a_level_read_in_slices_is_the_published_level_read_whole(planned):
+    """The reference export reads a level slice by slice (issue 13: memory flat as plans grow): the
+    slices, in order, are the whole level's rows, values and dtypes; a slice read stopped early
+    leaves the store's connection usable (PostgreSQL streams one query's rows)."""
+    for version, level in (("plain", "det"), ("tight", "mrp_final_adjusted"), ("tight", "det_adjusted")):
+        whole = planned.read_series(version, level)
+        assert len(whole) > 50
+        slices = list(planned.read_series_batches(version, level, batch_rows=7))
+        assert [len(s) for s in slices] == [7] * (len(whole) // 7) + ([len(whole) % 7] if len(whole) % 7 else [])
+        pd.testing.assert_frame_equal(pd.concat(slices, ignore_index=True), whole)
+        assert planned.level_attrs(version, level) == whole.attrs
+        [single] = planned.read_series_batches(version, level, batch_rows=len(whole) + 1)
+        pd.testing.assert_frame_equal(single, whole)
+    det_rows = planned.series_levels("plain")["det"]
+    with planned.reading():  # one connection for every call
+        stopped = planned.read_series_batches("tight", "mrp_final_adjusted", batch_rows=5)
+        assert len(next(stopped)) == 5
+        stopped.close()
+        assert len(planned.read_series("plain", "det")) == det_rows
+    with pytest.raises(PlanStoreError, match="no rows"):
+        next(planned.read_series_batches("unplanned", "det"))
+    with pytest.raises(PlanStoreError, match="no rows"):
+        planned.level_attrs("unplanned", "det")
+    with pytest.raises(ValueError, match="at least 1"):
+        next(planned.read_series_batches("plain", "det", batch_rows=0))

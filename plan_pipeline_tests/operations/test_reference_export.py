@@ -12,6 +12,7 @@ import pytest
 from plan_pipeline.exports import reference
 from plan_pipeline.exports.export import export_version
 from plan_pipeline.exports.reference import export_reference, reference_documents
+from plan_pipeline.store import plan_levels
 
 from ..conftest import BUNDLED_SAMPLE
 from .ops_helpers import build_materialized_home, use_home_copy
@@ -54,11 +55,16 @@ def _previous_rows(content) -> int | None:
     return None
 
 
-def test_reference_files_are_the_bytes_the_previous_writer_wrote(template, store, tmp_path):
+def test_reference_files_are_the_bytes_the_previous_writer_wrote(template, store, tmp_path, monkeypatch):
     round_mode, _ = template
     out = tmp_path / "ref"
-    result = export_version(store, "v1", "reference", out, record_event=False)
-    previous = dict(reference_documents(store, "v1"))  # the documents as row dicts
+    with monkeypatch.context() as patched:
+        # the SKU x week and MRP levels written in slices of 7 rows (a dozen and more per level)
+        patched.setattr(plan_levels, "SERIES_BATCH_ROWS", 7)
+        result = export_version(store, "v1", "reference", out, record_event=False)
+    previous = dict(reference_documents(store, "v1"))  # the documents as row dicts, each level in one slice
+    levels = store.series_levels("v1")
+    assert min(levels[level] for level in ("det", "mrp", "mrp_final_adjusted")) > 7 * 10
     names = [f["file"] for f in result.files]
     assert names == list(previous)
     assert set(names) >= ANCHORED_FILES

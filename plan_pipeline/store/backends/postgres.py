@@ -24,8 +24,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from plan_pipeline.store.errors import PlanStoreBusyError, PlanStoreError
@@ -273,6 +274,18 @@ class PgConnection:
         with self.raw.cursor() as cursor:
             cursor.execute(statement)
             return PgResult(cursor)
+
+    def stream_rows(self, statement: str, params: Sequence[Any], size: int) -> Iterator[list[tuple]]:
+        """The rows of a query in lists of at most ``size`` rows, received from the server in
+        chunks (psycopg's chunked-rows mode): the client holds one chunk, not the whole result.
+        The connection serves nothing else until the rows are read or the iterator is closed."""
+        with self.raw.cursor() as cursor:
+            rows = cursor.stream(translate_placeholders(statement), list(params), size=size)
+            try:
+                while batch := list(islice(rows, size)):
+                    yield batch
+            finally:
+                rows.close()  # an iterator closed early: psycopg ends the query, the connection is free again
 
     def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.raw.cursor() as cursor:
