@@ -323,28 +323,65 @@ def _unit_costs(inputs: PlanningInputs) -> dict[str, float]:
     return dict(zip(costs["period"].astype(str), costs["cost"].astype(np.float64)))
 
 
-def _receipt_kpis(fg: _FinishedGoods, inputs: PlanningInputs):
-    original = fg.column("planned_order_receipt")
-    leveled = fg.column("planned_order_receipt_adj")
-    segments = _receipt_segments(fg.sku, fg.pos, original, leveled)
-    weeks = fg.weeks
-    costs = _unit_costs(inputs)
-    month_cost = np.array([costs.get(str(m), np.nan) for m in weeks.month_labels], dtype=np.float64)
-    week_cost = np.append(month_cost[weeks.month_codes] if len(weeks.labels) else np.zeros(0), np.nan)  # -1: none
+#: Finished-goods rows per block of SKUs in :func:`_receipt_kpis` (a SKU is never split): the
+#: receipt matching sorts and concatenates a dozen arrays as long as its rows, ~1 GB at once for
+#: the 5.25 M finished-goods rows of 50,000 SKUs x 104 weeks, ~100 MB per block of this size.
+RECEIPT_BLOCK_ROWS = 500_000
+
+
+def _sku_blocks(sku: np.ndarray, rows_per_block: int) -> list[np.ndarray]:
+    """Row indices of blocks of whole SKUs, SKU codes ascending, each block's rows in row order,
+    about ``rows_per_block`` rows each (a SKU with more rows is a block of its own)."""
+    if not len(sku):
+        return []
+    order = np.argsort(sku, kind="stable")
+    ends = np.cumsum(np.bincount(sku))  # one past each SKU's last row in ``order``
+    cuts, start = [], 0
+    while start < len(sku):
+        # the last SKU end within start + rows_per_block (at least one SKU)
+        i = int(np.searchsorted(ends, start + rows_per_block, side="right")) - 1
+        stop = int(ends[i]) if i >= 0 and ends[i] > start else int(ends[np.searchsorted(ends, start, side="right")])
+        cuts.append(order[start:stop])
+        start = stop
+    return cuts
+
+
+def _receipt_cells(fg: _FinishedGoods, rows: np.ndarray, week_cost: np.ndarray):
+    """The on-time and cost sums per SKU x week cell of the finished-goods rows ``rows`` (whole
+    SKUs): the original receipts (denominator of on_time_rate), then the matched segments at their
+    required week."""
+    sku, pos = fg.sku[rows], fg.pos[rows]
+    original = fg.column("planned_order_receipt")[rows]
+    segments = _receipt_segments(sku, pos, original, fg.column("planned_order_receipt_adj")[rows])
     required, landed = segments["required"].to_numpy(), segments["landed"].to_numpy()
     qty = segments["qty"].to_numpy()
     cost_required, cost_landed = week_cost[required], week_cost[landed]
     costed = ~(np.isnan(cost_required) | np.isnan(cost_landed))
     on_time = landed <= required
-    # the original receipts (denominator of on_time_rate), then the segments at their required week
     zeros_fg, zeros_seg = np.zeros(len(original)), np.zeros(len(qty))
-    sku, pos, values = fg.cells(np.concatenate([fg.sku, segments["sku"].to_numpy()]), np.concatenate([fg.pos, required]), {
+    return fg.cells(np.concatenate([sku, segments["sku"].to_numpy()]), np.concatenate([pos, required]), {
         "required": np.concatenate([np.maximum(0.0, original), zeros_seg]),
         "on_time": np.concatenate([zeros_fg, np.where(on_time, qty, 0.0)]),
         "cost_landed": np.concatenate([zeros_fg, np.where(costed, qty * np.nan_to_num(cost_landed), 0.0)]),
         "cost_required": np.concatenate([zeros_fg, np.where(costed, qty * np.nan_to_num(cost_required), 0.0)]),
         "costed": np.concatenate([zeros_fg, np.where(costed, qty, 0.0)]),
     })
+
+
+def _receipt_kpis(fg: _FinishedGoods, inputs: PlanningInputs):
+    weeks = fg.weeks
+    costs = _unit_costs(inputs)
+    month_cost = np.array([costs.get(str(m), np.nan) for m in weeks.month_labels], dtype=np.float64)
+    week_cost = np.append(month_cost[weeks.month_codes] if len(weeks.labels) else np.zeros(0), np.nan)  # -1: none
+    # Block by block of whole SKUs: a SKU's receipts are matched among its own rows and its cells
+    # hold its own rows only, so the blocks' cells, in SKU order, are the cells of all rows at
+    # once (same sums: each cell adds the same values in the same order).
+    blocks = [_receipt_cells(fg, rows, week_cost) for rows in _sku_blocks(fg.sku, RECEIPT_BLOCK_ROWS)]
+    sku = np.concatenate([b[0] for b in blocks]) if blocks else np.zeros(0, np.int64)
+    pos = np.concatenate([b[1] for b in blocks]) if blocks else np.zeros(0, np.int64)
+    values = {name: np.concatenate([b[2][name] for b in blocks]) if blocks else np.zeros(0)
+              for name in ("required", "on_time", "cost_landed", "cost_required", "costed")}
+    del blocks
     sums = _rollup(fg.keys(sku, pos), values, SCORECARD_BUCKETS)
 
     def on_time_rate(frame):

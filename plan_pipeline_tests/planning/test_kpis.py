@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from plan_pipeline.planning import kpis as kpis_module
 from plan_pipeline.planning.kpis import KPI_BUCKETS, _receipt_segments, format_kpi, scorecard_kpis, scorecard_totals
 from plan_pipeline.planning.types import PlanningParameters
 from plan_pipeline.planning.vocabulary import (
@@ -279,3 +280,29 @@ def test_receipt_matching_agrees_with_the_cumulative_closed_form():
         middle = end - row.qty / 2
         assert row.required == np.searchsorted(cum_o[row.sku], middle, side="left")
         assert row.landed == np.searchsorted(cum_a[row.sku], middle, side="left")
+
+
+def test_receipt_kpis_computed_in_blocks_of_skus_are_those_of_all_rows_at_once(monkeypatch):
+    """The receipt matching runs block by block of whole SKUs (memory at 50,000 SKUs): on a plan of
+    many SKUs with rows in no particular order, every block size gives the same KPI rows, bit for bit."""
+    rng = np.random.default_rng(5)
+    skus = [f"S{i:03d}" for i in range(60)]
+    per_item = {sku: {"gross_req": rng.choice([0.0, 4.0, 9.5], 4).tolist(),
+                      "on_hand_start": rng.choice([0.0, 3.0, 12.0], 4).tolist(),
+                      "on_hand_end": rng.choice([0.0, 2.0, 8.0], 4).tolist(),
+                      "planned_order_receipt": rng.choice([0.0, 0.0, 3.0, 7.5, 10.0], 4).tolist(),
+                      "planned_order_receipt_adj": rng.choice([0.0, 2.5, 6.0, 10.0], 4).tolist()}
+                for sku in skus}
+    rows = _mrp(per_item).sample(frac=1.0, random_state=3).reset_index(drop=True)  # SKUs interleaved
+    inputs = make_inputs(mix_share=[(f"F{i % 4}", sku, 1.0) for i, sku in enumerate(skus)],
+                         period_cost=[("2025-01", 10.0), ("2025-02", 12.0)])
+    whole = scorecard_kpis(DETAIL.iloc[:0], rows, WEEKLY, inputs, PARAMS)
+    assert {"on_time_rate", "cost_variance"} <= set(whole["metric"])
+    assert (whole["bucket_type"] == "sku").sum() > 60
+    for block_rows in (1, 3, 4, 9, 50):
+        monkeypatch.setattr(kpis_module, "RECEIPT_BLOCK_ROWS", block_rows)
+        blocks = kpis_module._sku_blocks(pd.factorize(rows["item"])[0], block_rows)
+        assert sorted(np.concatenate(blocks).tolist()) == list(range(len(rows)))  # every row once
+        assert len(blocks) == (60 if block_rows < 4 else -(-240 // (block_rows // 4 * 4)))
+        pd.testing.assert_frame_equal(scorecard_kpis(DETAIL.iloc[:0], rows, WEEKLY, inputs, PARAMS), whole,
+                                      check_exact=True)
