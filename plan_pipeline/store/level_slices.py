@@ -32,9 +32,7 @@ def read_series_slice(store: PlanStore, version_id: str, level: str, columns: Se
     ``item``) is one of them. Refuses a column the level's frame does not have."""
     layout = layout_for(level)
     with store.connect() as con:
-        entry = store._level_entry(con, version_id, level, None)
-        if entry is None or not entry[2] or entry[1] != "plan_series":
-            raise PlanStoreError(f"plan version {version_id!r} has no rows at level {level!r} in its published plan")
+        entry = store._rows_entry(con, version_id, level)
         stored = {meta["name"]: meta for meta in json.loads(entry[3])}
         missing = [c for c in columns if c not in stored]
         if missing:

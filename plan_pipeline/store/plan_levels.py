@@ -375,6 +375,17 @@ class PlanLevelRepository(PlanStoreBase):
             ).fetchall()
         return rows[0] if rows else None
 
+    def _rows_entry(self, con, version_id: str, level: str, run_id: str | None = None,
+                    table: str = "plan_series") -> tuple:
+        """The ``plan_levels`` row of a level with rows in ``table`` (as :meth:`_level_entry`), or a
+        :class:`PlanStoreError` saying the published plan (or the run) has none."""
+        entry = self._level_entry(con, version_id, level, run_id)
+        if entry is None or not entry[2] or entry[1] != table:
+            which = "published plan" if run_id is None else f"run {run_id}"
+            what = "rows" if table == "plan_series" else "KPIs"
+            raise PlanStoreError(f"plan version {version_id!r} has no {what} at level {level!r} in its {which}")
+        return entry
+
     def level_state(self, version_id: str, level: str, run_id: str | None = None) -> str | None:
         """``'staged'`` / ``'published'`` / ``'not_applicable'`` for (version, level[, run]); None if absent.
 
@@ -428,10 +439,7 @@ class PlanLevelRepository(PlanStoreBase):
         """
         layout = layout_for(level)
         with self.connect() as con:
-            entry = self._level_entry(con, version_id, level, run_id)
-            if entry is None or not entry[2] or entry[1] != "plan_series":
-                which = "published plan" if run_id is None else f"run {run_id}"
-                raise PlanStoreError(f"plan version {version_id!r} has no rows at level {level!r} in its {which}")
+            entry = self._rows_entry(con, version_id, level, run_id)
             columns = json.loads(entry[3])
             if is_postgres(con):
                 import pandas as pd
@@ -453,17 +461,14 @@ class PlanLevelRepository(PlanStoreBase):
     def level_attrs(self, version_id: str, level: str) -> dict[str, Any]:
         """The ``attrs`` a published level's frame carries (what :meth:`read_series` sets on it)."""
         with self.connect() as con:
-            entry = self._level_entry(con, version_id, level, None)
-        if entry is None or not entry[2] or entry[1] != "plan_series":
-            raise PlanStoreError(f"plan version {version_id!r} has no rows at level {level!r} in its published plan")
-        return json.loads(entry[4])
+            return json.loads(self._rows_entry(con, version_id, level)[4])
 
     def read_series_batches(self, version_id: str, level: str, *,
                             batch_rows: int | None = None) -> Iterator[pd.DataFrame]:
         """The published frame of (version, level) in slices of at most ``batch_rows`` rows (default
-        :data:`SERIES_BATCH_ROWS`), in its
-        row order: concatenated they are :meth:`read_series`' frame (same columns, values and
-        dtypes; each slice has its own ``RangeIndex`` and no ``attrs``, see :meth:`level_attrs`).
+        :data:`SERIES_BATCH_ROWS`), in its row order: concatenated they are :meth:`read_series`'
+        frame (same columns, values and dtypes; each slice has its own ``RangeIndex`` and no
+        ``attrs``, see :meth:`level_attrs`).
 
         For a reader that writes a level out as it reads it (the reference export): it holds one
         slice at a time, not the level (15.75 M rows at 50,000 SKUs). On DuckDB each slice is its
@@ -477,9 +482,7 @@ class PlanLevelRepository(PlanStoreBase):
             raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
         layout = layout_for(level)
         with self.connect() as con:
-            entry = self._level_entry(con, version_id, level, None)
-            if entry is None or not entry[2] or entry[1] != "plan_series":
-                raise PlanStoreError(f"plan version {version_id!r} has no rows at level {level!r} in its published plan")
+            entry = self._rows_entry(con, version_id, level)
             columns, total = json.loads(entry[3]), int(entry[6])
             if is_postgres(con):  # one query, its rows received in chunks
                 import pandas as pd
@@ -517,10 +520,7 @@ class PlanLevelRepository(PlanStoreBase):
                     f"SELECT {columns} FROM plan_kpis_current WHERE version_id = ? ORDER BY level, row_seq",
                     [version_id],
                 ).df()
-            entry = self._level_entry(con, version_id, level, run_id)
-            if entry is None or not entry[2] or entry[1] != "plan_kpis":
-                which = "published plan" if run_id is None else f"run {run_id}"
-                raise PlanStoreError(f"plan version {version_id!r} has no KPIs at level {level!r} in its {which}")
+            entry = self._rows_entry(con, version_id, level, run_id, table="plan_kpis")
             return con.execute(
                 f"SELECT {columns} FROM plan_kpis WHERE version_id = ? AND level = ? AND source_run_id = ? "
                 "ORDER BY row_seq",
