@@ -1,6 +1,9 @@
 """What a plan run keeps in memory: the run-local frame cache, step order, nothing retained after."""
 from __future__ import annotations
 
+import gc
+import weakref
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -8,10 +11,12 @@ import pytest
 
 from plan_pipeline.definitions import defs
 from plan_pipeline.inputs.importer import import_input_dir
+from plan_pipeline.orchestration.plan import io_managers
 from plan_pipeline.orchestration.plan.assets.common import STEP_PRIORITY
 from plan_pipeline.orchestration.plan.io_managers import (
     RUN_CACHE_BUDGET_ENV,
     DeferredFrame,
+    PlanSeriesIOManager,
     RunLocalCache,
     frame_bytes,
     resolve_frame,
@@ -79,6 +84,54 @@ def test_frames_only_deferred_readers_need_are_kept_within_the_budget_then_dropp
     cache.put("run-1", ("v", "only-deferred"), frame, consumers=0, deferred=1)
     assert cache.take_deferred("run-1", ("v", "only-deferred")) is not None
     assert cache.take_deferred("run-2", ("v", "x")) is None
+    # a, b, and the four served above were let go of: 8,000 bytes each, counted once
+    assert cache.take_released() == 6 * 8000 and cache.take_released() == 0
+
+
+@pytest.mark.parametrize("collect_after", [0, float("inf")], ids=["collected", "never-collected"])
+def test_frames_whose_readers_have_finished_are_freed_before_the_next_step(plan_env, sample_dir, monkeypatch,
+                                                                         collect_after):
+    """Dagster keeps each step's outputs on the step's context for the run's hooks, and a finished
+    step's context sits in reference cycles: a frame the cache let go of lives on until a full
+    garbage collection. With automatic collection off, the frames every reader of which has finished
+    (the MRP levels, read only by the capacity steps) are gone when the scorecard starts loading
+    because the IO manager collects; without that collection they are still alive then."""
+    monkeypatch.setattr(io_managers, "COLLECT_AFTER_RELEASED_BYTES", collect_after)
+    cached: dict[str, weakref.ref] = {}
+    alive_when_loading: dict[str, set[str]] = {}  # step -> cached frames alive when it starts loading
+    original_put, original_free = RunLocalCache.put, PlanSeriesIOManager._free_released_frames
+
+    def put(self, run_id, key, value, consumers=None, deferred=0):
+        if isinstance(value, pd.DataFrame):
+            cached[key[1]] = weakref.ref(value)
+        original_put(self, run_id, key, value, consumers, deferred)
+
+    def free_released_frames(self, context):
+        original_free(self, context)
+        alive_when_loading.setdefault(context.step_context.step.key,
+                                      {level for level, ref in cached.items() if ref() is not None})
+
+    monkeypatch.setattr(RunLocalCache, "put", put)
+    monkeypatch.setattr(PlanSeriesIOManager, "_free_released_frames", free_released_frames)
+    store = plan_env.store
+    import_input_dir(store, sample_dir, "sample")
+    store.create_version("v1", "sample", PlanningParameters(preset="det_near", cutover_date="2025-03-12",
+                                                            apply_adjusted=True))
+    gc.collect()
+    gc.disable()
+    try:
+        outcome = materialize_version(plan_env.instance(), store, "v1")
+    finally:
+        gc.enable()
+    assert outcome.success, outcome.errors
+    finished = {"plan_series:mrp", "plan_series:mrp_adjusted"}
+    assert finished <= set(cached)
+    at_scorecard = alive_when_loading["plan_scorecard"]
+    assert {"plan_series:det_adjusted", "plan_series:mrp_final_adjusted"} <= at_scorecard  # still to be read
+    if collect_after == 0:
+        assert not finished & at_scorecard
+    else:
+        assert finished <= at_scorecard
 
 
 def test_deferred_frames_load_once_and_the_budget_setting(monkeypatch):

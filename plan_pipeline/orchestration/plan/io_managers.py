@@ -25,6 +25,7 @@ by the run ledger hooks, :mod:`.run_ledger_hooks`.)
 """
 
 import copy
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,15 @@ NOT_APPLICABLE = object()  # cache marker: the stage did not apply to this versi
 #: The run cache budget (MB): beyond it, frames that only deferred readers still need are dropped.
 RUN_CACHE_BUDGET_ENV = "PLAN_PIPELINE_RUN_CACHE_MB"
 DEFAULT_RUN_CACHE_BUDGET_MB = 1024
+
+
+#: Frames the run cache has let go of are still alive until Python's cyclic garbage collector runs
+#: a full collection: Dagster keeps each step's outputs on the step's context for the run's hooks
+#: (``step_output_capture``; the run ledger hooks are on every step) and a finished step's context
+#: sits in reference cycles. A full collection is rare on its own (at 50,000 SKUs the plain chain's
+#: frames, ~2 GB, outlived their last reader by several steps), so once the cache has let go of
+#: this much, the next step collects before it loads its inputs (docs/performance.md).
+COLLECT_AFTER_RELEASED_BYTES = 64 * 2**20
 
 
 def run_cache_budget_bytes() -> int:
@@ -116,6 +126,9 @@ class RunLocalCache:
     only they still need is kept while the cache holds at most ``budget_bytes`` of frames, and
     dropped (largest first) beyond it; :meth:`take_deferred` then finds nothing and the reader
     goes to the store.
+
+    ``released_bytes`` adds up the frames the cache has let go of since :meth:`take_released`, so the
+    IO manager can have them freed before the next step (:data:`COLLECT_AFTER_RELEASED_BYTES`).
     """
 
     def __init__(self, budget_bytes: int | None = None) -> None:
@@ -124,6 +137,7 @@ class RunLocalCache:
         self.remaining: dict[tuple[str, str], int] = {}
         self.deferred: dict[tuple[str, str], int] = {}
         self.budget_bytes = run_cache_budget_bytes() if budget_bytes is None else budget_bytes
+        self.released_bytes = 0
 
     def put(self, run_id: str, key: tuple[str, str], value: Any, consumers: int | None = None,
             deferred: int = 0) -> None:
@@ -134,7 +148,7 @@ class RunLocalCache:
             self.run_id = run_id
         self.deferred.pop(key, None)
         if consumers == 0 and not deferred:
-            self.values.pop(key, None)
+            self._release(key)
             self.remaining.pop(key, None)
             return
         self.values[key] = value
@@ -171,7 +185,7 @@ class RunLocalCache:
 
     def _forget_if_unread(self, key: tuple[str, str]) -> None:
         if self.remaining.get(key, 1) <= 0 and self.deferred.get(key, 0) <= 0:
-            self.values.pop(key, None)
+            self._release(key)
             self.remaining.pop(key, None)
             self.deferred.pop(key, None)
 
@@ -184,14 +198,26 @@ class RunLocalCache:
         for key in idle:
             if held <= self.budget_bytes:
                 break
-            held -= frame_bytes(self.values.pop(key))
+            held -= self._release(key)
             self.remaining.pop(key, None)
             self.deferred.pop(key, None)
+
+    def _release(self, key: tuple[str, str]) -> int:
+        """Forget the entry's value; its bytes count as released."""
+        size = frame_bytes(self.values.pop(key, None))
+        self.released_bytes += size
+        return size
+
+    def take_released(self) -> int:
+        """Bytes released since the last call (and start counting again)."""
+        released, self.released_bytes = self.released_bytes, 0
+        return released
 
     def clear(self, run_id: str | None = None) -> None:
         """Forget everything (or only if the cache belongs to ``run_id``)."""
         if run_id is None or run_id == self.run_id:
             self.run_id, self.values, self.remaining, self.deferred = None, {}, {}, {}
+            self.released_bytes = 0
 
 
 def _shallow(value: Any) -> Any:
@@ -280,6 +306,7 @@ class _RunScopedIOManager(dg.ConfigurableIOManager):
     _instance: dg.DagsterInstance | None = PrivateAttr(default=None)
     _run_id: str | None = PrivateAttr(default=None)
     _cache: RunLocalCache = PrivateAttr(default_factory=RunLocalCache)
+    _loading_step: str | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._instance = context.instance
@@ -295,6 +322,21 @@ class _RunScopedIOManager(dg.ConfigurableIOManager):
 
     def _recall(self, key: tuple[str, str]) -> Any | None:
         return self._cache.get(self._run_id, key)
+
+    def _free_released_frames(self, context: dg.InputContext) -> None:
+        """At a step's first input: a full garbage collection if the cache has let go of at least
+        :data:`COLLECT_AFTER_RELEASED_BYTES` since the last one (the steps that read those frames
+        have finished by now, so the collection frees them; see the constant)."""
+        try:
+            step = context.step_context.step.key
+        except Exception:  # direct IO manager use in tests (no run)
+            return
+        if step == self._loading_step:
+            return
+        self._loading_step = step
+        if self._cache.released_bytes >= COLLECT_AFTER_RELEASED_BYTES:
+            self._cache.take_released()
+            gc.collect()
 
 
 class PlanSeriesIOManager(_RunScopedIOManager):
@@ -337,6 +379,7 @@ class PlanSeriesIOManager(_RunScopedIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> Any:
+        self._free_released_frames(context)
         upstream = context.upstream_output
         meta = (upstream.definition_metadata if upstream is not None else None) or {}
         level = meta.get(PLAN_LEVEL)
