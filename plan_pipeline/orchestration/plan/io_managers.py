@@ -55,8 +55,10 @@ DEFAULT_RUN_CACHE_BUDGET_MB = 1024
 #: (``step_output_capture``; the run ledger hooks are on every step) and a finished step's context
 #: sits in reference cycles. A full collection is rare on its own (at 50,000 SKUs the plain chain's
 #: frames, ~2 GB, outlived their last reader by several steps), so once the cache has let go of
-#: this much, the next step collects before it loads its inputs (docs/performance.md).
-COLLECT_AFTER_RELEASED_BYTES = 64 * 2**20
+#: this much, the next step collects before it loads its inputs (docs/performance.md). A collection
+#: takes 0.1-0.3 s (a run's ~250,000 tracked objects): 256 MB makes it one per run at 5,000 SKUs,
+#: one per large frame let go of at 50,000.
+COLLECT_AFTER_RELEASED_BYTES = 256 * 2**20
 
 
 def run_cache_budget_bytes() -> int:
