@@ -88,23 +88,46 @@ def test_frames_only_deferred_readers_need_are_kept_within_the_budget_then_dropp
     assert cache.take_released() == 6 * 8000 and cache.take_released() == 0
 
 
+def test_deferred_readers_give_up_their_claim_once_the_asset_they_wait_on_has_rows():
+    frame = pd.DataFrame({"qty": np.arange(1000, dtype=np.float64)})  # 8,000 bytes
+    cache = RunLocalCache(budget_bytes=10**9)
+    det, weekly, mrp = ("v", "plan_series:det"), ("v", "plan_series:weekly"), ("v", "plan_series:mrp")
+    cache.put("run-1", det, frame, consumers=1, deferred=1, superseded_by={"adjusted_mrp_plan": 1})
+    cache.put("run-1", weekly, frame, consumers=0, deferred=2, superseded_by={"adjusted_mrp_plan": 1})
+    cache.put("run-1", mrp, frame, consumers=1, deferred=1, superseded_by={"adjusted_mrp_plan": 1})
+    assert cache.get("run-1", det) is not None  # its last loading reader: kept for the deferred one
+    cache.supersede("run-2", "adjusted_mrp_plan")  # another run's asset changes nothing
+    cache.supersede("run-1", "anchored_detail_plan")  # nor an asset nobody waits on
+    assert set(cache.values) == {det, weekly, mrp}
+    cache.take_released()
+    cache.supersede("run-1", "adjusted_mrp_plan")
+    assert det not in cache.values  # no reader left
+    assert weekly in cache.values and cache.deferred[weekly] == 1  # a deferred reader that does not wait on it
+    assert mrp in cache.values  # a loading reader still ahead
+    assert cache.take_released() == 8000
+    assert cache.get("run-1", mrp) is not None and mrp not in cache.values  # then served and dropped
+    cache.supersede("run-1", "adjusted_mrp_plan")  # once only
+    assert cache.deferred[weekly] == 1
+
+
 @pytest.mark.parametrize("collect_after", [0, float("inf")], ids=["collected", "never-collected"])
 def test_frames_whose_readers_have_finished_are_freed_before_the_next_step(plan_env, sample_dir, monkeypatch,
                                                                          collect_after):
     """Dagster keeps each step's outputs on the step's context for the run's hooks, and a finished
     step's context sits in reference cycles: a frame the cache let go of lives on until a full
-    garbage collection. With automatic collection off, the frames every reader of which has finished
-    (the MRP levels, read only by the capacity steps) are gone when the scorecard starts loading
-    because the IO manager collects; without that collection they are still alive then."""
+    garbage collection. With automatic collection off, the frames no reader needs any more (the
+    MRP levels, read only by the capacity steps; the plain chain's frames of an anchored version)
+    are gone when the scorecard starts loading because the IO manager collects; without that
+    collection they are still alive then."""
     monkeypatch.setattr(io_managers, "COLLECT_AFTER_RELEASED_BYTES", collect_after)
     cached: dict[str, weakref.ref] = {}
     alive_when_loading: dict[str, set[str]] = {}  # step -> cached frames alive when it starts loading
     original_put, original_free = RunLocalCache.put, PlanSeriesIOManager._free_released_frames
 
-    def put(self, run_id, key, value, consumers=None, deferred=0):
+    def put(self, run_id, key, value, *args, **kwargs):
         if isinstance(value, pd.DataFrame):
             cached[key[1]] = weakref.ref(value)
-        original_put(self, run_id, key, value, consumers, deferred)
+        original_put(self, run_id, key, value, *args, **kwargs)
 
     def free_released_frames(self, context):
         original_free(self, context)
@@ -124,7 +147,9 @@ def test_frames_whose_readers_have_finished_are_freed_before_the_next_step(plan_
     finally:
         gc.enable()
     assert outcome.success, outcome.errors
-    finished = {"plan_series:mrp", "plan_series:mrp_adjusted"}
+    # the MRP levels' readers have finished; the plain chain's frames only the scorecard's deferred
+    # inputs wanted, and they gave up once adjusted_mrp_plan had rows
+    finished = {"plan_series:mrp", "plan_series:mrp_adjusted", "plan_series:det", "plan_series:mrp_final"}
     assert finished <= set(cached)
     at_scorecard = alive_when_loading["plan_scorecard"]
     assert {"plan_series:det_adjusted", "plan_series:mrp_final_adjusted"} <= at_scorecard  # still to be read
@@ -198,6 +223,7 @@ def test_plain_chain_finishes_before_the_anchored_branch_and_nothing_is_kept(pla
     # every frame of the run was dropped once read; nothing outlives the run
     created, _ = run_caches
     assert created and all(cache.run_id is None and not cache.values for cache in created)
+    assert gc.get_freeze_count() == 0  # the objects frozen out of the collector for the run are back
 
 
 def test_every_cached_frame_is_dropped_by_its_last_consumer_during_the_run(plan_env, sample_dir, run_caches):
@@ -251,3 +277,23 @@ def test_without_a_cache_budget_the_scorecard_reads_the_plain_chain_from_the_sto
     assert not plain_levels & in_run["anchored"]  # never needed
     created, _ = run_caches
     assert all(cache.run_id is None and not cache.values for cache in created)
+
+
+def test_a_plain_version_s_scorecard_takes_the_plain_chain_from_the_run_cache(plan_env, sample_dir, monkeypatch):
+    """The plain chain's deferred readers give up only where adjusted_mrp_plan has rows: a version
+    without an adjusted plan keeps them cached, and its scorecard reads neither from the store."""
+    store = plan_env.store
+    import_input_dir(store, sample_dir, "sample")
+    store.create_version("plain", "sample", PlanningParameters(cutover_date="2025-03-12"))
+    reads: list[str] = []
+    original = type(store).read_series
+
+    def read_series(self, version_id, level, *, run_id=None):
+        reads.append(level)
+        return original(self, version_id, level, run_id=run_id)
+
+    monkeypatch.setattr(type(store), "read_series", read_series)
+    outcome = materialize_version(plan_env.instance(), store, "plain")
+    assert outcome.success, outcome.errors
+    assert not {"det", "mrp_final"} & set(reads)  # (the review report reads weekly_summary once published)
+    assert store.read_kpis("plain", SCORECARD_LEVEL)["value"].notna().any()

@@ -28,7 +28,7 @@ import copy
 import gc
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -45,6 +45,13 @@ PLAN_TABLE = "plan_table"
 OPTIONAL_LEVEL = "plan_optional_level"
 NOT_APPLICABLE = object()  # cache marker: the stage did not apply to this version
 
+#: Op tag of a step with deferred inputs (:data:`DeferredPlanFrame`): the asset whose being applicable
+#: means the step will not load them (``plan_scorecard`` reads the plain chain only where the
+#: version has no adjusted plan). Once that asset is staged with rows, the run cache stops keeping
+#: frames for those readers, so an anchored version does not hold the plain chain's frames through
+#: its anchored chain. (Should the step load one all the same, it reads it from the store.)
+DEFERRED_UNLESS_TAG = "plan/deferred_inputs_unused_once"
+
 #: The run cache budget (MB): beyond it, frames that only deferred readers still need are dropped.
 RUN_CACHE_BUDGET_ENV = "PLAN_PIPELINE_RUN_CACHE_MB"
 DEFAULT_RUN_CACHE_BUDGET_MB = 1024
@@ -55,10 +62,10 @@ DEFAULT_RUN_CACHE_BUDGET_MB = 1024
 #: (``step_output_capture``; the run ledger hooks are on every step) and a finished step's context
 #: sits in reference cycles. A full collection is rare on its own (at 50,000 SKUs the plain chain's
 #: frames, ~2 GB, outlived their last reader by several steps), so once the cache has let go of
-#: this much, the next step collects before it loads its inputs (docs/performance.md). A collection
-#: takes 0.1-0.3 s (a run's ~250,000 tracked objects): 256 MB makes it one per run at 5,000 SKUs,
-#: one per large frame let go of at 50,000.
-COLLECT_AFTER_RELEASED_BYTES = 256 * 2**20
+#: this much, the next step collects before it loads its inputs (docs/performance.md): four
+#: collections of 3-9 ms each in a 5,000-SKU anchored run (see PlanSeriesIOManager), one per large
+#: frame let go of at 50,000.
+COLLECT_AFTER_RELEASED_BYTES = 64 * 2**20
 
 
 def run_cache_budget_bytes() -> int:
@@ -129,6 +136,9 @@ class RunLocalCache:
     dropped (largest first) beyond it; :meth:`take_deferred` then finds nothing and the reader
     goes to the store.
 
+    A deferred reader may give up its claim before it runs (``superseded_by``: the asset whose being
+    staged with rows means it will not load the frame, :meth:`supersede`).
+
     ``released_bytes`` adds up the frames the cache has let go of since :meth:`take_released`, so the
     IO manager can have them freed before the next step (:data:`COLLECT_AFTER_RELEASED_BYTES`).
     """
@@ -140,11 +150,13 @@ class RunLocalCache:
         self.deferred: dict[tuple[str, str], int] = {}
         self.budget_bytes = run_cache_budget_bytes() if budget_bytes is None else budget_bytes
         self.released_bytes = 0
+        self.give_up: dict[str, dict[tuple[str, str], int]] = {}  # asset -> {entry: deferred readers}
 
     def put(self, run_id: str, key: tuple[str, str], value: Any, consumers: int | None = None,
-            deferred: int = 0) -> None:
+            deferred: int = 0, superseded_by: dict[str, int] | None = None) -> None:
         """Keep ``value`` for this run; ``consumers``: how many step inputs will load it (None =
-        unknown), ``deferred``: how many deferred inputs may load it besides."""
+        unknown), ``deferred``: how many deferred inputs may load it besides, ``superseded_by``:
+        how many of those give up their claim once the named asset is staged with rows."""
         if run_id != self.run_id:
             self.clear()
             self.run_id = run_id
@@ -156,6 +168,8 @@ class RunLocalCache:
         self.values[key] = value
         if deferred:
             self.deferred[key] = deferred
+            for asset, readers in (superseded_by or {}).items():
+                self.give_up.setdefault(asset, {})[key] = readers
         if consumers is None:
             self.remaining.pop(key, None)
         else:
@@ -184,6 +198,16 @@ class RunLocalCache:
             self.deferred[key] -= 1
             self._forget_if_unread(key)
         return _shallow(value)
+
+    def supersede(self, run_id: str | None, asset: str) -> None:
+        """``asset`` was staged with rows: the deferred readers that wait on it will not load their
+        frames; an entry no reader of either kind needs any more is forgotten."""
+        if run_id is None or run_id != self.run_id:
+            return
+        for key, readers in self.give_up.pop(asset, {}).items():
+            if key in self.deferred:
+                self.deferred[key] = max(0, self.deferred[key] - readers)
+                self._forget_if_unread(key)
 
     def _forget_if_unread(self, key: tuple[str, str]) -> None:
         if self.remaining.get(key, 1) <= 0 and self.deferred.get(key, 0) <= 0:
@@ -219,7 +243,7 @@ class RunLocalCache:
         """Forget everything (or only if the cache belongs to ``run_id``)."""
         if run_id is None or run_id == self.run_id:
             self.run_id, self.values, self.remaining, self.deferred = None, {}, {}, {}
-            self.released_bytes = 0
+            self.released_bytes, self.give_up = 0, {}
 
 
 def _shallow(value: Any) -> Any:
@@ -231,9 +255,19 @@ def _shallow(value: Any) -> Any:
     return value
 
 
-def consumer_count(context: dg.OutputContext) -> tuple[int | None, int]:
-    """How many step inputs of this run's plan read this output: (loading inputs or None =
-    unknown, deferred inputs: :data:`DeferredPlanFrame`).
+@dataclass(frozen=True)
+class Readers:
+    """Who in this run's plan reads an output (see :func:`consumer_count`)."""
+
+    loading: int | None = None  # inputs that load it (None: unknown)
+    deferred: int = 0  # deferred inputs (DeferredPlanFrame) that may load it
+    superseded_by: dict[str, int] = field(default_factory=dict)  # asset -> deferred readers giving up once it has rows
+
+
+def consumer_count(context: dg.OutputContext) -> Readers:
+    """Who among the step inputs of this run's plan reads this output: the loading inputs, the
+    deferred ones (:data:`DeferredPlanFrame`), and which of those give up once an asset named by
+    their step's :data:`DEFERRED_UNLESS_TAG` is staged with rows.
 
     Dagster has no public API for "how many steps of this run load this output" (the job graph
     does not know which steps the run executes, nor which inputs are ``deps=`` ordering edges
@@ -244,9 +278,10 @@ def consumer_count(context: dg.OutputContext) -> tuple[int | None, int]:
     try:
         plan = context.step_context.execution_plan
     except Exception:  # direct IO manager use in tests (no run), or the internals moved
-        return None, 0
+        return Readers()
     step_key, name = context.step_key, context.name
     count = deferred = 0
+    superseded_by: dict[str, int] = {}
     for step in plan.steps:
         for step_input in step.step_inputs:
             if step_input.dagster_type_key == "Nothing":  # an ordering dependency (deps=): never loads
@@ -256,9 +291,12 @@ def consumer_count(context: dg.OutputContext) -> tuple[int | None, int]:
                 if handle.step_key == step_key and handle.output_name == name:
                     if step_input.dagster_type_key == DeferredPlanFrame.key:
                         deferred += 1
+                        unless = (step.tags or {}).get(DEFERRED_UNLESS_TAG)
+                        if unless:
+                            superseded_by[unless] = superseded_by.get(unless, 0) + 1
                     else:
                         count += 1
-    return count, deferred
+    return Readers(count, deferred, superseded_by)
 
 
 @dataclass
@@ -318,9 +356,11 @@ class _RunScopedIOManager(dg.ConfigurableIOManager):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._cache.clear()  # frames no step of this run reads any more
 
-    def _remember(self, key: tuple[str, str], value: Any, readers: tuple[int | None, int] = (None, 0)) -> None:
+    def _remember(self, key: tuple[str, str], value: Any, readers: Readers | None = None) -> None:
         if self._run_id is not None:
-            self._cache.put(self._run_id, key, value, readers[0], readers[1])
+            readers = readers or Readers()
+            self._cache.put(self._run_id, key, value, consumers=readers.loading, deferred=readers.deferred,
+                            superseded_by=readers.superseded_by)
 
     def _recall(self, key: tuple[str, str]) -> Any | None:
         return self._cache.get(self._run_id, key)
@@ -342,7 +382,21 @@ class _RunScopedIOManager(dg.ConfigurableIOManager):
 
 
 class PlanSeriesIOManager(_RunScopedIOManager):
-    """Stage DataFrames <-> ``plan_series`` / ``plan_kpis`` rows of (version, level)."""
+    """Stage DataFrames <-> ``plan_series`` / ``plan_kpis`` rows of (version, level).
+
+    It has the frames the run let go of freed before the next step (:data:`COLLECT_AFTER_RELEASED_BYTES`).
+    The objects that exist when the run starts (modules, definitions, the instance: ~160,000) outlive
+    it, so they are frozen out of the collector's work for the run (``gc.freeze``, undone at
+    teardown): a collection then takes 3-9 ms instead of 160-260 ms at 5,000 SKUs.
+    """
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        super().setup_for_execution(context)
+        gc.freeze()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        super().teardown_after_execution(context)
+        gc.unfreeze()
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         meta = context.definition_metadata or {}
@@ -367,6 +421,7 @@ class PlanSeriesIOManager(_RunScopedIOManager):
         else:
             count = store.stage_series(version, level, obj, run_id=context.run_id)
         self._remember((version, f"{table}:{level}"), obj, consumer_count(context))
+        self._cache.supersede(self._run_id, context.asset_key.to_user_string())
         context.add_output_metadata(
             {
                 "dagster/row_count": dg.MetadataValue.int(count),

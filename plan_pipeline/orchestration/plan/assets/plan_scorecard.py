@@ -15,8 +15,14 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from plan_pipeline.orchestration.plan.assets.anchor_branch import ANCHORED_CHAIN
 from plan_pipeline.orchestration.plan.assets.common import stage_asset_args, step_order_tags
-from plan_pipeline.orchestration.plan.io_managers import DeferredPlanFrame, VersionPlanInputs, resolve_frame
+from plan_pipeline.orchestration.plan.io_managers import (
+    DEFERRED_UNLESS_TAG,
+    DeferredPlanFrame,
+    VersionPlanInputs,
+    resolve_frame,
+)
 from plan_pipeline.orchestration.plan.planner_metadata import column_schema, table
 from plan_pipeline.planning.kpis import format_kpi, scorecard_kpis, scorecard_totals, sku_families
 from plan_pipeline.planning.vocabulary import SCORECARD_KPIS, SCORECARD_LEVEL
@@ -83,10 +89,13 @@ def final_plan(plain: tuple[Any, Any, Any], anchored: tuple[Any, Any, Any]) -> t
     "'scorecard'; docs/kpis.md). The final plan is the anchored one where the version applies it.",
     name="plan_scorecard",
     table="plan_kpis",
-    op_tags=step_order_tags("plan_scorecard"),
+    # the adjusted MRP plan has rows exactly where the version applies its adjusted chain, whose
+    # capacity plan is then the final plan (final_plan): the run cache stops keeping the plain
+    # chain's frames for this step once adjusted_mrp_plan is staged with rows
+    op_tags={**step_order_tags("plan_scorecard"), DEFERRED_UNLESS_TAG: ANCHORED_CHAIN.mrp.asset},
     ins={
         # the plain chain is read only where the version has no anchored plan (DeferredPlanFrame):
-        # at 50,000 SKUs its frames are then not held through the anchored chain
+        # its frames are then not held through the anchored chain
         "detail_plan": dg.AssetIn(key="detail_plan", dagster_type=DeferredPlanFrame),
         "capacity_plan": dg.AssetIn(key="capacity_plan", dagster_type=DeferredPlanFrame),
         "capacity_weekly_summary": dg.AssetIn(key="capacity_weekly_summary", dagster_type=DeferredPlanFrame),
