@@ -327,6 +327,8 @@ def _unit_costs(inputs: PlanningInputs) -> dict[str, float]:
 #: receipt matching sorts and concatenates a dozen arrays as long as its rows, ~1 GB at once for
 #: the 5.25 M finished-goods rows of 50,000 SKUs x 104 weeks, ~100 MB per block of this size.
 RECEIPT_BLOCK_ROWS = 500_000
+#: The sums per SKU x week cell the on-time rate and the cost variance are computed from.
+_RECEIPT_SUMS = ("required", "on_time", "cost_landed", "cost_required", "costed")
 
 
 def _sku_blocks(sku: np.ndarray, rows_per_block: int) -> list[np.ndarray]:
@@ -340,7 +342,9 @@ def _sku_blocks(sku: np.ndarray, rows_per_block: int) -> list[np.ndarray]:
     while start < len(sku):
         # the last SKU end within start + rows_per_block (at least one SKU)
         i = int(np.searchsorted(ends, start + rows_per_block, side="right")) - 1
-        stop = int(ends[i]) if i >= 0 and ends[i] > start else int(ends[np.searchsorted(ends, start, side="right")])
+        if i < 0 or ends[i] <= start:  # the next SKU alone has more rows than a block
+            i = int(np.searchsorted(ends, start, side="right"))
+        stop = int(ends[i])
         cuts.append(order[start:stop])
         start = stop
     return cuts
@@ -359,13 +363,14 @@ def _receipt_cells(fg: _FinishedGoods, rows: np.ndarray, week_cost: np.ndarray):
     costed = ~(np.isnan(cost_required) | np.isnan(cost_landed))
     on_time = landed <= required
     zeros_fg, zeros_seg = np.zeros(len(original)), np.zeros(len(qty))
-    return fg.cells(np.concatenate([sku, segments["sku"].to_numpy()]), np.concatenate([pos, required]), {
-        "required": np.concatenate([np.maximum(0.0, original), zeros_seg]),
-        "on_time": np.concatenate([zeros_fg, np.where(on_time, qty, 0.0)]),
-        "cost_landed": np.concatenate([zeros_fg, np.where(costed, qty * np.nan_to_num(cost_landed), 0.0)]),
-        "cost_required": np.concatenate([zeros_fg, np.where(costed, qty * np.nan_to_num(cost_required), 0.0)]),
-        "costed": np.concatenate([zeros_fg, np.where(costed, qty, 0.0)]),
-    })
+    values = dict(zip(_RECEIPT_SUMS, (
+        np.concatenate([np.maximum(0.0, original), zeros_seg]),
+        np.concatenate([zeros_fg, np.where(on_time, qty, 0.0)]),
+        np.concatenate([zeros_fg, np.where(costed, qty * np.nan_to_num(cost_landed), 0.0)]),
+        np.concatenate([zeros_fg, np.where(costed, qty * np.nan_to_num(cost_required), 0.0)]),
+        np.concatenate([zeros_fg, np.where(costed, qty, 0.0)]),
+    ), strict=True))
+    return fg.cells(np.concatenate([sku, segments["sku"].to_numpy()]), np.concatenate([pos, required]), values)
 
 
 def _receipt_kpis(fg: _FinishedGoods, inputs: PlanningInputs):
@@ -380,7 +385,7 @@ def _receipt_kpis(fg: _FinishedGoods, inputs: PlanningInputs):
     sku = np.concatenate([b[0] for b in blocks]) if blocks else np.zeros(0, np.int64)
     pos = np.concatenate([b[1] for b in blocks]) if blocks else np.zeros(0, np.int64)
     values = {name: np.concatenate([b[2][name] for b in blocks]) if blocks else np.zeros(0)
-              for name in ("required", "on_time", "cost_landed", "cost_required", "costed")}
+              for name in _RECEIPT_SUMS}
     del blocks
     sums = _rollup(fg.keys(sku, pos), values, SCORECARD_BUCKETS)
 
