@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -220,3 +221,18 @@ def test_rows_that_do_not_fit_a_narrow_table_move_whole_to_the_wide_table(tmp_pa
 def con_rows_left(path: Path) -> int:
     with duckdb.connect(str(path)) as con:
         return con.execute("SELECT count(*) FROM plan_series").fetchone()[0]
+
+
+@pytest.mark.parametrize(("values", "tag"), [
+    (["a", "b"], "str"), ([True, False], "bool"), ([None, True, None], "bool"), ([np.nan, np.bool_(False)], "bool"),
+    ([pd.NA, True], "bool"), ([True, "x"], "str"), (["x", True], "str"), ([None, "x", True], "str"),
+    ([1, True], "str"), ([True, 1.5], "str"), ([None, None], "str"), ([], "str"),
+], ids=repr)
+def test_the_dtype_tag_of_an_object_column_is_what_a_full_scan_says(values, tag):
+    """dtype_tag decides text columns at their first value; the tag is the one the full
+    ``infer_dtype`` scan gives (bool only for all-bool object columns)."""
+    from plan_pipeline.store.layouts import dtype_tag
+
+    column = pd.Series(values, dtype=object)
+    assert tag == ("bool" if pd.api.types.infer_dtype(column, skipna=True) == "boolean" else "str")
+    assert dtype_tag(column) == tag
