@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -36,6 +36,7 @@ from plan_pipeline.orchestration.plan.run_ledger import (
     error_text,
     sync_run_ledger,
 )
+from plan_pipeline.orchestration.plan.run_ledger_hooks import plan_shape
 from plan_pipeline.orchestration.plan.run_recovery import (
     close_orphaned_runs,
     free_slots_of_finished_runs,
@@ -73,6 +74,11 @@ class RunAborted(Exception):
 POOL_WAIT_ENV = "PLAN_PIPELINE_POOL_WAIT_SECONDS"
 DEFAULT_POOL_WAIT_SECONDS = 900.0
 LAUNCH_TAG = "plan/launch"
+#: How often a run launched in this process says how far it is (the first time after this long):
+#: a 5,000-SKU run passes quietly, a 50,000-SKU one (~2 min) says every 15 s how many of its
+#: steps are done and which one runs.
+PROGRESS_EVERY_SECONDS = 15.0
+_STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
 
 
 def pool_wait_seconds() -> float:
@@ -119,9 +125,44 @@ def wait_for_version(instance: dg.DagsterInstance, version_id: str, *, progress=
         time.sleep(1.0)
 
 
+@dataclass
+class StepProgress:
+    """The steps of one run seen so far in its event log (read on from a cursor)."""
+
+    planned: int | None = None
+    started: dict[str, float] = field(default_factory=dict)  # step -> start timestamp
+    finished: dict[str, float] = field(default_factory=dict)  # step -> seconds it took
+    cursor: str | None = None
+
+    def read(self, instance: dg.DagsterInstance, run_id: str) -> None:
+        while True:
+            page = instance.get_records_for_run(run_id, cursor=self.cursor, of_type=_STEP_EVENTS, limit=1000)
+            for record in page.records:
+                event = record.event_log_entry.dagster_event
+                if event is None or event.step_key is None:
+                    continue
+                if event.event_type == dg.DagsterEventType.STEP_START:
+                    self.started[event.step_key] = record.event_log_entry.timestamp
+                else:
+                    began = self.started.get(event.step_key, record.event_log_entry.timestamp)
+                    self.finished[event.step_key] = record.event_log_entry.timestamp - began
+            self.cursor = page.cursor
+            if not page.has_more:
+                return
+
+    def line(self, run_id: str, elapsed: float) -> str:
+        running = [step for step in self.started if step not in self.finished]
+        slowest = max(self.finished.items(), key=lambda item: item[1]) if self.finished else None
+        of = f" of {self.planned}" if self.planned else ""
+        return (f"run {run_id}: {len(self.finished)}{of} steps done after {elapsed:.0f}s"
+                + (f", running {', '.join(running)}" if running else "")
+                + (f" (slowest so far: {slowest[0]} {slowest[1]:.1f}s)" if slowest else ""))
+
+
 class RunWatcher:
-    """Watches an in-process run from the main thread: reports waits on the ``duckdb`` pool,
-    frees claims left by crashed runs, and gives up after a bounded wait."""
+    """Watches an in-process run from the main thread: says how far a long run is, reports
+    waits on the ``duckdb`` pool, frees claims left by crashed runs, and gives up after a
+    bounded wait."""
 
     def __init__(self, instance: dg.DagsterInstance, token: str, store: PlanStore | None,
                  progress: Callable[[str], None] | None, wait_seconds: float):
@@ -129,6 +170,9 @@ class RunWatcher:
         self.progress, self.wait_seconds = progress, wait_seconds
         self.run_id: str | None = None
         self._said = -1e9
+        self._began = time.monotonic()
+        self._reported = self._began
+        self._steps = StepProgress()
 
     def _find_run(self) -> str | None:
         if self.run_id is None:
@@ -136,10 +180,24 @@ class RunWatcher:
             self.run_id = records[0].dagster_run.run_id if records else None
         return self.run_id
 
+    def report_steps(self, run_id: str) -> None:
+        """Every :data:`PROGRESS_EVERY_SECONDS`: the steps done, the one(s) running, the slowest."""
+        now = time.monotonic()
+        if self.progress is None or now - self._reported < PROGRESS_EVERY_SECONDS:
+            return
+        self._reported = now
+        if self._steps.planned is None:
+            run = self.instance.get_run_by_id(run_id)
+            shape = plan_shape(self.instance, run.execution_plan_snapshot_id if run else None)
+            self._steps.planned = len(shape.planned) if shape else 0
+        self._steps.read(self.instance, run_id)
+        _say(self.progress, self._steps.line(run_id, now - self._began))
+
     def poll(self) -> None:
         run_id = self._find_run()
         if run_id is None:
             return
+        self.report_steps(run_id)
         waiting = waiting_steps(self.instance, run_id)
         if not waiting:
             return
