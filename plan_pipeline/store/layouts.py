@@ -188,6 +188,6 @@ def _first_present_is_bool(series: pd.Series) -> bool:
     import pandas as pd
 
     for value in series.to_numpy(dtype=object, copy=False):
-        if not pd.isna(value):
+        if not (pd.api.types.is_scalar(value) and pd.isna(value)):  # a list is a value, not missing
             return isinstance(value, bool | np.bool_)
     return False

@@ -226,7 +226,8 @@ def con_rows_left(path: Path) -> int:
 @pytest.mark.parametrize(("values", "tag"), [
     (["a", "b"], "str"), ([True, False], "bool"), ([None, True, None], "bool"), ([np.nan, np.bool_(False)], "bool"),
     ([pd.NA, True], "bool"), ([True, "x"], "str"), (["x", True], "str"), ([None, "x", True], "str"),
-    ([1, True], "str"), ([True, 1.5], "str"), ([None, None], "str"), ([], "str"),
+    ([1, True], "str"), ([True, 1.5], "str"), ([None, None], "str"), ([], "str"), ([[True], True], "str"),
+    ([None, [1, 2]], "str"),
 ], ids=repr)
 def test_the_dtype_tag_of_an_object_column_is_what_a_full_scan_says(values, tag):
     """dtype_tag decides text columns at their first value; the tag is the one the full
