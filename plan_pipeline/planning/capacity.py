@@ -50,6 +50,7 @@ from plan_pipeline.planning.calendar import (
     period_of_week,
     week_distribution,
 )
+from plan_pipeline.planning.keys import text_keys
 from plan_pipeline.planning.rounding import round6, round_quantity_array
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
 from plan_pipeline.planning.vocabulary import (
@@ -218,14 +219,6 @@ def _blend_share_next(params: PlanningParameters, at_idx, spill_out) -> float:
 # --------------------------------------------------------------------------- stage
 
 
-def _text_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 code per row, distinct values as text) of a key column: ``uniques[codes]`` equals
-    ``column.astype(str)``, in order of first appearance, with the rows hashed once."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=False)
-    text_codes, text = pd.factorize(pd.Index(uniques, dtype=object).astype(str))  # equal texts share a code
-    return text_codes.astype(np.int64)[codes], np.asarray(text, dtype=object)
-
-
 def plan_capacity(
     detail: pd.DataFrame,
     mrp: pd.DataFrame,
@@ -251,8 +244,8 @@ def plan_capacity(
     # Items and weeks are hashed once each (factorize) and converted to text per distinct value: at
     # 50,000 SKUs x 104 weeks the MRP frame has 15.75 M rows, and every per-row pass or temporary
     # array counts (each array is 126 MB; they are dropped as soon as they have been used).
-    item_codes, item_uniques = _text_codes(mrp["item"])
-    week_codes, week_uniques = _text_codes(mrp["week"])
+    item_codes, item_uniques = text_keys(mrp["item"])
+    week_codes, week_uniques = text_keys(mrp["week"])
     widx = pd.Index(weeks, dtype=object).get_indexer(pd.Index(week_uniques, dtype=object))[week_codes]
     del week_codes
     release = mrp["planned_order_release"].to_numpy(dtype=np.float64)

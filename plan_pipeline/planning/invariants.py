@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from plan_pipeline.planning.keys import isin_keys
 from plan_pipeline.planning.types import PlanningParameters
 
 EPS = 1e-9
@@ -141,7 +142,7 @@ def released_capacity_violations(weekly: pd.DataFrame, rows: pd.DataFrame, fg_it
     if weekly.empty:
         return pd.DataFrame(columns=cols)
     # column arrays and one mask: no copy of the (795k-row at 5,000 SKUs) capacity rows
-    released = rows["item"].isin(set(fg_items)).to_numpy() & (rows["planned_order_release_adj"].to_numpy() != 0)
+    released = isin_keys(rows["item"], set(fg_items)) & (rows["planned_order_release_adj"].to_numpy() != 0)
     n_items = pd.Series(rows["week"].to_numpy()[released]).value_counts()
     step = rounding_step(params.round_mode)
     problems = []

@@ -38,6 +38,7 @@ import pandas as pd
 
 from plan_pipeline.planning.calendar import CalendarLookup, order_weeks, period_of_week
 from plan_pipeline.planning.detail import calendar_for
+from plan_pipeline.planning.keys import factorize_keys
 from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.types import PlanningInputs, PlanningParameters
 from plan_pipeline.planning.vocabulary import (
@@ -217,7 +218,7 @@ class _FinishedGoods:
     def __init__(self, rows: pd.DataFrame, inputs: PlanningInputs, weeks: _Weeks) -> None:
         families = sku_families(inputs.mix_share)
         if len(rows):
-            items, item_text = pd.factorize(rows["item"].to_numpy(dtype=object), use_na_sentinel=False)
+            items, item_text = factorize_keys(rows["item"].to_numpy(dtype=object), use_na_sentinel=False)
             is_fg = np.asarray([str(v) in families for v in item_text], dtype=bool)
             fg = is_fg[items]
             del items

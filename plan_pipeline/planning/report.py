@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from plan_pipeline.planning.capacity import CapacityPlan
+from plan_pipeline.planning.keys import isin_keys
 from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.types import PlanningInputs
 from plan_pipeline.planning.vocabulary import PLAN_KPI_COLUMNS
@@ -55,7 +56,7 @@ def plan_report(capacity_plan: CapacityPlan, inputs: PlanningInputs) -> pd.DataF
         }
     )
 
-    is_fg = rows["item"].astype(str).isin(fg).to_numpy() if len(rows) else np.zeros(0, bool)
+    is_fg = isin_keys(rows["item"], fg, as_text=True) if len(rows) else np.zeros(0, bool)
     # FG values as masked column arrays (no copy of the whole capacity frame)
     fg_weeks = rows["week"].to_numpy(dtype=object)[is_fg].astype(str) if len(rows) else np.zeros(0, dtype=object)
     if n_cap:

@@ -31,11 +31,13 @@ def _check_keys(layout: SeriesLayout, frame: pd.DataFrame) -> None:
     import numpy as np
     import pandas as pd
 
+    from plan_pipeline.planning.keys import factorize_keys  # item-major keys: hashed once per run
+
     keys = [c for c in (layout.bucket_key, layout.period_key, layout.item_key) if c]
     combined: np.ndarray | None = None
     size = 1
     for col in keys:
-        codes, uniques = pd.factorize(frame[col])
+        codes, uniques = factorize_keys(frame[col])
         codes = codes.astype(np.int64, copy=False)
         n = len(uniques)
         if col == layout.period_key:

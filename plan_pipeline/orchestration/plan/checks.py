@@ -20,6 +20,7 @@ from plan_pipeline.orchestration.plan.planner_metadata import (
     table,
     units,
 )
+from plan_pipeline.planning.keys import isin_keys
 from plan_pipeline.planning.report import plan_kpis
 from plan_pipeline.planning.rounding import round6
 from plan_pipeline.planning.vocabulary import COLUMN_DESCRIPTIONS
@@ -156,7 +157,7 @@ def utilization_result(spec_: dg.AssetCheckSpec, weekly: pd.DataFrame, rows: pd.
     excess = np.maximum(adjusted - cap, 0.0)
     by_slack = np.minimum(excess, np.maximum(slack, 0.0))
     by_rounding = np.maximum(excess - by_slack, 0.0)
-    released = rows["item"].isin(set(fg_items)).to_numpy() & (rows["planned_order_release_adj"].to_numpy() != 0)
+    released = isin_keys(rows["item"], set(fg_items)) & (rows["planned_order_release_adj"].to_numpy() != 0)
     n_items = pd.Series(rows["week"].to_numpy()[released]).value_counts()
     weeks = weekly["week"].astype(str).to_numpy()
     reason = np.select(

@@ -18,6 +18,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from plan_pipeline.planning.keys import isin_keys
 from plan_pipeline.planning.report import fill_rate
 from plan_pipeline.planning.vocabulary import COLUMN_DESCRIPTIONS
 
@@ -145,8 +146,8 @@ def period_supply_summary(aggregate: pd.DataFrame) -> pd.DataFrame:
 def family_load_summary(rows: pd.DataFrame, mix_share: pd.DataFrame, fg_items: Sequence[str]) -> dg.MetadataValue:
     """Per family: finished-good release load before and after leveling (units) and its share (percent)."""
     families = dict(zip(mix_share["sku"].astype(str), mix_share["family"].astype(str))) if len(mix_share) else {}
-    fg = rows["item"].astype(str).isin(set(fg_items)).to_numpy()
-    family = rows["item"].astype(str).to_numpy()[fg]
+    fg = isin_keys(rows["item"], set(fg_items), as_text=True)
+    family = pd.Series(rows["item"].to_numpy()[fg], dtype=object).astype(str).to_numpy()
     loads = pd.DataFrame({
         "family": pd.Series(family).map(families).fillna("(no family)").to_numpy(),
         "original": rows["planned_order_release"].to_numpy(float)[fg],

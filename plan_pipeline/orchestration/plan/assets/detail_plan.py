@@ -10,6 +10,7 @@ from plan_pipeline.orchestration.plan.partitions import PLAN_BASIS_GROUP
 from plan_pipeline.orchestration.resources import PlanStoreResource
 from plan_pipeline.planning.detail import plan_detail
 from plan_pipeline.planning.invariants import detail_violations
+from plan_pipeline.planning.keys import count_distinct_keys
 from plan_pipeline.planning.overrides import apply_detail_overrides, lock_violations
 
 DETAIL_CONSERVATION = spec(
@@ -39,7 +40,7 @@ def detail_plan(aggregate_plan: pd.DataFrame, planning_inputs: VersionPlanInputs
     frame = applied.frame
     edited_groups = set(zip(frame["family"][applied.edited], frame["period"][applied.edited]))
     yield dg.Output(frame, metadata={
-        "skus": int(frame["sku"].nunique()) if len(frame) else 0,
+        "skus": count_distinct_keys(frame["sku"]) if len(frame) else 0,
         "weeks": int(frame["week"].nunique()) if len(frame) else 0,
         "overrides": len(overrides),
         "edited_rows": int(applied.edited.sum()),

@@ -6,6 +6,7 @@ import pandas as pd
 from plan_pipeline.orchestration.plan.checks import check_result, spec
 from plan_pipeline.orchestration.plan.io_managers import VersionPlanInputs
 from plan_pipeline.planning.invariants import mrp_violations
+from plan_pipeline.planning.keys import count_distinct_keys
 from plan_pipeline.planning.mrp import plan_mrp
 
 MRP_BALANCE = spec(
@@ -18,5 +19,5 @@ MRP_BALANCE = spec(
 
 def mrp_stage(detail: pd.DataFrame, planning_inputs: VersionPlanInputs, check: dg.AssetCheckSpec):
     frame = plan_mrp(detail, planning_inputs.inputs, planning_inputs.params)
-    yield dg.Output(frame, metadata={"items": int(frame["item"].nunique()) if len(frame) else 0})
+    yield dg.Output(frame, metadata={"items": count_distinct_keys(frame["item"]) if len(frame) else 0})
     yield check_result(check, mrp_violations(frame))
